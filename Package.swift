@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// libmixflow: MixFlow post-training and sampling for flow-matching image models, as a C-ABI shared library.
+// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- Mixflow (the C API).
+import PackageDescription
+
+let package = Package(
+    name: "mixflow",
+    products: [
+        .library(name: "mixflow", type: .dynamic, targets: ["Mixflow"]),
+    ],
+    targets: [
+        // include/ holds the hand-written C types (mixflow_types.h) and the generated mixflow.h; the module map
+        // exposes only mixflow_types.h, so the generated header is never imported back into Swift.
+        .target(name: "CMixflow", path: ".", sources: ["Sources/CMixflow/layout_check.c"], publicHeadersPath: "include"),
+        // The per-thread last-error buffer of the C layer (private: mfx_* symbols are not exported).
+        .target(name: "MixflowTLS", path: "Sources/MixflowTLS"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Tensors-free numerics: errors, counter-based randomness, parallel loops, SIMD kernels, BLAS.
+        .target(name: "MixflowCore", dependencies: ["CBLAS"]),
+        // The method: paths, time conventions and distributions, the MixFlow transport.
+        .target(name: "MixflowMethod", dependencies: ["MixflowCore"]),
+        // THE C API: @c wrappers that validate, convert and delegate.
+        .target(
+            name: "Mixflow",
+            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod"],
+            linkerSettings: [.unsafeFlags([
+                "-Xlinker", "-soname=libmixflow.so",
+                "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
+            ])]
+        ),
+        .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
+        .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
+        .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
+    ],
+    // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),
+    // which Swift 6's Sendable checking cannot express without wrappers on every pointer.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,9 @@
+/* Compile-time checks that the C-owned types have the layout the bindings assume
+ * (bindings/python/mixflow/_types.py mirrors these structs field for field). */
+#include "mixflow_types.h"
+#include <stddef.h>
+
+_Static_assert(sizeof(mixflow_status) == 4, "enums are 32-bit");
+_Static_assert(sizeof(mixflow_path) == 4, "enums are 32-bit");
+_Static_assert(offsetof(mixflow_transport_params, struct_size) == 0, "struct_size comes first");
+_Static_assert(sizeof(mixflow_transport_params) == 56, "transport params layout");

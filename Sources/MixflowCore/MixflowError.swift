@@ -1,0 +1,64 @@
+/// Errors thrown by every core API whose input comes from outside the library.
+///
+/// The C layer maps each case to one `mixflow_status` and copies the message into the thread's
+/// last-error buffer, so messages name the argument, the value received and the value expected.
+public enum MixflowError: Error, Equatable, CustomStringConvertible {
+    case invalidArgument(String)
+    case invalidHandle(String)
+    case outOfMemory(String)
+    case io(String)
+    case format(String)
+    case unsupported(String)
+    case callback(String)
+    case cancelled(String)
+    case abiMismatch(String)
+    case `internal`(String)
+
+    public var message: String {
+        switch self {
+        case .invalidArgument(let m), .invalidHandle(let m), .outOfMemory(let m), .io(let m), .format(let m),
+             .unsupported(let m), .callback(let m), .cancelled(let m), .abiMismatch(let m), .internal(let m):
+            return m
+        }
+    }
+
+    public var description: String { message }
+}
+
+// MARK: - Validation helpers shared by every layer
+
+/// Checks that every element of `values` is finite; the message names `name` and the first bad index.
+public func requireFinite(_ values: UnsafeBufferPointer<Float>, _ name: String) throws {
+    // A SIMD scan: x - x is 0 for finite x and NaN for NaN/Inf, so one pass finds both.
+    let n = values.count
+    guard let base = values.baseAddress else { return }
+    var i = 0
+    var bad = SIMD16<Float>(repeating: 0)
+    let raw = UnsafeRawPointer(base)
+    while i + 16 <= n {
+        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        bad += v - v
+        i += 16
+    }
+    var tailBad: Float = 0
+    while i < n { tailBad += base[i] - base[i]; i += 1 }
+    if bad.sum().isNaN || tailBad.isNaN {
+        let index = values.firstIndex(where: { !$0.isFinite }) ?? -1
+        throw MixflowError.invalidArgument("\(name)[\(index)] is \(values[max(index, 0)]); every element must be finite")
+    }
+}
+
+/// Multiplies positive sizes with an overflow check (sizes come from callers and must never wrap).
+public func checkedCount(_ dims: [Int64], _ name: String) throws -> Int {
+    var total: Int64 = 1
+    for (k, d) in dims.enumerated() {
+        guard d > 0 else { throw MixflowError.invalidArgument("\(name) dimension \(k) must be > 0, got \(d)") }
+        let (p, overflow) = total.multipliedReportingOverflow(by: d)
+        // Keep the byte count of a float32 buffer representable too.
+        guard !overflow, p <= Int64.max / 8 else {
+            throw MixflowError.invalidArgument("\(name) has \(dims) elements, which overflows a 64-bit size")
+        }
+        total = p
+    }
+    return Int(total)
+}

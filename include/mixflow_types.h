@@ -1,0 +1,153 @@
+/*
+ * mixflow_types.h — the C-owned types of libmixflow (hand-written; the functions are in mixflow.h,
+ * which is generated from the Swift sources and includes this file).
+ *
+ * libmixflow post-trains flow-matching image models (SiT, REPA, RAE) with MixFlow
+ * ("MixFlow Training: Alleviating Exposure Bias with Slowed Interpolation Mixture", arXiv 2512.19311)
+ * and samples from them.
+ *
+ * Conventions (the header is the spec: what is not stated at a declaration is not promised):
+ *  - Every fallible function returns mixflow_status. On failure, mixflow_last_error() returns a message
+ *    naming the function, the argument, the value received and the value expected. On success the
+ *    message is cleared.
+ *  - Buffers are float32, C-contiguous, allocated by the caller; every pointer travels with its shape.
+ *    Outputs never alias inputs unless the documentation says so. Optional outputs say "may be NULL".
+ *  - Handles come from exactly one _create/_load and go back through exactly one _free (NULL is a no-op).
+ *  - Params structs start with struct_size and are filled by their _default_params function, which takes
+ *    the caller's sizeof so that the struct can grow without breaking old callers.
+ *  - Threads: stateless functions are safe from any thread. A handle is used by one thread at a time.
+ *    Callbacks run synchronously on the calling thread, never concurrently, never after the call returns.
+ *    Internal worker threads never call user code.
+ *  - Determinism: same inputs and seed give the same bits for any num_threads and any batch split;
+ *    randomness comes from a counter-based generator keyed by (seed, step, sample index).
+ *  - The library never prints.
+ */
+#ifndef MIXFLOW_TYPES_H
+#define MIXFLOW_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Version and ABI. Every macro has a runtime twin: mixflow_version(), mixflow_version_number(),
+ * mixflow_abi_version().                                                                           */
+#define MIXFLOW_VERSION_MAJOR 0
+#define MIXFLOW_VERSION_MINOR 1
+#define MIXFLOW_VERSION_PATCH 0
+#define MIXFLOW_VERSION_STRING "0.1.0"
+#define MIXFLOW_VERSION_NUMBER (MIXFLOW_VERSION_MAJOR * 10000 + MIXFLOW_VERSION_MINOR * 100 + MIXFLOW_VERSION_PATCH)
+#define MIXFLOW_ABI_VERSION 1 /* bumped on any incompatible change to a released symbol or struct */
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Status codes. Values are frozen forever; new codes are only appended.                             */
+typedef enum mixflow_status {
+    MIXFLOW_OK = 0,
+    MIXFLOW_ERR_INVALID_ARGUMENT = 1, /* NULL, bad shape, NaN/Inf, value out of range, unknown enum */
+    MIXFLOW_ERR_INVALID_HANDLE = 2,   /* a handle of the wrong kind */
+    MIXFLOW_ERR_OUT_OF_MEMORY = 3,
+    MIXFLOW_ERR_IO = 4,               /* a file could not be opened, read or written */
+    MIXFLOW_ERR_FORMAT = 5,           /* a hostile, truncated or corrupt file (ONNX, .pt, IDX, checkpoint) */
+    MIXFLOW_ERR_UNSUPPORTED = 6,      /* valid but not supported by this build or this combination */
+    MIXFLOW_ERR_CALLBACK = 7,         /* a user callback returned non-zero */
+    MIXFLOW_ERR_CANCELLED = 8,        /* a progress callback asked to stop */
+    MIXFLOW_ERR_ABI_MISMATCH = 9,     /* struct_size larger than this library knows (newer header) */
+    MIXFLOW_ERR_INTERNAL = 10         /* a bug in libmixflow: please report it with the message */
+} mixflow_status;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Handles. Never dereference them; the one-byte body only gives C a complete, distinct type.        */
+typedef struct mixflow_transport { char _private; } mixflow_transport;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Interpolant paths x_t = alpha_t * x1 + sigma_t * x0 (x1 data, x0 noise), written in the SiT
+ * convention (t = 0 noise, t = 1 data):
+ *   LINEAR: alpha = t,          sigma = 1 - t
+ *   GVP:    alpha = sin(pi t/2), sigma = cos(pi t/2)
+ *   VP:     alpha = exp(L(t)),   sigma = sqrt(1 - exp(2 L(t))),
+ *           L(t) = -(1-t)^2 (20 - 0.1)/4 - (1-t) 0.1/2
+ * In the noise-at-1 conventions the same path is used at 1 - t (its exact time reversal).               */
+typedef enum mixflow_path {
+    MIXFLOW_PATH_LINEAR = 0,
+    MIXFLOW_PATH_GVP = 1,
+    MIXFLOW_PATH_VP = 2
+} mixflow_path;
+
+/* Time conventions. The network always receives the raw t of its own convention.
+ *   SIT:  t = 0 noise, t = 1 data (SiT, the MixFlow paper).
+ *   RAE:  t = 0 data, t = 1 noise, and the training/sampling interval ends at 1 - 1/1000 (RAE's rule).
+ *   REPA: t = 0 data, t = 1 noise, interval [0, 1] (REPA's loss.py).                                   */
+typedef enum mixflow_convention {
+    MIXFLOW_CONVENTION_SIT = 0,
+    MIXFLOW_CONVENTION_RAE = 1,
+    MIXFLOW_CONVENTION_REPA = 2
+} mixflow_convention;
+
+/* What the network predicts. */
+typedef enum mixflow_prediction {
+    MIXFLOW_PREDICTION_VELOCITY = 0, /* d x_t / d t in the model's own convention */
+    MIXFLOW_PREDICTION_NOISE = 1,    /* x0 (epsilon) */
+    MIXFLOW_PREDICTION_SCORE = 2     /* grad log p_t(x) = -x0 / sigma_t for the conditional path */
+} mixflow_prediction;
+
+/* SiT's loss weights ("loss_type"); ignored for velocity prediction, as in the official code.
+ *   NONE: 1.  VELOCITY: (drift_var / sigma_t)^2.  LIKELIHOOD: drift_var / sigma_t^2,
+ *   with drift_var = (d_alpha/alpha) sigma^2 - sigma d_sigma evaluated in the SiT convention.        */
+typedef enum mixflow_loss_weight {
+    MIXFLOW_LOSS_WEIGHT_NONE = 0,
+    MIXFLOW_LOSS_WEIGHT_VELOCITY = 1,
+    MIXFLOW_LOSS_WEIGHT_LIKELIHOOD = 2
+} mixflow_loss_weight;
+
+/* Distribution of the training time t. A uniform draw u ~ U[t0, t1) on the convention's training
+ * interval is mapped:
+ *   UNIFORM:      t = u.
+ *   BETA21:       MixFlow's Beta(2,1) with density 2t at the data end: t = sqrt(u) in the SIT convention,
+ *                 t = 1 - sqrt(u) in RAE/REPA (exactly MixFlow-RAE's line).
+ *   LOGIT_NORMAL: RAE's truncated logit-normal on [t0, t1] by inverse CDF, parameters
+ *                 logit_normal_mean / logit_normal_std, on the convention's own t.
+ * The time shift (time_shift, RAE's dimension shift) is applied after the draw.                     */
+typedef enum mixflow_time_dist {
+    MIXFLOW_TIME_DIST_UNIFORM = 0,
+    MIXFLOW_TIME_DIST_BETA21 = 1,
+    MIXFLOW_TIME_DIST_LOGIT_NORMAL = 2
+} mixflow_time_dist;
+
+/* At which time the regression target (and the loss weight) is evaluated.
+ *   T: the training time t, with the same (x0, x1): the official MixFlow code pattern.
+ *   M: the slowed time m: the paper's loss E|u(x_m, t) - u*(x_m, m)|^2.
+ * Both coincide for the Linear path with velocity or noise prediction.                               */
+typedef enum mixflow_target_time {
+    MIXFLOW_TARGET_TIME_T = 0,
+    MIXFLOW_TARGET_TIME_M = 1
+} mixflow_target_time;
+
+/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit. */
+typedef struct mixflow_transport_params {
+    uint32_t struct_size;           /* set by the filler; leave it alone */
+    mixflow_path path;              /* MIXFLOW_PATH_LINEAR */
+    mixflow_convention convention;  /* MIXFLOW_CONVENTION_SIT */
+    mixflow_prediction prediction;  /* MIXFLOW_PREDICTION_VELOCITY */
+    mixflow_loss_weight loss_weight;/* MIXFLOW_LOSS_WEIGHT_NONE */
+    mixflow_time_dist time_dist;    /* MIXFLOW_TIME_DIST_BETA21 */
+    mixflow_target_time target_time;/* MIXFLOW_TARGET_TIME_T */
+    float gamma;                    /* 0.8; slowed time m ~ U[(1-gamma) t, t] (mirrored in RAE/REPA);
+                                       0 = standard flow matching exactly; must be in [0, 1] */
+    float train_eps;                /* -1 = the official rule (VP 1e-5; Linear/GVP non-velocity 1e-3;
+                                       Linear/GVP velocity 0); otherwise in [0, 0.5) */
+    float time_shift;               /* 1 = none; RAE's s = sqrt(C*H*W / 4096); must be >= 1 */
+    float logit_normal_mean;        /* 0; used by MIXFLOW_TIME_DIST_LOGIT_NORMAL */
+    float logit_normal_std;         /* 1; must be > 0 */
+    float input_perturbation;       /* 0 = off; the Input Perturbation baseline (Ning et al. 2023):
+                                       x_in = alpha x1 + sigma (x0 + lambda xi), target from x0; >= 0 */
+    int32_t num_threads;            /* 0 = all cores; results are identical for every value; >= 0 */
+} mixflow_transport_params;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIXFLOW_TYPES_H */
