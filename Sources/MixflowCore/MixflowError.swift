@@ -62,3 +62,10 @@ public func checkedCount(_ dims: [Int64], _ name: String) throws -> Int {
     }
     return Int(total)
 }
+
+/// A number for an error message, printed as the caller wrote it: a Double that came from a C float
+/// prints as that float ("1.7", not "1.7000000476837158").
+public func describe(_ x: Double) -> String {
+    let f = Float(x)
+    return Double(f) == x || x.isNaN ? "\(f)" : "\(x)"
+}

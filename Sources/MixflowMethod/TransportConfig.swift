@@ -40,17 +40,17 @@ public struct TransportConfig: Equatable, Sendable {
     /// Checks ranges; the messages are the C API's (argument names as in `mixflow_transport_params`).
     public func validate() throws {
         func bad(_ s: String) -> MixflowError { .invalidArgument(s) }
-        guard gamma.isFinite, (0...1).contains(gamma) else { throw bad("gamma must be in [0, 1], got \(gamma)") }
+        guard gamma.isFinite, (0...1).contains(gamma) else { throw bad("gamma must be in [0, 1], got \(describe(gamma))") }
         if let e = trainEps {
-            guard e.isFinite, e >= 0, e < 0.5 else { throw bad("train_eps must be -1 (official rule) or in [0, 0.5), got \(e)") }
+            guard e.isFinite, e >= 0, e < 0.5 else { throw bad("train_eps must be -1 (official rule) or in [0, 0.5), got \(describe(e))") }
         }
-        guard timeShift.isFinite, timeShift >= 1 else { throw bad("time_shift must be >= 1 (1 = no shift), got \(timeShift)") }
+        guard timeShift.isFinite, timeShift >= 1 else { throw bad("time_shift must be >= 1 (1 = no shift), got \(describe(timeShift))") }
         guard inputPerturbation.isFinite, inputPerturbation >= 0 else {
-            throw bad("input_perturbation must be >= 0 (0 = off), got \(inputPerturbation)")
+            throw bad("input_perturbation must be >= 0 (0 = off), got \(describe(inputPerturbation))")
         }
         if case .logitNormal(let mean, let std) = timeDistribution {
-            guard mean.isFinite else { throw bad("logit_normal_mean must be finite, got \(mean)") }
-            guard std.isFinite, std > 0 else { throw bad("logit_normal_std must be > 0, got \(std)") }
+            guard mean.isFinite else { throw bad("logit_normal_mean must be finite, got \(describe(mean))") }
+            guard std.isFinite, std > 0 else { throw bad("logit_normal_std must be > 0, got \(describe(std))") }
         }
         guard threads >= 0 else { throw bad("num_threads must be >= 0 (0 = all cores), got \(threads)") }
     }
