@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite (what CI runs): Swift tests, the header check, the C examples, the Python tests and
+# examples, and the Swift tests again under AddressSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+step() { echo; echo "==== $* ($((SECONDS - start)) s)"; }
+
+step "dependencies";               scripts/install-deps.sh
+step "release build";              swift build -c release
+step "header check";               scripts/gen-header.sh --check
+step "Swift tests";                swift test 2>&1 | tail -n 30
+step "C examples";                 make -C examples/c run
+step "Python tests";               (cd bindings/python && python3 -m pytest -q tests)
+step "Python examples";            for e in examples/python/*.py; do echo "-- $e"; python3 "$e"; done
+step "Swift tests under ASan";     swift test --sanitize=address --scratch-path .build-asan 2>&1 | tail -n 30
+step "done in $((SECONDS - start)) s"
