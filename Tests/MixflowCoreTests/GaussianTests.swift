@@ -11,7 +11,7 @@ func referenceGaussian(_ stream: RandomStream, _ element: Int) -> Double {
     let q = within / 8, lane = within % 8
     let w = Philox.block((UInt32(chunk * 8 + lane), stream.c1, stream.c2, stream.c3), key: stream.key)
     let (a, b) = q < 2 ? (w.0, w.1) : (w.2, w.3)
-    let u = (Double(a >> 8) + 1) / 16_777_216, v = Double(b >> 8) / 16_777_216
+    let u = 1 - Double(a >> 9) / 8_388_608, v = Double(b >> 8) / 16_777_216
     let r = (-2 * log(u)).squareRoot()
     return q % 2 == 0 ? r * cos(2 * .pi * v) : r * sin(2 * .pi * v)
 }
@@ -54,10 +54,13 @@ func referenceGaussian(_ stream: RandomStream, _ element: Int) -> Double {
     for i in 0..<4096 {
         let x = SIMD8<Float>((0..<8).map { Float(i * 8 + $0 + 1) / 32768 })
         let l = SIMDMath.log(x)
-        let (s, c) = SIMDMath.sinCosTwoPi(x)
+        for k in 0..<8 { worstLog = max(worstLog, abs(Double(l[k]) - log(Double(x[k])))) }
+        // Turns in 24-bit fixed point, spread over the whole circle including every quadrant boundary.
+        let turns = SIMD8<UInt32>((0..<8).map { UInt32((i * 8 + $0) * 512 + (i % 7)) })
+        let (s, c) = SIMDMath.sinCosTurns24(turns)
         for k in 0..<8 {
-            worstLog = max(worstLog, abs(Double(l[k]) - log(Double(x[k]))))
-            worstTrig = max(worstTrig, abs(Double(s[k]) - sin(2 * .pi * Double(x[k]))), abs(Double(c[k]) - cos(2 * .pi * Double(x[k]))))
+            let angle = 2 * Double.pi * Double(turns[k]) / 16_777_216
+            worstTrig = max(worstTrig, abs(Double(s[k]) - sin(angle)), abs(Double(c[k]) - cos(angle)))
         }
     }
     #expect(worstLog < 1e-6)

@@ -3,7 +3,7 @@
 /// Element layout (part of the reproducibility contract, so a reference can recompute it): elements are
 /// grouped in chunks of 32; chunk k uses Philox blocks 8k … 8k+7 (lane l = block 8k+l, words w0…w3).
 /// Words (w0, w1) give the pair (z_a, z_b) and (w2, w3) the pair (z_c, z_d) with
-/// `r = sqrt(-2 ln u)`, `u = (w0 >> 8 + 1) / 2^24` in (0, 1], `θ = 2π (w1 >> 8) / 2^24`,
+/// `r = sqrt(-2 ln u)`, `u = 1 − (w0 >> 9) / 2^23` in (0, 1], `θ = 2π (w1 >> 8) / 2^24`,
 /// `z_a = r cos θ`, `z_b = r sin θ` (likewise c, d from w2, w3).
 /// Inside the chunk, element `8q + l` holds z_a, z_b, z_c, z_d for q = 0, 1, 2, 3 of lane l.
 /// A stream therefore yields the same numbers for an element whatever range is generated around it.
@@ -51,11 +51,10 @@ public enum Gaussian {
 
     @inlinable
     static func boxMuller(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> (SIMD8<Float>, SIMD8<Float>) {
-        let scale: Float = 0x1p-24
-        let u = (SIMD8<Float>(a &>> 8) + 1) * scale
-        let v = SIMD8<Float>(b &>> 8) * scale
+        // u = 2 − [1, 2) = 1 − (a >> 9)/2^23 in (0, 1], built from the mantissa bits without a conversion.
+        let u = 2 - unsafeBitCast((a &>> 9) | 0x3F80_0000, to: SIMD8<Float>.self)
         let r = (-2 * SIMDMath.log(u)).squareRoot()
-        let (s, c) = SIMDMath.sinCosTwoPi(v)
+        let (s, c) = SIMDMath.sinCosTurns24(b &>> 8)
         return (r * c, r * s)
     }
 }

@@ -143,13 +143,25 @@ class Transport:
         self.close()
 
     # ---- training maths -------------------------------------------------------------------------------
-    def prepare(self, x1, seed: int = 0, step: int = 0, first_sample: int = 0) -> Batch:
+    def prepare(self, x1, seed: int = 0, step: int = 0, first_sample: int = 0, out: Batch | None = None) -> Batch:
         """Builds a MixFlow batch from data ``x1`` [B, ...] (float32; other dtypes are converted with a copy).
-        ``first_sample`` is the global index of row 0 when a batch is split across workers."""
+        ``first_sample`` is the global index of row 0 when a batch is split across workers. Pass a previous
+        ``Batch`` of the same shape as ``out`` to reuse its arrays (no allocation, no page faults)."""
         x1 = as_float32(x1, "x1")
         batch, dim = x1.shape[0], int(np.prod(x1.shape[1:], dtype=np.int64)) if x1.ndim > 1 else 1
-        x_in, noise, target = np.empty_like(x1), np.empty_like(x1), np.empty_like(x1)
-        t, m = np.empty(batch, np.float32), np.empty(batch, np.float32)
+        if out is None:
+            x_in, noise, target = np.empty_like(x1), np.empty_like(x1), np.empty_like(x1)
+            t, m = np.empty(batch, np.float32), np.empty(batch, np.float32)
+        else:
+            for name in ("x_in", "noise", "target"):
+                a = getattr(out, name)
+                if a.shape != x1.shape or a.dtype != np.float32 or not a.flags.c_contiguous:
+                    raise ValueError(f"out.{name} must be a C-contiguous float32 array of shape {x1.shape}")
+            for name in ("t", "m"):
+                a = getattr(out, name)
+                if a.shape != (batch,) or a.dtype != np.float32 or not a.flags.c_contiguous:
+                    raise ValueError(f"out.{name} must be a C-contiguous float32 array of shape ({batch},)")
+            x_in, noise, target, t, m = out.x_in, out.noise, out.target, out.t, out.m
         check(lib.mixflow_transport_prepare(self._ptr, fptr(x1), batch, dim, seed, step, first_sample,
                                             fptr(x_in), fptr(t), fptr(m), fptr(noise), fptr(target)))
         return Batch(x_in=x_in, t=t, m=m, noise=noise, target=target)
