@@ -19,10 +19,12 @@ let package = Package(
         .target(name: "MixflowCore", dependencies: ["CBLAS"]),
         // The method: paths, time conventions and distributions, the MixFlow transport.
         .target(name: "MixflowMethod", dependencies: ["MixflowCore"]),
+        // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
+        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
-            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod"],
+            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels"],
             linkerSettings: [.unsafeFlags([
                 "-Xlinker", "-soname=libmixflow.so",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
@@ -30,6 +32,7 @@ let package = Package(
         ),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
+        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
     ],
     // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),
