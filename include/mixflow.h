@@ -339,6 +339,96 @@ SWIFT_EXTERN uint32_t mixflow_abi_version(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED
 /// argument, the value received and the value expected. Valid until this thread’s next fallible call.
 SWIFT_EXTERN char const * _Nullable mixflow_last_error(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Samples from noise with the model as a callback (the whole trajectory; SiT’s <code>sample_ode</code>/<code>sample_sde</code>).
+/// \param model the network (see <code>mixflow_model_fn</code>); called synchronously on this thread, never after return.
+///
+/// \param guide_model the weaker model of autoguidance (MIXFLOW_GUIDANCE_AUTO); otherwise may be NULL.
+///
+/// \param noise [batch, dim], finite: the starting state (x at the noise end).
+///
+/// \param y [batch] labels; required for CFG, otherwise may be NULL (passed to the model as is).
+///
+/// \param first_sample global index of row 0, so that SDE noise does not depend on the batch split.
+///
+/// \param out_x [batch, dim] the sample; may alias noise.
+///
+/// \param out_trajectory [K, batch, dim] every trajectory point (K from <code>mixflow_sampler_timesteps</code>); may be NULL.
+///
+/// \param out_nfe receives the number of drift evaluations (CFG counts once per doubled batch); may be NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf in noise, missing y or
+/// guide), <code>MIXFLOW_ERR_INVALID_HANDLE</code>, <code>MIXFLOW_ERR_CALLBACK</code> (a model returned non-zero or produced
+/// NaN/Inf; the message names the code, the step and the time; outputs are then unspecified) or
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (dopri5 step-size underflow or more than 10^6 steps).
+SWIFT_EXTERN mixflow_status mixflow_sample(mixflow_sampler * _Nullable sampler, mixflow_model_fn _Nullable model, void * _Nullable user_data, mixflow_model_fn _Nullable guide_model, void * _Nullable guide_user_data, float const * _Nullable noise, int64_t batch, int64_t dim, int32_t const * _Nullable y, uint64_t first_sample, float * _Nullable out_x, float * _Nullable out_trajectory, int64_t * _Nullable out_nfe) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Creates a sampler (its grid is built once). Free it with <code>mixflow_sampler_free</code>.
+/// \param params filled by <code>mixflow_sampler_default_params</code>, then edited; copied.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown enum, value out of range),
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (RAE with an SDE method; REPA with SDE Heun or a non-Linear SDE) or
+/// <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_create(mixflow_sampler_params const * _Nullable params, mixflow_sampler * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the default sampler: Heun (torchdiffeq heun2), Linear path, SiT convention, velocity
+/// prediction, 50 grid points, no guidance, no exposure-bias baseline; SDE fields at SiT’s CLI defaults
+/// (sigma diffusion, norm 1, Mean last step of size 0.04); dopri5 atol 1e-6, rtol 1e-3.
+/// \param out the struct to fill (its first <code>struct_size</code> bytes are written).
+///
+/// \param struct_size <code>sizeof(mixflow_sampler_params)</code> as the caller sees it.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_default_params(mixflow_sampler_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a sampler. NULL is a no-op.
+SWIFT_EXTERN void mixflow_sampler_free(mixflow_sampler * _Nullable sampler) SWIFT_NOEXCEPT;
+
+/// Copies the sampler’s parameters into <code>out</code> (its first <code>struct_size</code> bytes).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_get_params(mixflow_sampler * _Nullable sampler, mixflow_sampler_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Advances one step for callers that keep the model loop (diffusers’ <code>step</code>): from state x at time
+/// <code>timesteps[index]</code> and <code>model_output</code> = model(x, t, y) (after any guidance the caller applies) to the
+/// state at <code>timesteps[index + 1]</code>. Only one-evaluation methods: MIXFLOW_SAMPLER_EULER and
+/// MIXFLOW_SAMPLER_SDE_EULER (the SiT last step is step K − 2). Epsilon Scaling applies; the time-shifted
+/// query does not (shift the model’s time yourself). The same loop gives the same bits as <code>mixflow_sample</code>.
+/// \param model_output [batch, dim], finite. x: [batch, dim], finite.
+///
+/// \param index in [0, K − 2]. first_sample: global index of row 0 (SDE noise).
+///
+/// \param out_next [batch, dim]; may alias x.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size or index, NaN/Inf),
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_UNSUPPORTED</code> (another method, or a time-shifted query).
+SWIFT_EXTERN mixflow_status mixflow_sampler_step(mixflow_sampler * _Nullable sampler, float const * _Nullable model_output, int64_t index, float const * _Nullable x, int64_t batch, int64_t dim, uint64_t first_sample, float * _Nullable out_next) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The model-convention times of the trajectory points, K of them: the codebase’s grid (SiT/RAE: num_steps
+/// points; REPA: num_steps + 1), plus the end of SiT’s last SDE step when one is taken. Point 0 is the noise.
+/// Step i of <code>mixflow_sampler_step</code> evaluates the model at time i and moves to point i + 1.
+/// \param out_t [capacity] doubles, or NULL to query the count only.
+///
+/// \param capacity size of out_t; must be >= K when out_t is not NULL.
+///
+/// \param out_count receives K.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL out_count, capacity too small) or
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_timesteps(mixflow_sampler * _Nullable sampler, double * _Nullable out_t, int64_t capacity, int64_t * _Nullable out_count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// The name of a status (“MIXFLOW_ERR_FORMAT”), or “MIXFLOW_ERR_UNKNOWN” for a value outside the enum.
 /// Static storage; never NULL.
 SWIFT_EXTERN char const * _Nullable mixflow_status_name(mixflow_status status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;

@@ -5,6 +5,7 @@ import MixflowCore
 /// wiped on free) returns MIXFLOW_ERR_INVALID_HANDLE instead of crashing.
 enum HandleKind: UInt64 {
     case transport = 0x4D46_5452_414E_5350  // "MFTRANSP"
+    case sampler = 0x4D46_5341_4D50_4C52    // "MFSAMPLR"
     case dead = 0
 }
 
