@@ -18,7 +18,7 @@ let package = Package(
         // Tensors-free numerics: errors, counter-based randomness, parallel loops, SIMD kernels, BLAS.
         .target(name: "MixflowCore", dependencies: ["CBLAS"]),
         // The method: paths, time conventions and distributions, the MixFlow transport.
-        .target(name: "MixflowMethod", dependencies: ["MixflowCore"]),
+        .target(name: "MixflowMethod", dependencies: ["MixflowCore", "CBLAS"]),
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
         .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
         // THE C API: @c wrappers that validate, convert and delegate.
