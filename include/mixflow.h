@@ -429,6 +429,70 @@ SWIFT_EXTERN mixflow_status mixflow_sampler_step(mixflow_sampler * _Nullable sam
 /// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_sampler_timesteps(mixflow_sampler * _Nullable sampler, double * _Nullable out_t, int64_t capacity, int64_t * _Nullable out_count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Converts decoded images to uint8 with a codebase’s rule (SiT: clamp(127.5x + 128), RAE: clamp(x, 0, 1)·255,
+/// REPA: clamp(255(x + 1)/2); all truncated) and NCHW → NHWC.
+/// <ul>
+///   <li>
+///     Parameters: x: [batch, channels, height, width]; out: [batch, height, width, channels] uint8.
+///   </li>
+/// </ul>
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, unknown convention).
+SWIFT_EXTERN mixflow_status mixflow_samples_to_uint8(mixflow_convention convention, float const * _Nullable x, int64_t batch, int64_t channels, int64_t height, int64_t width, uint8_t * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Writes uint8 images [batch, height, width, channels] as an ADM-suite <code>.npz</code> (<code>arr_0</code>, stored zip with
+/// Zip64 records like <code>numpy.savez</code>), atomically (temporary file in the same folder, fsync, rename).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size) or <code>MIXFLOW_ERR_IO</code> (with the path).
+SWIFT_EXTERN mixflow_status mixflow_samples_write_npz(char const * _Nullable path, uint8_t const * _Nullable images, int64_t batch, int64_t height, int64_t width, int64_t channels) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, unknown enum, NaN) or <code>MIXFLOW_ERR_IO</code>.
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_export(char const * _Nullable path, mixflow_export_format format, mixflow_slow_flow_reference reference, double const * _Nullable t, double const * _Nullable m, int64_t batch, int64_t num_times) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Measures the Slow Flow of a sampled trajectory: for each sample and grid time, the time m (paper
+/// convention, 0 = noise, 1 = data) of the nearest ground-truth interpolation (see
+/// <code>mixflow_slow_flow_reference</code>). Linear path: closed-form projection clamped to [0, 1]; GVP/VP: a 65-point
+/// scan refined by golden-section search. Nearest data uses one sgemm per grid time (float32 inner products).
+/// \param t [num_times] the trajectory’s times in <code>convention</code> (from <code>mixflow_sampler_timesteps</code>), in [0, 1].
+///
+/// \param trajectory [num_times, batch, dim] (from <code>mixflow_sample</code>). noise: [batch, dim], the starting noise x0.
+///
+/// \param data [num_data, dim]; required for NEAREST_DATA and NOISE_LEVEL, otherwise may be NULL.
+///
+/// \param out_t [num_times] the times in the paper’s convention. out_m: [batch, num_times].
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, unknown enum, NaN/Inf, t outside
+/// [0, 1], sizes beyond 2^31 − 1 for the BLAS call).
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_measure(mixflow_slow_flow_reference reference, mixflow_path path, mixflow_convention convention, double const * _Nullable t, int64_t num_times, float const * _Nullable trajectory, float const * _Nullable noise, int64_t batch, int64_t dim, float const * _Nullable data, int64_t num_data, double * _Nullable out_t, double * _Nullable out_m) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Per-grid-time statistics of a measurement: <code>MIXFLOW_SLOW_FLOW_NUM_COLUMNS</code> values per time (see the macro).
+/// <ul>
+///   <li>
+///     Parameters: t: [num_times] paper-convention times in [0, 1]; m: [batch, num_times] in [0, 1];
+///     out_stats: [num_times, MIXFLOW_SLOW_FLOW_NUM_COLUMNS].
+///   </li>
+/// </ul>
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf, values outside [0, 1]).
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_stats(double const * _Nullable t, double const * _Nullable m, int64_t batch, int64_t num_times, double * _Nullable out_stats) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The γ whose MixFlow mixture interval [(1 − γ)t, t] covers <code>coverage</code> of the measured slowed times, pooled
+/// over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
+/// (0 when nothing is slowed). See README “Choosing γ from the Slow Flow”.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN, coverage outside (0, 1],
+/// no grid time with t > 0).
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_suggest_gamma(double const * _Nullable t, double const * _Nullable m, int64_t batch, int64_t num_times, double coverage, double * _Nullable out_gamma) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// The name of a status (“MIXFLOW_ERR_FORMAT”), or “MIXFLOW_ERR_UNKNOWN” for a value outside the enum.
 /// Static storage; never NULL.
 SWIFT_EXTERN char const * _Nullable mixflow_status_name(mixflow_status status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;

@@ -234,6 +234,28 @@ typedef struct mixflow_sampler_params {
     float query_shift_proportional;     /* 0;   n' = clamp(n + constant + proportional * n, 0, 1) instead of n */
 } mixflow_sampler_params;
 
+/* ---- slow flow ---- */
+/* The "ground truth" a generated state x_hat at grid time t is compared with, to find the nearest time m of
+ * x_m = alpha_m x1 + sigma_m x0 (times in the paper's convention, 0 = noise, 1 = data):
+ *   ENDPOINT:     x0 = the starting noise, x1 = the trajectory's own final sample.
+ *   NEAREST_DATA: x0 = the starting noise, x1 = the data point that, with its best m, is nearest (joint min).
+ *   NOISE_LEVEL:  m whose marginal second moment alpha_m^2 E|x1|^2/D + sigma_m^2 equals |x_hat|^2/D, with
+ *                 E|x1|^2/D from the data set; of two roots, the one nearest t.                            */
+typedef enum mixflow_slow_flow_reference {
+    MIXFLOW_SLOW_FLOW_ENDPOINT = 0,
+    MIXFLOW_SLOW_FLOW_NEAREST_DATA = 1,
+    MIXFLOW_SLOW_FLOW_NOISE_LEVEL = 2
+} mixflow_slow_flow_reference;
+
+/* Columns of mixflow_slow_flow_stats, per grid time: t, mean m, quantiles 5/25/50/75/95 % of m, mean m/t,
+ * quantiles 5/25/50/75/95 % of m/t (NaN at t = 0), fraction with m <= t.                                  */
+#define MIXFLOW_SLOW_FLOW_NUM_COLUMNS 14
+
+typedef enum mixflow_export_format {
+    MIXFLOW_EXPORT_CSV = 0,
+    MIXFLOW_EXPORT_JSON = 1
+} mixflow_export_format;
+
 #ifdef __cplusplus
 }
 #endif
