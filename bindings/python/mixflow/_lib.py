@@ -7,7 +7,7 @@ its arity differs.
 """
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_uint32, c_uint64
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_uint8, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 
 from . import _types as T
@@ -55,10 +55,28 @@ def _api(name: str, argtypes: list, restype):
 
 FP = POINTER(c_float)
 TR = POINTER(T.TransportHandle)
+SA = POINTER(T.SamplerHandle)
+DP = POINTER(c_double)
 
 # ---- version and errors --------------------------------------------------------------------------------
 _api("mixflow_abi_version", [], c_uint32)
 _api("mixflow_last_error", [], c_char_p)
+# ---- samplers -------------------------------------------------------------------------------------------
+_api("mixflow_sample", [SA, T.MODEL_FN, c_void_p, T.MODEL_FN, c_void_p, FP, c_int64, c_int64, POINTER(c_int32), c_uint64,
+                        FP, FP, POINTER(c_int64)], c_int)
+_api("mixflow_sampler_create", [POINTER(T.SamplerParams), POINTER(SA)], c_int)
+_api("mixflow_sampler_default_params", [POINTER(T.SamplerParams), c_uint32], c_int)
+_api("mixflow_sampler_free", [SA], None)
+_api("mixflow_sampler_get_params", [SA, POINTER(T.SamplerParams), c_uint32], c_int)
+_api("mixflow_sampler_step", [SA, FP, c_int64, FP, c_int64, c_int64, c_uint64, FP], c_int)
+_api("mixflow_sampler_timesteps", [SA, DP, c_int64, POINTER(c_int64)], c_int)
+# ---- samples and slow flow ------------------------------------------------------------------------------
+_api("mixflow_samples_to_uint8", [c_int, FP, c_int64, c_int64, c_int64, c_int64, POINTER(c_uint8)], c_int)
+_api("mixflow_samples_write_npz", [c_char_p, POINTER(c_uint8), c_int64, c_int64, c_int64, c_int64], c_int)
+_api("mixflow_slow_flow_export", [c_char_p, c_int, c_int, DP, DP, c_int64, c_int64], c_int)
+_api("mixflow_slow_flow_measure", [c_int, c_int, c_int, DP, c_int64, FP, FP, c_int64, c_int64, FP, c_int64, DP, DP], c_int)
+_api("mixflow_slow_flow_stats", [DP, DP, c_int64, c_int64, DP], c_int)
+_api("mixflow_slow_flow_suggest_gamma", [DP, DP, c_int64, c_int64, c_double, DP], c_int)
 _api("mixflow_status_name", [c_int], c_char_p)
 # ---- transport ------------------------------------------------------------------------------------------
 _api("mixflow_transport_create", [POINTER(T.TransportParams), POINTER(TR)], c_int)
