@@ -77,11 +77,21 @@ enum FixedGridODE {
         u.withUnsafeBufferPointer { u in v.withUnsafeBufferPointer { v in for j in 0..<n { x[j] += a * u[j] + b * v[j] } } }
     }
 
-    /// out = x + Σ c_i·v_i
+    /// out = x + Σ c_i·v_i (fused for one and two terms, the common cases)
     static func combine(_ out: inout [Float], _ x: UnsafePointer<Float>, _ terms: [(Float, [Float])], _ n: Int) {
         out.withUnsafeMutableBufferPointer { o in
-            for j in 0..<n { o[j] = x[j] }
-            for (c, v) in terms { v.withUnsafeBufferPointer { v in for j in 0..<n { o[j] += c * v[j] } } }
+            switch terms.count {
+            case 1:
+                let (c, v) = terms[0]
+                v.withUnsafeBufferPointer { v in for j in 0..<n { o[j] = x[j] + c * v[j] } }
+            case 2:
+                let (c0, v0) = terms[0], (c1, v1) = terms[1]
+                v0.withUnsafeBufferPointer { v0 in v1.withUnsafeBufferPointer { v1 in
+                    for j in 0..<n { o[j] = x[j] + c0 * v0[j] + c1 * v1[j] } } }
+            default:
+                for j in 0..<n { o[j] = x[j] }
+                for (c, v) in terms { v.withUnsafeBufferPointer { v in for j in 0..<n { o[j] += c * v[j] } } }
+            }
         }
     }
 }

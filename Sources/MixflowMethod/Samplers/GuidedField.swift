@@ -110,9 +110,20 @@ public final class GuidedField {
 
     /// dx/dτ at (x, τ) into `out` (may not alias x). `out = a·x + b·prediction`.
     public func velocity(_ x: UnsafePointer<Float>, tau: Double, out: UnsafeMutablePointer<Float>) throws {
-        try predict(x, tau: tau)
         let map = velocityMap(tau)
         let a = Float(map.a), b = Float(map.b), n = batch * dim
+        if config.guidance == .none {
+            // One model call straight into `out`, then the affine map in place (identity for a velocity model
+            // in its own convention): no extra pass over the state.
+            evaluations += 1
+            let tNet = networkTime(tau)
+            for i in 0..<batch { tt[i] = tNet }
+            try call(model, x, tt, labels, batch, out, tau)
+            if a == 0 && b == 1 { return }
+            if a == 0 { for j in 0..<n { out[j] *= b } } else { for j in 0..<n { out[j] = a * x[j] + b * out[j] } }
+            return
+        }
+        try predict(x, tau: tau)
         prediction.withUnsafeBufferPointer { p in
             if a == 0 {
                 for j in 0..<n { out[j] = b * p[j] }
