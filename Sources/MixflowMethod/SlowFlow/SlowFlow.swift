@@ -169,24 +169,78 @@ public enum SlowFlow {
                 gemm(xk, data, batch, numData, dim, &a)
                 a.withUnsafeBufferPointer { ap in
                     s.withUnsafeBufferPointer { sp in
-                        Parallel.forRanges(batch, threads: workers) { range in
-                            for b in range {
-                                let xh = xk + b * dim
-                                let p = dot(xh, xh, dim), c = dot(xh, noise + b * dim, dim)
-                                var best = (m: 0.0, d: Double.infinity)
-                                for j in 0..<numData {
-                                    let pair = Pair(p: p, a: Double(ap[b * numData + j]), c: c, q: q[j],
-                                                    s: Double(sp[b * numData + j]), r: x0Norm[b])
-                                    let r = minimize(pair, path)
-                                    if r.d < best.d { best = r }
+                        q.withUnsafeBufferPointer { qp in
+                            Parallel.forRanges(batch, threads: workers) { range in
+                                for b in range {
+                                    let xh = xk + b * dim
+                                    let p = dot(xh, xh, dim), c = dot(xh, noise + b * dim, dim)
+                                    let row = (a: ap.baseAddress! + b * numData, s: sp.baseAddress! + b * numData)
+                                    mOut[b * k + g] = path == .linear
+                                        ? nearestLinear(p: p, c: c, r: x0Norm[b], a: row.a, s: row.s, q: qp.baseAddress!, n: numData)
+                                        : nearestCurved(p: p, c: c, r: x0Norm[b], a: row.a, s: row.s, q: qp.baseAddress!, n: numData,
+                                                        path: path)
                                 }
-                                mOut[b * k + g] = best.m
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Joint minimum over data points for the Linear path: the clamped projection per point, one pass.
+    static func nearestLinear(p: Double, c: Double, r: Double, a: UnsafePointer<Float>, s: UnsafePointer<Float>,
+                              q: UnsafePointer<Double>, n: Int) -> Double {
+        var bestD = Double.infinity, bestM = 0.0
+        for j in 0..<n {
+            let aj = Double(a[j]), sj = Double(s[j])
+            let num = aj - c - sj + r, den = q[j] - 2 * sj + r
+            let m = den > 0 ? min(1, max(0, num / den)) : 0
+            // |x̂ − x0 − m(x1 − x0)|² = |x̂ − x0|² − 2m·num + m²·den
+            let d = (p - 2 * c + r) - 2 * m * num + m * m * den
+            if d < bestD { bestD = d; bestM = m }
+        }
+        return bestM
+    }
+
+    static let scanPoints = 64
+    static let candidates = 4
+
+    /// GVP/VP: every data point is scanned on a 65-point m grid (the same coefficients for all points, so it is
+    /// a short vectorisable loop per point); the 4 best (point, m) pairs are refined by golden-section search and
+    /// the best refined pair wins.
+    static func nearestCurved(p: Double, c: Double, r: Double, a: UnsafePointer<Float>, s: UnsafePointer<Float>,
+                              q: UnsafePointer<Double>, n: Int, path: InterpolationPath) -> Double {
+        let g = scanPoints
+        let co = (0...g).map { path.coefficients(sitTime: Double($0) / Double(g)) }
+        // d(m) = P − 2α·A − 2σ·C + α²·Q + 2ασ·S + σ²·R; the terms without A, Q, S are the same for every point.
+        let base = co.map { p - 2 * $0.sigma * c + $0.sigma * $0.sigma * r }
+        let twoAlpha = co.map { 2 * $0.alpha }, alpha2 = co.map { $0.alpha * $0.alpha }, cross = co.map { 2 * $0.alpha * $0.sigma }
+        var top: [(d: Double, j: Int, i: Int)] = []
+        base.withUnsafeBufferPointer { bp in twoAlpha.withUnsafeBufferPointer { ta in
+        alpha2.withUnsafeBufferPointer { a2 in cross.withUnsafeBufferPointer { cr in
+            for j in 0..<n {
+                let aj = Double(a[j]), sj = Double(s[j]), qj = q[j]
+                var bestD = Double.infinity, bestI = 0
+                for i in 0...g {
+                    let d = bp[i] - ta[i] * aj + a2[i] * qj + cr[i] * sj
+                    if d < bestD { bestD = d; bestI = i }
+                }
+                if top.count < candidates || bestD < top[top.count - 1].d {
+                    top.append((bestD, j, bestI))
+                    top.sort { $0.d < $1.d }
+                    if top.count > candidates { top.removeLast() }
+                }
+            }
+        } } } }
+        var best = (m: 0.0, d: Double.infinity)
+        for cand in top {
+            let pair = Pair(p: p, a: Double(a[cand.j]), c: c, q: q[cand.j], s: Double(s[cand.j]), r: r)
+            let lo = Double(max(0, cand.i - 1)) / Double(g), hi = Double(min(g, cand.i + 1)) / Double(g)
+            let refined = golden(lo: lo, hi: hi) { distance(pair, path, $0) }
+            if refined.d < best.d { best = refined }
+        }
+        return best.m
     }
 
     /// out[M, N] = A[M, K] · B[N, K]ᵀ (row-major, float32).
