@@ -126,6 +126,22 @@ func sdeSamplesHaveTheExactDataDistribution(convention: TimeConvention, method: 
     labels[0] = 0
 }
 
+@Test func repaHeunTestsTheGuidanceIntervalOnTheCurrentTime() throws {
+    // REPA grid for 5 steps: 1, .8, .6, .4, .2, 0; interval [0, 0.7]. The corrector of the step 0.8 → 0.6 is
+    // evaluated at 0.6 but, as in REPA's samplers.py, guided only if τ_cur = 0.8 is inside: it is not.
+    var guidedTimes: [Float] = []
+    let model = ClosureModel { _, t, y, out in
+        let dim = out.count / t.count
+        if t.count == 2 { guidedTimes.append(t[0]) }   // doubled batch = a guided evaluation
+        for i in 0..<out.count { out[i] = y![i / dim] == 1000 ? 0 : 1 }
+    }
+    var c = SamplerConfig(); c.convention = .repa; c.method = .heun; c.numSteps = 5
+    c.guidance = .classifierFree; c.guidanceScale = 2; c.guidanceInterval = 0...0.7
+    _ = try runSampler(c, model, [0], batch: 1, labels: [3])
+    // Guided: step .6 → .4 (d at .6, d' at .4), step .4 → .2 (.4, .2), last step .2 → 0 (.2, no corrector).
+    #expect(guidedTimes == [Float(0.6), Float(0.4), Float(0.4), Float(0.2), Float(0.2)])
+}
+
 @Test func autoguidanceExtrapolatesFromTheGuideModel() throws {
     let main = ClosureModel { _, _, _, out in for i in 0..<out.count { out[i] = 2 } }
     let weak = ClosureModel { _, _, _, out in for i in 0..<out.count { out[i] = 1.5 } }

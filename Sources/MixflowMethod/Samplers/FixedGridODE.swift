@@ -35,6 +35,8 @@ enum FixedGridODE {
                 try field.velocity(x, tau: t0, out: &k1)
                 if i < grid.count - 2 {
                     combine(&tmp, x, [(h, k1)], n)
+                    field.guidanceTestTime = t0   // REPA tests the guidance interval on τ_cur for d' too
+                    defer { field.guidanceTestTime = nil }
                     try field.velocity(tmp, tau: t1, out: &k2)
                     combine2(x, h * 0.5, k1, h * 0.5, k2, n)
                 } else {

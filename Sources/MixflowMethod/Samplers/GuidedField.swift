@@ -16,6 +16,9 @@ public final class GuidedField {
     public internal(set) var evaluations = 0
     /// Integration step currently being taken (for messages).
     var step = 0
+    /// When set, the guidance-interval test uses this time instead of the evaluation time (REPA's Heun
+    /// corrector at τ_next is guided or not by the test on τ_cur).
+    var guidanceTestTime: Double? = nil
 
     // Scratch: doubled input, times, labels and outputs (CFG), and the guided prediction.
     var xx: [Float], tt: [Float], yy: [Int32], out2: [Float]
@@ -70,7 +73,7 @@ public final class GuidedField {
         let tNet = networkTime(tau)
         evaluations += 1
         let n = batch * dim
-        let inInterval = config.guidanceInterval.contains(tau)
+        let inInterval = config.guidanceInterval.contains(guidanceTestTime ?? tau)
         let scale = Float(config.guidanceScale)
         switch config.guidance {
         case .classifierFree where inInterval:
