@@ -116,3 +116,34 @@ func noiseAndScoreModelsGoThroughThePathConversions(prediction: Prediction) thro
     let r = try runSampler(c, flow.model(.sit, prediction), start, batch: 32)
     #expect(maxAbsError(r.x, z.map { flow.exact(Double($0), at: Double(Float(t1))) }) < 1e-4)
 }
+
+/// Point data x1 = μ on any path: x_t = α_t·μ + σ_t·x0, so the exact score is −(x − α_t μ)/σ_t², the exact
+/// noise (x − α_t μ)/σ_t, and the probability-flow ODE maps x(t0) = α(t0)μ + σ(t0)z to α(t1)μ + σ(t1)z.
+@Test(arguments: [(InterpolationPath.gvp, Prediction.score), (.gvp, .noise), (.vp, .score), (.vp, .noise), (.linear, .noise)])
+func curvedPathsConvertNoiseAndScoreModelsExactly(path: InterpolationPath, prediction: Prediction) throws {
+    let mu: Float = 0.8
+    let model = ClosureModel { x, t, _, out in
+        let dim = x.count / t.count
+        for i in 0..<x.count {
+            let c = path.coefficients(sitTime: Double(t[i / dim]))
+            let r = (Double(x[i]) - c.alpha * Double(mu)) / c.sigma
+            out[i] = Float(prediction == .noise ? r : -r / c.sigma)
+        }
+    }
+    var c = SamplerConfig(); c.path = path; c.prediction = prediction; c.method = .rk4; c.numSteps = 200; c.sampleEps = 0.05
+    let grid = TimeGrid.integrationGrid(c)
+    let z = normals(16, seed: 12)
+    let c0 = path.coefficients(sitTime: grid[0]), c1 = path.coefficients(sitTime: grid[grid.count - 1])
+    let start = z.map { Float(c0.alpha) * mu + Float(c0.sigma) * $0 }
+    let r = try runSampler(c, model, start, batch: 16)
+    #expect(maxAbsError(r.x, z.map { c1.alpha * Double(mu) + c1.sigma * Double($0) }) < 5e-5, "\(path) \(prediction)")
+}
+
+@Test func dopri5IntegratesADecreasingRAEGrid() throws {
+    let flow = GaussianFlow(mu: 0.5, s: 0.6)
+    let z = normals(32, seed: 13)
+    var c = SamplerConfig(); c.convention = .rae; c.method = .dopri5; c.numSteps = 10; c.rtol = 1e-5
+    let r = try runSampler(c, flow.model(.rae), z, batch: 32)
+    let sEnd = TimeConvention.rae.sitTime(TimeGrid.integrationGrid(c).last!)
+    #expect(maxAbsError(r.x, z.map { flow.exact(Double($0), at: sEnd) }) < 1e-4)
+}
