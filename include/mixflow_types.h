@@ -146,6 +146,44 @@ typedef struct mixflow_transport_params {
     int32_t num_threads;            /* 0 = all cores; results are identical for every value; >= 0 */
 } mixflow_transport_params;
 
+/* ---- onnx ---- */
+
+/* A tensor file opened for reading (mixflow_tensor_file_load): the index of an ONNX model's initializers and
+ * metadata; values are read on demand. A writer of such files (mixflow_tensor_writer_create). */
+typedef struct mixflow_tensor_file { char _private; } mixflow_tensor_file;
+typedef struct mixflow_tensor_writer { char _private; } mixflow_tensor_writer;
+
+/* Element types, with the values of ONNX TensorProto.DataType (so a file's code passes through unchanged;
+ * codes outside this list are reported as they are). mixflow_tensor_file_read converts every type up to
+ * MIXFLOW_DTYPE_UINT64 and BFLOAT16 to float32, except STRING, COMPLEX64 and COMPLEX128.              */
+typedef enum mixflow_dtype {
+    MIXFLOW_DTYPE_UNDEFINED = 0,
+    MIXFLOW_DTYPE_FLOAT32 = 1,
+    MIXFLOW_DTYPE_UINT8 = 2,
+    MIXFLOW_DTYPE_INT8 = 3,
+    MIXFLOW_DTYPE_UINT16 = 4,
+    MIXFLOW_DTYPE_INT16 = 5,
+    MIXFLOW_DTYPE_INT32 = 6,
+    MIXFLOW_DTYPE_INT64 = 7,
+    MIXFLOW_DTYPE_STRING = 8,
+    MIXFLOW_DTYPE_BOOL = 9,
+    MIXFLOW_DTYPE_FLOAT16 = 10,
+    MIXFLOW_DTYPE_FLOAT64 = 11,
+    MIXFLOW_DTYPE_UINT32 = 12,
+    MIXFLOW_DTYPE_UINT64 = 13,
+    MIXFLOW_DTYPE_COMPLEX64 = 14,
+    MIXFLOW_DTYPE_COMPLEX128 = 15,
+    MIXFLOW_DTYPE_BFLOAT16 = 16
+} mixflow_dtype;
+
+/* Where a tensor's values are stored in the file. */
+typedef enum mixflow_tensor_storage {
+    MIXFLOW_TENSOR_STORAGE_EMPTY = 0,     /* no data: a tensor with zero elements */
+    MIXFLOW_TENSOR_STORAGE_RAW = 1,       /* inline raw_data */
+    MIXFLOW_TENSOR_STORAGE_TYPED = 2,     /* inline typed field (float_data, int32_data, ...) */
+    MIXFLOW_TENSOR_STORAGE_EXTERNAL = 3   /* external data file next to the model */
+} mixflow_tensor_storage;
+
 #ifdef __cplusplus
 }
 #endif

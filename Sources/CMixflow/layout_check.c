@@ -7,3 +7,4 @@ _Static_assert(sizeof(mixflow_status) == 4, "enums are 32-bit");
 _Static_assert(sizeof(mixflow_path) == 4, "enums are 32-bit");
 _Static_assert(offsetof(mixflow_transport_params, struct_size) == 0, "struct_size comes first");
 _Static_assert(sizeof(mixflow_transport_params) == 56, "transport params layout");
+_Static_assert(sizeof(mixflow_dtype) == 4 && sizeof(mixflow_tensor_storage) == 4, "enums are 32-bit");
