@@ -140,3 +140,23 @@ def test_hostile_location_is_a_format_error(tmp_path):
     assert L.mixflow_tensor_file_load(str(tmp_path / "m.onnx").encode(), byref(f)) == 5  # MIXFLOW_ERR_FORMAT
     assert f.value is None
     assert 'contains ".."' in L.mixflow_last_error().decode()
+
+
+def test_converter_output_loads_through_the_c_api(tmp_path):
+    """python -m mixflow.convert's ONNX (its own protobuf encoder) is read by libmixflow like torch wrote it."""
+    from pathlib import Path
+    from mixflow import convert
+    fix = Path(__file__).parent / "fixtures" / "torch"
+    expected = np.load(fix / "expected.npz")
+    convert.convert(fix / "train_ckpt.pt", tmp_path / "c.onnx", arch="SiT-XL/2", external_threshold=32)
+    got = read_all(tmp_path / "c.onnx")
+    ref = {k.split("/", 1)[1]: expected[k] for k in expected.files if k.startswith("train_ckpt.pt:ema/")}
+    assert list(got) == list(ref)
+    for k, v in ref.items():
+        assert same(got[k], v), k
+    f = c_void_p()
+    ok(L.mixflow_tensor_file_load(str(tmp_path / "c.onnx").encode(), byref(f)))
+    buf, n = ctypes.create_string_buffer(32), c_size_t()
+    ok(L.mixflow_tensor_file_metadata(f, b"mixflow.arch", buf, 32, byref(n)))
+    L.mixflow_tensor_file_free(f)
+    assert buf.value == b"SiT-XL/2"
