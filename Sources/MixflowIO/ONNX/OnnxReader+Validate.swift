@@ -38,7 +38,7 @@ extension OnnxReader {
         let storage: OnnxStorage
         switch Int(t.storage) {
         case MFX_ONNX_STORAGE_EMPTY:
-            guard count == 0 || type == OnnxDataType.string && count == 0 else {
+            guard count == 0 else {
                 throw MixflowError.format("\(what) has dims \(dims) (\(count) elements) but no data")
             }
             storage = .empty
