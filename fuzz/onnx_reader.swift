@@ -23,16 +23,19 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         done += n
     }
     close(fd)
-    do {
-        let r = try OnnxReader(path: modelPath)
-        for (i, t) in r.tensors.enumerated() where t.isConvertibleToFloat && t.count <= 1 << 22 {
-            var buf = [Float](repeating: 0, count: t.count)
-            do { try buf.withUnsafeMutableBufferPointer { try r.read(i, into: $0) } } catch is MixflowError {}
+    // The same bytes as a model and as a single TensorProto (.pb test data): both parsers see every input.
+    for kind in [OnnxReader.Kind.model, .tensorProto] {
+        do {
+            let r = try OnnxReader(path: modelPath, kind: kind)
+            for (i, t) in r.tensors.enumerated() where t.isConvertibleToFloat && t.count <= 1 << 22 {
+                var buf = [Float](repeating: 0, count: t.count)
+                do { try buf.withUnsafeMutableBufferPointer { try r.read(i, into: $0) } } catch is MixflowError {}
+            }
+            _ = r.metadataValue("mixflow.arch")
+        } catch is MixflowError {
+        } catch {
+            fatalError("non-MixflowError thrown: \(error)")
         }
-        _ = r.metadataValue("mixflow.arch")
-    } catch is MixflowError {
-    } catch {
-        fatalError("non-MixflowError thrown: \(error)")
     }
     return 0
 }

@@ -33,6 +33,11 @@ swiftc "${SWIFTFLAGS[@]}" -module-name FuzzOnnx fuzz/onnx_reader.swift \
 # 3. Seeds: every fixture model; the scratch folder holds the external files the seeds reference.
 rm -rf "$OUT/corpus"; mkdir -p "$OUT/corpus"
 find Tests/Fixtures/onnx -name '*.onnx' | while read -r f; do cp "$f" "$OUT/corpus/$(echo "$f" | tr / _)"; done
+# A few TensorProto seeds from libonnx-testdata when it is installed (float, float16, int64, string).
+for pb in node/test_cast_FLOAT_to_FLOAT16/test_data_set_0/input_0.pb node/test_add/test_data_set_0/input_0.pb \
+          node/test_argmax_default_axis_example/test_data_set_0/output_0.pb node/test_strnormalizer_nostopwords_nochangecase/test_data_set_0/input_0.pb; do
+    if [[ -f "/usr/share/libonnx-testdata/data/$pb" ]]; then cp "/usr/share/libonnx-testdata/data/$pb" "$OUT/corpus/$(echo "$pb" | tr / _)"; fi
+done
 cp Tests/Fixtures/onnx/good/ext_single/model.onnx.data Tests/Fixtures/onnx/good/ext_multi/* "$OUT/scratch/" 2>/dev/null || true
 rm -f "$OUT/scratch/model.onnx"
 head -c 64 /dev/zero > "$OUT/scratch/w.bin"

@@ -48,7 +48,8 @@ final class ReadableFile {
     /// link swapped in between the check and the open is refused instead of followed).
     init(_ path: String, noFollow: Bool = false) throws {
         self.path = path
-        let flags = O_RDONLY | O_CLOEXEC | (noFollow ? O_NOFOLLOW : 0)
+        // O_NONBLOCK: a FIFO would block the open until a writer appears; it is refused after fstat instead.
+        let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (noFollow ? O_NOFOLLOW : 0)
         let fd = open(path, flags)
         guard fd >= 0 else { throw MixflowError.io("\(path): cannot open: \(errnoMessage())") }
         var st = stat()

@@ -181,7 +181,9 @@ int mfx_onnx_open(const char *path, int32_t kind, int64_t max_bytes, mfx_onnx_mo
     *out = nullptr;
     installLogHandler();
     return guarded(err, cap, [&]() -> int {
-        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; it has no effect
+        // on regular files, and anything else is refused below.
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0) { setError(err, cap, std::string("cannot open: ") + std::strerror(errno)); return MFX_ONNX_ERR_IO; }
         struct FdCloser { int fd; ~FdCloser() { ::close(fd); } } closer{fd};
         struct stat st;

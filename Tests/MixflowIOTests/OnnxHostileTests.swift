@@ -53,6 +53,7 @@ import Testing
 /// Copies templates/ext_w4/model.onnx (one external float tensor "w" [4] at location "w.bin", no data file)
 /// into tmp/m/, for the test to place w.bin itself.
 private func modelReferencingWBin(in tmp: TempFolder) -> String {
+    mkdir(tmp.file("m"), 0o755)
     let path = tmp.file("m/model.onnx")
     writeBytes(path, readBytes(fixtureRoot + "/templates/ext_w4/model.onnx"))
     return path
@@ -123,6 +124,18 @@ func corruptedBytesNeverCrash(fixture: String) {
             writeBytes(tmp.file("model.onnx"), copy)
             survives(tmp.file("model.onnx"), "\(fixture) byte \(i)")
         }
+    }
+}
+
+@Test func fifosAreRefusedWithoutBlocking() throws {
+    let tmp = TempFolder()
+    // A FIFO as the model and as the external-data file: opening either for reading would block forever.
+    mkfifo(tmp.file("fifo.onnx"), 0o600)
+    #expect(throws: MixflowError.io("\(tmp.file("fifo.onnx")): not a regular file")) { try OnnxReader(path: tmp.file("fifo.onnx")) }
+    let model = modelReferencingWBin(in: tmp)
+    mkfifo(tmp.file("m/w.bin"), 0o600)
+    #expect { try OnnxReader(path: model) } throws: { e in
+        (e as? MixflowError).map { kindName($0) == "io" && $0.message.contains("not a regular file") } ?? false
     }
 }
 
