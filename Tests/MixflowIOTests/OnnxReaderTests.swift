@@ -62,3 +62,13 @@ import Testing
     #expect(e.map(kindName) == "format")
     #expect(e?.message.contains("too short") == true)
 }
+
+@Test func unconvertibleTypesAreRefusedBeforeAllocating() throws {
+    // A FLOAT8E4M3FN (17) tensor whose dims claim 2^40 elements over 1 raw byte: open succeeds (the type is
+    // never read), reading must say "unsupported" without trying to allocate 4 TiB.
+    let r = try OnnxReader(path: fixtureRoot + "/hostile/float8_huge.onnx")
+    #expect(r.tensors[0].dataType == 17 && !r.tensors[0].isConvertibleToFloat)
+    #expect { try r.read("w") } throws: { e in
+        (e as? MixflowError).map { kindName($0) == "unsupported" && $0.message.contains("FLOAT8E4M3FN (17)") } ?? false
+    }
+}

@@ -98,11 +98,8 @@ public final class OnnxReader {
             throw MixflowError.invalidArgument("tensor \"\(t.name)\" has \(t.count) elements (dims \(t.dims)), "
                                                + "the buffer holds \(destination.count)")
         }
+        try requireConvertible(t)
         let size = Self.elementSize(t.dataType)
-        guard size > 0 else {
-            throw MixflowError.unsupported("\(path): initializer \"\(t.name)\" has element type "
-                                           + "\(OnnxDataType.describe(t.dataType)), which has no float32 conversion")
-        }
         guard t.count > 0, let base = destination.baseAddress else { return }
         switch t.storage {
         case .empty:
@@ -124,10 +121,20 @@ public final class OnnxReader {
         guard let i = index(of: name) else {
             throw MixflowError.invalidArgument("\(path) has no tensor named \"\(name)\"")
         }
+        // Checked before allocating: only convertible tensors have a count the file's bytes vouch for
+        // (a raw FLOAT8 tensor's dims are not checked against its data, since it is never read).
+        try requireConvertible(tensors[i])
         let n = tensors[i].count
         return try [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
             try read(i, into: buffer)
             initialized = n
+        }
+    }
+
+    private func requireConvertible(_ t: OnnxTensorInfo) throws {
+        guard t.isConvertibleToFloat else {
+            throw MixflowError.unsupported("\(path): initializer \"\(t.name)\" has element type "
+                                           + "\(OnnxDataType.describe(t.dataType)), which has no float32 conversion")
         }
     }
 

@@ -205,6 +205,8 @@ def main():
         for r in rows:
             f.write("\t".join(str(x) for x in r) + "\n")
     cases = hostile(os.path.join(HERE, "hostile"))
+    # Opens fine (FLOAT8 is never read, so its dims are not checked against its 1 raw byte); read must refuse.
+    save(model_with([raw_tensor("w", [1 << 40], 1, dtype=17)]), os.path.join(HERE, "hostile", "float8_huge.onnx"))
     # For tests that build the data side at run time (symlinks): "w" [4] external at "w.bin", no data file.
     save(model_with([external_tensor("w", [4], "w.bin")]), os.path.join(HERE, "templates", "ext_w4", "model.onnx"))
     with open(os.path.join(HERE, "hostile.tsv"), "w") as f:
