@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libmixflow: MixFlow post-training and sampling for flow-matching image models, as a C-ABI shared library.
-// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- Mixflow (the C API).
+// Layers (dependencies point downward only): MixflowCore <- MixflowMethod, MixflowModels <- Mixflow (the C API).
 import PackageDescription
 
 let package = Package(
@@ -19,10 +19,12 @@ let package = Package(
         .target(name: "MixflowCore", dependencies: ["CBLAS"]),
         // The method: paths, time conventions and distributions, the MixFlow transport.
         .target(name: "MixflowMethod", dependencies: ["MixflowCore"]),
+        // Models: SiT (forward + hand-written backward) on flat parameter buffers; kernels llm.c style.
+        .target(name: "MixflowModels", dependencies: ["MixflowCore"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
-            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod"],
+            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels"],
             linkerSettings: [.unsafeFlags([
                 "-Xlinker", "-soname=libmixflow.so",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
@@ -30,6 +32,7 @@ let package = Package(
         ),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
+        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
     ],
     // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),
