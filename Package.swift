@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libmixflow: MixFlow post-training and sampling for flow-matching image models, as a C-ABI shared library.
-// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- Mixflow (the C API).
+// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- Mixflow (the C API).
 import PackageDescription
 
 let package = Package(
@@ -32,7 +32,7 @@ let package = Package(
         ),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
-        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels"]),
+        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
     ],
     // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),

@@ -339,6 +339,127 @@ SWIFT_EXTERN uint32_t mixflow_abi_version(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED
 /// argument, the value received and the value expected. Valid until this thread’s next fallible call.
 SWIFT_EXTERN char const * _Nullable mixflow_last_error(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Creates a SiT with the official from-scratch initialisation for <code>params->seed</code> (xavier-uniform Linear
+/// weights, N(0, 0.02²) label table and timestep MLP, zero biases, zero adaLN and final layers, fixed
+/// 2-D sin-cos pos_embed; the draws come from the counter-based generator of libmixflow, not from
+/// the PyTorch generator). Load trained weights with <code>mixflow_model_set_tensor</code>. Free it with <code>mixflow_model_free</code>.
+/// \param params filled by <code>mixflow_model_default_params</code>, then edited; copied.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown arch, a shape constraint broken),
+/// <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_create(mixflow_model_params const * _Nullable params, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the default model: the official SiT-XL/2 on 32×32×4 inputs (256 px SD-VAE latents),
+/// 1000 classes, learn_sigma on, class dropout 0.1, seed 0, all cores.
+/// \param out the struct to fill (its first <code>struct_size</code> bytes are written).
+///
+/// \param struct_size <code>sizeof(mixflow_model_params)</code> as the caller sees it.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_default_params(mixflow_model_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Runs the model in evaluation mode (labels as given, no class dropout): out = v(x, t, y), the first C
+/// channels of the head (the learn_sigma half is dropped, as upstream).
+/// \param x [batch, in_channels, input_size, input_size], finite.
+///
+/// \param t [batch], finite, in the model’s own time convention (raw, not ×1000).
+///
+/// \param y [batch] class labels in [0, num_classes]; num_classes is the null (unconditional) class.
+///
+/// \param out [batch, in_channels, input_size, input_size]; must not alias x.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, batch <= 0 or overflowing, NaN/Inf, label
+/// out of range), <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> (activations of a large batch) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_forward(mixflow_model * _Nullable model, float const * _Nullable x, float const * _Nullable t, int32_t const * _Nullable y, int64_t batch, float * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a model. NULL is a no-op.
+SWIFT_EXTERN void mixflow_model_free(mixflow_model * _Nullable model) SWIFT_NOEXCEPT;
+
+/// Copies the gradient of the tensor called <code>name</code> from the last <code>mixflow_model_gradients</code> into <code>out</code>
+/// (zeros before the first call, and always for pos_embed).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong shape) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_get_grad(mixflow_model * _Nullable model, char const * _Nullable name, int64_t const * _Nullable shape, int32_t ndim, float * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the model’s parameters into <code>out</code> (its first <code>struct_size</code> bytes).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_get_params(mixflow_model * _Nullable model, mixflow_model_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the tensor called <code>name</code> into <code>out</code>.
+/// \param name an official state-dict name, e.g. “blocks.0.attn.qkv.weight”.
+///
+/// \param shape, ndim the caller’s idea of the tensor’s shape; must equal it exactly.
+///
+/// \param out [product of shape] floats.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong shape) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_get_tensor(mixflow_model * _Nullable model, char const * _Nullable name, int64_t const * _Nullable shape, int32_t ndim, float * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Computes L = mean over all elements of (v(x, t, y) − target)² and its gradient with respect to every
+/// trainable tensor (read them with <code>mixflow_model_get_grad</code>; earlier gradients are replaced, not added)
+/// and, optionally, to x. Labels are used as given (no class dropout).
+/// \param x, t, y, batch as in <code>mixflow_model_forward</code>.
+///
+/// \param target [batch, in_channels, input_size, input_size], finite.
+///
+/// \param out_loss may be NULL; receives L.
+///
+/// \param out_dx may be NULL; [batch, in_channels, input_size, input_size] receives dL/dx; must not alias x.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (as forward, plus target), <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>
+/// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_gradients(mixflow_model * _Nullable model, float const * _Nullable x, float const * _Nullable t, int32_t const * _Nullable y, float const * _Nullable target, int64_t batch, float * _Nullable out_loss, float * _Nullable out_dx) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Number of floats in all tensors, pos_embed included (SiT-XL/2: 675,129,632); -1 if <code>model</code> is not a
+/// live model handle.
+SWIFT_EXTERN int64_t mixflow_model_num_params(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Number of tensors in the state dict (SiT-XL/2: 292); -1 if <code>model</code> is not a live model handle.
+SWIFT_EXTERN int32_t mixflow_model_num_tensors(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Overwrites the tensor called <code>name</code> with <code>data</code> (copied). pos_embed may be set too (a checkpoint
+/// carries it); the model then uses the given table.
+/// \param data [product of shape] finite floats.
+///
+/// \param shape, ndim must equal the tensor’s shape exactly.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong shape, NaN/Inf; the
+/// tensor is then unchanged) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_set_tensor(mixflow_model * _Nullable model, char const * _Nullable name, float const * _Nullable data, int64_t const * _Nullable shape, int32_t ndim) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Name and shape of tensor <code>index</code>, in the official PyTorch state-dict order.
+/// \param index in [0, <code>mixflow_model_num_tensors</code>).
+///
+/// \param out_name receives the official name; owned by <code>model</code>, valid until <code>mixflow_model_free</code>.
+///
+/// \param out_shape [MIXFLOW_MODEL_MAX_NDIM]; the first <code>*out_ndim</code> entries are written.
+///
+/// \param out_ndim receives the number of dimensions (1 to MIXFLOW_MODEL_MAX_NDIM).
+///
+/// \param out_trainable may be NULL; receives 1, or 0 for pos_embed (fixed, never given a gradient).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, index out of range) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_tensor_info(mixflow_model * _Nullable model, int32_t index, char const * _Nullable * _Nullable out_name, int64_t * _Nullable out_shape, int32_t * _Nullable out_ndim, int32_t * _Nullable out_trainable) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// The name of a status (“MIXFLOW_ERR_FORMAT”), or “MIXFLOW_ERR_UNKNOWN” for a value outside the enum.
 /// Static storage; never NULL.
 SWIFT_EXTERN char const * _Nullable mixflow_status_name(mixflow_status status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;

@@ -146,6 +146,36 @@ typedef struct mixflow_transport_params {
     int32_t num_threads;            /* 0 = all cores; results are identical for every value; >= 0 */
 } mixflow_transport_params;
 
+/* ---- model ---------------------------------------------------------------------------------- */
+/* A native SiT (Scalable Interpolant Transformer): forward pass and gradients, parameters held under the
+ * official PyTorch state-dict names and shapes (e.g. "blocks.3.attn.qkv.weight" [3D, D]), so a converted
+ * official or REPA checkpoint maps one to one.                                                      */
+typedef struct mixflow_model { char _private; } mixflow_model;
+
+/* Most dimensions a model tensor has (x_embedder.proj.weight is [D, C, p, p]). */
+#define MIXFLOW_MODEL_MAX_NDIM 4
+/* Capacity of mixflow_model_params.arch, including the terminating NUL. */
+#define MIXFLOW_MODEL_ARCH_SIZE 32
+
+/* SiT model parameters. Fill with mixflow_model_default_params, then edit. */
+typedef struct mixflow_model_params {
+    uint32_t struct_size;                 /* set by the filler; leave it alone */
+    char arch[MIXFLOW_MODEL_ARCH_SIZE];   /* "SiT-XL/2"; one of SiT-{S,B,L,XL}/{2,4,8} (case-insensitive),
+                                             or "" for a custom shape from depth/hidden/heads/patch */
+    int32_t depth;                        /* 0; custom only (arch ""): number of blocks, in [1, 1024] */
+    int32_t hidden;                       /* 0; custom only: width D, a multiple of heads and of 4 */
+    int32_t heads;                        /* 0; custom only: attention heads, in [1, hidden] */
+    int32_t patch;                        /* 0; custom only: patch size p, in [1, 64] */
+    int32_t input_size;                   /* 32; height = width of the input, a multiple of the patch size */
+    int32_t in_channels;                  /* 4; channels C of input and output */
+    int32_t num_classes;                  /* 1000; labels are 0..num_classes-1, num_classes = null class */
+    int32_t learn_sigma;                  /* 1; 1 = the official 2C-channel head (the sigma half is dropped
+                                             from the output, as upstream); 0 = a C-channel head */
+    uint64_t seed;                        /* 0; seed of the official from-scratch initialisation */
+    float class_dropout;                  /* 0.1; training probability of the null label; in [0, 1) */
+    int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0 */
+} mixflow_model_params;
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,7 @@ import MixflowCore
 /// wiped on free) returns MIXFLOW_ERR_INVALID_HANDLE instead of crashing.
 enum HandleKind: UInt64 {
     case transport = 0x4D46_5452_414E_5350  // "MFTRANSP"
+    case model = 0x4D46_4D4F_4445_4C5F      // "MFMODEL_"
     case dead = 0
 }
 
