@@ -464,6 +464,91 @@ SWIFT_EXTERN mixflow_status mixflow_model_tensor_info(mixflow_model * _Nullable 
 /// Static storage; never NULL.
 SWIFT_EXTERN char const * _Nullable mixflow_status_name(mixflow_status status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Creates a trainer that post-trains <code>model</code> with <code>transport</code>’s objective. The trainer shares the model:
+/// every step updates the weights seen through <code>model</code> (forward, get_tensor). It keeps its own references,
+/// so the model and transport handles may be freed before the trainer.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code>, <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>
+/// or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_create(mixflow_model * _Nullable model, mixflow_transport * _Nullable transport, mixflow_trainer_params const * _Nullable params, mixflow_trainer * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
+/// EMA 0.9999, no clipping, seed 0.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_default_params(mixflow_trainer_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a trainer. NULL is a no-op.
+SWIFT_EXTERN void mixflow_trainer_free(mixflow_trainer * _Nullable trainer) SWIFT_NOEXCEPT;
+
+/// A new handle on the trainer’s model (weights shared: it sees every later step). With <code>ema</code> = 1, a new,
+/// independent model holding a copy of the EMA weights instead (the weights to sample from).
+/// Free the result with <code>mixflow_model_free</code>.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL; ema = 1 without an EMA),
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_get_model(mixflow_trainer * _Nullable trainer, int32_t ema, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with an official recipe: “sit”/“repa” (the defaults) or “rae” (lr 2e-4 decaying linearly to
+/// 2e-5 between steps <code>decay_start</code> and <code>decay_end</code>, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+/// \param decay_start, decay_end the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (unknown name, NULL, bad window) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_preset_params(char const * _Nullable name, int64_t decay_start, int64_t decay_end, mixflow_trainer_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Resumes a trainer from a checkpoint written by <code>mixflow_trainer_save</code>; training continues bit-identically.
+/// \param num_threads 0 = all cores (results do not depend on it).
+///
+/// \param out receives the trainer; NULL on failure. Use <code>mixflow_trainer_get_model</code> for its model.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_IO</code> or <code>MIXFLOW_ERR_FORMAT</code> (corrupt,
+/// truncated or foreign file).
+SWIFT_EXTERN mixflow_status mixflow_trainer_resume(char const * _Nullable path, int32_t num_threads, mixflow_trainer * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Saves model, EMA, optimiser state, step and every setting to <code>path</code>, atomically (temporary file, fsync,
+/// rename): a crash during the save never corrupts an existing checkpoint.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_IO</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_save(mixflow_trainer * _Nullable trainer, char const * _Nullable path) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Installs (or, with fn = NULL, removes) the gradient hook. <code>user_data</code> is passed through untouched.
+/// The hook runs on the thread that called <code>mixflow_trainer_step</code>, once per step.
+/// Scale-out recipe: run one process per worker, give each its slice of the global batch with
+/// <code>first_sample</code> set to the slice’s global index, and average the gradients in the hook with
+/// MPI_Allreduce (or torch.distributed.all_reduce) divided by the number of workers; every worker then
+/// applies the same update and the replicas stay identical.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code> / <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL trainer).
+SWIFT_EXTERN mixflow_status mixflow_trainer_set_gradient_hook(mixflow_trainer * _Nullable trainer, mixflow_gradient_fn _Nullable fn, void * _Nullable user_data) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// One MixFlow training step on data x1 with labels y: prepare the batch (t, slowed m, noise), forward with
+/// class dropout, loss, backward, gradient hook, clipping, AdamW, EMA. Deterministic for a given seed.
+/// \param x1 [batch, in_channels, input_size, input_size] data, finite.
+///
+/// \param y [batch] labels in [0, num_classes) (num_classes = null is allowed); NULL = unconditional.
+///
+/// \param first_sample global index of row 0 when one global batch is split across processes (0 otherwise).
+///
+/// \param out_loss may be NULL; receives the mean loss of this batch.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf, label out of range),
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_CALLBACK</code> (the gradient hook returned non-zero; no parameter changed).
+SWIFT_EXTERN mixflow_status mixflow_trainer_step(mixflow_trainer * _Nullable trainer, float const * _Nullable x1, int32_t const * _Nullable y, int64_t batch, uint64_t first_sample, float * _Nullable out_loss) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Number of completed steps (the next step’s number). -1 for an invalid handle.
+SWIFT_EXTERN int64_t mixflow_trainer_step_count(mixflow_trainer * _Nullable trainer) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Creates a MixFlow transport. Free it with <code>mixflow_transport_free</code>.
 /// \param params filled by <code>mixflow_transport_default_params</code> or <code>_preset_params</code>, then edited; copied.
 ///

@@ -176,6 +176,33 @@ typedef struct mixflow_model_params {
     int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0 */
 } mixflow_model_params;
 
+/* ---- trainer -------------------------------------------------------------------------------- */
+/* MixFlow post-training of a native model: transport + forward + backward + AdamW + EMA per step.   */
+typedef struct mixflow_trainer { char _private; } mixflow_trainer;
+
+/* Receives the flat gradient buffer (`count` floats, the model's parameter layout) after backward and
+ * before clipping and the update, e.g. to all-reduce (average) it across processes in place. Return 0
+ * to continue; non-zero aborts the step with MIXFLOW_ERR_CALLBACK before any parameter changes. */
+typedef int32_t (*mixflow_gradient_fn)(void *user_data, float *gradients, int64_t count, int64_t step);
+
+/* Trainer parameters. Fill with mixflow_trainer_default_params (SiT recipe) or _preset_params. */
+typedef struct mixflow_trainer_params {
+    uint32_t struct_size;   /* set by the filler; leave it alone */
+    float lr;               /* 1e-4; the learning rate (base of the schedule); >= 0 */
+    float final_lr;         /* 1e-4; linear decay target (ignored when decay_end is 0); >= 0 */
+    int64_t decay_start;    /* 0; step where the linear decay starts */
+    int64_t decay_end;      /* 0 = constant learning rate; else the step where final_lr is reached (> decay_start) */
+    int64_t warmup;         /* 0; linear warm-up from 0 over this many steps */
+    float beta1;            /* 0.9; in [0, 1) */
+    float beta2;            /* 0.999 (SiT); 0.95 (RAE); in [0, 1) */
+    float eps;              /* 1e-8; > 0 */
+    float weight_decay;     /* 0; decoupled (AdamW); >= 0 */
+    float ema_decay;        /* 0.9999 (SiT); 0.9995 (RAE); 0 = no EMA copy; in [0, 1] */
+    float max_grad_norm;    /* 0 = no clipping (SiT); 1.0 (RAE); >= 0 */
+    uint64_t seed;          /* 0; keys every random draw together with the step and the sample index */
+    int32_t num_threads;    /* 0 = all cores; results are identical for every value; >= 0 */
+} mixflow_trainer_params;
+
 #ifdef __cplusplus
 }
 #endif

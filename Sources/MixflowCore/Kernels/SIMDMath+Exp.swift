@@ -6,9 +6,13 @@ extension SIMDMath {
     /// would dominate those kernels.
     @inlinable
     public static func exp(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
-        let x = xIn.clamped(lowerBound: SIMD8(repeating: -87.33), upperBound: SIMD8(repeating: 88.37))
+        let x = maximum(minimum(xIn, SIMD8(repeating: 88.37)), SIMD8(repeating: -87.33))
         // x = n·ln2 + r, |r| <= ln2/2; ln2 split in a high and a low part for an exact reduction.
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        // Round-to-nearest and float→int without conversion instructions (Swift's SIMD versions are
+        // per-lane loops): adding 1.5·2^23 leaves round(x·log2 e) in the low mantissa bits.
+        let shifted = x * SIMD8(repeating: 1.44269504088896341) + SIMD8(repeating: 12_582_912)
+        let n = shifted - SIMD8(repeating: 12_582_912)
+        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         var r = x - n * 0.693359375
         r = r - n * -2.12194440e-4
         let r2 = r * r
@@ -20,7 +24,26 @@ extension SIMDMath {
         p = p * r + 5.0000001201e-1
         let e = p * r2 + r + 1
         // 2^n by building the exponent bits (n in [-126, 127] after the clamp).
-        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
+        let bits = (ni &+ 127) &<< 23
         return e * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    }
+}
+
+extension SIMDMath {
+    /// Lane-wise max of non-NaN floats with integer operations only (Swift's `pointwiseMax` and
+    /// `replacing(with:where:)` are per-lane loops): the sign of a − b selects the lane.
+    @inlinable
+    public static func maximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        let aBelow = unsafeBitCast(a - b, to: SIMD8<Int32>.self) &>> 31        // all ones where a < b
+        let ai = unsafeBitCast(a, to: SIMD8<Int32>.self), bi = unsafeBitCast(b, to: SIMD8<Int32>.self)
+        return unsafeBitCast((bi & aBelow) | (ai & ~aBelow), to: SIMD8<Float>.self)
+    }
+
+    /// Lane-wise min of non-NaN floats (see `maximum`).
+    @inlinable
+    public static func minimum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        let aBelow = unsafeBitCast(a - b, to: SIMD8<Int32>.self) &>> 31
+        let ai = unsafeBitCast(a, to: SIMD8<Int32>.self), bi = unsafeBitCast(b, to: SIMD8<Int32>.self)
+        return unsafeBitCast((ai & aBelow) | (bi & ~aBelow), to: SIMD8<Float>.self)
     }
 }

@@ -56,6 +56,7 @@ def _api(name: str, argtypes: list, restype):
 FP = POINTER(c_float)
 TR = POINTER(T.TransportHandle)
 MD = POINTER(T.ModelHandle)
+TN = POINTER(T.TrainerHandle)
 IP = POINTER(c_int32)
 I64P = POINTER(c_int64)
 
@@ -85,6 +86,17 @@ _api("mixflow_transport_loss", [TR, FP, FP, FP, FP, c_int64, c_int64, FP, FP, FP
 _api("mixflow_transport_prepare", [TR, FP, c_int64, c_int64, c_uint64, c_uint64, c_uint64, FP, FP, FP, FP, FP], c_int)
 _api("mixflow_transport_preset_params", [c_char_p, c_int64, POINTER(T.TransportParams), c_uint32], c_int)
 _api("mixflow_transport_training_interval", [TR, POINTER(c_double), POINTER(c_double)], c_int)
+# ---- trainer --------------------------------------------------------------------------------------------
+_api("mixflow_trainer_create", [MD, TR, POINTER(T.TrainerParams), POINTER(TN)], c_int)
+_api("mixflow_trainer_default_params", [POINTER(T.TrainerParams), c_uint32], c_int)
+_api("mixflow_trainer_free", [TN], None)
+_api("mixflow_trainer_get_model", [TN, c_int32, POINTER(MD)], c_int)
+_api("mixflow_trainer_preset_params", [c_char_p, c_int64, c_int64, POINTER(T.TrainerParams), c_uint32], c_int)
+_api("mixflow_trainer_resume", [c_char_p, c_int32, POINTER(TN)], c_int)
+_api("mixflow_trainer_save", [TN, c_char_p], c_int)
+_api("mixflow_trainer_set_gradient_hook", [TN, T.GradientFn, ctypes.c_void_p], c_int)
+_api("mixflow_trainer_step", [TN, FP, IP, c_int64, c_uint64, FP], c_int)
+_api("mixflow_trainer_step_count", [TN], c_int64)
 _api("mixflow_version", [], c_char_p)
 _api("mixflow_version_number", [], c_uint32)
 

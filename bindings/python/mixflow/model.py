@@ -30,9 +30,12 @@ class Model:
     from-scratch initialisation) or a custom shape with ``arch=None, depth=..., hidden=..., heads=..., patch=...``;
     then ``load_state_dict`` official weights (numpy arrays under the PyTorch names)."""
 
-    def __init__(self, params: T.ModelParams):
-        handle = _lib.MD()
-        check(lib.mixflow_model_create(ctypes.byref(params), ctypes.byref(handle)))
+    def __init__(self, params: T.ModelParams | None, _handle=None):
+        if _handle is None:
+            handle = _lib.MD()
+            check(lib.mixflow_model_create(ctypes.byref(params), ctypes.byref(handle)))
+        else:
+            handle = _handle
         self._handle = handle
         self._finalizer = weakref.finalize(self, lib.mixflow_model_free, handle)
         p = T.ModelParams()
@@ -41,6 +44,10 @@ class Model:
         self.learn_sigma = bool(p.learn_sigma)
         self.arch = p.arch.decode()
         self.depth, self.hidden, self.heads, self.patch = p.depth, p.hidden, p.heads, p.patch
+
+    @classmethod
+    def _from_handle(cls, handle) -> "Model":
+        return cls(None, _handle=handle)
 
     @classmethod
     def create(cls, arch: str | None = "SiT-XL/2", *, input_size: int = 32, in_channels: int = 4,
