@@ -41,7 +41,7 @@ let package = Package(
         ),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
-        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels"]),
+        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
         .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
     ],

@@ -73,12 +73,12 @@ import Testing
     let tmp = TempFolder()
     writeBytes(tmp.file("f"), Array("old".utf8))
     do {
-        let f = try AtomicFile(path: tmp.file("f"))
+        let f = try AtomicFile.Stream(path: tmp.file("f"))
         try f.write(Array("half-writ".utf8))
         // Not committed: the old file is intact when the AtomicFile goes away.
     }
     #expect(readBytes(tmp.file("f")) == Array("old".utf8))
-    let f = try AtomicFile(path: tmp.file("f"))
+    let f = try AtomicFile.Stream(path: tmp.file("f"))
     try f.write(Array("new".utf8))
     try f.commit()
     #expect(readBytes(tmp.file("f")) == Array("new".utf8))

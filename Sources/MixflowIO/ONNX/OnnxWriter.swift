@@ -6,14 +6,14 @@ internal import OnnxShim
 ///
 /// Tensors are copied out when added (external ones straight to the data file), so a caller can free its
 /// buffers immediately and peak memory stays near the inline tensors' size. Both files are written through
-/// `AtomicFile`: the data file is put in place first, the model last, so a crash never leaves a
+/// `AtomicFile.Stream`: the data file is put in place first, the model last, so a crash never leaves a
 /// half-written file (at worst a new data file next to the previous model). Nothing is visible before `finish`.
 public final class OnnxWriter {
     public let path: String
     /// Tensors of at least this many bytes go to external data; a negative value keeps everything inline.
     public let externalThreshold: Int64
-    let modelFile: AtomicFile
-    var dataFile: AtomicFile?
+    let modelFile: AtomicFile.Stream
+    var dataFile: AtomicFile.Stream?
     var writer: OpaquePointer
     var names: Set<String> = []
     var keys: Set<String> = []
@@ -28,7 +28,7 @@ public final class OnnxWriter {
     public init(path: String, externalThreshold: Int64, graphName: String = "mixflow") throws {
         self.path = try checkedPath(path, "path")
         self.externalThreshold = externalThreshold
-        modelFile = try AtomicFile(path: path)
+        modelFile = try AtomicFile.Stream(path: path)
         guard let w = mfx_onnx_writer_create(graphName) else { throw MixflowError.outOfMemory("\(path): writer") }
         writer = w
     }
@@ -72,7 +72,7 @@ public final class OnnxWriter {
         var nameCopy = name
         let rc: Int32
         if externalThreshold >= 0 && bytes >= externalThreshold {
-            let file = try dataFile ?? AtomicFile(path: parentFolder(path) + "/" + dataLocation)
+            let file = try dataFile ?? AtomicFile.Stream(path: parentFolder(path) + "/" + dataLocation)
             dataFile = file
             let pad = (Self.alignment - file.offset % Self.alignment) % Self.alignment
             if pad > 0 { try file.write([UInt8](repeating: 0, count: Int(pad))) }

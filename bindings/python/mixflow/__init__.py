@@ -6,6 +6,8 @@ from . import _lib
 from ._types import ABI_VERSION
 from .errors import (AbiMismatch, CallbackError, Cancelled, FormatError, InternalError, InvalidArgument,
                      InvalidHandle, IOFailure, MixflowError, OutOfMemory, Unsupported)
+from .model import Model
+from .trainer import Trainer
 from .transport import Batch, Transport
 
 __version__ = _lib.lib.mixflow_version().decode()
@@ -14,6 +16,6 @@ if _lib.lib.mixflow_abi_version() != ABI_VERSION:
     raise ImportError(f"libmixflow ABI {_lib.lib.mixflow_abi_version()} does not match this binding's ABI "
                       f"{ABI_VERSION}; rebuild the library or reinstall the binding")
 
-__all__ = ["Transport", "Batch", "MixflowError", "InvalidArgument", "InvalidHandle", "OutOfMemory", "IOFailure",
+__all__ = ["Transport", "Batch", "Model", "Trainer", "MixflowError", "InvalidArgument", "InvalidHandle", "OutOfMemory", "IOFailure",
            "FormatError", "Unsupported", "CallbackError", "Cancelled", "AbiMismatch", "InternalError",
            "__version__"]
