@@ -21,14 +21,16 @@ printf 'module OnnxShim {\n  header "%s/Sources/OnnxShim/include/onnx_shim.h"\n 
     > "$OUT/modules/OnnxShim/module.modulemap"
 
 # 2. The Swift modules, each whole-module, instrumented the same way.
-SWIFTFLAGS=(-sanitize=fuzzer,address -parse-as-library -Onone -g -I "$OUT/modules" -I "$OUT/modules/OnnxShim")
+# MixflowCore imports CBLAS (Sources/CBLAS/module.modulemap; its include path comes from pkg-config).
+SWIFTFLAGS=(-sanitize=fuzzer,address -parse-as-library -Onone -g -I "$OUT/modules" -I "$OUT/modules/OnnxShim"
+            -I Sources/CBLAS $(pkg-config --cflags-only-I openblas | sed 's/-I/-Xcc -I/g'))
 swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowCore -emit-module -emit-module-path "$OUT/modules/MixflowCore.swiftmodule" \
     -c $(find Sources/MixflowCore -name '*.swift') -o "$OUT/obj/MixflowCore.o"
 swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowIO -emit-module -emit-module-path "$OUT/modules/MixflowIO.swiftmodule" \
     -c $(find Sources/MixflowIO -name '*.swift') -o "$OUT/obj/MixflowIO.o"
 swiftc "${SWIFTFLAGS[@]}" -module-name FuzzOnnx fuzz/onnx_reader.swift \
     "$OUT/obj/MixflowCore.o" "$OUT/obj/MixflowIO.o" "$OUT/obj/onnx_shim.o" "$OUT/obj/onnx_writer.o" \
-    -lonnx_proto -lprotobuf -lstdc++ -o "$OUT/fuzz-onnx"
+    -lonnx_proto -lprotobuf -lstdc++ $(pkg-config --libs openblas) -o "$OUT/fuzz-onnx"
 
 # 3. Seeds: every fixture model; the scratch folder holds the external files the seeds reference.
 rm -rf "$OUT/corpus"; mkdir -p "$OUT/corpus"
