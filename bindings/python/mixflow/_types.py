@@ -133,3 +133,12 @@ class TrainerParams(ctypes.Structure):
         ("seed", c_uint64),
         ("num_threads", c_int32),
     ]
+
+
+# ---- onnx tensor files ------------------------------------------------------------------------------------
+class TensorFileHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+class TensorWriterHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]

@@ -169,7 +169,7 @@ def test_missing_library_error_lists_every_path_tried(tmp_path):
     pkg = Path(mixflow.__file__).resolve().parent
     shutil.copytree(pkg, tmp_path / "mixflow", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     env = {"MIXFLOW_LIBRARY": str(tmp_path / "nowhere" / "libmixflow.so"), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-c", "import mixflow"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", "import mixflow; mixflow.Transport"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode != 0
     assert "libmixflow.so not found" in r.stderr and str(tmp_path / "nowhere" / "libmixflow.so") in r.stderr
     assert str(tmp_path / "mixflow" / "libmixflow.so") in r.stderr
