@@ -1,5 +1,6 @@
 import CMixflow
 import MixflowCore
+import MixflowIO
 import MixflowMethod
 
 // MARK: - Slow Flow
@@ -108,7 +109,8 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
         let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
         let stats = SlowFlowStatistics(t: times, m: ms, batch: b)
         let names = ["endpoint", "nearest_data", "noise_level"]
-        try AtomicFile.write(format == MIXFLOW_EXPORT_CSV ? stats.csv() : stats.json(reference: names[Int(ref.rawValue)]), to: file)
+        let text = format == MIXFLOW_EXPORT_CSV ? stats.csv() : stats.json(reference: names[Int(ref.rawValue)])
+        try AtomicFile.write(to: file) { try $0.write(text) }
     }
 }
 

@@ -27,10 +27,3 @@ import Testing
     #expect(a != RandomStream(seed: 1, step: 3, sample: 3, tag: .noise))
     #expect(a != RandomStream(seed: 2, step: 2, sample: 3, tag: .noise))
 }
-
-// The standard CRC-32 check value (IEEE): crc32("123456789") = 0xCBF43926.
-@Test func crc32MatchesTheStandardCheckValue() {
-    var c = CRC32()
-    c.update(Array("123456789".utf8))
-    #expect(c.value == 0xCBF4_3926)
-}

@@ -32,7 +32,7 @@ func pseudoRandom(_ n: Int, seed: UInt64) -> [Float] {
 func adamWMatchesTheDocumentedUpdate(weightDecay: Double) throws {
     let n = 1000
     var cfg = AdamWConfig()
-    cfg.learningRate = 1e-2; cfg.weightDecay = weightDecay; cfg.beta2 = 0.95
+    cfg.weightDecay = weightDecay; cfg.beta2 = 0.95
     let frozen = 100..<200
     let opt = try AdamW(count: n, trainable: [0..<100, 200..<n], config: cfg, threads: 2)
     var params = pseudoRandom(n, seed: 1)

@@ -2,66 +2,76 @@
 import Glibc
 #endif
 
-/// Writes a file atomically: a temporary file in the same folder, fsync, then rename over the target, so a
-/// reader sees either the old file or the complete new one, never a torn write.
-public final class AtomicFile {
-    public let path: String
-    let tempPath: String
-    let fd: Int32
-    private var finished = false
-    public private(set) var offset: UInt64 = 0
-
-    public init(path: String) throws {
+/// Writes a file so that readers see either the old content or the complete new one, never a mix:
+/// write a temporary file in the same folder, fsync it, rename it over the destination, fsync the folder.
+/// A crash at any point leaves the previous file intact (at worst a stray `.tmp-*` file remains).
+public enum AtomicFile {
+    /// Calls `produce` with a writer, then commits. If `produce` throws, the destination is untouched.
+    public static func write(to path: String, _ produce: (inout FileWriter) throws -> Void) throws {
         guard !path.isEmpty else { throw MixflowError.invalidArgument("path must not be empty") }
-        self.path = path
-        var template = Array((path + ".tmp.XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw MixflowError.io("\(path): cannot create a temporary file next to it: \(String(cString: strerror(errno)))") }
-        self.fd = fd
-        self.tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let folder = directory(of: path)
+        let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw MixflowError.io("\(path): cannot create a temporary file in \(folder): \(errnoString())") }
+        var writer = FileWriter(fd: fd, path: path)
+        do {
+            try produce(&writer)
+            guard fsync(fd) == 0 else { throw MixflowError.io("\(path): fsync failed: \(errnoString())") }
+            guard close(fd) == 0 else { writer.closed = true; throw MixflowError.io("\(path): close failed: \(errnoString())") }
+            writer.closed = true
+            guard rename(temp, path) == 0 else { throw MixflowError.io("\(path): rename failed: \(errnoString())") }
+        } catch {
+            if !writer.closed { close(fd) }
+            unlink(temp)
+            throw error
+        }
+        // Make the rename itself durable.
+        let dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
-    deinit {
-        if !finished { close(fd); unlink(tempPath) }
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let d = String(path[..<slash])
+        return d.isEmpty ? "/" : d
     }
+}
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+/// Sequential writer over a file descriptor (used inside `AtomicFile.write`).
+public struct FileWriter {
+    let fd: Int32
+    let path: String
+    var closed = false
+    public private(set) var offset: Int = 0
+
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw MixflowError.io("\(path): write failed at byte \(offset + UInt64(done)): \(String(cString: strerror(errno)))")
+                throw MixflowError.io("\(path): write failed at byte \(offset + done): \(errnoString())")
             }
             done += n
         }
-        offset += UInt64(bytes.count)
+        offset += done
     }
 
-    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
-
-    /// Overwrites bytes already written at `at` (for headers patched after streaming, e.g. a CRC).
-    public func patch(_ bytes: [UInt8], at: UInt64) throws {
-        let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, off_t(at)) }
-        guard n == bytes.count else { throw MixflowError.io("\(path): patch at byte \(at) failed: \(String(cString: strerror(errno)))") }
+    public mutating func write(_ string: String) throws {
+        var s = string
+        try s.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
     }
 
-    /// fsync and rename over the target.
-    public func commit() throws {
-        guard fsync(fd) == 0 else { throw MixflowError.io("\(path): fsync failed: \(String(cString: strerror(errno)))") }
-        close(fd)
-        finished = true
-        guard rename(tempPath, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(tempPath)
-            throw MixflowError.io("\(path): rename failed: \(message)")
-        }
+    public mutating func write<T>(floats: UnsafeBufferPointer<T>) throws {
+        try write(UnsafeRawBufferPointer(floats))
     }
 
-    /// Writes a whole string atomically.
-    public static func write(_ text: String, to path: String) throws {
-        let file = try AtomicFile(path: path)
-        try file.write(Array(text.utf8))
-        try file.commit()
+    public mutating func write<T: FixedWidthInteger>(littleEndian value: T) throws {
+        var v = value.littleEndian
+        try withUnsafeBytes(of: &v) { try write($0) }
     }
+}
+
+public func errnoString() -> String {
+    String(cString: strerror(errno))
 }

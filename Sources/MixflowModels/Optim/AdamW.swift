@@ -3,9 +3,9 @@ import MixflowCore
 import Glibc
 #endif
 
-/// AdamW hyper-parameters. Defaults are the SiT recipe (lr 1e-4, betas (0.9, 0.999), eps 1e-8, no decay).
+/// AdamW hyper-parameters. Defaults are the SiT recipe (betas (0.9, 0.999), eps 1e-8, no decay). The learning
+/// rate is not here: it comes from a `LearningRateSchedule` at every step, its single source of truth.
 public struct AdamWConfig: Equatable, Sendable {
-    public var learningRate: Double = 1e-4
     public var beta1: Double = 0.9
     public var beta2: Double = 0.999
     public var eps: Double = 1e-8
@@ -15,7 +15,6 @@ public struct AdamWConfig: Equatable, Sendable {
 
     public func validate() throws {
         func bad(_ s: String) -> MixflowError { .invalidArgument(s) }
-        guard learningRate.isFinite, learningRate >= 0 else { throw bad("lr must be >= 0, got \(describe(learningRate))") }
         guard beta1.isFinite, (0..<1).contains(beta1) else { throw bad("beta1 must be in [0, 1), got \(describe(beta1))") }
         guard beta2.isFinite, (0..<1).contains(beta2) else { throw bad("beta2 must be in [0, 1), got \(describe(beta2))") }
         guard eps.isFinite, eps > 0 else { throw bad("eps must be > 0, got \(describe(eps))") }

@@ -98,6 +98,9 @@ def measure(trajectory, t, noise, reference="endpoint", data=None, path="linear"
     return SlowFlow(t=out_t, m=out_m, reference=reference)
 
 
+slow_flow_measure = measure
+
+
 def slow_flow(model_fn, noise, steps=50, method="euler", convention="sit", reference="endpoint", data=None,
               path="linear", **sample_options) -> SlowFlow:
     """Runs the sampler with its trajectory and measures the Slow Flow under ``reference``

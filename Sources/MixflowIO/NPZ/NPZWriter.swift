@@ -1,3 +1,5 @@
+import MixflowCore
+
 /// A minimal writer of numpy `.npz` archives holding one uint8 array `arr_0` (the ADM evaluation suite's
 /// sample format: [N, H, W, C] uint8). The archive is a stored (uncompressed) zip with Zip64 records, as
 /// `numpy.savez` writes it, so arrays beyond 4 GiB (50k 256-px images are 9.8 GB) are valid.
@@ -17,39 +19,42 @@ public enum NPZWriter {
 
     /// Writes `arr_0` with the given shape from `count` bytes produced chunk by chunk by `fill`
     /// (`fill(offset, buffer)` fills the buffer with bytes [offset, offset + buffer.count)).
+    /// The bytes are produced twice (the CRC-32 in the local header precedes the data, and the atomic stream
+    /// writes sequentially): once for the checksum, once for the file.
     public static func write(path: String, shape: [Int], fill: (Int, UnsafeMutableBufferPointer<UInt8>) throws -> Void) throws {
         let count = shape.reduce(1, *)
-        let file = try AtomicFile(path: path)
         let name = Array("arr_0.npy".utf8)
         let header = npyHeader(shape: shape)
         let size = UInt64(header.count + count)
-        // Local file header with a Zip64 extra field (sizes in the extra, 0xFFFFFFFF in the fixed fields).
-        var local: [UInt8] = le32(0x0403_4B50) + le16(45) + le16(0) + le16(0) + le16(0) + le16(0x21)
-        let crcOffset = UInt64(local.count)
-        local += le32(0) + le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) + le16(name.count) + le16(20) + name
-        local += le16(0x0001) + le16(16) + le64(size) + le64(size)
-        try file.write(local)
-        var crc = CRC32()
-        crc.update(header)
-        try file.write(header)
         let chunk = 1 << 20
         var buffer = [UInt8](repeating: 0, count: min(chunk, max(count, 1)))
-        var done = 0
-        while done < count {
-            let n = min(chunk, count - done)
-            try buffer.withUnsafeMutableBufferPointer { try fill(done, UnsafeMutableBufferPointer(rebasing: $0[0..<n])) }
-            buffer.withUnsafeBufferPointer { crc.update(UnsafeBufferPointer(rebasing: $0[0..<n])) }
-            try buffer.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            done += n
+        func forEachChunk(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+            var done = 0
+            while done < count {
+                let n = min(chunk, count - done)
+                try buffer.withUnsafeMutableBufferPointer { try fill(done, UnsafeMutableBufferPointer(rebasing: $0[0..<n])) }
+                try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0..<n])) }
+                done += n
+            }
         }
-        try file.patch(le32(crc.value), at: crcOffset)
-        let centralOffset = file.offset
+        var crc = CRC32()
+        crc.update(header)
+        try forEachChunk { crc.update($0) }
+        let file = try AtomicFile.Stream(path: path)
+        // Local file header with a Zip64 extra field (sizes in the extra, 0xFFFFFFFF in the fixed fields).
+        var local: [UInt8] = le32(0x0403_4B50) + le16(45) + le16(0) + le16(0) + le16(0) + le16(0x21)
+        local += le32(crc.value) + le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) + le16(name.count) + le16(20) + name
+        local += le16(0x0001) + le16(16) + le64(size) + le64(size)
+        try file.write(local)
+        try file.write(header)
+        try forEachChunk { try file.write(UnsafeRawBufferPointer($0)) }
+        let centralOffset = UInt64(file.offset)
         var central: [UInt8] = le32(0x0201_4B50) + le16(45) + le16(45) + le16(0) + le16(0) + le16(0) + le16(0x21)
         central += le32(crc.value) + le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) + le16(name.count) + le16(28) + le16(0)
         central += le16(0) + le16(0) + le32(0o100644 << 16) + le32(0xFFFF_FFFF) + name
         central += le16(0x0001) + le16(24) + le64(size) + le64(size) + le64(0)
         try file.write(central)
-        let zip64End = file.offset
+        let zip64End = UInt64(file.offset)
         var tail: [UInt8] = le32(0x0606_4B50) + le64(44) + le16(45) + le16(45) + le32(0) + le32(0) + le64(1) + le64(1)
         tail += le64(UInt64(central.count)) + le64(centralOffset)
         tail += le32(0x0706_4B50) + le32(0) + le64(zip64End) + le32(1)
