@@ -485,6 +485,24 @@ SWIFT_EXTERN mixflow_status mixflow_model_tensor_info(mixflow_model * _Nullable 
 /// <code>MIXFLOW_ERR_UNSUPPORTED</code> (dopri5 step-size underflow or more than 10^6 steps).
 SWIFT_EXTERN mixflow_status mixflow_sample(mixflow_sampler * _Nullable sampler, mixflow_model_fn _Nullable model, void * _Nullable user_data, mixflow_model_fn _Nullable guide_model, void * _Nullable guide_user_data, float const * _Nullable noise, int64_t batch, int64_t dim, int32_t const * _Nullable y, uint64_t first_sample, float * _Nullable out_x, float * _Nullable out_trajectory, int64_t * _Nullable out_nfe) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Samples with a native model (<code>mixflow_model</code>) instead of a callback; otherwise exactly <code>mixflow_sample</code>
+/// (same grids, integrators, guidance, baselines, noise keys, NFE). The model predicts what
+/// <code>params->prediction</code> says, in <code>params->convention</code> (a SiT trained by libmixflow’s transport: velocity in
+/// the transport’s convention).
+/// \param model the network. guide_model: the weaker model for MIXFLOW_GUIDANCE_AUTO, otherwise may be NULL.
+///
+/// \param noise [batch, dim] with dim = in_channels·input_size², finite. y: [batch] labels in [0, num_classes]
+/// (num_classes = null class), required for CFG; NULL = unconditional.
+///
+/// \param out_x, out_trajectory, out_nfe as in <code>mixflow_sample</code>.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, dim not the model’s, label or null class out
+/// of range, NaN/Inf), <code>MIXFLOW_ERR_INVALID_HANDLE</code>, <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> (activations of the batch) or
+/// <code>MIXFLOW_ERR_CALLBACK</code> (the model produced NaN/Inf; the message gives the step and the time).
+SWIFT_EXTERN mixflow_status mixflow_sample_model(mixflow_sampler * _Nullable sampler, mixflow_model * _Nullable model, mixflow_model * _Nullable guide_model, float const * _Nullable noise, int64_t batch, int64_t dim, int32_t const * _Nullable y, uint64_t first_sample, float * _Nullable out_x, float * _Nullable out_trajectory, int64_t * _Nullable out_nfe) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Creates a sampler (its grid is built once). Free it with <code>mixflow_sampler_free</code>.
 /// \param params filled by <code>mixflow_sampler_default_params</code>, then edited; copied.
 ///

@@ -1,6 +1,9 @@
 import CMixflow
 import Mixflow
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 func defaultSamplerParams() -> mixflow_sampler_params {
     var p = mixflow_sampler_params()
@@ -163,4 +166,50 @@ let nanModel: mixflow_model_fn = { _, batch, dim, _, _, _, out in
     let heun = makeSampler()!
     defer { mixflow_sampler_free(heun) }
     #expect(mixflow_sampler_step(heun, &x, 0, &x, 1, 2, 0, &out) == MIXFLOW_ERR_UNSUPPORTED)
+}
+
+/// Forwards to a native model through the C API: the callback route to the same network.
+let forwardingModel: mixflow_model_fn = { user, batch, _, x, t, y, out in
+    let m = user!.assumingMemoryBound(to: UnsafeMutablePointer<mixflow_model>.self).pointee
+    var labels = [Int32](repeating: 3, count: Int(batch))   // NULL y = the null class (3 for the tiny model)
+    if let y { for i in 0..<Int(batch) { labels[i] = y[i] } }
+    return Int32(mixflow_model_forward(m, x, t, labels, batch, out).rawValue)
+}
+
+@Test(arguments: [MIXFLOW_GUIDANCE_NONE, MIXFLOW_GUIDANCE_CFG, MIXFLOW_GUIDANCE_AUTO])
+func nativeModelSamplingEqualsTheCallbackRoute(guidance: mixflow_guidance) throws {
+    var models: [UnsafeMutablePointer<mixflow_model>] = []
+    for seed in [1, 2] as [UInt64] {
+        var p = tinyModelParams(); p.seed = seed
+        let m = try #require(makeModel(p))
+        // Give every tensor non-trivial values (the official init zeroes the output layers).
+        for i in 0..<mixflow_model_num_tensors(m) {
+            var name: UnsafePointer<CChar>?; var shape = [Int64](repeating: 0, count: 8); var ndim: Int32 = 0
+            #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, nil) == MIXFLOW_OK)
+            let count = shape.prefix(Int(ndim)).reduce(1, *)
+            let values = (0..<Int(count)).map { Float(sin(Double($0 + Int(i) * 7 + Int(seed)))) * 0.2 }
+            #expect(mixflow_model_set_tensor(m, name, values, shape, ndim) == MIXFLOW_OK)
+        }
+        models.append(m)
+    }
+    defer { models.forEach { mixflow_model_free($0) } }
+    let s = makeSampler { $0.method = MIXFLOW_SAMPLER_SDE_HEUN; $0.num_steps = 6; $0.seed = 3; $0.guidance = guidance
+        $0.guidance_scale = 1.5; $0.null_class = 3; $0.channels = 2; $0.guided_channels = guidance == MIXFLOW_GUIDANCE_CFG ? 1 : 0 }!
+    defer { mixflow_sampler_free(s) }
+    let noise = (0..<64).map { Float(cos(Double($0))) }   // 2 samples × 2×4×4
+    var y: [Int32] = [0, 2]
+    var viaNative = [Float](repeating: 0, count: 64), viaCallback = viaNative
+    var nfeNative: Int64 = 0, nfeCallback: Int64 = 0
+    #expect(mixflow_sample_model(s, models[0], models[1], noise, 2, 32, &y, 0, &viaNative, nil, &nfeNative) == MIXFLOW_OK)
+    var main = models[0], guide = models[1]
+    #expect(mixflow_sample(s, forwardingModel, &main, forwardingModel, &guide, noise, 2, 32, &y, 0, &viaCallback, nil, &nfeCallback) == MIXFLOW_OK)
+    #expect(viaNative == viaCallback && nfeNative == nfeCallback && nfeNative == 11)
+    #expect(viaNative != noise)
+    // Validation specific to native models.
+    #expect(mixflow_sample_model(s, models[0], nil, noise, 2, 30, &y, 0, &viaNative, nil, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_sample_model: dim must be 32 (in_channels x input_size^2 of model), got 30")
+    y[1] = 9
+    #expect(mixflow_sample_model(s, models[0], models[1], noise, 2, 32, &y, 0, &viaNative, nil, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_sample_model: y[1] must be in [0, 3] (3 = null class), got 9")
+    #expect(mixflow_sample_model(s, nil, nil, noise, 2, 32, &y, 0, &viaNative, nil, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
 }

@@ -170,7 +170,8 @@ public final class GuidedField {
         } catch let failure as ModelCallbackFailure {
             throw MixflowError.callback("\(name) returned \(failure.code) \(where_)")
         } catch let error as MixflowError {
-            throw MixflowError.callback("\(name) failed \(where_): \(error.message)")
+            // A native model's own error keeps its status (e.g. out of memory), with the step and time added.
+            throw error.withMessage("\(name) failed \(where_): \(error.message)")
         } catch {
             throw MixflowError.callback("\(name) failed \(where_): \(error)")
         }
@@ -178,6 +179,24 @@ public final class GuidedField {
             try requireFinite(UnsafeBufferPointer(start: out, count: b * dim), "output")
         } catch let error as MixflowError {
             throw MixflowError.callback("\(name) produced a non-finite value \(where_): \(error.message)")
+        }
+    }
+}
+
+extension MixflowError {
+    /// The same case with another message.
+    func withMessage(_ m: String) -> MixflowError {
+        switch self {
+        case .invalidArgument: return .invalidArgument(m)
+        case .invalidHandle: return .invalidHandle(m)
+        case .outOfMemory: return .outOfMemory(m)
+        case .io: return .io(m)
+        case .format: return .format(m)
+        case .unsupported: return .unsupported(m)
+        case .callback: return .callback(m)
+        case .cancelled: return .cancelled(m)
+        case .abiMismatch: return .abiMismatch(m)
+        case .internal: return .internal(m)
         }
     }
 }

@@ -75,6 +75,7 @@ _api("mixflow_last_error", [], c_char_p)
 # ---- samplers -------------------------------------------------------------------------------------------
 _api("mixflow_sample", [SA, T.MODEL_FN, c_void_p, T.MODEL_FN, c_void_p, FP, c_int64, c_int64, POINTER(c_int32), c_uint64,
                         FP, FP, POINTER(c_int64)], c_int)
+_api("mixflow_sample_model", [SA, MD, MD, FP, c_int64, c_int64, POINTER(c_int32), c_uint64, FP, FP, POINTER(c_int64)], c_int)
 _api("mixflow_sampler_create", [POINTER(T.SamplerParams), POINTER(SA)], c_int)
 _api("mixflow_sampler_default_params", [POINTER(T.SamplerParams), c_uint32], c_int)
 _api("mixflow_sampler_free", [SA], None)

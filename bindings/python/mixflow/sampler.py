@@ -122,6 +122,24 @@ class Sampler:
         check(status)
         return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
 
+    def sample_model(self, model, noise, y=None, *, guide_model=None, trajectory=False, first_sample=0) -> SampleResult:
+        """Samples with a native ``mixflow.Model`` (no Python callback); ``y=None`` is unconditional."""
+        noise = as_float32(noise, "noise")
+        batch = noise.shape[0]
+        dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
+        labels = None if y is None else np.ascontiguousarray(y, dtype=np.int32)
+        if labels is not None and labels.shape != (batch,):
+            raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        times = self.timesteps
+        out = np.empty_like(noise)
+        traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
+        nfe = ctypes.c_int64()
+        check(lib.mixflow_sample_model(self._ptr, model._ptr, None if guide_model is None else guide_model._ptr,
+                                       fptr(noise), batch, dim,
+                                       None if labels is None else labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                       first_sample, fptr(out), fptr(traj), ctypes.byref(nfe)))
+        return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
+
     def step(self, model_output, index: int, x, first_sample: int = 0) -> np.ndarray:
         """One step for callers that keep the model loop (euler and sde_euler only)."""
         x = as_float32(x, "x")

@@ -182,3 +182,16 @@ def test_npz_is_readable_by_numpy_with_each_uint8_rule(tmp_path):
     with np.load(path) as f:
         assert list(f.keys()) == ["arr_0"]
         np.testing.assert_array_equal(f["arr_0"], mixflow.to_uint8(x, "sit"))
+
+
+def test_native_model_sampling_equals_the_python_callback_route():
+    from test_model import randomize, tiny
+    m = tiny()
+    randomize(m, seed=3)
+    z = np.random.default_rng(7).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = np.array([1, 4], np.int32)
+    with mixflow.Sampler("heun", 5, guidance="cfg", cfg_scale=2.0, null_class=5) as s:
+        native = s.sample_model(m, z, y)
+        via_python = s.sample(lambda x, t, yy: m.forward(x, t, yy), z, y)
+    np.testing.assert_array_equal(native.x, via_python.x)
+    assert native.nfe == via_python.nfe == 8
