@@ -8,11 +8,15 @@ import MixflowCore
 /// here the score is derived from the same evaluation, which gives the same result for a deterministic model.
 enum SDEIntegrators {
     static func noise(_ out: inout [Float], seed: UInt64, step: Int, firstSample: UInt64, batch: Int, dim: Int) {
+        // Rows are independent streams, so splitting them across threads cannot change a single bit.
         out.withUnsafeMutableBufferPointer { o in
-            for i in 0..<batch {
-                let stream = RandomStream(seed: seed, step: UInt64(step), sample: UInt32(truncatingIfNeeded: firstSample + UInt64(i)),
-                                          tag: .sampler)
-                Gaussian.fill(UnsafeMutableBufferPointer(rebasing: o[(i * dim)..<((i + 1) * dim)]), stream: stream, start: 0)
+            let base = o.baseAddress!
+            Parallel.forRanges(batch, threads: Parallel.threads(0), grain: max(1, 65536 / max(dim, 1))) { range in
+                for i in range {
+                    let stream = RandomStream(seed: seed, step: UInt64(step), sample: UInt32(truncatingIfNeeded: firstSample + UInt64(i)),
+                                              tag: .sampler)
+                    Gaussian.fill(UnsafeMutableBufferPointer(start: base + i * dim, count: dim), stream: stream, start: 0)
+                }
             }
         }
     }
