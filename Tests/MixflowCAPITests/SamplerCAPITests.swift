@@ -213,3 +213,36 @@ func nativeModelSamplingEqualsTheCallbackRoute(guidance: mixflow_guidance) throw
     #expect(lastError() == "mixflow_sample_model: y[1] must be in [0, 3] (3 = null class), got 9")
     #expect(mixflow_sample_model(s, nil, nil, noise, 2, 32, &y, 0, &viaNative, nil, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
 }
+
+@Test func samplerGetParamsRoundTripsAndFreeIgnoresNull() {
+    let s = makeSampler { $0.method = MIXFLOW_SAMPLER_DOPRI5; $0.rtol = 1e-4; $0.seed = 77; $0.guided_channels = 3; $0.channels = 4 }!
+    defer { mixflow_sampler_free(s) }
+    var p = mixflow_sampler_params()
+    #expect(mixflow_sampler_get_params(s, &p, 112) == MIXFLOW_OK)
+    #expect(p.method == MIXFLOW_SAMPLER_DOPRI5 && p.rtol == 1e-4 && p.seed == 77 && p.guided_channels == 3 && p.sample_eps == -1)
+    #expect(mixflow_sampler_get_params(nil, &p, 112) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_sampler_get_params(s, nil, 112) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_sampler_get_params(s, &p, 4) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_sampler_get_params(s, &p, 1000) == MIXFLOW_ERR_ABI_MISMATCH)
+    mixflow_sampler_free(nil)
+}
+
+@Test func slowFlowHelpersRejectNullAndBadSizes() {
+    var t: [Double] = [0, 1], m: [Double] = [0, 1], out = [Double](repeating: 0, count: 28), g = 0.0
+    #expect(mixflow_slow_flow_stats(nil, &m, 1, 2, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_slow_flow_stats: t must not be NULL")
+    #expect(mixflow_slow_flow_stats(&t, nil, 1, 2, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_slow_flow_stats(&t, &m, 1, 2, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_slow_flow_stats(&t, &m, 0, 2, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_slow_flow_stats(&t, &m, 1, -2, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_slow_flow_suggest_gamma(&t, &m, 1, 2, .nan, &g) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_slow_flow_export(nil, MIXFLOW_EXPORT_CSV, MIXFLOW_SLOW_FLOW_ENDPOINT, &t, &m, 1, 2) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_slow_flow_export("/tmp/x.csv", MIXFLOW_EXPORT_CSV, mixflow_slow_flow_reference(rawValue: 4), &t, &m, 1, 2)
+            == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_slow_flow_export: reference has unknown value 4")
+    var px: [Float] = [0]; var u8: [UInt8] = [0]
+    #expect(mixflow_samples_to_uint8(MIXFLOW_CONVENTION_SIT, nil, 1, 1, 1, 1, &u8) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_samples_to_uint8(MIXFLOW_CONVENTION_SIT, &px, 1, 1, 1, 1, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_samples_write_npz("/tmp/x.npz", &u8, 1, -1, 1, 1) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_samples_write_npz("/nonexistent-dir/x.npz", &u8, 1, 1, 1, 1) == MIXFLOW_ERR_IO)
+}
