@@ -116,8 +116,9 @@ public enum SlowFlow {
         return (best.0, best.1)
     }
 
-    /// Solves α_m²·μ2 + σ_m² = target for m ∈ [0, 1], picking the root nearest `t` (the function is not
-    /// monotone when μ2 < 1); without a root, the m with the closest second moment.
+    /// Solves α_m²·μ2 + σ_m² = target for m ∈ [0, 1], picking the root nearest `t` (the curve is not monotone:
+    /// Linear has its minimum at m = 1/(1 + μ2)); without a root (a target below the curve's minimum), the m with
+    /// the closest second moment, i.e. the curve's minimum point.
     static func matchSecondMoment(_ target: Double, dataSecondMoment mu2: Double, path: InterpolationPath, near t: Double) -> Double {
         func g(_ m: Double) -> Double { let c = path.coefficients(sitTime: m); return c.alpha * c.alpha * mu2 + c.sigma * c.sigma - target }
         let n = 1000
