@@ -19,7 +19,6 @@ final class SiTActivations {
     let modulated, hiddenAct, outTokens: UnsafeMutablePointer<Float>
     /// gHidden1 also holds d(patches), hence max(4·B·T·D, B·T·C·p²) floats.
     let gA, gB, gC, gQKV, gHidden1, gHidden2, gMod, gCond, gCondAct, gT: UnsafeMutablePointer<Float>
-    let attention = AttentionScratch()
 
     /// Floats needed for `batch` (used to reject a batch before allocating).
     static func floats(_ c: SiTConfig, batch b: Int) -> Int {

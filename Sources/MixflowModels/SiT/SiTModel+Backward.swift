@@ -90,8 +90,7 @@ extension SiTModel {
         linearBackward(dinp: a.gC, dweight: g(T.projW), dbias: g(T.projB), dout: a.gA, inp: a.att[l],
                        weight: w(T.projW), n: bt, c: d, oc: d, threads: th)
         zero(a.gQKV, 3 * btd)
-        attentionBackward(dqkv: a.gQKV, dout: a.gC, qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads,
-                          scratch: a.attention, threads: th)
+        attentionBackward(dqkv: a.gQKV, dout: a.gC, qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads, threads: th)
         layerNormModulateForward(out: a.modulated, mean: a.mean1[l], rstd: a.rstd1[l], x: a.xs[l], modulation: msa,
                                  b: b, t: tk, d: d, threads: th)
         zero(a.gA, btd)

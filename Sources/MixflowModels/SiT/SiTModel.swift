@@ -120,7 +120,7 @@ public final class SiTModel {
                                  modulation: Modulation(mod: a.mods[l], stride: 6 * d, shift: 0, scale: d),
                                  b: b, t: tk, d: d, threads: th)
         linearForward(out: a.qkv[l], inp: a.modulated, weight: w(T.qkvW), bias: w(T.qkvB), n: bt, c: d, oc: 3 * d, threads: th)
-        attentionForward(out: a.att[l], qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads, scratch: a.attention, threads: th)
+        attentionForward(out: a.att[l], qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads, threads: th)
         linearForward(out: a.attProj[l], inp: a.att[l], weight: w(T.projW), bias: w(T.projB), n: bt, c: d, oc: d, threads: th)
         gatedResidualForward(out: a.mids[l], x: a.xs[l], y: a.attProj[l], mod: a.mods[l], stride: 6 * d, gate: 2 * d,
                              b: b, t: tk, d: d, threads: th)
