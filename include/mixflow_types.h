@@ -173,7 +173,9 @@ typedef struct mixflow_model_params {
                                              from the output, as upstream); 0 = a C-channel head */
     uint64_t seed;                        /* 0; seed of the official from-scratch initialisation */
     float class_dropout;                  /* 0.1; training probability of the null label; in [0, 1) */
-    int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0 */
+    int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0.
+                                             libmixflow parallelises its GEMMs itself and pins the system
+                                             OpenBLAS to one thread (openblas_set_num_threads(1)) on first use */
 } mixflow_model_params;
 
 #ifdef __cplusplus

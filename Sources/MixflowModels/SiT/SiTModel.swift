@@ -25,8 +25,9 @@ public struct LabelDropout: Sendable {
 /// official state dict, a parallel gradient buffer, a forward pass that saves what backward needs, and a
 /// hand-written backward pass.
 ///
-/// Threads: elementwise kernels use up to `threads` workers; GEMMs use OpenBLAS's own threads. Every
-/// reduction has a fixed order, so outputs and gradients are bit-identical for any `threads`.
+/// Threads: every kernel, GEMMs included, uses up to `threads` workers (OpenBLAS itself is pinned to one
+/// thread; see `BLAS`). Work splits depend only on shapes and every reduction has a fixed order, so
+/// outputs and gradients are bit-identical for any `threads`.
 /// A model is used by one thread at a time.
 public final class SiTModel {
     public let config: SiTConfig
