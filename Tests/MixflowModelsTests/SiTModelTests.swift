@@ -130,3 +130,25 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
     #expect(memcmp(m.params, again.params, 4 * m.table.count) == 0)
     #expect(memcmp(m.params + 1000, other.params + 1000, 400) != 0)
 }
+
+@Test func inferenceForwardEqualsTrainingForwardWithLessMemory() throws {
+    let m = try tinyModel(SiTConfig(depth: 3, hidden: 16, heads: 2, patch: 2, inputSize: 4, inChannels: 2, numClasses: 3))
+    let b = 2, n = b * m.config.sampleSize
+    let x = randomArray(n, seed: 70), r = randomArray(n, seed: 71)
+    var train = [Float](repeating: 0, count: n), eval = train
+    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &eval, saveForBackward: false)
+    #expect(throws: MixflowError.self) { try m.backward(dout: r, batch: b) }   // nothing saved yet
+    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &train)
+    #expect(train == eval)
+    #expect(m.activationFloats(batch: b, training: false) * 2 < m.activationFloats(batch: b, training: true))
+    // An inference pass in between does not disturb the saved training activations.
+    var other = eval
+    try m.forward(x: r, t: [0.9, 0.1], y: [1, 1], batch: b, out: &other, saveForBackward: false)
+    m.zeroGradients()
+    try m.backward(dout: r, batch: b)
+    let g1 = Array(UnsafeBufferPointer(start: m.grads, count: m.table.count))
+    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &train)
+    m.zeroGradients()
+    try m.backward(dout: r, batch: b)
+    #expect(g1 == Array(UnsafeBufferPointer(start: m.grads, count: m.table.count)))
+}
