@@ -15,6 +15,12 @@ final class Model {
         self.settings = settings
         names = model.table.entries.map { strdup($0.name)! }
     }
+    /// A second handle on an existing model (the trainer's), sharing its weights.
+    init(wrapping model: SiTModel, settings: ModelSettings) {
+        self.model = model
+        self.settings = settings
+        names = model.table.entries.map { strdup($0.name)! }
+    }
     deinit { names.forEach { free($0) } }
 
     /// The table entry called `name`, or an error naming what exists.
@@ -27,7 +33,7 @@ final class Model {
     }
 }
 
-private func modelBox(_ m: UnsafeMutablePointer<mixflow_model>?) throws -> Model {
+func modelBox(_ m: UnsafeMutablePointer<mixflow_model>?) throws -> Model {
     try Handle.get(m, kind: .model, "model", as: Model.self)
 }
 

@@ -14,6 +14,10 @@ struct ModelSettings {
 
     static let defaultArch = "SiT-XL/2"
 
+    init(config: SiTConfig, arch: String, seed: UInt64, threads: Int) {
+        self.config = config; self.arch = arch; self.seed = seed; self.threads = threads
+    }
+
     init(c p: mixflow_model_params) throws {
         arch = try withUnsafeBytes(of: p.arch) { raw in
             guard let end = raw.firstIndex(of: 0) else {

@@ -45,11 +45,23 @@ extension SIMDMath {
         let ai = unsafeBitCast(a, to: SIMD4<Int32>.self), bi = unsafeBitCast(b, to: SIMD4<Int32>.self)
         return unsafeBitCast((ai & m) | (bi & ~m), to: SIMD4<Float>.self)
     }
+}
 
-    /// Lane-wise maximum with bit operations (the generic `pointwiseMax` is a per-lane loop).
+extension SIMDMath {
+    /// Lane-wise max of non-NaN floats with integer operations only (Swift's `pointwiseMax` and
+    /// `replacing(with:where:)` are per-lane loops): the sign of a − b selects the lane.
     @inlinable
-    public static func max(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-        SIMD8(lowHalf: select(a.lowHalf .> b.lowHalf, a.lowHalf, b.lowHalf),
-              highHalf: select(a.highHalf .> b.highHalf, a.highHalf, b.highHalf))
+    public static func maximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        let aBelow = unsafeBitCast(a - b, to: SIMD8<Int32>.self) &>> 31        // all ones where a < b
+        let ai = unsafeBitCast(a, to: SIMD8<Int32>.self), bi = unsafeBitCast(b, to: SIMD8<Int32>.self)
+        return unsafeBitCast((bi & aBelow) | (ai & ~aBelow), to: SIMD8<Float>.self)
+    }
+
+    /// Lane-wise min of non-NaN floats (see `maximum`).
+    @inlinable
+    public static func minimum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        let aBelow = unsafeBitCast(a - b, to: SIMD8<Int32>.self) &>> 31
+        let ai = unsafeBitCast(a, to: SIMD8<Int32>.self), bi = unsafeBitCast(b, to: SIMD8<Int32>.self)
+        return unsafeBitCast((ai & aBelow) | (bi & ~aBelow), to: SIMD8<Float>.self)
     }
 }

@@ -80,7 +80,7 @@ func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     var mx = -Float.infinity
     var i = 0
     var mv = SIMD8<Float>(repeating: -.infinity)
-    while i + 8 <= n { mv = SIMDMath.max(mv, x.simd8(i)); i += 8 }
+    while i + 8 <= n { mv = SIMDMath.maximum(mv, x.simd8(i)); i += 8 }
     mx = mv.max()
     while i < n { mx = Swift.max(mx, x[i]); i += 1 }
     let m8 = SIMD8<Float>(repeating: mx)
