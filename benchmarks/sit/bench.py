@@ -4,7 +4,7 @@ against PyTorch CPU on the same weights and batch, plus the OpenBLAS sgemm peak,
     python3 benchmarks/sit/bench.py [--arch SiT-S/2] [--batch 16] [--threads 2] [--repeats 5]
 
 Needs the release library (swift build -c release) and torch ('torch<2.14', CPU wheel). The ctypes
-declarations here are local on purpose (the Python package gains its Model class separately).
+declarations are local so that the timing covers exactly the C calls, with no wrapper in between.
 The GEMM work of a step is counted analytically (2·m·n·k per matmul, attention included; backward =
 2 × forward) to report the achieved GFLOP/s against the sgemm peak measured here.
 """
