@@ -365,7 +365,8 @@ SWIFT_EXTERN mixflow_status mixflow_model_create(mixflow_model_params const * _N
 SWIFT_EXTERN mixflow_status mixflow_model_default_params(mixflow_model_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Runs the model in evaluation mode (labels as given, no class dropout): out = v(x, t, y), the first C
-/// channels of the head (the learn_sigma half is dropped, as upstream).
+/// channels of the head (the learn_sigma half is dropped, as upstream). Keeps no activations for a
+/// backward pass, so it needs about 1/depth of the memory of <code>mixflow_model_gradients</code>.
 /// \param x [batch, in_channels, input_size, input_size], finite.
 ///
 /// \param t [batch], finite, in the model’s own time convention (raw, not ×1000).

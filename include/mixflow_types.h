@@ -160,8 +160,9 @@ typedef struct mixflow_model { char _private; } mixflow_model;
 /* SiT model parameters. Fill with mixflow_model_default_params, then edit. */
 typedef struct mixflow_model_params {
     uint32_t struct_size;                 /* set by the filler; leave it alone */
-    char arch[MIXFLOW_MODEL_ARCH_SIZE];   /* "SiT-XL/2"; one of SiT-{S,B,L,XL}/{2,4,8} (case-insensitive),
-                                             or "" for a custom shape from depth/hidden/heads/patch */
+    char arch[32];                        /* MIXFLOW_MODEL_ARCH_SIZE; "SiT-XL/2"; one of SiT-{S,B,L,XL}/{2,4,8}
+                                             (case-insensitive), NUL-terminated, or "" for a custom
+                                             shape from depth/hidden/heads/patch */
     int32_t depth;                        /* 0; custom only (arch ""): number of blocks, in [1, 1024] */
     int32_t hidden;                       /* 0; custom only: width D, a multiple of heads and of 4 */
     int32_t heads;                        /* 0; custom only: attention heads, in [1, hidden] */
@@ -173,7 +174,9 @@ typedef struct mixflow_model_params {
                                              from the output, as upstream); 0 = a C-channel head */
     uint64_t seed;                        /* 0; seed of the official from-scratch initialisation */
     float class_dropout;                  /* 0.1; training probability of the null label; in [0, 1) */
-    int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0 */
+    int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0.
+                                             libmixflow parallelises its GEMMs itself and pins the system
+                                             OpenBLAS to one thread (openblas_set_num_threads(1)) on first use */
 } mixflow_model_params;
 
 /* ---- trainer -------------------------------------------------------------------------------- */

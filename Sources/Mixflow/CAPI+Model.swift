@@ -57,7 +57,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     let b = try dimension(batch, "batch")
     let n = try checkedCount([batch, Int64(c.inChannels), Int64(c.inputSize), Int64(c.inputSize)], "x")
     // Saved activations grow linearly with the batch; refuse what cannot even be counted.
-    _ = try checkedCount([batch, Int64(box.model.activationFloats(batch: 1))], "activations for this batch")
+    _ = try checkedCount([batch, Int64(box.model.activationFloats(batch: 1, training: true))], "activations for this batch")
     try requireFinite(UnsafeBufferPointer(start: x, count: n), "x")
     try requireFinite(UnsafeBufferPointer(start: t, count: b), "t")
     for i in 0..<b where y[i] < 0 || Int(y[i]) > c.numClasses {
@@ -229,7 +229,8 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
 // MARK: - Compute
 
 /// Runs the model in evaluation mode (labels as given, no class dropout): out = v(x, t, y), the first C
-/// channels of the head (the learn_sigma half is dropped, as upstream).
+/// channels of the head (the learn_sigma half is dropped, as upstream). Keeps no activations for a
+/// backward pass, so it needs about 1/depth of the memory of `mixflow_model_gradients`.
 ///
 /// - Parameters:
 ///   - x: [batch, in_channels, input_size, input_size], finite.
@@ -246,7 +247,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     capi("mixflow_model_forward") {
         let box = try modelBox(model)
         let (x, t, y, b, _) = try checkInputs(box, x, t, y, batch)
-        try box.model.forward(x: x, t: t, y: y, batch: b, out: try require(out, "out"))
+        try box.model.forward(x: x, t: t, y: y, batch: b, out: try require(out, "out"), saveForBackward: false)
     }
 }
 

@@ -69,14 +69,13 @@ import Testing
     let b = 2, t = 5, d = 12, heads = 3
     var qkv = randomArray(b * t * 3 * d, seed: 12, scale: 1.5)
     let r = randomArray(b * t * d, seed: 13)
-    let scratch = AttentionScratch()
     func f(_ qkv: [Float]) -> Double {
         var o = [Float](repeating: 0, count: b * t * d)
-        attentionForward(out: &o, qkv: qkv, b: b, t: t, d: d, heads: heads, scratch: scratch, threads: 2)
+        attentionForward(out: &o, qkv: qkv, b: b, t: t, d: d, heads: heads, threads: 2)
         return weightedSum(o, r)
     }
     var dqkv = [Float](repeating: 0, count: qkv.count)
-    attentionBackward(dqkv: &dqkv, dout: r, qkv: qkv, b: b, t: t, d: d, heads: heads, scratch: scratch, threads: 2)
+    attentionBackward(dqkv: &dqkv, dout: r, qkv: qkv, b: b, t: t, d: d, heads: heads, threads: 2)
     #expect(checkGradient("qkv", &qkv, analytic: dqkv, samples: 400) { f($0) }.isEmpty)
 }
 
@@ -85,7 +84,7 @@ import Testing
     let b = 1, t = 4, d = 8, heads = 2, hd = 4
     let qkv = randomArray(b * t * 3 * d, seed: 14, scale: 2)
     var o = [Float](repeating: 0, count: t * d)
-    attentionForward(out: &o, qkv: qkv, b: b, t: t, d: d, heads: heads, scratch: AttentionScratch(), threads: 1)
+    attentionForward(out: &o, qkv: qkv, b: b, t: t, d: d, heads: heads, threads: 1)
     for h in 0..<heads {
         for i in 0..<t {
             var s = [Double](repeating: 0, count: t)

@@ -46,15 +46,17 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
 }
 
 @Test func resultsAreBitIdenticalForAnyThreadCount() throws {
-    // Large enough that every parallel kernel really splits (B·T·D = 4·64·64 floats > the grain).
+    // Large enough that every parallel path really splits: B·T·D = 10·64·64 floats > the elementwise grain,
+    // B·T = 640 rows > 2 GEMM tiles (3 tiles, the last partial), 40 (sample, head) pairs for attention.
     let config = SiTConfig(depth: 1, hidden: 64, heads: 4, patch: 2, inputSize: 16, inChannels: 4, numClasses: 5)
     var results: [([Float], [Float], [Float])] = []
     for threads in [1, 2, 3] {
         let m = try tinyModel(config, threads: threads)
-        let b = 4, n = b * config.sampleSize
+        let b = 10, n = b * config.sampleSize
         let x = randomArray(n, seed: 60), r = randomArray(n, seed: 61)
         var out = [Float](repeating: 0, count: n), dx = out
-        try m.forward(x: x, t: [0.1, 0.5, 0.7, 1], y: [0, 1, 4, 5], batch: b, out: &out)
+        let t: [Float] = (0..<b).map { Float($0) / 9 }, y: [Int32] = (0..<b).map { Int32($0 % 6) }
+        try m.forward(x: x, t: t, y: y, batch: b, out: &out)
         m.zeroGradients()
         try m.backward(dout: r, batch: b, dx: &dx)
         results.append((out, dx, Array(UnsafeBufferPointer(start: m.grads, count: m.table.count))))
@@ -127,4 +129,26 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
     let again = try SiTModel(m.config, seed: 3), other = try SiTModel(m.config, seed: 4)
     #expect(memcmp(m.params, again.params, 4 * m.table.count) == 0)
     #expect(memcmp(m.params + 1000, other.params + 1000, 400) != 0)
+}
+
+@Test func inferenceForwardEqualsTrainingForwardWithLessMemory() throws {
+    let m = try tinyModel(SiTConfig(depth: 3, hidden: 16, heads: 2, patch: 2, inputSize: 4, inChannels: 2, numClasses: 3))
+    let b = 2, n = b * m.config.sampleSize
+    let x = randomArray(n, seed: 70), r = randomArray(n, seed: 71)
+    var train = [Float](repeating: 0, count: n), eval = train
+    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &eval, saveForBackward: false)
+    #expect(throws: MixflowError.self) { try m.backward(dout: r, batch: b) }   // nothing saved yet
+    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &train)
+    #expect(train == eval)
+    #expect(m.activationFloats(batch: b, training: false) * 2 < m.activationFloats(batch: b, training: true))
+    // An inference pass in between does not disturb the saved training activations.
+    var other = eval
+    try m.forward(x: r, t: [0.9, 0.1], y: [1, 1], batch: b, out: &other, saveForBackward: false)
+    m.zeroGradients()
+    try m.backward(dout: r, batch: b)
+    let g1 = Array(UnsafeBufferPointer(start: m.grads, count: m.table.count))
+    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &train)
+    m.zeroGradients()
+    try m.backward(dout: r, batch: b)
+    #expect(g1 == Array(UnsafeBufferPointer(start: m.grads, count: m.table.count)))
 }

@@ -8,7 +8,7 @@ public func linearForward(
     bias: UnsafePointer<Float>?, n: Int, c: Int, oc: Int, threads: Int
 ) {
     BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: inp, lda: c, b: weight, ldb: c,
-               beta: 0, c: out, ldc: oc)
+               beta: 0, c: out, ldc: oc, threads: threads)
     guard let bias else { return }
     parallelFor(n, threads: threads, grain: max(1, elementGrain / max(oc, 1))) { rows in
         for r in rows { axpy(out + r * oc, 1, bias, oc) }
@@ -26,10 +26,10 @@ public func linearBackward(
 ) {
     if let dinp {
         BLAS.sgemm(transA: false, transB: false, m: n, n: c, k: oc, a: dout, lda: oc, b: weight, ldb: c,
-                   beta: 1, c: dinp, ldc: c)
+                   beta: 1, c: dinp, ldc: c, threads: threads)
     }
     BLAS.sgemm(transA: true, transB: false, m: oc, n: c, k: n, a: dout, lda: oc, b: inp, ldb: c,
-               beta: 1, c: dweight, ldc: c)
+               beta: 1, c: dweight, ldc: c, threads: threads)
     guard let dbias else { return }
     columnSumAccumulate(dbias, dout, rows: n, cols: oc, threads: threads)
 }

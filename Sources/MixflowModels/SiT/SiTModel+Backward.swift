@@ -8,7 +8,7 @@ extension SiTModel {
     ///
     /// - Throws: `MixflowError.invalidArgument` when no forward pass of `batch` samples precedes it.
     public func backward(dout: UnsafePointer<Float>, batch b: Int, dx: UnsafeMutablePointer<Float>? = nil) throws {
-        guard let a = acts, lastBatch == b, a.batch == b else {
+        guard let a = trainActs, lastBatch == b, a.batch == b else {
             throw MixflowError.invalidArgument("backward needs a forward pass of the same batch (\(b)) first")
         }
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, btd = bt * d, th = threads
@@ -20,13 +20,13 @@ extension SiTModel {
                            h: c.inputSize, w: c.inputSize, p: c.patch)
         // Final layer. gA = d(modulated), then the residual-stream gradient lives in gB.
         let finalMod = Modulation(mod: a.finalMod, stride: 2 * d, shift: 0, scale: d)
-        layerNormModulateForward(out: a.modulated, mean: a.finalMean, rstd: a.finalRstd, x: a.xs[c.depth],
+        layerNormModulateForward(out: a.modulated, mean: a.finalMean, rstd: a.finalRstd, x: a.x(c.depth),
                                  modulation: finalMod, b: b, t: tk, d: d, threads: th)
         zero(a.gA, btd)
         linearBackward(dinp: a.gA, dweight: grad(f(T.finalLinW)), dbias: grad(f(T.finalLinB)), dout: a.outTokens,
                        inp: a.modulated, weight: param(f(T.finalLinW)), n: bt, c: d, oc: c.outFeatures, threads: th)
         zero(a.gB, btd); zero(a.gMod, 2 * b * d)
-        layerNormModulateBackward(dx: a.gB, dmod: a.gMod, dout: a.gA, x: a.xs[c.depth], mean: a.finalMean,
+        layerNormModulateBackward(dx: a.gB, dmod: a.gMod, dout: a.gA, x: a.x(c.depth), mean: a.finalMean,
                                   rstd: a.finalRstd, modulation: finalMod, b: b, t: tk, d: d, threads: th)
         zero(a.gCondAct, b * d)
         linearBackward(dinp: a.gCondAct, dweight: grad(f(T.finalAdaW)), dbias: grad(f(T.finalAdaB)), dout: a.gMod,
@@ -90,8 +90,7 @@ extension SiTModel {
         linearBackward(dinp: a.gC, dweight: g(T.projW), dbias: g(T.projB), dout: a.gA, inp: a.att[l],
                        weight: w(T.projW), n: bt, c: d, oc: d, threads: th)
         zero(a.gQKV, 3 * btd)
-        attentionBackward(dqkv: a.gQKV, dout: a.gC, qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads,
-                          scratch: a.attention, threads: th)
+        attentionBackward(dqkv: a.gQKV, dout: a.gC, qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads, threads: th)
         layerNormModulateForward(out: a.modulated, mean: a.mean1[l], rstd: a.rstd1[l], x: a.xs[l], modulation: msa,
                                  b: b, t: tk, d: d, threads: th)
         zero(a.gA, btd)

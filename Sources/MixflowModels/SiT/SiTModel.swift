@@ -25,8 +25,9 @@ public struct LabelDropout: Sendable {
 /// official state dict, a parallel gradient buffer, a forward pass that saves what backward needs, and a
 /// hand-written backward pass.
 ///
-/// Threads: elementwise kernels use up to `threads` workers; GEMMs use OpenBLAS's own threads. Every
-/// reduction has a fixed order, so outputs and gradients are bit-identical for any `threads`.
+/// Threads: every kernel, GEMMs included, uses up to `threads` workers (OpenBLAS itself is pinned to one
+/// thread; see `BLAS`). Work splits depend only on shapes and every reduction has a fixed order, so
+/// outputs and gradients are bit-identical for any `threads`.
 /// A model is used by one thread at a time.
 public final class SiTModel {
     public let config: SiTConfig
@@ -36,8 +37,10 @@ public final class SiTModel {
     /// Flat gradients, same layout; backward accumulates into it; pos_embed's slot stays 0.
     public let grads: UnsafeMutablePointer<Float>
     public var threads: Int
-    var acts: SiTActivations?
-    /// Batch size of the last forward pass (0 before any); backward applies to it.
+    /// Activations of the last training forward (what backward reads) and the smaller inference set.
+    var trainActs: SiTActivations?
+    var evalActs: SiTActivations?
+    /// Batch size of the last forward pass that saved activations (0 before any); backward applies to it.
     public private(set) var lastBatch = 0
 
     public init(_ config: SiTConfig, seed: UInt64, threads: Int = 0) throws {
@@ -63,17 +66,23 @@ public final class SiTModel {
     @inline(__always) func grad(_ index: Int) -> UnsafeMutablePointer<Float> { grads + table.entries[index].offset }
 
     /// Floats of saved activations and scratch a batch needs (for memory planning and to refuse a batch).
-    public func activationFloats(batch: Int) -> Int { SiTActivations.floats(config, batch: batch) }
+    public func activationFloats(batch: Int, training: Bool = true) -> Int {
+        SiTActivations.floats(config, batch: batch, training: training)
+    }
 
     // MARK: - Forward
 
     /// x: [B, C, H, W], t: [B], y: [B] (labels in 0...numClasses; numClasses = null) → out: [B, C, H, W].
     ///
     /// Inputs are trusted (the C layer validates them). With `dropout` the labels are dropped to the null
-    /// class as in training; without, they are used as given (eval mode).
+    /// class as in training; without, they are used as given (eval mode). With `saveForBackward` false
+    /// only one block's buffers exist (inference: ~1/depth of the memory) and `backward` is unavailable
+    /// until the next saving forward. Both modes give bit-identical outputs.
     public func forward(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>, batch b: Int,
-                        out: UnsafeMutablePointer<Float>, dropout: LabelDropout? = nil) throws {
-        let a = try activations(batch: b)
+                        out: UnsafeMutablePointer<Float>, dropout: LabelDropout? = nil,
+                        saveForBackward: Bool = true) throws {
+        if saveForBackward { lastBatch = 0 }   // a failed or partial pass leaves nothing to differentiate
+        let a = try activations(batch: b, training: saveForBackward)
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, th = threads
         typealias T = SiTParameterTable
         for i in 0..<b {
@@ -81,9 +90,9 @@ public final class SiTModel {
         }
         // Patch embedding + fixed positions.
         patchifyForward(patches: a.patches, x: x, b: b, c: c.inChannels, h: c.inputSize, w: c.inputSize, p: c.patch)
-        linearForward(out: a.xs[0], inp: a.patches, weight: param(T.xEmbedW), bias: param(T.xEmbedB),
+        linearForward(out: a.x(0), inp: a.patches, weight: param(T.xEmbedW), bias: param(T.xEmbedB),
                       n: bt, c: c.patchFeatures, oc: d, threads: th)
-        addPositional(x: a.xs[0], pos: param(T.posEmbed), b: b, t: tk, d: d)
+        addPositional(x: a.x(0), pos: param(T.posEmbed), b: b, t: tk, d: d)
         // Conditioning c = MLP(freq(t)) + table[y]; every adaLN reads SiLU(c).
         timestepFeaturesForward(out: a.tFreq, t: t, b: b)
         linearForward(out: a.tHidden, inp: a.tFreq, weight: param(T.tMlp0W), bias: param(T.tMlp0B),
@@ -99,14 +108,14 @@ public final class SiTModel {
         let f = table.final
         linearForward(out: a.finalMod, inp: a.condAct, weight: param(f(T.finalAdaW)), bias: param(f(T.finalAdaB)),
                       n: b, c: d, oc: 2 * d, threads: th)
-        layerNormModulateForward(out: a.modulated, mean: a.finalMean, rstd: a.finalRstd, x: a.xs[c.depth],
+        layerNormModulateForward(out: a.modulated, mean: a.finalMean, rstd: a.finalRstd, x: a.x(c.depth),
                                  modulation: Modulation(mod: a.finalMod, stride: 2 * d, shift: 0, scale: d),
                                  b: b, t: tk, d: d, threads: th)
         linearForward(out: a.outTokens, inp: a.modulated, weight: param(f(T.finalLinW)), bias: param(f(T.finalLinB)),
                       n: bt, c: d, oc: c.outFeatures, threads: th)
         unpatchifyForward(out: out, o: a.outTokens, b: b, c: c.inChannels, cOut: c.outChannels,
                           h: c.inputSize, w: c.inputSize, p: c.patch)
-        lastBatch = b
+        if saveForBackward { lastBatch = b }
     }
 
     /// One adaLN-Zero block: x ← x + g_msa ⊙ Attn(mod(LN(x))); x ← x + g_mlp ⊙ MLP(mod(LN(x))).
@@ -115,30 +124,38 @@ public final class SiTModel {
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, th = threads, m = c.mlpHidden
         typealias T = SiTParameterTable
         let w = { (k: Int) in self.param(T.block(l, k)) }
-        linearForward(out: a.mods[l], inp: a.condAct, weight: w(T.adaW), bias: w(T.adaB), n: b, c: d, oc: 6 * d, threads: th)
-        layerNormModulateForward(out: a.modulated, mean: a.mean1[l], rstd: a.rstd1[l], x: a.xs[l],
-                                 modulation: Modulation(mod: a.mods[l], stride: 6 * d, shift: 0, scale: d),
+        let s = a.slot(l), xIn = a.x(l), xOut = a.x(l + 1)
+        linearForward(out: a.mods[s], inp: a.condAct, weight: w(T.adaW), bias: w(T.adaB), n: b, c: d, oc: 6 * d, threads: th)
+        layerNormModulateForward(out: a.modulated, mean: a.mean1[s], rstd: a.rstd1[s], x: xIn,
+                                 modulation: Modulation(mod: a.mods[s], stride: 6 * d, shift: 0, scale: d),
                                  b: b, t: tk, d: d, threads: th)
-        linearForward(out: a.qkv[l], inp: a.modulated, weight: w(T.qkvW), bias: w(T.qkvB), n: bt, c: d, oc: 3 * d, threads: th)
-        attentionForward(out: a.att[l], qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads, scratch: a.attention, threads: th)
-        linearForward(out: a.attProj[l], inp: a.att[l], weight: w(T.projW), bias: w(T.projB), n: bt, c: d, oc: d, threads: th)
-        gatedResidualForward(out: a.mids[l], x: a.xs[l], y: a.attProj[l], mod: a.mods[l], stride: 6 * d, gate: 2 * d,
+        linearForward(out: a.qkv[s], inp: a.modulated, weight: w(T.qkvW), bias: w(T.qkvB), n: bt, c: d, oc: 3 * d, threads: th)
+        attentionForward(out: a.att[s], qkv: a.qkv[s], b: b, t: tk, d: d, heads: c.heads, threads: th)
+        linearForward(out: a.attProj[s], inp: a.att[s], weight: w(T.projW), bias: w(T.projB), n: bt, c: d, oc: d, threads: th)
+        gatedResidualForward(out: a.mids[s], x: xIn, y: a.attProj[s], mod: a.mods[s], stride: 6 * d, gate: 2 * d,
                              b: b, t: tk, d: d, threads: th)
-        layerNormModulateForward(out: a.modulated, mean: a.mean2[l], rstd: a.rstd2[l], x: a.mids[l],
-                                 modulation: Modulation(mod: a.mods[l], stride: 6 * d, shift: 3 * d, scale: 4 * d),
+        layerNormModulateForward(out: a.modulated, mean: a.mean2[s], rstd: a.rstd2[s], x: a.mids[s],
+                                 modulation: Modulation(mod: a.mods[s], stride: 6 * d, shift: 3 * d, scale: 4 * d),
                                  b: b, t: tk, d: d, threads: th)
-        linearForward(out: a.fc1[l], inp: a.modulated, weight: w(T.fc1W), bias: w(T.fc1B), n: bt, c: d, oc: m, threads: th)
-        geluForward(out: a.hiddenAct, inp: a.fc1[l], count: bt * m, threads: th)
-        linearForward(out: a.fc2[l], inp: a.hiddenAct, weight: w(T.fc2W), bias: w(T.fc2B), n: bt, c: m, oc: d, threads: th)
-        gatedResidualForward(out: a.xs[l + 1], x: a.mids[l], y: a.fc2[l], mod: a.mods[l], stride: 6 * d, gate: 5 * d,
+        linearForward(out: a.fc1[s], inp: a.modulated, weight: w(T.fc1W), bias: w(T.fc1B), n: bt, c: d, oc: m, threads: th)
+        geluForward(out: a.hiddenAct, inp: a.fc1[s], count: bt * m, threads: th)
+        linearForward(out: a.fc2[s], inp: a.hiddenAct, weight: w(T.fc2W), bias: w(T.fc2B), n: bt, c: m, oc: d, threads: th)
+        gatedResidualForward(out: xOut, x: a.mids[s], y: a.fc2[s], mod: a.mods[s], stride: 6 * d, gate: 5 * d,
                              b: b, t: tk, d: d, threads: th)
     }
 
-    func activations(batch b: Int) throws -> SiTActivations {
-        if let a = acts, a.batch == b { return a }
-        acts = nil   // free the old batch's buffers before allocating the new ones
-        let a = try SiTActivations(config, batch: b)
-        acts = a
+    func activations(batch b: Int, training: Bool) throws -> SiTActivations {
+        if training {
+            if let a = trainActs, a.batch == b { return a }
+            trainActs = nil   // free the old batch's buffers before allocating the new ones
+            let a = try SiTActivations(config, batch: b, training: true)
+            trainActs = a
+            return a
+        }
+        if let a = evalActs, a.batch == b { return a }
+        evalActs = nil
+        let a = try SiTActivations(config, batch: b, training: false)
+        evalActs = a
         return a
     }
 }
