@@ -7,6 +7,10 @@ let package = Package(
     name: "mixflow",
     products: [
         .library(name: "mixflow", type: .dynamic, targets: ["Mixflow"]),
+        .executable(name: "mixflow-cli", targets: ["MixflowCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // include/ holds the hand-written C types (mixflow_types.h) and the generated mixflow.h; the module map
@@ -39,6 +43,10 @@ let package = Package(
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
             ])]
         ),
+        // The `mixflow` command line (post-train, sample, Slow Flow), built on the Swift core directly.
+        .executableTarget(name: "MixflowCLI",
+                          dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
         .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
