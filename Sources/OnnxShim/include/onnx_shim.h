@@ -112,6 +112,22 @@ int mfx_onnx_writer_add_external(mfx_onnx_writer *w, const char *name, size_t na
 int mfx_onnx_writer_size(mfx_onnx_writer *w, int64_t *out_size, char *err, size_t err_cap);
 int mfx_onnx_writer_serialize(mfx_onnx_writer *w, void *buf, int64_t size, char *err, size_t err_cap);
 
+/* ---- writer, graph part: nodes, graph inputs and outputs (a runnable model; opset 17) ---- */
+/* A node `op_type` (default domain) reading `inputs` and writing `outputs` (NUL-terminated names; "" marks an
+ * omitted optional input). Attribute calls below apply to the node added last. */
+int mfx_onnx_writer_add_node(mfx_onnx_writer *w, const char *op_type, const char *const *inputs, int32_t n_inputs,
+                             const char *const *outputs, int32_t n_outputs);
+int mfx_onnx_writer_attr_int(mfx_onnx_writer *w, const char *name, int64_t value);
+int mfx_onnx_writer_attr_ints(mfx_onnx_writer *w, const char *name, const int64_t *values, int32_t count);
+int mfx_onnx_writer_attr_float(mfx_onnx_writer *w, const char *name, float value);
+/* A Constant node writing `output`: a FLOAT (data: float) or INT64 (data: int64_t) tensor of `count` values. */
+int mfx_onnx_writer_add_constant(mfx_onnx_writer *w, const char *output, int32_t data_type, const int64_t *dims,
+                                 int32_t ndim, const void *data, int64_t count);
+/* A graph input (is_output 0) or output (1) of element type `data_type`; a dim < 0 becomes the symbolic
+ * dimension "batch". */
+int mfx_onnx_writer_add_value(mfx_onnx_writer *w, int32_t is_output, const char *name, int32_t data_type,
+                              const int64_t *dims, int32_t ndim);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,147 @@
+import MixflowCore
+import MixflowModels
+
+/// The result of `ModelONNX.load`: the model plus what the file said and what was left out.
+public struct LoadedModel {
+    public let model: SiTModel
+    /// The file's metadata_props in file order (bytes that are not UTF-8 are replaced).
+    public let metadata: [(key: String, value: String)]
+    /// Initializers that are not SiT weights and were skipped: REPA's `projectors.*`, and the constants of a
+    /// graph (`torch.onnx.export` files), under their names in the file.
+    public let ignored: [String]
+    /// true when the architecture came from the shapes (no `model.*` metadata).
+    public let inferred: Bool
+}
+
+extension ModelONNX {
+    /// Loads a SiT from an ONNX file: the architecture from `model.*` metadata, else inferred from the shapes
+    /// (`inferConfig`); then every official tensor is read straight into the model's flat buffer (external data
+    /// with pread, no intermediate copy for float32).
+    ///
+    /// Initializer names may carry a prefix (`model.`, `module.`, an exporter's scope): the longest suffix
+    /// starting after a '.' that is an official SiT name is used.
+    /// - Parameters:
+    ///   - heads: overrides `model.heads`; needed when there is no metadata and hidden is not an official width.
+    ///   - threads: the model's worker threads (0 = all cores).
+    /// - Throws: `.io`/`.format` (the file), `.format` listing missing, unexpected and mis-shaped tensors and
+    ///   non-finite values, `.invalidArgument` (heads not inferable or invalid), `.outOfMemory`.
+    public static func load(path: String, heads: Int? = nil, threads: Int = 0) throws -> LoadedModel {
+        let reader = try OnnxReader(path: path)
+        let metadata = reader.metadata.map { (key: String(decoding: $0.key, as: UTF8.self),
+                                              value: String(decoding: $0.value, as: UTF8.self)) }
+        // Official name -> initializer index; unmatched initializers are sorted into ignored / unexpected.
+        var official: [String: Int] = [:]
+        var unmatched: [String] = [], ignored: [String] = []
+        for (i, t) in reader.tensors.enumerated() {
+            guard let name = officialName(t.name) else {
+                if t.name.hasPrefix("projectors.") || t.name.contains(".projectors.") || reader.numNodes > 0 {
+                    ignored.append(t.name)
+                } else {
+                    unmatched.append(t.name)
+                }
+                continue
+            }
+            if name.hasPrefix("projectors.") { ignored.append(t.name); continue }
+            if let j = official[name] {
+                throw MixflowError.format("\(path): initializers \"\(reader.tensors[j].name)\" and \"\(t.name)\" are both \(name)")
+            }
+            official[name] = i
+        }
+        let shapes = official.mapValues { reader.tensors[$0].dims }
+        let hasArch = metadata.contains(where: { $0.key == "model.arch" })
+        var config: SiTConfig
+        do {
+            config = hasArch ? try SiTConfig(metadata: metadata, heads: heads) : try inferConfig(shapes, heads: heads)
+        } catch let error as MixflowError {
+            throw error.prefixed("\(path): ")
+        }
+        if heads != nil {
+            do { try config.validate() } catch let e as MixflowError { throw e.prefixed("\(path): ") }
+        }
+        let model = try SiTModel(config, seed: 0, threads: threads)
+        try check(model, reader: reader, official: official, unexpected: unmatched, path: path)
+        for e in model.table.entries {
+            let i = official[e.name]!
+            let dst = UnsafeMutableBufferPointer(start: model.params + e.offset, count: e.count)
+            try reader.read(i, into: dst)
+            if let bad = dst.firstIndex(where: { !$0.isFinite }) {
+                throw MixflowError.format("\(path): initializer \"\(reader.tensors[i].name)\" element \(bad) is \(dst[bad]); "
+                                          + "weights must be finite")
+            }
+        }
+        return LoadedModel(model: model, metadata: metadata, ignored: ignored, inferred: !hasArch)
+    }
+
+    /// Compares the file against the model's table and throws one error listing every problem.
+    static func check(_ model: SiTModel, reader: OnnxReader, official: [String: Int], unexpected unmatched: [String],
+                      path: String) throws {
+        var missing: [String] = [], misShaped: [String] = [], unexpected = unmatched
+        for e in model.table.entries {
+            guard let i = official[e.name] else { missing.append(e.name); continue }
+            let t = reader.tensors[i]
+            if t.dims != e.shape.map(Int64.init) {
+                misShaped.append("\(t.name) is \(t.dims), SiT needs \(e.shape)")
+            } else if !t.isConvertibleToFloat {
+                misShaped.append("\(t.name) has element type \(OnnxDataType.describe(t.dataType)), SiT needs a float type")
+            }
+        }
+        for (name, i) in official where model.table.index(of: name) == nil { unexpected.append(reader.tensors[i].name) }
+        guard missing.isEmpty && misShaped.isEmpty && unexpected.isEmpty else {
+            func list(_ title: String, _ items: [String]) -> String? {
+                guard !items.isEmpty else { return nil }
+                let shown = items.sorted().prefix(12).joined(separator: ", ")
+                return "\(title) (\(items.count)): \(shown)" + (items.count > 12 ? ", …" : "")
+            }
+            let c = model.config
+            let parts = [list("missing", missing), list("unexpected", unexpected), list("mis-shaped", misShaped)].compactMap { $0 }
+            throw MixflowError.format("\(path): the initializers do not fit SiT(depth \(c.depth), hidden \(c.hidden), "
+                                      + "patch \(c.patch), input \(c.inputSize), channels \(c.inChannels), classes \(c.numClasses), "
+                                      + "learn_sigma \(c.learnSigma ? 1 : 0)): " + parts.joined(separator: "; "))
+        }
+    }
+
+    /// The official name inside `name`: itself, or its longest suffix starting after a '.' that looks like a SiT
+    /// (or REPA projector) state-dict key; nil when none does.
+    public static func officialName(_ name: String) -> String? {
+        if isOfficial(name) { return name }
+        var rest = Substring(name)
+        while let dot = rest.firstIndex(of: ".") {
+            rest = rest[rest.index(after: dot)...]
+            if isOfficial(rest) { return String(rest) }
+        }
+        return nil
+    }
+
+    static func isOfficial<S: StringProtocol>(_ s: S) -> Bool {
+        let parts = s.split(separator: Character("."), omittingEmptySubsequences: false).map { String($0) }
+        let wb: Set<String> = ["weight", "bias"]
+        switch parts.first {
+        case "pos_embed": return parts.count == 1
+        case "x_embedder": return parts.count == 3 && parts[1] == "proj" && wb.contains(parts[2])
+        case "t_embedder": return parts.count == 4 && parts[1] == "mlp" && (parts[2] == "0" || parts[2] == "2") && wb.contains(parts[3])
+        case "y_embedder": return parts == ["y_embedder", "embedding_table", "weight"]
+        case "blocks":
+            guard parts.count >= 4, let i = Int(parts[1]), i >= 0, String(i) == parts[1], wb.contains(parts.last!) else { return false }
+            let module = parts[2..<(parts.count - 1)].joined(separator: ".")
+            return ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "adaLN_modulation.1"].contains(module)
+        case "final_layer":
+            let module = parts.dropFirst().dropLast().joined(separator: ".")
+            return parts.count >= 3 && ["linear", "adaLN_modulation.1"].contains(module) && wb.contains(parts.last!)
+        case "projectors": return parts.count >= 2
+        default: return false
+        }
+    }
+}
+
+extension MixflowError {
+    func prefixed(_ prefix: String) -> MixflowError {
+        switch self {
+        case .invalidArgument(let m): return .invalidArgument(prefix + m)
+        case .format(let m): return .format(prefix + m)
+        case .io(let m): return .io(prefix + m)
+        case .unsupported(let m): return .unsupported(prefix + m)
+        case .outOfMemory(let m): return .outOfMemory(prefix + m)
+        default: return self
+        }
+    }
+}
