@@ -29,11 +29,13 @@ extension ModelONNX {
         let reader = try OnnxReader(path: path)
         let metadata = reader.metadata.map { (key: String(decoding: $0.key, as: UTF8.self),
                                               value: String(decoding: $0.value, as: UTF8.self)) }
-        // Official name -> initializer index; unmatched initializers are sorted into ignored / unexpected.
-        var official: [String: Int] = [:]
+        // Official name -> initializer; unmatched initializers are sorted into ignored / unexpected.
+        let folded = reader.numNodes > 0 ? foldedTransposes(reader) : [:]
+        var official: [String: Source] = [:]
         var unmatched: [String] = [], ignored: [String] = []
         for (i, t) in reader.tensors.enumerated() {
-            guard let name = officialName(t.name) else {
+            let source = Source(index: i, transposed: folded[i] != nil)
+            guard let name = folded[i] ?? officialName(t.name) else {
                 if t.name.hasPrefix("projectors.") || t.name.contains(".projectors.") || reader.numNodes > 0 {
                     ignored.append(t.name)
                 } else {
@@ -43,11 +45,13 @@ extension ModelONNX {
             }
             if name.hasPrefix("projectors.") { ignored.append(t.name); continue }
             if let j = official[name] {
-                throw MixflowError.format("\(path): initializers \"\(reader.tensors[j].name)\" and \"\(t.name)\" are both \(name)")
+                throw MixflowError.format("\(path): initializers \"\(reader.tensors[j.index].name)\" and \"\(t.name)\" are both \(name)")
             }
-            official[name] = i
+            official[name] = source
         }
-        let shapes = official.mapValues { reader.tensors[$0].dims }
+        let shapes = official.mapValues { s in
+            s.transposed ? reader.tensors[s.index].dims.reversed() : reader.tensors[s.index].dims
+        }
         let hasArch = metadata.contains(where: { $0.key == "model.arch" })
         var config: SiTConfig
         do {
@@ -61,9 +65,16 @@ extension ModelONNX {
         let model = try SiTModel(config, seed: 0, threads: threads)
         try check(model, reader: reader, official: official, unexpected: unmatched, path: path)
         for e in model.table.entries {
-            let i = official[e.name]!
+            let source = official[e.name]!, i = source.index
             let dst = UnsafeMutableBufferPointer(start: model.params + e.offset, count: e.count)
-            try reader.read(i, into: dst)
+            if source.transposed {
+                // The exporter stored Wᵀ [in, out]; only these few tensors go through a temporary copy.
+                let wt = try reader.read(reader.tensors[i].name)
+                let rows = e.shape[0], cols = e.shape[1]
+                for r in 0..<rows { for c in 0..<cols { dst[r * cols + c] = wt[c * rows + r] } }
+            } else {
+                try reader.read(i, into: dst)
+            }
             if let bad = dst.firstIndex(where: { !$0.isFinite }) {
                 throw MixflowError.format("\(path): initializer \"\(reader.tensors[i].name)\" element \(bad) is \(dst[bad]); "
                                           + "weights must be finite")
@@ -73,19 +84,22 @@ extension ModelONNX {
     }
 
     /// Compares the file against the model's table and throws one error listing every problem.
-    static func check(_ model: SiTModel, reader: OnnxReader, official: [String: Int], unexpected unmatched: [String],
+    static func check(_ model: SiTModel, reader: OnnxReader, official: [String: Source], unexpected unmatched: [String],
                       path: String) throws {
         var missing: [String] = [], misShaped: [String] = [], unexpected = unmatched
         for e in model.table.entries {
-            guard let i = official[e.name] else { missing.append(e.name); continue }
-            let t = reader.tensors[i]
-            if t.dims != e.shape.map(Int64.init) {
+            guard let source = official[e.name] else { missing.append(e.name); continue }
+            let t = reader.tensors[source.index]
+            let expected = e.shape.map(Int64.init)
+            if source.transposed, t.dims != expected.reversed() {
+                misShaped.append("\(t.name) (\(e.name) transposed) is \(t.dims), SiT needs \(expected.reversed())")
+            } else if !source.transposed, t.dims != expected {
                 misShaped.append("\(t.name) is \(t.dims), SiT needs \(e.shape)")
             } else if !t.isConvertibleToFloat {
                 misShaped.append("\(t.name) has element type \(OnnxDataType.describe(t.dataType)), SiT needs a float type")
             }
         }
-        for (name, i) in official where model.table.index(of: name) == nil { unexpected.append(reader.tensors[i].name) }
+        for (name, s) in official where model.table.index(of: name) == nil { unexpected.append(reader.tensors[s.index].name) }
         guard missing.isEmpty && misShaped.isEmpty && unexpected.isEmpty else {
             func list(_ title: String, _ items: [String]) -> String? {
                 guard !items.isEmpty else { return nil }
@@ -98,6 +112,34 @@ extension ModelONNX {
                                       + "patch \(c.patch), input \(c.inputSize), channels \(c.inChannels), classes \(c.numClasses), "
                                       + "learn_sigma \(c.learnSigma ? 1 : 0)): " + parts.joined(separator: "; "))
         }
+    }
+
+    /// Where an official tensor is in the file: an initializer, possibly stored transposed.
+    struct Source {
+        let index: Int
+        let transposed: Bool
+    }
+
+    /// Linear weights an exporter stored transposed under a generated name: `torch.onnx.export` folds the
+    /// Transpose of a Linear on [B, T, D] tokens into a new [in, out] initializer ("val_26", "onnx::MatMul_9")
+    /// used as `Add(MatMul(h, Wᵀ), P.bias)`. The bias keeps its module name P, so Wᵀ is P.weight transposed.
+    /// Returns initializer index -> official weight name.
+    static func foldedTransposes(_ reader: OnnxReader) -> [Int: String] {
+        let nodes = reader.nodes()
+        var consumers: [String: [Int]] = [:]
+        for (k, n) in nodes.enumerated() { for v in n.inputs where !v.isEmpty { consumers[v, default: []].append(k) } }
+        var out: [Int: String] = [:]
+        for n in nodes where n.opType == "MatMul" && n.inputs.count == 2 && n.outputs.count == 1 {
+            guard let w = reader.index(of: n.inputs[1]), officialName(n.inputs[1]) == nil,
+                  reader.tensors[w].dims.count == 2 else { continue }
+            for c in consumers[n.outputs[0]] ?? [] where nodes[c].opType == "Add" && nodes[c].inputs.count == 2 {
+                let other = nodes[c].inputs[0] == n.outputs[0] ? nodes[c].inputs[1] : nodes[c].inputs[0]
+                guard reader.index(of: other) != nil, let bias = officialName(other), bias.hasSuffix(".bias") else { continue }
+                let weight = String(bias.dropLast(".bias".count)) + ".weight"
+                if isOfficial(weight) { out[w] = weight }
+            }
+        }
+        return out
     }
 
     /// The official name inside `name`: itself, or its longest suffix starting after a '.' that looks like a SiT

@@ -81,6 +81,12 @@ int mfx_onnx_metadata_at(const mfx_onnx_model *m, int64_t index,
                          const char **key, size_t *key_len, const char **value, size_t *value_len);
 /* Node count and op types, for callers that want to know whether a file holds a graph. */
 int64_t mfx_onnx_num_nodes(const mfx_onnx_model *m);
+/* Node `index`: its op type (a byte string owned by the model) and how many inputs and outputs it names. */
+int mfx_onnx_node_at(const mfx_onnx_model *m, int64_t index, const char **op_type, size_t *op_type_len,
+                     int32_t *n_inputs, int32_t *n_outputs);
+/* Input (is_output 0) or output (1) `k` of node `index`: a value name, owned by the model ("" = omitted). */
+int mfx_onnx_node_value(const mfx_onnx_model *m, int64_t index, int32_t is_output, int32_t k, const char **name,
+                        size_t *name_len);
 
 /* Copies tensor `index`'s inline values (RAW or TYPED) into dst as float32. `count` must equal the number of
  * values stored (the caller validated it against dims). */
