@@ -58,6 +58,9 @@ extension ModelONNX {
             throw MixflowError.invalidArgument("the file has no model.heads metadata and hidden \(hidden) is not an official "
                                                + "SiT width (384, 768, 1024, 1152): pass heads explicitly")
         }
+        guard h > 0, hidden % h == 0 else {
+            throw MixflowError.invalidArgument("heads must divide hidden \(hidden), got \(h)")
+        }
         var c = SiTConfig(depth: depth, hidden: hidden, heads: h, patch: patch, inputSize: grid * patch,
                           inChannels: channels, numClasses: classes, learnSigma: learnSigma)
         c.mlpRatio = fc1 / hidden

@@ -12,7 +12,8 @@ extension SiTConfig {
     }
 
     /// Parses `metadata` (the last value of a repeated key wins); `heads` overrides model.heads when given.
-    /// - Throws: `.format` for a missing or malformed key or a shape that fails `validate`.
+    /// - Throws: `.format` for a missing or malformed key or a shape that fails `validate`; `.invalidArgument`
+    ///   when `heads` does not divide the width.
     public init(metadata meta: [(key: String, value: String)], heads: Int? = nil) throws {
         func value(_ k: String) -> String? { meta.last(where: { $0.key == "model." + k })?.value }
         guard value("arch") == "SiT" else {
@@ -28,6 +29,10 @@ extension SiTConfig {
                   inputSize: try int("input_size"), inChannels: try int("in_channels"),
                   numClasses: try int("num_classes"), learnSigma: try int("learn_sigma") != 0, classDropout: p)
         if value("mlp_ratio") != nil { mlpRatio = try int("mlp_ratio") }
+        // A caller's override is an argument, not file content: report it as such.
+        if let h = heads, h <= 0 || hidden % h != 0 {
+            throw MixflowError.invalidArgument("heads must divide hidden \(hidden), got \(h)")
+        }
         do { try validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("model: \(m)") }
     }
 }
