@@ -59,8 +59,10 @@ extension ModelONNX {
         } catch let error as MixflowError {
             throw error.prefixed("\(path): ")
         }
+        // Checked before allocating: only when every tensor of the table is present with its shape do the
+        // file's bytes vouch for the size metadata asks for (a hostile model.depth cannot make us allocate).
+        try check(config, SiTParameterTable(config), reader: reader, official: official, unexpected: unmatched, path: path)
         let model = try SiTModel(config, seed: 0, threads: threads)
-        try check(model, reader: reader, official: official, unexpected: unmatched, path: path)
         for e in model.table.entries {
             let source = official[e.name]!, i = source.index
             let dst = UnsafeMutableBufferPointer(start: model.params + e.offset, count: e.count)
@@ -81,10 +83,10 @@ extension ModelONNX {
     }
 
     /// Compares the file against the model's table and throws one error listing every problem.
-    static func check(_ model: SiTModel, reader: OnnxReader, official: [String: Source], unexpected unmatched: [String],
-                      path: String) throws {
+    static func check(_ c: SiTConfig, _ table: SiTParameterTable, reader: OnnxReader, official: [String: Source],
+                      unexpected unmatched: [String], path: String) throws {
         var missing: [String] = [], misShaped: [String] = [], unexpected = unmatched
-        for e in model.table.entries {
+        for e in table.entries {
             guard let source = official[e.name] else { missing.append(e.name); continue }
             let t = reader.tensors[source.index]
             let expected = e.shape.map(Int64.init)
@@ -96,14 +98,13 @@ extension ModelONNX {
                 misShaped.append("\(t.name) has element type \(OnnxDataType.describe(t.dataType)), SiT needs a float type")
             }
         }
-        for (name, s) in official where model.table.index(of: name) == nil { unexpected.append(reader.tensors[s.index].name) }
+        for (name, s) in official where table.index(of: name) == nil { unexpected.append(reader.tensors[s.index].name) }
         guard missing.isEmpty && misShaped.isEmpty && unexpected.isEmpty else {
             func list(_ title: String, _ items: [String]) -> String? {
                 guard !items.isEmpty else { return nil }
                 let shown = items.sorted().prefix(12).joined(separator: ", ")
                 return "\(title) (\(items.count)): \(shown)" + (items.count > 12 ? ", …" : "")
             }
-            let c = model.config
             let parts = [list("missing", missing), list("unexpected", unexpected), list("mis-shaped", misShaped)].compactMap { $0 }
             throw MixflowError.format("\(path): the initializers do not fit SiT(depth \(c.depth), hidden \(c.hidden), "
                                       + "patch \(c.patch), input \(c.inputSize), channels \(c.inChannels), classes \(c.numClasses), "
