@@ -441,7 +441,7 @@ SWIFT_EXTERN mixflow_status mixflow_model_load_default_params(mixflow_model_load
 
 /// Loads a SiT from an ONNX file: one written by <code>mixflow_model_save_onnx</code>, a checkpoint converted with
 /// <code>python -m mixflow.convert</code>, or what <code>torch.onnx.export</code> writes for the official SiT module (initializer
-/// names may carry a prefix such as “model.” or “module.”). The architecture comes from the file’s model.*
+/// names may carry a prefix such as “model.” or “module.”). The architecture comes from the file’s <code>model.*</code>
 /// metadata or, without it, from the tensor shapes (depth, width, patch, channels, input size, classes,
 /// learn_sigma; heads from <code>params->heads</code> or the official table). Weights are read straight into the model
 /// (external data included) and must be finite. A REPA checkpoint’s <code>projectors.*</code> and a graph’s constants
@@ -462,7 +462,7 @@ SWIFT_EXTERN mixflow_status mixflow_model_load_default_params(mixflow_model_load
 /// <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_load_onnx(char const * _Nullable path, mixflow_model_load_params const * _Nullable params, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Copies the metadata of the file <code>model</code> was loaded from (or, for a created model, its model.* architecture
+/// Copies the metadata of the file <code>model</code> was loaded from (or, for a created model, its <code>model.*</code> architecture
 /// keys) into <code>buf</code> as “key=value” lines, each ending in ‘\n’, in file order, NUL-terminated; two-call form: with
 /// <code>buf</code> NULL only <code>*out_len</code> (bytes without the NUL) is set.
 ///
@@ -486,8 +486,8 @@ SWIFT_EXTERN int32_t mixflow_model_num_tensors(mixflow_model * _Nullable model) 
 SWIFT_EXTERN mixflow_status mixflow_model_save_default_params(mixflow_model_save_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Writes <code>model</code> as ONNX: every tensor as a float32 initializer under its official name and shape (bit for
-/// bit: loading the file back gives identical bytes), the model.* architecture metadata, “mixflow.format”
-/// (“sit-forward” or “sit-checkpoint”), then the optional step, transport.* and extra metadata, and with
+/// bit: loading the file back gives identical bytes), the <code>model.*</code> architecture metadata, “mixflow.format”
+/// (“sit-forward” or “sit-checkpoint”), then the optional step, <code>transport.*</code> and extra metadata, and with
 /// <code>params->graph</code> = 1 the runnable forward graph (opset 17, IR 8; inputs <code>x</code> [B, C, H, W] float, <code>t</code> [B]
 /// float, <code>y</code> [B] int64; output <code>out</code> [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
 /// ONNX tools. Written atomically: the data file, then the model, each through a temporary file, fsync and

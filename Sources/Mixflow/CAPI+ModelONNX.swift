@@ -52,7 +52,7 @@ private let saveDefaults: mixflow_model_save_params = {
 
 /// Loads a SiT from an ONNX file: one written by `mixflow_model_save_onnx`, a checkpoint converted with
 /// `python -m mixflow.convert`, or what `torch.onnx.export` writes for the official SiT module (initializer
-/// names may carry a prefix such as "model." or "module."). The architecture comes from the file's model.*
+/// names may carry a prefix such as "model." or "module."). The architecture comes from the file's `model.*`
 /// metadata or, without it, from the tensor shapes (depth, width, patch, channels, input size, classes,
 /// learn_sigma; heads from `params->heads` or the official table). Weights are read straight into the model
 /// (external data included) and must be finite. A REPA checkpoint's `projectors.*` and a graph's constants
@@ -92,8 +92,8 @@ private let saveDefaults: mixflow_model_save_params = {
 }
 
 /// Writes `model` as ONNX: every tensor as a float32 initializer under its official name and shape (bit for
-/// bit: loading the file back gives identical bytes), the model.* architecture metadata, "mixflow.format"
-/// ("sit-forward" or "sit-checkpoint"), then the optional step, transport.* and extra metadata, and with
+/// bit: loading the file back gives identical bytes), the `model.*` architecture metadata, "mixflow.format"
+/// ("sit-forward" or "sit-checkpoint"), then the optional step, `transport.*` and extra metadata, and with
 /// `params->graph` = 1 the runnable forward graph (opset 17, IR 8; inputs `x` [B, C, H, W] float, `t` [B]
 /// float, `y` [B] int64; output `out` [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
 /// ONNX tools. Written atomically: the data file, then the model, each through a temporary file, fsync and
@@ -144,7 +144,7 @@ private func extraMetadata(_ p: mixflow_model_save_params) throws -> [(key: Stri
     }
 }
 
-/// Copies the metadata of the file `model` was loaded from (or, for a created model, its model.* architecture
+/// Copies the metadata of the file `model` was loaded from (or, for a created model, its `model.*` architecture
 /// keys) into `buf` as "key=value" lines, each ending in '\n', in file order, NUL-terminated; two-call form: with
 /// `buf` NULL only `*out_len` (bytes without the NUL) is set.
 ///
