@@ -194,3 +194,17 @@ def test_convert_arch_writes_model_metadata(tmp_path):
     convert.write_onnx(str(tmp_path / "c.onnx"), convert._float32(tensors), md, 0)
     back = mixflow.Model.from_onnx(tmp_path / "c.onnx")
     assert back.heads == 4 and bits(back.state_dict()) == bits(sd)
+
+
+def test_trainer_exports_its_ema_weights(tmp_path):
+    m = tiny()
+    tr = mixflow.Transport(gamma=0.8)
+    trainer = mixflow.Trainer(m, tr, lr=1e-3, ema=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        trainer.step(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), np.array([1, 2]))
+    trainer.save_onnx(tmp_path / "ema.onnx", transport=tr, graph=False)
+    back = mixflow.Model.from_onnx(tmp_path / "ema.onnx")
+    ema = trainer.ema_model().state_dict()
+    assert bits(back.state_dict()) == bits(ema) and bits(ema) != bits(m.state_dict())
+    assert back.onnx_metadata["mixflow.step"] == "2" and "transport.gamma" in back.onnx_metadata
