@@ -32,8 +32,9 @@ let package = Package(
             cxxSettings: [.define("ONNX_NAMESPACE", to: "onnx"), .define("ONNX_ML", to: "1")],
             linkerSettings: [.linkedLibrary("onnx_proto"), .linkedLibrary("protobuf")]
         ),
-        // File formats: validated ONNX tensor I/O (external data included), atomic writes.
-        .target(name: "MixflowIO", dependencies: ["MixflowCore", "OnnxShim"]),
+        // File formats: validated ONNX tensor I/O (external data included), atomic writes; SiT <-> ONNX
+        // (checkpoint import/export and the runnable forward graph), hence the dependency on MixflowModels.
+        .target(name: "MixflowIO", dependencies: ["MixflowCore", "MixflowModels", "OnnxShim"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
@@ -50,7 +51,7 @@ let package = Package(
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
         .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
-        .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim"]),
+        .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim", "MixflowModels"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
     ],
     // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),

@@ -1,6 +1,7 @@
 // libFuzzer entry for the ONNX reader: every input is written as model.onnx into a scratch folder that also
 // holds small external-data files (the seeds' "model.onnx.data", "w.bin", ...), opened with OnnxReader
-// (protobuf parse + all validation) and, when that succeeds, every convertible tensor is read. Any outcome
+// (protobuf parse + all validation) and, when that succeeds, every convertible tensor is read and the SiT
+// model import (ModelONNX.load: name matching, graph walk, shape inference, metadata) is run. Any outcome
 // other than a value or a MixflowError (a crash, an ASan report, a leak, a timeout) is a finding.
 // Built and run by scripts/fuzz-onnx.sh; not part of the SwiftPM package.
 #if canImport(Glibc)
@@ -32,6 +33,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 do { try buf.withUnsafeMutableBufferPointer { try r.read(i, into: $0) } } catch is MixflowError {}
             }
             _ = r.metadataValue("mixflow.arch")
+            if kind == .model { _ = try? ModelONNX.load(path: modelPath, heads: 4, threads: 1) }
         } catch is MixflowError {
         } catch {
             fatalError("non-MixflowError thrown: \(error)")

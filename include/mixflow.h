@@ -426,12 +426,85 @@ SWIFT_EXTERN mixflow_status mixflow_model_get_tensor(mixflow_model * _Nullable m
 /// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_gradients(mixflow_model * _Nullable model, float const * _Nullable x, float const * _Nullable t, int32_t const * _Nullable y, float const * _Nullable target, int64_t batch, float * _Nullable out_loss, float * _Nullable out_dx) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Copies the names of the initializers <code>mixflow_model_load_onnx</code> skipped (REPA <code>projectors.*</code>, a graph’s
+/// constants), one per line, each ending in ‘\n’, NUL-terminated; “” for a created model or when nothing was
+/// skipped. Two-call form as <code>mixflow_model_metadata</code>.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL out_len, cap too small) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_ignored_tensors(mixflow_model * _Nullable model, char * _Nullable buf, size_t cap, size_t * _Nullable out_len) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the load defaults: heads from the file (or the official table), all cores.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_load_default_params(mixflow_model_load_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Loads a SiT from an ONNX file: one written by <code>mixflow_model_save_onnx</code>, a checkpoint converted with
+/// <code>python -m mixflow.convert</code>, or what <code>torch.onnx.export</code> writes for the official SiT module (initializer
+/// names may carry a prefix such as “model.” or “module.”). The architecture comes from the file’s <code>model.*</code>
+/// metadata or, without it, from the tensor shapes (depth, width, patch, channels, input size, classes,
+/// learn_sigma; heads from <code>params->heads</code> or the official table). Weights are read straight into the model
+/// (external data included) and must be finite. A REPA checkpoint’s <code>projectors.*</code> and a graph’s constants
+/// are skipped and listed by <code>mixflow_model_ignored_tensors</code>. The file is hostile input: every size, offset
+/// and external location is checked first. Free the model with <code>mixflow_model_free</code>.
+/// \param path UTF-8 path of the <code>.onnx</code> file; external data must lie in its folder.
+///
+/// \param params may be NULL (defaults); else filled by <code>mixflow_model_load_default_params</code>; copied.
+///
+/// \param out receives the new model; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL path or out, bad params, heads needed but not
+/// given or not dividing hidden), <code>MIXFLOW_ERR_IO</code> (missing or unreadable file), <code>MIXFLOW_ERR_FORMAT</code> (not ONNX,
+/// hostile, or tensors that do not fit: the message lists missing, unexpected and mis-shaped tensors, with the
+/// path, the tensor name and, for data problems, the byte offset), <code>MIXFLOW_ERR_UNSUPPORTED</code>,
+/// <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_load_onnx(char const * _Nullable path, mixflow_model_load_params const * _Nullable params, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the metadata of the file <code>model</code> was loaded from (or, for a created model, its <code>model.*</code> architecture
+/// keys) into <code>buf</code> as “key=value” lines, each ending in ‘\n’, in file order, NUL-terminated; two-call form: with
+/// <code>buf</code> NULL only <code>*out_len</code> (bytes without the NUL) is set.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL out_len, cap too small: <code>*out_len</code> is still set)
+/// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_metadata(mixflow_model * _Nullable model, char * _Nullable buf, size_t cap, size_t * _Nullable out_len) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Number of floats in all tensors, pos_embed included (SiT-XL/2: 675,129,632); -1 if <code>model</code> is not a
 /// live model handle.
 SWIFT_EXTERN int64_t mixflow_model_num_params(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Number of tensors in the state dict (SiT-XL/2: 292); -1 if <code>model</code> is not a live model handle.
 SWIFT_EXTERN int32_t mixflow_model_num_tensors(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the save defaults: runnable graph, external data from 1 MiB, no step, no transport, no
+/// extra metadata.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_save_default_params(mixflow_model_save_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Writes <code>model</code> as ONNX: every tensor as a float32 initializer under its official name and shape (bit for
+/// bit: loading the file back gives identical bytes), the <code>model.*</code> architecture metadata, “mixflow.format”
+/// (“sit-forward” or “sit-checkpoint”), then the optional step, <code>transport.*</code> and extra metadata, and with
+/// <code>params->graph</code> = 1 the runnable forward graph (opset 17, IR 8; inputs <code>x</code> [B, C, H, W] float, <code>t</code> [B]
+/// float, <code>y</code> [B] int64; output <code>out</code> [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
+/// ONNX tools. Written atomically: the data file, then the model, each through a temporary file, fsync and
+/// rename; on failure nothing at <code>path</code> changes. For a trainer’s EMA weights, save the model from
+/// <code>mixflow_trainer_get_model(trainer, 1, &m)</code>.
+/// \param path UTF-8 path of the <code>.onnx</code> file; its folder must exist and be writable.
+///
+/// \param params may be NULL (defaults); else filled by <code>mixflow_model_save_default_params</code>; read during the call only.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, graph not 0/1, threshold < -1, step < -1,
+/// num_metadata out of range, NULL or repeated or reserved key), <code>MIXFLOW_ERR_INVALID_HANDLE</code> (model or
+/// transport), <code>MIXFLOW_ERR_IO</code>, <code>MIXFLOW_ERR_FORMAT</code> (the inline part exceeds 2 GiB: lower the threshold) or
+/// <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_save_onnx(mixflow_model * _Nullable model, char const * _Nullable path, mixflow_model_save_params const * _Nullable params) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Overwrites the tensor called <code>name</code> with <code>data</code> (copied). pos_embed may be set too (a checkpoint
 /// carries it); the model then uses the given table.

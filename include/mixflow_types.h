@@ -353,6 +353,34 @@ typedef enum mixflow_export_format {
     MIXFLOW_EXPORT_JSON = 1
 } mixflow_export_format;
 
+/* ---- model onnx ---- */
+/* SiT <-> ONNX (mixflow_model_load_onnx, mixflow_model_save_onnx): the weights as initializers under the
+ * official state-dict names, model.* architecture metadata, optionally the runnable forward graph.        */
+
+/* Options of mixflow_model_load_onnx. Fill with mixflow_model_load_default_params, then edit. */
+typedef struct mixflow_model_load_params {
+    uint32_t struct_size;   /* set by the filler; leave it alone */
+    int32_t heads;          /* 0 = the file's model.heads metadata, else the official table (hidden 384, 768,
+                               1024, 1152 -> 6, 12, 16, 16); > 0 overrides both; must divide hidden */
+    int32_t num_threads;    /* 0 = all cores; results are identical for every value; >= 0 */
+} mixflow_model_load_params;
+
+/* Options of mixflow_model_save_onnx. Fill with mixflow_model_save_default_params, then edit. */
+typedef struct mixflow_model_save_params {
+    uint32_t struct_size;                 /* set by the filler; leave it alone */
+    int32_t graph;                        /* 1 = the runnable forward graph (inputs x, t, y; output out) over the
+                                             initializers; 0 = initializers and metadata only */
+    int64_t external_threshold;           /* 1048576; tensors of at least this many bytes go to "<file>.data"
+                                             next to the model; -1 = all inline; must be >= -1 */
+    int64_t step;                         /* -1 = not recorded; else >= 0, written as metadata mixflow.step */
+    const mixflow_transport *transport;   /* NULL; else its settings (path, convention, prediction, gamma,
+                                             ...) are written as transport.* metadata; not kept */
+    const char *const *metadata_keys;     /* NULL; num_metadata extra keys (UTF-8, unique, not model.* nor
+                                             mixflow.format, nor keys written from step or transport) */
+    const char *const *metadata_values;   /* NULL; their values */
+    int32_t num_metadata;                 /* 0; >= 0 */
+} mixflow_model_save_params;
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,3 +15,6 @@ _Static_assert(sizeof(mixflow_trainer_params) == 80, "trainer params layout");
 _Static_assert(sizeof(mixflow_dtype) == 4 && sizeof(mixflow_tensor_storage) == 4, "enums are 32-bit");
 _Static_assert(offsetof(mixflow_sampler_params, seed) == 24, "sampler params: seed is 8-aligned");
 _Static_assert(sizeof(mixflow_sampler_params) == 112, "sampler params layout");
+_Static_assert(sizeof(mixflow_model_load_params) == 12, "model load params layout");
+_Static_assert(offsetof(mixflow_model_save_params, transport) == 24 && sizeof(mixflow_model_save_params) == 56,
+               "model save params layout");

@@ -10,6 +10,9 @@ final class Model {
     let model: SiTModel
     let settings: ModelSettings
     let names: [UnsafeMutablePointer<CChar>]
+    /// Set by mixflow_model_load_onnx: the file's metadata and the initializers it skipped.
+    var fileMetadata: [(key: String, value: String)]?
+    var ignoredTensors: [String] = []
     init(_ settings: ModelSettings) throws {
         model = try SiTModel(settings.config, seed: settings.seed, threads: settings.threads)
         self.settings = settings

@@ -295,6 +295,28 @@ int64_t mfx_onnx_num_nodes(const mfx_onnx_model *m) {
     return (m != nullptr && m->model.has_graph()) ? m->model.graph().node_size() : 0;
 }
 
+int mfx_onnx_node_at(const mfx_onnx_model *m, int64_t index, const char **op_type, size_t *op_type_len,
+                     int32_t *n_inputs, int32_t *n_outputs) {
+    if (m == nullptr || index < 0 || index >= mfx_onnx_num_nodes(m) || op_type == nullptr || op_type_len == nullptr ||
+        n_inputs == nullptr || n_outputs == nullptr)
+        return MFX_ONNX_ERR_ARGUMENT;
+    const onnx::NodeProto &n = m->model.graph().node(static_cast<int>(index));
+    *op_type = n.op_type().data(); *op_type_len = n.op_type().size();
+    *n_inputs = n.input_size(); *n_outputs = n.output_size();
+    return MFX_ONNX_OK;
+}
+
+int mfx_onnx_node_value(const mfx_onnx_model *m, int64_t index, int32_t is_output, int32_t k, const char **name,
+                        size_t *name_len) {
+    if (m == nullptr || index < 0 || index >= mfx_onnx_num_nodes(m) || name == nullptr || name_len == nullptr)
+        return MFX_ONNX_ERR_ARGUMENT;
+    const onnx::NodeProto &n = m->model.graph().node(static_cast<int>(index));
+    if (k < 0 || k >= (is_output ? n.output_size() : n.input_size())) return MFX_ONNX_ERR_ARGUMENT;
+    const std::string &v = is_output ? n.output(k) : n.input(k);
+    *name = v.data(); *name_len = v.size();
+    return MFX_ONNX_OK;
+}
+
 int32_t mfx_onnx_element_size(int32_t type) {
     switch (type) {
     case onnx::TensorProto_DataType_UINT8: case onnx::TensorProto_DataType_INT8: case onnx::TensorProto_DataType_BOOL: return 1;

@@ -2,17 +2,12 @@
 // The caller (MixflowIO's OnnxWriter) has validated names, shapes and sizes and writes the external data
 // itself; this file only assembles protobuf fields. No exception leaves an extern "C" function.
 #include "onnx_shim.h"
-
-#include <onnx/onnx_pb.h>
+#include "onnx_writer_internal.h"
 
 #include <climits>
 #include <cstring>
 #include <new>
 #include <string>
-
-struct mfx_onnx_writer {
-    onnx::ModelProto model;
-};
 
 namespace {
 

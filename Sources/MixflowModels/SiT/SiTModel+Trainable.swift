@@ -19,32 +19,11 @@ extension SiTModel: TrainableModel {
     public var gradients: UnsafeMutablePointer<Float> { grads }
     public var sampleDim: Int { config.sampleSize }
 
-    public var architectureMetadata: [(key: String, value: String)] {
-        let c = config
-        return [("model.arch", "SiT"), ("model.depth", "\(c.depth)"), ("model.hidden", "\(c.hidden)"),
-                ("model.heads", "\(c.heads)"), ("model.patch", "\(c.patch)"), ("model.input_size", "\(c.inputSize)"),
-                ("model.in_channels", "\(c.inChannels)"), ("model.num_classes", "\(c.numClasses)"),
-                ("model.learn_sigma", c.learnSigma ? "1" : "0"), ("model.class_dropout", "\(c.classDropout)"),
-                ("model.mlp_ratio", "\(c.mlpRatio)")]
-    }
+    public var architectureMetadata: [(key: String, value: String)] { config.metadata }
 
     /// Rebuilds the architecture from `architectureMetadata` (weights are loaded separately).
     public static func fromMetadata(_ meta: [(key: String, value: String)], threads: Int = 0) throws -> SiTModel {
-        func value(_ k: String) -> String? { meta.last(where: { $0.key == "model." + k })?.value }
-        guard value("arch") == "SiT" else {
-            throw MixflowError.format("model.arch is \"\(value("arch") ?? "missing")\", expected \"SiT\"")
-        }
-        func int(_ k: String) throws -> Int {
-            guard let s = value(k), let v = Int(s) else { throw MixflowError.format("model.\(k) is missing or not an integer") }
-            return v
-        }
-        var c = SiTConfig(depth: try int("depth"), hidden: try int("hidden"), heads: try int("heads"), patch: try int("patch"),
-                          inputSize: try int("input_size"), inChannels: try int("in_channels"),
-                          numClasses: try int("num_classes"), learnSigma: try int("learn_sigma") != 0,
-                          classDropout: Float(value("class_dropout") ?? "0.1") ?? 0.1)
-        if let r = value("mlp_ratio") { c.mlpRatio = Int(r) ?? 4 }
-        do { try c.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("model: \(m)") }
-        return try SiTModel(c, seed: 0, threads: threads)
+        try SiTModel(try SiTConfig(metadata: meta), seed: 0, threads: threads)
     }
 
     public func forwardTraining(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>?, batch: Int,

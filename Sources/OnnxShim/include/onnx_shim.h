@@ -81,6 +81,12 @@ int mfx_onnx_metadata_at(const mfx_onnx_model *m, int64_t index,
                          const char **key, size_t *key_len, const char **value, size_t *value_len);
 /* Node count and op types, for callers that want to know whether a file holds a graph. */
 int64_t mfx_onnx_num_nodes(const mfx_onnx_model *m);
+/* Node `index`: its op type (a byte string owned by the model) and how many inputs and outputs it names. */
+int mfx_onnx_node_at(const mfx_onnx_model *m, int64_t index, const char **op_type, size_t *op_type_len,
+                     int32_t *n_inputs, int32_t *n_outputs);
+/* Input (is_output 0) or output (1) `k` of node `index`: a value name, owned by the model ("" = omitted). */
+int mfx_onnx_node_value(const mfx_onnx_model *m, int64_t index, int32_t is_output, int32_t k, const char **name,
+                        size_t *name_len);
 
 /* Copies tensor `index`'s inline values (RAW or TYPED) into dst as float32. `count` must equal the number of
  * values stored (the caller validated it against dims). */
@@ -111,6 +117,22 @@ int mfx_onnx_writer_add_external(mfx_onnx_writer *w, const char *name, size_t na
 /* Serialised size, then serialisation into the caller's buffer of exactly that size. */
 int mfx_onnx_writer_size(mfx_onnx_writer *w, int64_t *out_size, char *err, size_t err_cap);
 int mfx_onnx_writer_serialize(mfx_onnx_writer *w, void *buf, int64_t size, char *err, size_t err_cap);
+
+/* ---- writer, graph part: nodes, graph inputs and outputs (a runnable model; opset 17) ---- */
+/* A node `op_type` (default domain) reading `inputs` and writing `outputs` (NUL-terminated names; "" marks an
+ * omitted optional input). Attribute calls below apply to the node added last. */
+int mfx_onnx_writer_add_node(mfx_onnx_writer *w, const char *op_type, const char *const *inputs, int32_t n_inputs,
+                             const char *const *outputs, int32_t n_outputs);
+int mfx_onnx_writer_attr_int(mfx_onnx_writer *w, const char *name, int64_t value);
+int mfx_onnx_writer_attr_ints(mfx_onnx_writer *w, const char *name, const int64_t *values, int32_t count);
+int mfx_onnx_writer_attr_float(mfx_onnx_writer *w, const char *name, float value);
+/* A Constant node writing `output`: a FLOAT (data: float) or INT64 (data: int64_t) tensor of `count` values. */
+int mfx_onnx_writer_add_constant(mfx_onnx_writer *w, const char *output, int32_t data_type, const int64_t *dims,
+                                 int32_t ndim, const void *data, int64_t count);
+/* A graph input (is_output 0) or output (1) of element type `data_type`; a dim < 0 becomes the symbolic
+ * dimension "batch". */
+int mfx_onnx_writer_add_value(mfx_onnx_writer *w, int32_t is_output, const char *name, int32_t data_type,
+                              const int64_t *dims, int32_t ndim);
 
 #ifdef __cplusplus
 }

@@ -99,8 +99,14 @@ _api("mixflow_model_get_grad", [MD, c_char_p, I64P, c_int32, FP], c_int)
 _api("mixflow_model_get_params", [MD, POINTER(T.ModelParams), c_uint32], c_int)
 _api("mixflow_model_get_tensor", [MD, c_char_p, I64P, c_int32, FP], c_int)
 _api("mixflow_model_gradients", [MD, FP, FP, IP, FP, c_int64, FP, FP], c_int)
+_api("mixflow_model_ignored_tensors", [MD, c_char_p, c_size_t, POINTER(c_size_t)], c_int)  # model onnx
+_api("mixflow_model_load_default_params", [POINTER(T.ModelLoadParams), c_uint32], c_int)  # model onnx
+_api("mixflow_model_load_onnx", [c_char_p, POINTER(T.ModelLoadParams), POINTER(MD)], c_int)  # model onnx
+_api("mixflow_model_metadata", [MD, c_char_p, c_size_t, POINTER(c_size_t)], c_int)  # model onnx
 _api("mixflow_model_num_params", [MD], c_int64)
 _api("mixflow_model_num_tensors", [MD], c_int32)
+_api("mixflow_model_save_default_params", [POINTER(T.ModelSaveParams), c_uint32], c_int)  # model onnx
+_api("mixflow_model_save_onnx", [MD, c_char_p, POINTER(T.ModelSaveParams)], c_int)  # model onnx
 _api("mixflow_model_set_tensor", [MD, c_char_p, FP, I64P, c_int32], c_int)
 _api("mixflow_model_tensor_info", [MD, c_int32, POINTER(c_char_p), I64P, IP, IP], c_int)
 # ---- transport ------------------------------------------------------------------------------------------

@@ -228,3 +228,25 @@ SLOW_FLOW_NUM_COLUMNS = 14  # MIXFLOW_SLOW_FLOW_NUM_COLUMNS
 class ExportFormat(IntEnum):
     CSV = 0
     JSON = 1
+
+
+# ---- model onnx -------------------------------------------------------------------------------------------
+class ModelLoadParams(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("heads", c_int32),
+        ("num_threads", c_int32),
+    ]
+
+
+class ModelSaveParams(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("graph", c_int32),
+        ("external_threshold", c_int64),
+        ("step", c_int64),
+        ("transport", POINTER(TransportHandle)),
+        ("metadata_keys", POINTER(ctypes.c_char_p)),
+        ("metadata_values", POINTER(ctypes.c_char_p)),
+        ("num_metadata", c_int32),
+    ]

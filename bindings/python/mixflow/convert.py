@@ -1,7 +1,7 @@
 """Converts checkpoints between PyTorch (.pt/.pth, read safely without torch), .safetensors, .npz and ONNX tensor
 files (named float tensors + metadata, the format libmixflow's mixflow_tensor_file_load reads).
 
-    python -m mixflow.convert SiT-XL-2-256x256.pt sit.onnx --arch SiT-XL/2
+    python -m mixflow.convert SiT-XL-2-256x256.pt sit.onnx --arch SiT-XL/2   # + model.* keys: Model.from_onnx
     python -m mixflow.convert last.pt repa.onnx --use ema          # a training checkpoint {model, ema, opt, args}
     python -m mixflow.convert sit.onnx sit.safetensors              # and back, to .npz or .safetensors
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
+import re
 import struct
 import sys
 
@@ -308,6 +310,48 @@ def write_npz(path, tensors):
         np.savez(f, **tensors)  # a file object: numpy does not append ".npz" to the name
 
 
+# depth, hidden, heads of the official SiT sizes (SPEC section 5.1)
+_SIT_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+
+
+def sit_metadata(arch, tensors):
+    """The model.* metadata libmixflow reads (Model.from_onnx) for an official SiT name such as "SiT-XL/2",
+    checked against the state dict: heads come from the name (no tensor shape holds them), input size,
+    channels, classes and learn_sigma from the tensors. Raises ValueError when the tensors do not fit."""
+    m = re.fullmatch(r"SiT-(S|B|L|XL)[/-](2|4|8)", arch, re.I)
+    if not m:
+        raise ValueError("--arch must be one of SiT-{S,B,L,XL}/{2,4,8}, got %r" % arch)
+    depth, hidden, heads = _SIT_SIZES[m.group(1).upper()]
+    patch = int(m.group(2))
+
+    def shape(name):
+        if name not in tensors:
+            raise ValueError("--arch %s: the state dict has no %r, so it is not a SiT checkpoint" % (arch, name))
+        return tuple(tensors[name].shape)
+
+    w = shape("x_embedder.proj.weight")
+    if len(w) != 4 or w[0] != hidden or w[2:] != (patch, patch):
+        raise ValueError("--arch %s needs x_embedder.proj.weight [%d, C, %d, %d], got %s" % (arch, hidden, patch, patch, list(w)))
+    channels = w[1]
+    tokens = shape("pos_embed")[1]
+    grid = math.isqrt(tokens)
+    if grid * grid != tokens:
+        raise ValueError("--arch %s: pos_embed has %d tokens, not a square grid" % (arch, tokens))
+    rows = shape("final_layer.linear.weight")[0]
+    if rows not in (patch * patch * 2 * channels, patch * patch * channels):
+        raise ValueError("--arch %s: final_layer.linear.weight has %d rows, expected %d (learn_sigma) or %d"
+                         % (arch, rows, patch * patch * 2 * channels, patch * patch * channels))
+    blocks = {k.split(".")[1] for k in tensors if k.startswith("blocks.")}
+    if len(blocks) != depth:
+        raise ValueError("--arch %s has %d blocks, the state dict %d" % (arch, depth, len(blocks)))
+    return collections.OrderedDict([
+        ("model.arch", "SiT"), ("model.depth", str(depth)), ("model.hidden", str(hidden)), ("model.heads", str(heads)),
+        ("model.patch", str(patch)), ("model.input_size", str(grid * patch)), ("model.in_channels", str(channels)),
+        ("model.num_classes", str(shape("y_embedder.embedding_table.weight")[0] - 1)),
+        ("model.learn_sigma", "1" if rows == patch * patch * 2 * channels else "0"),
+        ("model.class_dropout", "0.1"), ("model.mlp_ratio", "4")])
+
+
 def convert(src, dst, use=None, arch=None, external_threshold=1 << 20, allow_opaque=False):
     """Converts `src` to `dst` (format from the extension); returns (number of tensors, metadata written)."""
     tensors, meta = load_state_dict(src, use=use, allow_opaque=allow_opaque)
@@ -315,6 +359,7 @@ def convert(src, dst, use=None, arch=None, external_threshold=1 << 20, allow_opa
     meta = collections.OrderedDict(meta)
     if arch:
         meta["mixflow.arch"] = arch
+        meta.update(sit_metadata(arch, tensors))
     dst = os.fspath(dst)
     if dst.endswith(".onnx"):
         write_onnx(dst, tensors, meta, external_threshold)
@@ -332,7 +377,8 @@ def main(argv=None):
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--use", choices=["ema", "model"], help="which weights of a training checkpoint (default: ema)")
-    p.add_argument("--arch", help='architecture stored as metadata "mixflow.arch", e.g. SiT-XL/2')
+    p.add_argument("--arch", help='official SiT architecture, e.g. SiT-XL/2: checked against the tensors and stored as '
+                   'model.* metadata (what Model.from_onnx reads) and "mixflow.arch"')
     p.add_argument("--external-threshold", type=int, default=1 << 20,
                    help="ONNX: tensors of at least this many bytes go to DST.data (-1: none; default 1 MiB)")
     p.add_argument("--allow-opaque", action="store_true",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import weakref
 
@@ -66,6 +67,59 @@ class Model:
         p.class_dropout = class_dropout
         p.num_threads = num_threads
         return cls(p)
+
+    @classmethod
+    def from_onnx(cls, path, heads: int | None = None, num_threads: int = 0) -> "Model":
+        """Loads a SiT from an ONNX file (ours, a converted checkpoint, or torch.onnx.export of the official
+        module). The architecture comes from the file's model.* metadata, else from the tensor shapes; ``heads``
+        is needed only when neither the metadata nor the official widths (384/768/1024/1152) give it.
+        ``model.ignored_tensors`` lists skipped initializers (REPA projectors, graph constants) and
+        ``model.onnx_metadata`` the file's metadata."""
+        p = T.ModelLoadParams()
+        check(lib.mixflow_model_load_default_params(ctypes.byref(p), ctypes.sizeof(p)))
+        p.heads = 0 if heads is None else int(heads)
+        p.num_threads = num_threads
+        handle = _lib.MD()
+        check(lib.mixflow_model_load_onnx(os.fsencode(path), ctypes.byref(p), ctypes.byref(handle)))
+        return cls._from_handle(handle)
+
+    def save_onnx(self, path, graph: bool = True, external_threshold: int = 1 << 20, metadata: dict | None = None,
+                  transport=None, step: int | None = None) -> None:
+        """Writes the model as ONNX (atomically): official-name initializers + model.* metadata, and with
+        ``graph`` the runnable forward graph (inputs x [B,C,H,W] float32, t [B] float32, y [B] int64; output
+        ``out``) for onnxruntime. Tensors of at least ``external_threshold`` bytes go to ``<path>.data``
+        (-1 = all inline). ``transport`` (a Transport) adds its transport.* settings, ``step`` mixflow.step,
+        ``metadata`` any other str -> str pairs."""
+        p = T.ModelSaveParams()
+        check(lib.mixflow_model_save_default_params(ctypes.byref(p), ctypes.sizeof(p)))
+        p.graph = int(bool(graph))
+        p.external_threshold = external_threshold
+        p.step = -1 if step is None else int(step)
+        if transport is not None:
+            p.transport = ctypes.cast(transport._ptr, _lib.TR)
+        items = list((metadata or {}).items())
+        keys = (ctypes.c_char_p * max(1, len(items)))(*[str(k).encode() for k, _ in items])
+        values = (ctypes.c_char_p * max(1, len(items)))(*[str(v).encode() for _, v in items])
+        p.metadata_keys, p.metadata_values, p.num_metadata = keys, values, len(items)
+        check(lib.mixflow_model_save_onnx(self._ptr, os.fsencode(path), ctypes.byref(p)))
+
+    def _text(self, fn) -> str:
+        n = ctypes.c_size_t()
+        check(fn(self._ptr, None, 0, ctypes.byref(n)))
+        buf = ctypes.create_string_buffer(n.value + 1)
+        check(fn(self._ptr, buf, len(buf), ctypes.byref(n)))
+        return buf.raw[:n.value].decode("utf-8", "replace")
+
+    @property
+    def onnx_metadata(self) -> dict[str, str]:
+        """The metadata of the file this model was loaded from (its model.* keys for a created model)."""
+        lines = self._text(lib.mixflow_model_metadata).splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    @property
+    def ignored_tensors(self) -> list[str]:
+        """Initializers ``from_onnx`` skipped (REPA ``projectors.*``, a graph's constants)."""
+        return self._text(lib.mixflow_model_ignored_tensors).splitlines()
 
     # ---- handle -----------------------------------------------------------------------------------------
     @property

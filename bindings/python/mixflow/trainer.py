@@ -80,6 +80,16 @@ class Trainer:
         """An independent model holding a copy of the current EMA weights (what to sample from)."""
         return self._model(ema=True)
 
+    def save_onnx(self, path: str | os.PathLike, ema: bool = True, transport: Transport | None = None, **kw) -> None:
+        """Writes the EMA weights (or, with ``ema=False``, the live ones) as ONNX with ``mixflow.step`` = the
+        step count; ``transport`` adds its transport.* settings; other keywords as ``Model.save_onnx``."""
+        model = self.ema_model() if ema else self.model
+        try:
+            model.save_onnx(path, transport=transport, step=self.step_count, **kw)
+        finally:
+            if ema:
+                model.close()
+
     @property
     def _ptr(self):
         if not self._finalizer.alive:

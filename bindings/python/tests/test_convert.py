@@ -156,7 +156,7 @@ def onnx_arrays(path):
 @pytest.mark.parametrize("use,threshold", [(None, 0), ("model", -1), ("ema", 32)])
 def test_training_checkpoint_to_onnx(tmp_path, use, threshold):
     dst = tmp_path / "ckpt.onnx"
-    args = [str(FIX / "train_ckpt.pt"), str(dst), "--arch", "SiT-XL/2", "--external-threshold", str(threshold)]
+    args = [str(FIX / "train_ckpt.pt"), str(dst), "--external-threshold", str(threshold)]
     assert convert.main(args + (["--use", use] if use else [])) == 0
     arrays, meta = onnx_arrays(dst)
     key = use or "ema"
@@ -165,7 +165,7 @@ def test_training_checkpoint_to_onnx(tmp_path, use, threshold):
     assert list(arrays) == list(ref) and all(not k.startswith("module.") for k in arrays)
     for k, v in ref.items():
         assert arrays[k].dtype == np.float32 and np.array_equal(arrays[k], v), k
-    assert meta["mixflow.arch"] == "SiT-XL/2" and meta["mixflow.source_key"] == key and meta["mixflow.step"] == "10"
+    assert meta["mixflow.source_key"] == key and meta["mixflow.step"] == "10"
     assert json.loads(meta["mixflow.train_args"])["model"] == "SiT-XL/2"
     assert sorted(os.listdir(tmp_path)) == (["ckpt.onnx"] if threshold < 0 else ["ckpt.onnx", "ckpt.onnx.data"])
 
