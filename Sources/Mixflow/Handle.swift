@@ -5,6 +5,9 @@ import MixflowCore
 /// wiped on free) returns MIXFLOW_ERR_INVALID_HANDLE instead of crashing.
 enum HandleKind: UInt64 {
     case transport = 0x4D46_5452_414E_5350  // "MFTRANSP"
+    // ---- data and evaluation ----
+    case idx = 0x4D46_4944_5841_5252        // "MFIDXARR"
+    case featnet = 0x4D46_4645_4154_4E54    // "MFFEATNT"
     case dead = 0
 }
 

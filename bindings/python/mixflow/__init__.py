@@ -7,6 +7,9 @@ from ._types import ABI_VERSION
 from .errors import (AbiMismatch, CallbackError, Cancelled, FormatError, InternalError, InvalidArgument,
                      InvalidHandle, IOFailure, MixflowError, OutOfMemory, Unsupported)
 from .transport import Batch, Transport
+# ---- data and evaluation ----
+from .data import fashion_mnist, load_idx
+from .metrics import FeatureNet, feature_stats, frechet_distance, kid, load_reference_stats
 
 __version__ = _lib.lib.mixflow_version().decode()
 
@@ -16,4 +19,7 @@ if _lib.lib.mixflow_abi_version() != ABI_VERSION:
 
 __all__ = ["Transport", "Batch", "MixflowError", "InvalidArgument", "InvalidHandle", "OutOfMemory", "IOFailure",
            "FormatError", "Unsupported", "CallbackError", "Cancelled", "AbiMismatch", "InternalError",
-           "__version__"]
+           "__version__",
+           # ---- data and evaluation ----
+           "load_idx", "fashion_mnist", "FeatureNet", "feature_stats", "frechet_distance", "kid",
+           "load_reference_stats"]

@@ -79,3 +79,27 @@ class TransportParams(ctypes.Structure):
         ("input_perturbation", c_float),
         ("num_threads", c_int32),
     ]
+
+
+# ---- data and evaluation ----------------------------------------------------------------------------------
+class IdxDtype(IntEnum):
+    UINT8 = 0x08
+    INT8 = 0x09
+    INT16 = 0x0B
+    INT32 = 0x0C
+    FLOAT32 = 0x0D
+    FLOAT64 = 0x0E
+
+
+class PixelScaling(IntEnum):
+    NONE = 0
+    SYMMETRIC = 1
+    UNIT = 2
+
+
+class IdxHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+class FeatnetHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
