@@ -380,7 +380,7 @@ SWIFT_EXTERN void mixflow_featnet_free(mixflow_featnet * _Nullable net) SWIFT_NO
 /// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code> (NULL or another kind of handle).
 SWIFT_EXTERN mixflow_status mixflow_featnet_info(mixflow_featnet * _Nullable net, int64_t * _Nullable out_input_dim, int64_t * _Nullable out_feature_dim, int64_t * _Nullable out_num_classes) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Loads a feature network (the shipped one is share/featnet/fmnist-mlp.mxfnet; its layout is documented
+/// Loads a feature network (the shipped one is share/featnet/fmnist-cnn.mxfnet; its layout is documented
 /// in scripts/train-featnet.py and Sources/MixflowEval/FeatureNet.swift). Free it with <code>mixflow_featnet_free</code>.
 /// \param path UTF-8 file path. out: receives the new handle; set to NULL on failure.
 ///
@@ -392,7 +392,7 @@ SWIFT_EXTERN mixflow_status mixflow_featnet_load(char const * _Nullable path, mi
 
 /// The mean [dim] and covariance [dim, dim] (row-major, divisor n - 1, as numpy’s <code>cov(rowvar=False)</code>) of a
 /// feature set, accumulated in float64.
-/// \param features [n, dim], finite. n: >= 2. dim: > 0.
+/// \param features [n, dim], finite. n: >= 2. dim: in [1, 8192].
 ///
 /// \param out_mean [dim]. out_cov: [dim, dim].
 ///
@@ -416,7 +416,7 @@ SWIFT_EXTERN mixflow_status mixflow_feature_stats_load(char const * _Nullable pa
 /// The Fréchet distance between the Gaussian fits of two feature sets (<code>mixflow_feature_stats_compute</code> on
 /// each, then <code>mixflow_frechet_distance_from_stats</code>). Compare methods only at the same n, reference set and
 /// feature net: the estimate is biased upwards at small n.
-/// \param features_a [n_a, dim], finite. features_b: [n_b, dim], finite. n_a, n_b: >= 2. dim: > 0.
+/// \param features_a [n_a, dim], finite. features_b: [n_b, dim], finite. n_a, n_b: >= 2. dim: in [1, 8192].
 ///
 /// \param out_fd receives the distance.
 ///
@@ -428,7 +428,9 @@ SWIFT_EXTERN mixflow_status mixflow_frechet_distance_compute(float const * _Null
 /// The Fréchet distance between two Gaussians, <code>|m_a - m_b|^2 + tr S_a + tr S_b - 2 tr (S_a^1/2 S_b S_a^1/2)^1/2</code>,
 /// in float64 through symmetric eigendecompositions (LAPACK dsyev; no general matrix square root). With
 /// feature-net statistics this is “FD (Fashion-MNIST classifier features)”. Covariances are symmetrised.
-/// \param mean_a, mean_b [dim], finite. cov_a, cov_b: [dim, dim], finite. dim: > 0 (at most 65536).
+/// Eigenvalues below <code>dim · DBL_EPSILON · λ_max</code> count as 0, so features that are constant in both sets (dead
+/// ReLU units) add nothing instead of round-off noise.
+/// \param mean_a, mean_b [dim], finite. cov_a, cov_b: [dim, dim], finite. dim: in [1, 8192].
 ///
 /// \param out_fd receives the distance (>= 0 up to round-off).
 ///
@@ -508,7 +510,7 @@ SWIFT_EXTERN mixflow_status mixflow_idx_read_raw(mixflow_idx * _Nullable idx, vo
 /// reference RMS first; the caller does that (scale both sets by the same factor) when it wants those units.
 /// \param features_a [n_a, dim], finite. features_b: [n_b, dim], finite. dim: > 0.
 ///
-/// \param num_subsets in [1, 100000]. subset_size: in [2, min(n_a, n_b)].
+/// \param num_subsets in [1, 100000]. subset_size: in [2, min(n_a, n_b, 100000)]; dim: at most 65536.
 ///
 /// \param seed any 64-bit value.
 ///

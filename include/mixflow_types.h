@@ -172,7 +172,8 @@ typedef enum mixflow_pixel_scaling {
 
 /* The fixed Fashion-MNIST classifier whose penultimate activations are the features of
  * "FD (Fashion-MNIST classifier features)", KID and conditional accuracy (never call it FID).
- * The shipped weights are share/featnet/fmnist-mlp.mxfnet (784 -> 384 -> 256 -> 128 -> 10, ReLU).      */
+ * The shipped weights are share/featnet/fmnist-cnn.mxfnet: three 3x3 convolutions (32, 32, 64 channels,
+ * ReLU, two 2x2 max-pools), then 3136 -> 128 (ReLU; the features) -> 10 (logits); inputs [1, 28, 28] in [-1, 1]. */
 typedef struct mixflow_featnet { char _private; } mixflow_featnet;
 
 #ifdef __cplusplus

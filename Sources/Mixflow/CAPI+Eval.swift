@@ -7,7 +7,7 @@ import MixflowEval
 
 // MARK: - Feature net
 
-/// Loads a feature network (the shipped one is share/featnet/fmnist-mlp.mxfnet; its layout is documented
+/// Loads a feature network (the shipped one is share/featnet/fmnist-cnn.mxfnet; its layout is documented
 /// in scripts/train-featnet.py and Sources/MixflowEval/FeatureNet.swift). Free it with `mixflow_featnet_free`.
 ///
 /// - Parameters:
@@ -122,7 +122,7 @@ private func netInput(_ net: UnsafeMutablePointer<mixflow_featnet>?, _ images: U
 /// feature set, accumulated in float64.
 ///
 /// - Parameters:
-///   - features: [n, dim], finite. n: >= 2. dim: > 0.
+///   - features: [n, dim], finite. n: >= 2. dim: in [1, 8192].
 ///   - out_mean: [dim]. out_cov: [dim, dim].
 /// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, n < 2, bad size, NaN/Inf).
 @c public func mixflow_feature_stats_compute(
@@ -166,9 +166,11 @@ private func netInput(_ net: UnsafeMutablePointer<mixflow_featnet>?, _ images: U
 /// The Fréchet distance between two Gaussians, `|m_a - m_b|^2 + tr S_a + tr S_b - 2 tr (S_a^1/2 S_b S_a^1/2)^1/2`,
 /// in float64 through symmetric eigendecompositions (LAPACK dsyev; no general matrix square root). With
 /// feature-net statistics this is "FD (Fashion-MNIST classifier features)". Covariances are symmetrised.
+/// Eigenvalues below `dim · DBL_EPSILON · λ_max` count as 0, so features that are constant in both sets (dead
+/// ReLU units) add nothing instead of round-off noise.
 ///
 /// - Parameters:
-///   - mean_a, mean_b: [dim], finite. cov_a, cov_b: [dim, dim], finite. dim: > 0 (at most 65536).
+///   - mean_a, mean_b: [dim], finite. cov_a, cov_b: [dim, dim], finite. dim: in [1, 8192].
 ///   - out_fd: receives the distance (>= 0 up to round-off).
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad dim, NaN/Inf) or `MIXFLOW_ERR_INTERNAL`
 ///   (the eigenvalue iteration did not converge).
@@ -179,7 +181,7 @@ private func netInput(_ net: UnsafeMutablePointer<mixflow_featnet>?, _ images: U
 ) -> mixflow_status {
     capi("mixflow_frechet_distance_from_stats") {
         let d = try dimension(dim, "dim")
-        guard d <= 65536 else { throw MixflowError.invalidArgument("dim must be <= 65536, got \(dim)") }
+        guard d <= 8192 else { throw MixflowError.invalidArgument("dim must be <= 8192, got \(dim)") }
         let out = try require(out_fd, "out_fd")
         func read(_ p: UnsafePointer<Double>?, _ name: String, _ count: Int) throws -> [Double] {
             let buffer = UnsafeBufferPointer(start: try require(p, name), count: count)
@@ -199,7 +201,7 @@ private func netInput(_ net: UnsafeMutablePointer<mixflow_featnet>?, _ images: U
 /// feature net: the estimate is biased upwards at small n.
 ///
 /// - Parameters:
-///   - features_a: [n_a, dim], finite. features_b: [n_b, dim], finite. n_a, n_b: >= 2. dim: > 0.
+///   - features_a: [n_a, dim], finite. features_b: [n_b, dim], finite. n_a, n_b: >= 2. dim: in [1, 8192].
 ///   - out_fd: receives the distance.
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf) or `MIXFLOW_ERR_INTERNAL`.
 @c public func mixflow_frechet_distance_compute(
@@ -219,7 +221,8 @@ private func featureStats(_ features: UnsafePointer<Float>?, _ n: Int64, _ dim: 
     let f = try require(features, name)
     guard n >= 2 else { throw MixflowError.invalidArgument("\(nName) must be >= 2 (a covariance needs two samples), got \(n)") }
     let d = try dimension(dim, "dim")
-    guard d <= 65536 else { throw MixflowError.invalidArgument("dim must be <= 65536, got \(dim)") }
+    // The d x d float64 matrices of the distance stay under 512 MB each.
+    guard d <= 8192 else { throw MixflowError.invalidArgument("dim must be <= 8192, got \(dim)") }
     let total = try checkedCount([n, dim], "\(nName) x dim")
     try requireFinite(UnsafeBufferPointer(start: f, count: total), name)
     return FeatureStats(features: f, count: Int(n), dim: d)
@@ -234,7 +237,7 @@ private func featureStats(_ features: UnsafePointer<Float>?, _ n: Int64, _ dim: 
 ///
 /// - Parameters:
 ///   - features_a: [n_a, dim], finite. features_b: [n_b, dim], finite. dim: > 0.
-///   - num_subsets: in [1, 100000]. subset_size: in [2, min(n_a, n_b)].
+///   - num_subsets: in [1, 100000]. subset_size: in [2, min(n_a, n_b, 100000)]; dim: at most 65536.
 ///   - seed: any 64-bit value.
 ///   - out_mean: the mean over subsets. out_std_error: the sample standard deviation of the subset values
 ///     over √num_subsets (NaN when num_subsets = 1); may be NULL. out_subset_values: [num_subsets]; may be NULL.
@@ -252,9 +255,10 @@ private func featureStats(_ features: UnsafePointer<Float>?, _ n: Int64, _ dim: 
         guard (1...100_000).contains(num_subsets) else {
             throw MixflowError.invalidArgument("num_subsets must be in [1, 100000], got \(num_subsets)")
         }
-        guard subset_size >= 2 && subset_size <= Int64(min(na, nb)) else {
-            throw MixflowError.invalidArgument("subset_size must be in [2, min(n_a, n_b) = \(min(na, nb))], got \(subset_size)")
+        guard subset_size >= 2 && subset_size <= Int64(min(na, nb, 100_000)) else {
+            throw MixflowError.invalidArgument("subset_size must be in [2, min(n_a, n_b, 100000) = \(min(na, nb, 100_000))], got \(subset_size)")
         }
+        guard d <= 65536 else { throw MixflowError.invalidArgument("dim must be <= 65536, got \(dim)") }
         try requireFinite(UnsafeBufferPointer(start: a, count: try checkedCount([n_a, dim], "n_a x dim")), "features_a")
         try requireFinite(UnsafeBufferPointer(start: b, count: try checkedCount([n_b, dim], "n_b x dim")), "features_b")
         let r = KID.compute(a: a, countA: na, b: b, countB: nb, dim: d, numSubsets: Int(num_subsets),

@@ -2,66 +2,80 @@ import CBLAS
 import MixflowCore
 
 /// The fixed classifier whose penultimate activations are the features of "FD (Fashion-MNIST classifier
-/// features)", KID and conditional accuracy: an MLP with ReLU on every hidden layer.
+/// features)", KID and conditional accuracy: 3×3 convolutions (stride 1, zero padding 1) each followed by
+/// ReLU and optionally a 2×2 max-pool, then fully connected layers with ReLU on all but the last.
 ///
 /// File layout (little-endian, written by scripts/train-featnet.py):
 /// ```
-/// offset 0   8 bytes  magic "MXFNET01"
-/// offset 8   uint32   L, the number of linear layers (2...16)
-/// offset 12  uint32 × (L + 1)  widths w0 (input, 784), w1, ..., wL (classes)
-/// then for each layer l = 0..<L: weight [w(l+1), w(l)] float32 row-major, then bias [w(l+1)] float32
+/// offset 0   8 bytes  magic "MXFNET02"
+/// offset 8   uint32 × 3  input channels, height, width
+/// offset 20  uint32   nconv (0...8), then per conv: uint32 out_channels, uint32 pool (0 or 1)
+///            uint32   nfc (2...8), then per layer: uint32 out_features
+/// then per conv: weight [out, in, 3, 3] float32, bias [out]; per fc: weight [out, in] float32, bias [out]
 /// ```
-/// The file must end exactly after the last bias. Inputs are images flattened row-major and scaled to
-/// [-1, 1] (`x / 127.5 - 1`, `PixelScaling.symmetric`). Features are the ReLU outputs of layer L-2
-/// (width w(L-1)); logits are the outputs of the last layer.
+/// The file must end exactly after the last bias. Pools floor odd sizes (PyTorch's MaxPool2d(2)). The first fc
+/// takes the last conv output flattened in (channel, y, x) order. Inputs are images [C, H, W] row-major scaled
+/// to [-1, 1] (`x / 127.5 - 1`); features are the ReLU outputs of the second-to-last fc layer.
 public final class FeatureNet {
-    public static let magic: [UInt8] = Array("MXFNET01".utf8)
-    public let widths: [Int]
-    /// weights[l]: [widths[l+1], widths[l]]; biases[l]: [widths[l+1]].
-    let weights: [[Float]]
-    let biases: [[Float]]
+    public static let magic: [UInt8] = Array("MXFNET02".utf8)
 
-    public var inputDim: Int { widths[0] }
-    public var featureDim: Int { widths[widths.count - 2] }
-    public var numClasses: Int { widths[widths.count - 1] }
+    struct Conv { var inC: Int; var outC: Int; var pool: Bool; var height: Int; var width: Int; var weight: [Float]; var bias: [Float] }
+    struct Dense { var inF: Int; var outF: Int; var weight: [Float]; var bias: [Float] }
+
+    let inputShape: (c: Int, h: Int, w: Int)
+    let convs: [Conv]
+    let fcs: [Dense]
+
+    public var inputDim: Int { inputShape.c * inputShape.h * inputShape.w }
+    public var featureDim: Int { fcs[fcs.count - 2].outF }
+    public var numClasses: Int { fcs[fcs.count - 1].outF }
 
     public convenience init(path: String) throws {
         try self.init(bytes: try readWholeFile(path), name: path)
     }
 
     public init(bytes: [UInt8], name: String) throws {
-        func u32(_ o: Int) -> Int {
-            Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
-        }
-        guard bytes.count >= 12 else {
-            throw MixflowError.format("\(name): truncated at byte offset \(bytes.count): the header needs 12 bytes")
-        }
-        guard Array(bytes[0..<8]) == Self.magic else {
-            throw MixflowError.format("\(name): bad magic at byte offset 0: expected \"MXFNET01\" (a libmixflow feature net)")
-        }
-        let layers = u32(8)
-        guard (2...16).contains(layers) else {
-            throw MixflowError.format("\(name): layer count at byte offset 8 must be in 2...16, got \(layers)")
-        }
-        let headerEnd = 12 + 4 * (layers + 1)
-        guard bytes.count >= headerEnd else {
-            throw MixflowError.format("\(name): truncated at byte offset \(bytes.count): \(layers) layers need a \(headerEnd)-byte header")
-        }
-        var widths: [Int] = []
-        var total = 0
-        for k in 0...layers {
-            let w = u32(12 + 4 * k)
-            guard (1...65536).contains(w) else {
-                throw MixflowError.format("\(name): width \(k) at byte offset \(12 + 4 * k) must be in 1...65536, got \(w)")
+        var offset = 0
+        func u32(_ what: String) throws -> Int {
+            guard offset + 4 <= bytes.count else {
+                throw MixflowError.format("\(name): truncated at byte offset \(bytes.count) while reading \(what)")
             }
-            if k > 0 { total += (widths[k - 1] + 1) * w }   // bounded: 16 layers of 65536² fit easily in Int
-            widths.append(w)
+            defer { offset += 4 }
+            return Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
         }
-        guard bytes.count == headerEnd + 4 * total else {
-            throw MixflowError.format("\(name): widths \(widths) need \(headerEnd + 4 * total) bytes but the file has \(bytes.count)")
+        func size(_ what: String, _ range: ClosedRange<Int>) throws -> Int {
+            let at = offset, v = try u32(what)
+            guard range.contains(v) else {
+                throw MixflowError.format("\(name): \(what) at byte offset \(at) must be in \(range.lowerBound)...\(range.upperBound), got \(v)")
+            }
+            return v
         }
-        var weights: [[Float]] = [], biases: [[Float]] = []
-        var offset = headerEnd
+        guard bytes.count >= 8, Array(bytes[0..<8]) == Self.magic else {
+            throw MixflowError.format("\(name): bad magic at byte offset 0: expected \"MXFNET02\" (a libmixflow feature net)")
+        }
+        offset = 8
+        var c = try size("input channels", 1...64), h = try size("input height", 1...1024), w = try size("input width", 1...1024)
+        inputShape = (c, h, w)
+        var convShapes: [(Int, Int, Bool, Int, Int)] = []
+        for k in 0..<(try size("conv count", 0...8)) {
+            let oc = try size("conv \(k) channels", 1...1024), pool = try size("conv \(k) pool flag", 0...1) == 1
+            convShapes.append((c, oc, pool, h, w))
+            c = oc
+            if pool { h /= 2; w /= 2 }
+            guard h >= 1 && w >= 1 else { throw MixflowError.format("\(name): conv \(k) pools the image below 1 pixel") }
+        }
+        var fcShapes: [(Int, Int)] = []
+        var features = c * h * w
+        for k in 0..<(try size("fc count", 2...8)) {
+            let out = try size("fc \(k) width", 1...65536)
+            fcShapes.append((features, out))
+            features = out
+        }
+        // All sizes are bounded above, so these totals cannot overflow.
+        let total = convShapes.reduce(0) { $0 + ($1.1 * $1.0 * 9 + $1.1) } + fcShapes.reduce(0) { $0 + ($1.1 * $1.0 + $1.1) }
+        guard bytes.count == offset + 4 * total else {
+            throw MixflowError.format("\(name): the layer sizes need \(offset + 4 * total) bytes but the file has \(bytes.count)")
+        }
         func floats(_ n: Int, _ what: String) throws -> [Float] {
             var out = [Float](repeating: 0, count: n)
             bytes.withUnsafeBytes { raw in
@@ -73,53 +87,35 @@ public final class FeatureNet {
             offset += 4 * n
             return out
         }
-        for l in 0..<layers {
-            weights.append(try floats(widths[l + 1] * widths[l], "layer \(l) weight"))
-            biases.append(try floats(widths[l + 1], "layer \(l) bias"))
+        var convs: [Conv] = [], fcs: [Dense] = []
+        for (k, s) in convShapes.enumerated() {
+            let weight = try floats(s.1 * s.0 * 9, "conv \(k) weight")
+            convs.append(Conv(inC: s.0, outC: s.1, pool: s.2, height: s.3, width: s.4, weight: weight,
+                              bias: try floats(s.1, "conv \(k) bias")))
         }
-        self.widths = widths
-        self.weights = weights
-        self.biases = biases
+        for (k, s) in fcShapes.enumerated() {
+            let weight = try floats(s.1 * s.0, "fc \(k) weight")
+            fcs.append(Dense(inF: s.0, outF: s.1, weight: weight, bias: try floats(s.1, "fc \(k) bias")))
+        }
+        self.convs = convs
+        self.fcs = fcs
     }
 
-    /// Rows per BLAS call: big enough for sgemm to reach full speed, small enough to stay in cache.
-    static let chunk = 1024
+    /// Images per chunk: enough columns for sgemm to run at full speed, small enough for the im2col buffer.
+    static let chunk = 32
 
     /// images: [n, inputDim] → features: [n, featureDim] (may be nil), logits: [n, numClasses] (may be nil).
-    /// Caller validates that images are finite; the forward itself never fails.
+    /// The caller validates the input is finite; the forward itself never fails. Rows are independent, so the
+    /// result does not depend on n or on how a set is split into calls.
     public func forward(images: UnsafePointer<Float>, count n: Int,
                         features: UnsafeMutablePointer<Float>?, logits: UnsafeMutablePointer<Float>?) {
-        let layers = weights.count
-        let maxWidth = widths.max()!
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: Self.chunk * maxWidth)
-        let b = UnsafeMutablePointer<Float>.allocate(capacity: Self.chunk * maxWidth)
-        defer { a.deallocate(); b.deallocate() }
+        var scratch = Scratch(net: self)
+        defer { scratch.free() }
         var start = 0
         while start < n {
             let rows = min(Self.chunk, n - start)
-            // Only the layers needed for the requested outputs run.
-            let needed = logits != nil ? layers : layers - 1
-            var input = images + start * widths[0]
-            for l in 0..<needed {
-                let inW = widths[l], outW = widths[l + 1]
-                let last = l == layers - 1
-                let dest: UnsafeMutablePointer<Float>
-                if last, let logits { dest = logits + start * outW }
-                else if l == layers - 2, let features { dest = features + start * outW }
-                else { dest = l % 2 == 0 ? a : b }
-                biases[l].withUnsafeBufferPointer { bias in
-                    for r in 0..<rows { (dest + r * outW).update(from: bias.baseAddress!, count: outW) }
-                }
-                weights[l].withUnsafeBufferPointer { w in
-                    // dest[rows, outW] += input[rows, inW] · W[outW, inW]^T
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outW), Int32(inW),
-                                1, input, Int32(inW), w.baseAddress, Int32(inW), 1, dest, Int32(outW))
-                }
-                if !last {
-                    for i in 0..<(rows * outW) { dest[i] = max(dest[i], 0) }
-                }
-                input = UnsafePointer(dest)
-            }
+            forwardChunk(images + start * inputDim, rows, &scratch,
+                         features.map { $0 + start * featureDim }, logits.map { $0 + start * numClasses })
             start += rows
         }
     }

@@ -49,8 +49,8 @@ public enum FrechetDistance {
     ///
     /// Computed in the symmetric eigen form (DATA.md §2), never with a general sqrtm: S1^1/2 = V diag(√w) V^T
     /// from the eigendecomposition of S1 (dsyev), then the trace term is the sum of the square roots of the
-    /// eigenvalues of the symmetric matrix S1^1/2 S2 S1^1/2. Negative eigenvalues (round-off on singular
-    /// covariances) are clipped to 0.
+    /// eigenvalues of the symmetric matrix S1^1/2 S2 S1^1/2. Eigenvalues below the round-off floor
+    /// `d · ε · λ_max` of their matrix (including negative ones) count as 0.
     ///
     /// Both covariances are symmetrised first ((S + S^T) / 2), so tiny asymmetries from the caller's
     /// arithmetic do not matter. Inputs must be finite (checked by the caller).
@@ -68,9 +68,10 @@ public enum FrechetDistance {
         // S1 = V diag(w) V^T. dsyev works on column-major data; a symmetric matrix is its own transpose,
         // and on return row j of the array (read row-major) is eigenvector j.
         let w = try eigen(&s1, d, vectors: true)
+        let floor1 = roundOffFloor(w, d)
         var scaled = s1
         for j in 0..<d {
-            let s = w[j] > 0 ? w[j].squareRoot() : 0
+            let s = w[j] > floor1 ? w[j].squareRoot() : 0
             for k in 0..<d { scaled[j * d + k] *= s }
         }
         // R = Σ_j √w_j v_j v_j^T = E^T diag(√w) E, where E (the array s1 now) has the eigenvectors as rows.
@@ -85,9 +86,17 @@ public enum FrechetDistance {
                     root, Int32(d), 0, &m, Int32(d))
         m = symmetrised(m, d)
         let lambdas = try eigen(&m, d, vectors: false)
+        let floor2 = roundOffFloor(lambdas, d)
         var trace = 0.0
-        for l in lambdas where l > 0 { trace += l.squareRoot() }
+        for l in lambdas where l > floor2 { trace += l.squareRoot() }
         return meanTerm + traces - 2 * trace
+    }
+
+    /// Eigenvalues below `d · ε · λ_max` are round-off of exact zeros (dead ReLU features make feature
+    /// covariances singular). Taken as they come, their square roots (√1e-13 ≈ 3e-7 each) would add a few 1e-5
+    /// per distance; treated as 0, a set with dead features gives the distance of its live features.
+    static func roundOffFloor(_ eigenvalues: [Double], _ d: Int) -> Double {
+        Double(d) * Double.ulpOfOne * max(eigenvalues.max() ?? 0, 0)
     }
 
     static func symmetrised(_ s: [Double], _ d: Int) -> [Double] {

@@ -42,7 +42,7 @@ enum Gzip {
         }
         guard isize == total & 0xFFFF_FFFF else {
             throw MixflowError.format("\(name): dims \(header.shape) need \(total) decompressed bytes but the gzip trailer "
-                + "at byte offset \(n - 4) says \(isize) (mod 2^32)")
+                + "at byte offset \(n - 4) says \(isize) (mod 2^32): the file is corrupt, truncated or has data after the gzip member")
         }
         var payload = [UInt8](repeating: 0, count: header.payloadBytes)
         got = try inflater.read(into: &payload, 0, header.payloadBytes)

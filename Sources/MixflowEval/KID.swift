@@ -27,7 +27,7 @@ public enum KID {
                                dim d: Int, numSubsets: Int, subsetSize m: Int, seed: UInt64) -> Result {
         var values = [Double](repeating: 0, count: numSubsets)
         var x = [Double](repeating: 0, count: m * d), y = [Double](repeating: 0, count: m * d)
-        var k = [Double](repeating: 0, count: m * m)
+        var k = [Double](repeating: 0, count: min(m, block) * m)
         let scale = 1 / Double(d)
         for s in 0..<numSubsets {
             gather(a, na, d, subset(n: na, m: m, seed: seed, subset: s, which: 0), into: &x)
@@ -71,21 +71,32 @@ public enum KID {
         }
     }
 
-    /// Σ_ij (p_i·q_j / d + 1)^3 over an m × m block, leaving out i == j when asked.
+    /// Rows of the kernel matrix computed per dgemm: bounds the scratch to `block × m` doubles for any m.
+    static let block = 256
+
+    /// Σ_ij (p_i·q_j / d + 1)^3 over the m × m kernel matrix, leaving out i == j when asked.
     static func kernelSum(_ p: [Double], _ q: [Double], _ m: Int, _ d: Int, _ scale: Double,
                           _ k: inout [Double], excludeDiagonal: Bool) -> Double {
-        // K = scale · P Q^T + 1, then cubed and summed in a fixed order (deterministic for any BLAS threads).
-        for i in 0..<(m * m) { k[i] = 1 }
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(m), Int32(d), scale, p, Int32(d),
-                    q, Int32(d), 1, &k, Int32(m))
         var total = 0.0
-        for i in 0..<m {
-            var row = 0.0
-            for j in 0..<m where !(excludeDiagonal && i == j) {
-                let v = k[i * m + j]
-                row += v * v * v
+        var start = 0
+        while start < m {
+            let rows = min(block, m - start)
+            // K[rows, m] = scale · P[start..<start+rows] Q^T + 1, then cubed and summed in a fixed order
+            // (deterministic for any number of BLAS threads).
+            for i in 0..<(rows * m) { k[i] = 1 }
+            p.withUnsafeBufferPointer { pp in
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(m), Int32(d), scale,
+                            pp.baseAddress! + start * d, Int32(d), q, Int32(d), 1, &k, Int32(m))
             }
-            total += row
+            for r in 0..<rows {
+                var row = 0.0
+                for j in 0..<m where !(excludeDiagonal && start + r == j) {
+                    let v = k[r * m + j]
+                    row += v * v * v
+                }
+                total += row
+            }
+            start += rows
         }
         return total
     }
