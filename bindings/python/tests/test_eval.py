@@ -102,6 +102,16 @@ def test_native_forward_matches_numpy(net):
     assert np.abs(net.logits(x) - logits).max() <= 1e-4 * np.abs(logits).max()
     # Rows are independent: any split gives the same bits.
     assert np.array_equal(net.features(x[:77]), net.features(x)[:77])
+    # uint8 images are scaled with the documented formula before the forward.
+    u8 = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    assert np.array_equal(net.features(u8), net.features(u8.astype(np.float32) / np.float32(127.5) - np.float32(1)))
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        mixflow.fashion_mnist("test", root=tmp_path)
+    with pytest.raises(ValueError, match="split must be"):
+        mixflow.fashion_mnist("validation")
 
 
 @needs_data
