@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libmixflow: MixFlow post-training and sampling for flow-matching image models, as a C-ABI shared library.
-// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- Mixflow (the C API).
+// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- MixflowIO <- Mixflow (the C API).
 import PackageDescription
 
 let package = Package(
@@ -21,12 +21,23 @@ let package = Package(
         .target(name: "MixflowCore", dependencies: ["CBLAS"]),
         // The method: paths, time conventions and distributions, the MixFlow transport.
         .target(name: "MixflowMethod", dependencies: ["MixflowCore"]),
+        // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
+        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
+        // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
+        // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (TOOLCHAIN §4).
+        .target(
+            name: "OnnxShim", path: "Sources/OnnxShim",
+            cxxSettings: [.define("ONNX_NAMESPACE", to: "onnx"), .define("ONNX_ML", to: "1")],
+            linkerSettings: [.linkedLibrary("onnx_proto"), .linkedLibrary("protobuf")]
+        ),
+        // File formats: validated ONNX tensor I/O (external data included), atomic writes.
+        .target(name: "MixflowIO", dependencies: ["MixflowCore", "OnnxShim"]),
         // ---- data and evaluation: IDX reader, the Fashion-MNIST feature net, FD / KID / conditional accuracy ----
         .target(name: "MixflowEval", dependencies: ["MixflowCore", "CBLAS", "CZlib"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
-            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowEval"],
+            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval"],
             linkerSettings: [.unsafeFlags([
                 "-Xlinker", "-soname=libmixflow.so",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
@@ -34,10 +45,13 @@ let package = Package(
         ),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
+        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
+        .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
         .testTarget(name: "MixflowEvalTests", dependencies: ["MixflowEval", "MixflowCore"]),
     ],
     // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),
     // which Swift 6's Sendable checking cannot express without wrappers on every pointer.
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
 )

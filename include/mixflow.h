@@ -526,9 +526,371 @@ SWIFT_EXTERN mixflow_status mixflow_kid_compute(float const * _Nullable features
 /// argument, the value received and the value expected. Valid until this thread’s next fallible call.
 SWIFT_EXTERN char const * _Nullable mixflow_last_error(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Creates a SiT with the official from-scratch initialisation for <code>params->seed</code> (xavier-uniform Linear
+/// weights, N(0, 0.02²) label table and timestep MLP, zero biases, zero adaLN and final layers, fixed
+/// 2-D sin-cos pos_embed; the draws come from the counter-based generator of libmixflow, not from
+/// the PyTorch generator). Load trained weights with <code>mixflow_model_set_tensor</code>. Free it with <code>mixflow_model_free</code>.
+/// \param params filled by <code>mixflow_model_default_params</code>, then edited; copied.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown arch, a shape constraint broken),
+/// <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_create(mixflow_model_params const * _Nullable params, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the default model: the official SiT-XL/2 on 32×32×4 inputs (256 px SD-VAE latents),
+/// 1000 classes, learn_sigma on, class dropout 0.1, seed 0, all cores.
+/// \param out the struct to fill (its first <code>struct_size</code> bytes are written).
+///
+/// \param struct_size <code>sizeof(mixflow_model_params)</code> as the caller sees it.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_default_params(mixflow_model_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Runs the model in evaluation mode (labels as given, no class dropout): out = v(x, t, y), the first C
+/// channels of the head (the learn_sigma half is dropped, as upstream). Keeps no activations for a
+/// backward pass, so it needs about 1/depth of the memory of <code>mixflow_model_gradients</code>.
+/// \param x [batch, in_channels, input_size, input_size], finite.
+///
+/// \param t [batch], finite, in the model’s own time convention (raw, not ×1000).
+///
+/// \param y [batch] class labels in [0, num_classes]; num_classes is the null (unconditional) class.
+///
+/// \param out [batch, in_channels, input_size, input_size]; must not alias x.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, batch <= 0 or overflowing, NaN/Inf, label
+/// out of range), <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> (activations of a large batch) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_forward(mixflow_model * _Nullable model, float const * _Nullable x, float const * _Nullable t, int32_t const * _Nullable y, int64_t batch, float * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a model. NULL is a no-op.
+SWIFT_EXTERN void mixflow_model_free(mixflow_model * _Nullable model) SWIFT_NOEXCEPT;
+
+/// Copies the gradient of the tensor called <code>name</code> from the last <code>mixflow_model_gradients</code> into <code>out</code>
+/// (zeros before the first call, and always for pos_embed).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong shape) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_get_grad(mixflow_model * _Nullable model, char const * _Nullable name, int64_t const * _Nullable shape, int32_t ndim, float * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the model’s parameters into <code>out</code> (its first <code>struct_size</code> bytes).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_get_params(mixflow_model * _Nullable model, mixflow_model_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the tensor called <code>name</code> into <code>out</code>.
+/// \param name an official state-dict name, e.g. “blocks.0.attn.qkv.weight”.
+///
+/// \param shape, ndim the caller’s idea of the tensor’s shape; must equal it exactly.
+///
+/// \param out [product of shape] floats.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong shape) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_get_tensor(mixflow_model * _Nullable model, char const * _Nullable name, int64_t const * _Nullable shape, int32_t ndim, float * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Computes L = mean over all elements of (v(x, t, y) − target)² and its gradient with respect to every
+/// trainable tensor (read them with <code>mixflow_model_get_grad</code>; earlier gradients are replaced, not added)
+/// and, optionally, to x. Labels are used as given (no class dropout).
+/// \param x, t, y, batch as in <code>mixflow_model_forward</code>.
+///
+/// \param target [batch, in_channels, input_size, input_size], finite.
+///
+/// \param out_loss may be NULL; receives L.
+///
+/// \param out_dx may be NULL; [batch, in_channels, input_size, input_size] receives dL/dx; must not alias x.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (as forward, plus target), <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>
+/// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_gradients(mixflow_model * _Nullable model, float const * _Nullable x, float const * _Nullable t, int32_t const * _Nullable y, float const * _Nullable target, int64_t batch, float * _Nullable out_loss, float * _Nullable out_dx) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Number of floats in all tensors, pos_embed included (SiT-XL/2: 675,129,632); -1 if <code>model</code> is not a
+/// live model handle.
+SWIFT_EXTERN int64_t mixflow_model_num_params(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Number of tensors in the state dict (SiT-XL/2: 292); -1 if <code>model</code> is not a live model handle.
+SWIFT_EXTERN int32_t mixflow_model_num_tensors(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Overwrites the tensor called <code>name</code> with <code>data</code> (copied). pos_embed may be set too (a checkpoint
+/// carries it); the model then uses the given table.
+/// \param data [product of shape] finite floats.
+///
+/// \param shape, ndim must equal the tensor’s shape exactly.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong shape, NaN/Inf; the
+/// tensor is then unchanged) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_set_tensor(mixflow_model * _Nullable model, char const * _Nullable name, float const * _Nullable data, int64_t const * _Nullable shape, int32_t ndim) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Name and shape of tensor <code>index</code>, in the official PyTorch state-dict order.
+/// \param index in [0, <code>mixflow_model_num_tensors</code>).
+///
+/// \param out_name receives the official name; owned by <code>model</code>, valid until <code>mixflow_model_free</code>.
+///
+/// \param out_shape [MIXFLOW_MODEL_MAX_NDIM]; the first <code>*out_ndim</code> entries are written.
+///
+/// \param out_ndim receives the number of dimensions (1 to MIXFLOW_MODEL_MAX_NDIM).
+///
+/// \param out_trainable may be NULL; receives 1, or 0 for pos_embed (fixed, never given a gradient).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, index out of range) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_model_tensor_info(mixflow_model * _Nullable model, int32_t index, char const * _Nullable * _Nullable out_name, int64_t * _Nullable out_shape, int32_t * _Nullable out_ndim, int32_t * _Nullable out_trainable) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// The name of a status (“MIXFLOW_ERR_FORMAT”), or “MIXFLOW_ERR_UNKNOWN” for a value outside the enum.
 /// Static storage; never NULL.
 SWIFT_EXTERN char const * _Nullable mixflow_status_name(mixflow_status status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Finds a tensor by name: <code>*out_index</code> is its index, or -1 when the file has no tensor of that name
+/// (absence is not an error).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_find(mixflow_tensor_file * _Nullable file, char const * _Nullable name, int64_t * _Nullable out_index) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a tensor file. NULL is a no-op.
+SWIFT_EXTERN void mixflow_tensor_file_free(mixflow_tensor_file * _Nullable file) SWIFT_NOEXCEPT;
+
+/// Opens an ONNX model as a tensor file: parses it and validates every initializer (dims, data lengths,
+/// external-data locations and spans). Values are read later, on demand, with <code>mixflow_tensor_file_read</code>.
+/// Free the handle with <code>mixflow_tensor_file_free</code>.
+/// Hostile files are expected: truncated or corrupt protobuf, dims whose product overflows, lengths that
+/// disagree with dims, negative or out-of-file offsets, and external locations that are absolute, contain
+/// <code>..</code>, or resolve (symlinks followed) outside the model’s folder are all refused with a message naming
+/// the file, the tensor and the byte offset. Memory use is bounded by the file’s size.
+/// \param path UTF-8 path of the <code>.onnx</code> file; external data is looked up relative to its folder.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, empty path), <code>MIXFLOW_ERR_IO</code> (missing,
+/// unreadable, not a regular file), <code>MIXFLOW_ERR_FORMAT</code> (not ONNX or inconsistent), <code>MIXFLOW_ERR_UNSUPPORTED</code>
+/// (segmented tensors) or <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_load(char const * _Nullable path, mixflow_tensor_file * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the value stored under metadata <code>key</code> (the first entry if a file repeats a key) into <code>buf</code>, in
+/// the two-call form. Values are byte strings: <code>*out_len</code> counts them; a NUL is appended.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, no such key, cap too small) or
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_metadata(mixflow_tensor_file * _Nullable file, char const * _Nullable key, char * _Nullable buf, size_t cap, size_t * _Nullable out_len) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the key of metadata entry <code>index</code> into <code>buf</code> (two-call form, as <code>mixflow_tensor_file_tensor_name</code>).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (index out of range, NULL out_len, cap too small)
+/// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_metadata_key(mixflow_tensor_file * _Nullable file, int64_t index, char * _Nullable buf, size_t cap, size_t * _Nullable out_len) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The number of metadata entries (ONNX <code>metadata_props</code>), or -1 if <code>file</code> is not a valid handle.
+SWIFT_EXTERN int64_t mixflow_tensor_file_num_metadata(mixflow_tensor_file * _Nullable file) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The number of tensors (ONNX initializers) in the file, or -1 if <code>file</code> is not a valid handle.
+SWIFT_EXTERN int64_t mixflow_tensor_file_num_tensors(mixflow_tensor_file * _Nullable file) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Reads tensor <code>name</code>‘s values into <code>out</code> as float32, C-contiguous in the tensor’s shape, converting
+/// float16, bfloat16, float64, bool and integer types (int64/uint64 above 2^24 round to nearest float32).
+/// External data is read straight into <code>out</code>.
+/// \param name a tensor name (NUL-terminated UTF-8).
+///
+/// \param out <code>count</code> floats, caller-allocated.
+///
+/// \param count must equal the tensor’s element count (<code>mixflow_tensor_file_tensor_info</code>); 0 for an empty tensor.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown name, wrong count),
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (STRING, COMPLEX or FLOAT8 elements), <code>MIXFLOW_ERR_IO</code> / <code>MIXFLOW_ERR_FORMAT</code>
+/// (external data changed or vanished since load) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>. On failure <code>out</code> is unspecified.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_read(mixflow_tensor_file * _Nullable file, char const * _Nullable name, float * _Nullable out_, int64_t count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The same as <code>mixflow_tensor_file_read</code> with the tensor given by its index.
+///
+/// returns:
+/// as <code>mixflow_tensor_file_read</code> (index out of range is <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>).
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_read_index(mixflow_tensor_file * _Nullable file, int64_t index, float * _Nullable out_, int64_t count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Describes tensor <code>index</code>: its element type as stored, its shape, element count and storage.
+/// \param out_dtype receives a <code>mixflow_dtype</code> value (an ONNX TensorProto.DataType code); may be NULL.
+///
+/// \param out_ndim receives the number of dims (0 for a scalar); may be NULL.
+///
+/// \param out_dims receives the dims; may be NULL (then <code>dims_cap</code> is ignored), else it holds <code>dims_cap</code> values.
+///
+/// \param out_count receives the number of elements (product of the dims); may be NULL.
+///
+/// \param out_storage receives a <code>mixflow_tensor_storage</code> value; may be NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (index out of range, <code>dims_cap</code> smaller than the
+/// tensor’s ndim: <code>*out_ndim</code> is still set) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_tensor_info(mixflow_tensor_file * _Nullable file, int64_t index, int32_t * _Nullable out_dtype, int32_t * _Nullable out_ndim, int64_t * _Nullable out_dims, int32_t dims_cap, int64_t * _Nullable out_count, int32_t * _Nullable out_storage) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the name of tensor <code>index</code> (in file order) into <code>buf</code> as a NUL-terminated UTF-8 string, in the
+/// two-call form: with <code>buf</code> NULL only <code>*out_len</code> is set.
+/// \param index 0 ..< <code>mixflow_tensor_file_num_tensors</code>.
+///
+/// \param buf may be NULL; otherwise <code>cap</code> bytes, at least <code>*out_len + 1</code>.
+///
+/// \param out_len receives the name’s length in bytes, without the NUL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (index out of range, NULL out_len, cap too small:
+/// <code>*out_len</code> is still set) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_tensor_name(mixflow_tensor_file * _Nullable file, int64_t index, char * _Nullable buf, size_t cap, size_t * _Nullable out_len) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Adds a float32 tensor. The values are copied (external ones straight to the data file) before the call
+/// returns; <code>data</code> is not kept.
+/// \param name non-empty, NUL-terminated UTF-8, unique in the file (e.g. an official state-dict name).
+///
+/// \param data the values, C-contiguous, product(shape) floats (1 for a scalar).
+///
+/// \param shape <code>ndim</code> dims, each > 0; may be NULL when <code>ndim</code> is 0 (a scalar).
+///
+/// \param ndim 0 … 64.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, empty or repeated name, dim <= 0, overflowing
+/// size, bad ndim, writer already finished), <code>MIXFLOW_ERR_IO</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_writer_add(mixflow_tensor_writer * _Nullable writer, char const * _Nullable name, float const * _Nullable data, int64_t const * _Nullable shape, int32_t ndim) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Starts writing an ONNX tensor file at <code>path</code>: a model with named float32 initializers, metadata and an
+/// empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and <code>mixflow_tensor_file_load</code>.
+/// Tensors of at least <code>external_threshold_bytes</code> bytes go to one external-data file <code><file name>.data</code> next
+/// to the model (64-byte aligned), which keeps the model under protobuf’s 2 GiB limit. Nothing appears on
+/// disk until <code>mixflow_tensor_writer_finish</code>; both files are then replaced atomically (temporary file,
+/// fsync, rename). Free the handle with <code>mixflow_tensor_writer_free</code>, which abandons an unfinished write.
+/// \param path UTF-8 path of the <code>.onnx</code> file; its folder must exist and be writable.
+///
+/// \param external_threshold_bytes -1 = keep every tensor inline; 0 = every tensor external; must be >= -1.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, empty path, threshold < -1) or
+/// <code>MIXFLOW_ERR_IO</code> (folder missing or not writable).
+SWIFT_EXTERN mixflow_status mixflow_tensor_writer_create(char const * _Nullable path, int64_t external_threshold_bytes, mixflow_tensor_writer * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Writes the model and puts the data file, then the model, in place atomically. The writer accepts no
+/// further calls except <code>mixflow_tensor_writer_free</code>. On failure nothing is left behind and the files at
+/// the destination are unchanged.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (already finished), <code>MIXFLOW_ERR_FORMAT</code> (the inline
+/// tensors exceed 2 GiB: lower the threshold), <code>MIXFLOW_ERR_IO</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_writer_finish(mixflow_tensor_writer * _Nullable writer) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a writer; an unfinished write is abandoned and its temporary files removed. NULL is a no-op.
+SWIFT_EXTERN void mixflow_tensor_writer_free(mixflow_tensor_writer * _Nullable writer) SWIFT_NOEXCEPT;
+
+/// Sets metadata <code>key</code> = <code>value</code> (ONNX <code>metadata_props</code>), e.g. “mixflow.arch” = “SiT-XL/2”.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, empty or repeated key, writer already
+/// finished) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_tensor_writer_set_metadata(mixflow_tensor_writer * _Nullable writer, char const * _Nullable key, char const * _Nullable value) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Creates a trainer that post-trains <code>model</code> with <code>transport</code>’s objective. The trainer shares the model:
+/// every step updates the weights seen through <code>model</code> (forward, get_tensor). It keeps its own references,
+/// so the model and transport handles may be freed before the trainer.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code>, <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>
+/// or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_create(mixflow_model * _Nullable model, mixflow_transport * _Nullable transport, mixflow_trainer_params const * _Nullable params, mixflow_trainer * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
+/// EMA 0.9999, no clipping, seed 0.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_default_params(mixflow_trainer_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a trainer. NULL is a no-op.
+SWIFT_EXTERN void mixflow_trainer_free(mixflow_trainer * _Nullable trainer) SWIFT_NOEXCEPT;
+
+/// A new handle on the trainer’s model (weights shared: it sees every later step). With <code>ema</code> = 1, a new,
+/// independent model holding a copy of the EMA weights instead (the weights to sample from).
+/// Free the result with <code>mixflow_model_free</code>.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL; ema = 1 without an EMA),
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_get_model(mixflow_trainer * _Nullable trainer, int32_t ema, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with an official recipe: “sit”/“repa” (the defaults) or “rae” (lr 2e-4 decaying linearly to
+/// 2e-5 between steps <code>decay_start</code> and <code>decay_end</code>, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+/// \param decay_start, decay_end the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (unknown name, NULL, bad window) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_preset_params(char const * _Nullable name, int64_t decay_start, int64_t decay_end, mixflow_trainer_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Resumes a trainer from a checkpoint written by <code>mixflow_trainer_save</code>; training continues bit-identically.
+/// \param num_threads 0 = all cores (results do not depend on it).
+///
+/// \param out receives the trainer; NULL on failure. Use <code>mixflow_trainer_get_model</code> for its model.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_IO</code> or <code>MIXFLOW_ERR_FORMAT</code> (corrupt,
+/// truncated or foreign file).
+SWIFT_EXTERN mixflow_status mixflow_trainer_resume(char const * _Nullable path, int32_t num_threads, mixflow_trainer * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Saves model, EMA, optimiser state, step and every setting to <code>path</code>, atomically (temporary file, fsync,
+/// rename): a crash during the save never corrupts an existing checkpoint.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_IO</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_save(mixflow_trainer * _Nullable trainer, char const * _Nullable path) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Installs (or, with fn = NULL, removes) the gradient hook. <code>user_data</code> is passed through untouched.
+/// The hook runs on the thread that called <code>mixflow_trainer_step</code>, once per step.
+/// Scale-out recipe: run one process per worker, give each its slice of the global batch with
+/// <code>first_sample</code> set to the slice’s global index, and average the gradients in the hook with
+/// MPI_Allreduce (or torch.distributed.all_reduce) divided by the number of workers; every worker then
+/// applies the same update and the replicas stay identical.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code> / <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL trainer).
+SWIFT_EXTERN mixflow_status mixflow_trainer_set_gradient_hook(mixflow_trainer * _Nullable trainer, mixflow_gradient_fn _Nullable fn, void * _Nullable user_data) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// One MixFlow training step on data x1 with labels y: prepare the batch (t, slowed m, noise), forward with
+/// class dropout, loss, backward, gradient hook, clipping, AdamW, EMA. Deterministic for a given seed.
+/// \param x1 [batch, in_channels, input_size, input_size] data, finite.
+///
+/// \param y [batch] labels in [0, num_classes) (num_classes = null is allowed); NULL = unconditional.
+///
+/// \param first_sample global index of row 0 when one global batch is split across processes (0 otherwise).
+///
+/// \param out_loss may be NULL; receives the mean loss of this batch.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf, label out of range),
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_CALLBACK</code> (the gradient hook returned non-zero; no parameter changed).
+SWIFT_EXTERN mixflow_status mixflow_trainer_step(mixflow_trainer * _Nullable trainer, float const * _Nullable x1, int32_t const * _Nullable y, int64_t batch, uint64_t first_sample, float * _Nullable out_loss) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Number of completed steps (the next step’s number). -1 for an invalid handle.
+SWIFT_EXTERN int64_t mixflow_trainer_step_count(mixflow_trainer * _Nullable trainer) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Creates a MixFlow transport. Free it with <code>mixflow_transport_free</code>.
 /// \param params filled by <code>mixflow_transport_default_params</code> or <code>_preset_params</code>, then edited; copied.

@@ -146,6 +146,104 @@ typedef struct mixflow_transport_params {
     int32_t num_threads;            /* 0 = all cores; results are identical for every value; >= 0 */
 } mixflow_transport_params;
 
+/* ---- model ---------------------------------------------------------------------------------- */
+/* A native SiT (Scalable Interpolant Transformer): forward pass and gradients, parameters held under the
+ * official PyTorch state-dict names and shapes (e.g. "blocks.3.attn.qkv.weight" [3D, D]), so a converted
+ * official or REPA checkpoint maps one to one.                                                      */
+typedef struct mixflow_model { char _private; } mixflow_model;
+
+/* Most dimensions a model tensor has (x_embedder.proj.weight is [D, C, p, p]). */
+#define MIXFLOW_MODEL_MAX_NDIM 4
+/* Capacity of mixflow_model_params.arch, including the terminating NUL. */
+#define MIXFLOW_MODEL_ARCH_SIZE 32
+
+/* SiT model parameters. Fill with mixflow_model_default_params, then edit. */
+typedef struct mixflow_model_params {
+    uint32_t struct_size;                 /* set by the filler; leave it alone */
+    char arch[32];                        /* MIXFLOW_MODEL_ARCH_SIZE; "SiT-XL/2"; one of SiT-{S,B,L,XL}/{2,4,8}
+                                             (case-insensitive), NUL-terminated, or "" for a custom
+                                             shape from depth/hidden/heads/patch */
+    int32_t depth;                        /* 0; custom only (arch ""): number of blocks, in [1, 1024] */
+    int32_t hidden;                       /* 0; custom only: width D, a multiple of heads and of 4 */
+    int32_t heads;                        /* 0; custom only: attention heads, in [1, hidden] */
+    int32_t patch;                        /* 0; custom only: patch size p, in [1, 64] */
+    int32_t input_size;                   /* 32; height = width of the input, a multiple of the patch size */
+    int32_t in_channels;                  /* 4; channels C of input and output */
+    int32_t num_classes;                  /* 1000; labels are 0..num_classes-1, num_classes = null class */
+    int32_t learn_sigma;                  /* 1; 1 = the official 2C-channel head (the sigma half is dropped
+                                             from the output, as upstream); 0 = a C-channel head */
+    uint64_t seed;                        /* 0; seed of the official from-scratch initialisation */
+    float class_dropout;                  /* 0.1; training probability of the null label; in [0, 1) */
+    int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0.
+                                             libmixflow parallelises its GEMMs itself and pins the system
+                                             OpenBLAS to one thread (openblas_set_num_threads(1)) on first use */
+} mixflow_model_params;
+
+/* ---- trainer -------------------------------------------------------------------------------- */
+/* MixFlow post-training of a native model: transport + forward + backward + AdamW + EMA per step.   */
+typedef struct mixflow_trainer { char _private; } mixflow_trainer;
+
+/* Receives the flat gradient buffer (`count` floats, the model's parameter layout) after backward and
+ * before clipping and the update, e.g. to all-reduce (average) it across processes in place. Return 0
+ * to continue; non-zero aborts the step with MIXFLOW_ERR_CALLBACK before any parameter changes. */
+typedef int32_t (*mixflow_gradient_fn)(void *user_data, float *gradients, int64_t count, int64_t step);
+
+/* Trainer parameters. Fill with mixflow_trainer_default_params (SiT recipe) or _preset_params. */
+typedef struct mixflow_trainer_params {
+    uint32_t struct_size;   /* set by the filler; leave it alone */
+    float lr;               /* 1e-4; the learning rate (base of the schedule); >= 0 */
+    float final_lr;         /* 1e-4; linear decay target (ignored when decay_end is 0); >= 0 */
+    int64_t decay_start;    /* 0; step where the linear decay starts */
+    int64_t decay_end;      /* 0 = constant learning rate; else the step where final_lr is reached (> decay_start) */
+    int64_t warmup;         /* 0; linear warm-up from 0 over this many steps */
+    float beta1;            /* 0.9; in [0, 1) */
+    float beta2;            /* 0.999 (SiT); 0.95 (RAE); in [0, 1) */
+    float eps;              /* 1e-8; > 0 */
+    float weight_decay;     /* 0; decoupled (AdamW); >= 0 */
+    float ema_decay;        /* 0.9999 (SiT); 0.9995 (RAE); 0 = no EMA copy; in [0, 1] */
+    float max_grad_norm;    /* 0 = no clipping (SiT); 1.0 (RAE); >= 0 */
+    uint64_t seed;          /* 0; keys every random draw together with the step and the sample index */
+    int32_t num_threads;    /* 0 = all cores; results are identical for every value; >= 0 */
+} mixflow_trainer_params;
+
+/* ---- onnx ---- */
+
+/* A tensor file opened for reading (mixflow_tensor_file_load): the index of an ONNX model's initializers and
+ * metadata; values are read on demand. A writer of such files (mixflow_tensor_writer_create). */
+typedef struct mixflow_tensor_file { char _private; } mixflow_tensor_file;
+typedef struct mixflow_tensor_writer { char _private; } mixflow_tensor_writer;
+
+/* Element types, with the values of ONNX TensorProto.DataType (so a file's code passes through unchanged;
+ * codes outside this list are reported as they are). mixflow_tensor_file_read converts every type up to
+ * MIXFLOW_DTYPE_UINT64 and BFLOAT16 to float32, except STRING, COMPLEX64 and COMPLEX128.              */
+typedef enum mixflow_dtype {
+    MIXFLOW_DTYPE_UNDEFINED = 0,
+    MIXFLOW_DTYPE_FLOAT32 = 1,
+    MIXFLOW_DTYPE_UINT8 = 2,
+    MIXFLOW_DTYPE_INT8 = 3,
+    MIXFLOW_DTYPE_UINT16 = 4,
+    MIXFLOW_DTYPE_INT16 = 5,
+    MIXFLOW_DTYPE_INT32 = 6,
+    MIXFLOW_DTYPE_INT64 = 7,
+    MIXFLOW_DTYPE_STRING = 8,
+    MIXFLOW_DTYPE_BOOL = 9,
+    MIXFLOW_DTYPE_FLOAT16 = 10,
+    MIXFLOW_DTYPE_FLOAT64 = 11,
+    MIXFLOW_DTYPE_UINT32 = 12,
+    MIXFLOW_DTYPE_UINT64 = 13,
+    MIXFLOW_DTYPE_COMPLEX64 = 14,
+    MIXFLOW_DTYPE_COMPLEX128 = 15,
+    MIXFLOW_DTYPE_BFLOAT16 = 16
+} mixflow_dtype;
+
+/* Where a tensor's values are stored in the file. */
+typedef enum mixflow_tensor_storage {
+    MIXFLOW_TENSOR_STORAGE_EMPTY = 0,     /* no data: a tensor with zero elements */
+    MIXFLOW_TENSOR_STORAGE_RAW = 1,       /* inline raw_data */
+    MIXFLOW_TENSOR_STORAGE_TYPED = 2,     /* inline typed field (float_data, int32_data, ...) */
+    MIXFLOW_TENSOR_STORAGE_EXTERNAL = 3   /* external data file next to the model */
+} mixflow_tensor_storage;
+
 /* ---- data and evaluation ---- */
 /* IDX arrays (the MNIST container), plain or .gz: mixflow_idx_load, then _info and _read_*.           */
 typedef struct mixflow_idx { char _private; } mixflow_idx;

@@ -5,6 +5,10 @@ import MixflowCore
 /// wiped on free) returns MIXFLOW_ERR_INVALID_HANDLE instead of crashing.
 enum HandleKind: UInt64 {
     case transport = 0x4D46_5452_414E_5350  // "MFTRANSP"
+    case model = 0x4D46_4D4F_4445_4C5F      // "MFMODEL_"
+    case trainer = 0x4D46_5452_4149_4E52    // "MFTRAINR"
+    case tensorFile = 0x4D46_5446_494C_4531  // "MFTFILE1"
+    case tensorWriter = 0x4D46_5457_5249_5445  // "MFTWRITE"
     // ---- data and evaluation ----
     case idx = 0x4D46_4944_5841_5252        // "MFIDXARR"
     case featnet = 0x4D46_4645_4154_4E54    // "MFFEATNT"

@@ -1,25 +1,40 @@
 """libmixflow: MixFlow post-training and sampling for flow-matching image models (ctypes binding).
 
 numpy in, numpy out; float32 C-contiguous arrays are passed without copies.
+
+The shared library is loaded on first use of a class that needs it (not at import), so pure-Python
+tools such as ``python -m mixflow.convert`` work without a built libmixflow.so.
 """
-from . import _lib
+import importlib
+
 from ._types import ABI_VERSION
 from .errors import (AbiMismatch, CallbackError, Cancelled, FormatError, InternalError, InvalidArgument,
                      InvalidHandle, IOFailure, MixflowError, OutOfMemory, Unsupported)
-from .transport import Batch, Transport
-# ---- data and evaluation ----
-from .data import fashion_mnist, load_idx
-from .metrics import FeatureNet, feature_stats, frechet_distance, kid, load_reference_stats
 
-__version__ = _lib.lib.mixflow_version().decode()
+# public name -> submodule that defines it (imported lazily)
+_LAZY = {
+    "Transport": "transport", "Batch": "transport",
+    "Model": "model",
+    "Trainer": "trainer",
+    "TensorFile": "tensorfile", "write_tensor_file": "tensorfile",
+    # ---- data and evaluation ----
+    "load_idx": "data", "fashion_mnist": "data",
+    "FeatureNet": "metrics", "feature_stats": "metrics", "frechet_distance": "metrics", "kid": "metrics",
+    "load_reference_stats": "metrics",
+}
 
-if _lib.lib.mixflow_abi_version() != ABI_VERSION:
-    raise ImportError(f"libmixflow ABI {_lib.lib.mixflow_abi_version()} does not match this binding's ABI "
-                      f"{ABI_VERSION}; rebuild the library or reinstall the binding")
 
-__all__ = ["Transport", "Batch", "MixflowError", "InvalidArgument", "InvalidHandle", "OutOfMemory", "IOFailure",
-           "FormatError", "Unsupported", "CallbackError", "Cancelled", "AbiMismatch", "InternalError",
-           "__version__",
-           # ---- data and evaluation ----
-           "load_idx", "fashion_mnist", "FeatureNet", "feature_stats", "frechet_distance", "kid",
-           "load_reference_stats"]
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from . import _lib
+        return _lib.lib.mixflow_version().decode()
+    raise AttributeError(f"module 'mixflow' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY) + ["MixflowError", "InvalidArgument", "InvalidHandle", "OutOfMemory", "IOFailure",
+                           "FormatError", "Unsupported", "CallbackError", "Cancelled", "AbiMismatch",
+                           "InternalError", "ABI_VERSION", "__version__"]

@@ -7,7 +7,8 @@ its arity differs.
 """
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_uint32, c_uint64, c_void_p
+from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint32, c_uint64,
+                    c_void_p)
 from pathlib import Path
 
 from . import _types as T
@@ -40,6 +41,10 @@ def _load() -> ctypes.CDLL:
 
 
 lib = _load()
+lib.mixflow_abi_version.restype = ctypes.c_uint32
+if lib.mixflow_abi_version() != T.ABI_VERSION:
+    raise ImportError(f"libmixflow ABI {lib.mixflow_abi_version()} does not match this binding's ABI {T.ABI_VERSION}; "
+                      "rebuild the library or reinstall the binding")
 _STUBS: dict[str, tuple[list, object]] = {}
 
 
@@ -55,13 +60,18 @@ def _api(name: str, argtypes: list, restype):
 
 FP = POINTER(c_float)
 TR = POINTER(T.TransportHandle)
+MD = POINTER(T.ModelHandle)
+TN = POINTER(T.TrainerHandle)
+IP = POINTER(c_int32)
+TF = POINTER(T.TensorFileHandle)
+TW = POINTER(T.TensorWriterHandle)
+I64P = POINTER(c_int64)
 
 # ---- version and errors --------------------------------------------------------------------------------
 _api("mixflow_abi_version", [], c_uint32)
 # ---- data and evaluation (header order) -----------------------------------------------------------------
 DP = POINTER(c_double)
 I32P = POINTER(c_int32)
-I64P = POINTER(c_int64)
 IDX = POINTER(T.IdxHandle)
 NET = POINTER(T.FeatnetHandle)
 _api("mixflow_featnet_accuracy", [NET, FP, I32P, c_int64, c_int64, DP], c_int)
@@ -84,6 +94,19 @@ _api("mixflow_kid_compute", [FP, c_int64, FP, c_int64, c_int64, c_int64, c_int64
 # ---- version and errors (cont.) -------------------------------------------------------------------------
 _api("mixflow_last_error", [], c_char_p)
 _api("mixflow_status_name", [c_int], c_char_p)
+# ---- model ----------------------------------------------------------------------------------------------
+_api("mixflow_model_create", [POINTER(T.ModelParams), POINTER(MD)], c_int)
+_api("mixflow_model_default_params", [POINTER(T.ModelParams), c_uint32], c_int)
+_api("mixflow_model_forward", [MD, FP, FP, IP, c_int64, FP], c_int)
+_api("mixflow_model_free", [MD], None)
+_api("mixflow_model_get_grad", [MD, c_char_p, I64P, c_int32, FP], c_int)
+_api("mixflow_model_get_params", [MD, POINTER(T.ModelParams), c_uint32], c_int)
+_api("mixflow_model_get_tensor", [MD, c_char_p, I64P, c_int32, FP], c_int)
+_api("mixflow_model_gradients", [MD, FP, FP, IP, FP, c_int64, FP, FP], c_int)
+_api("mixflow_model_num_params", [MD], c_int64)
+_api("mixflow_model_num_tensors", [MD], c_int32)
+_api("mixflow_model_set_tensor", [MD, c_char_p, FP, I64P, c_int32], c_int)
+_api("mixflow_model_tensor_info", [MD, c_int32, POINTER(c_char_p), I64P, IP, IP], c_int)
 # ---- transport ------------------------------------------------------------------------------------------
 _api("mixflow_transport_create", [POINTER(T.TransportParams), POINTER(TR)], c_int)
 _api("mixflow_transport_default_params", [POINTER(T.TransportParams), c_uint32], c_int)
@@ -93,6 +116,35 @@ _api("mixflow_transport_loss", [TR, FP, FP, FP, FP, c_int64, c_int64, FP, FP, FP
 _api("mixflow_transport_prepare", [TR, FP, c_int64, c_int64, c_uint64, c_uint64, c_uint64, FP, FP, FP, FP, FP], c_int)
 _api("mixflow_transport_preset_params", [c_char_p, c_int64, POINTER(T.TransportParams), c_uint32], c_int)
 _api("mixflow_transport_training_interval", [TR, POINTER(c_double), POINTER(c_double)], c_int)
+# ---- tensor files (ONNX) --------------------------------------------------------------------------------
+_api("mixflow_tensor_file_find", [TF, c_char_p, POINTER(c_int64)], c_int)
+_api("mixflow_tensor_file_free", [TF], None)
+_api("mixflow_tensor_file_load", [c_char_p, POINTER(TF)], c_int)
+_api("mixflow_tensor_file_metadata", [TF, c_char_p, c_char_p, c_size_t, POINTER(c_size_t)], c_int)
+_api("mixflow_tensor_file_metadata_key", [TF, c_int64, c_char_p, c_size_t, POINTER(c_size_t)], c_int)
+_api("mixflow_tensor_file_num_metadata", [TF], c_int64)
+_api("mixflow_tensor_file_num_tensors", [TF], c_int64)
+_api("mixflow_tensor_file_read", [TF, c_char_p, FP, c_int64], c_int)
+_api("mixflow_tensor_file_read_index", [TF, c_int64, FP, c_int64], c_int)
+_api("mixflow_tensor_file_tensor_info", [TF, c_int64, POINTER(c_int32), POINTER(c_int32), POINTER(c_int64), c_int32,
+                                         POINTER(c_int64), POINTER(c_int32)], c_int)
+_api("mixflow_tensor_file_tensor_name", [TF, c_int64, c_char_p, c_size_t, POINTER(c_size_t)], c_int)
+_api("mixflow_tensor_writer_add", [TW, c_char_p, FP, POINTER(c_int64), c_int32], c_int)
+_api("mixflow_tensor_writer_create", [c_char_p, c_int64, POINTER(TW)], c_int)
+_api("mixflow_tensor_writer_finish", [TW], c_int)
+_api("mixflow_tensor_writer_free", [TW], None)
+_api("mixflow_tensor_writer_set_metadata", [TW, c_char_p, c_char_p], c_int)
+# ---- trainer --------------------------------------------------------------------------------------------
+_api("mixflow_trainer_create", [MD, TR, POINTER(T.TrainerParams), POINTER(TN)], c_int)
+_api("mixflow_trainer_default_params", [POINTER(T.TrainerParams), c_uint32], c_int)
+_api("mixflow_trainer_free", [TN], None)
+_api("mixflow_trainer_get_model", [TN, c_int32, POINTER(MD)], c_int)
+_api("mixflow_trainer_preset_params", [c_char_p, c_int64, c_int64, POINTER(T.TrainerParams), c_uint32], c_int)
+_api("mixflow_trainer_resume", [c_char_p, c_int32, POINTER(TN)], c_int)
+_api("mixflow_trainer_save", [TN, c_char_p], c_int)
+_api("mixflow_trainer_set_gradient_hook", [TN, T.GradientFn, ctypes.c_void_p], c_int)
+_api("mixflow_trainer_step", [TN, FP, IP, c_int64, c_uint64, FP], c_int)
+_api("mixflow_trainer_step_count", [TN], c_int64)
 _api("mixflow_version", [], c_char_p)
 _api("mixflow_version_number", [], c_uint32)
 

@@ -3,7 +3,7 @@
 tests/test_header_parity.py checks these against the header.
 """
 import ctypes
-from ctypes import c_char, c_float, c_int32, c_uint32
+from ctypes import c_char, c_float, c_int32, c_int64, c_uint32, c_uint64, c_void_p, CFUNCTYPE, POINTER
 from enum import IntEnum
 
 ABI_VERSION = 1  # MIXFLOW_ABI_VERSION
@@ -79,6 +79,69 @@ class TransportParams(ctypes.Structure):
         ("input_perturbation", c_float),
         ("num_threads", c_int32),
     ]
+
+
+# ---- model -----------------------------------------------------------------------------------------------
+MODEL_MAX_NDIM = 4      # MIXFLOW_MODEL_MAX_NDIM
+MODEL_ARCH_SIZE = 32    # MIXFLOW_MODEL_ARCH_SIZE
+
+
+class ModelHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+class ModelParams(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("arch", c_char * MODEL_ARCH_SIZE),
+        ("depth", c_int32),
+        ("hidden", c_int32),
+        ("heads", c_int32),
+        ("patch", c_int32),
+        ("input_size", c_int32),
+        ("in_channels", c_int32),
+        ("num_classes", c_int32),
+        ("learn_sigma", c_int32),
+        ("seed", c_uint64),
+        ("class_dropout", c_float),
+        ("num_threads", c_int32),
+    ]
+
+
+# ---- trainer ---------------------------------------------------------------------------------------------
+class TrainerHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+GradientFn = CFUNCTYPE(c_int32, c_void_p, POINTER(c_float), c_int64, c_int64)
+
+
+class TrainerParams(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("lr", c_float),
+        ("final_lr", c_float),
+        ("decay_start", c_int64),
+        ("decay_end", c_int64),
+        ("warmup", c_int64),
+        ("beta1", c_float),
+        ("beta2", c_float),
+        ("eps", c_float),
+        ("weight_decay", c_float),
+        ("ema_decay", c_float),
+        ("max_grad_norm", c_float),
+        ("seed", c_uint64),
+        ("num_threads", c_int32),
+    ]
+
+
+# ---- onnx tensor files ------------------------------------------------------------------------------------
+class TensorFileHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+class TensorWriterHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
 
 
 # ---- data and evaluation ----------------------------------------------------------------------------------

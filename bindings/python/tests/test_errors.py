@@ -159,3 +159,17 @@ def test_errors_are_per_thread():
     th.start()
     th.join()
     assert seen == [""] and "gamma" in last_error()
+
+
+def test_missing_library_error_lists_every_path_tried(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    pkg = Path(mixflow.__file__).resolve().parent
+    shutil.copytree(pkg, tmp_path / "mixflow", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    env = {"MIXFLOW_LIBRARY": str(tmp_path / "nowhere" / "libmixflow.so"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", "import mixflow; mixflow.Transport"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "libmixflow.so not found" in r.stderr and str(tmp_path / "nowhere" / "libmixflow.so") in r.stderr
+    assert str(tmp_path / "mixflow" / "libmixflow.so") in r.stderr

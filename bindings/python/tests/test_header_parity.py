@@ -32,7 +32,7 @@ def test_every_header_function_has_a_stub_with_the_same_arity():
 def test_structs_mirror_the_header():
     for m in re.finditer(r"typedef struct (mixflow_\w+) \{(.*?)\} \1;", TYPES, re.S):
         name, body = m.group(1), m.group(2)
-        fields = re.findall(r"^\s*[\w\s\*]+?\b(\w+)(?:\[\d+\])?;", re.sub(r"/\*.*?\*/", "", body, flags=re.S), re.M)
+        fields = re.findall(r"^\s*[\w\s\*]+?\b(\w+)(?:\[\w+\])?;", re.sub(r"/\*.*?\*/", "", body, flags=re.S), re.M)
         if fields == ["_private"]:
             continue
         cls_name = "".join(part.capitalize() for part in name.split("_")[1:])

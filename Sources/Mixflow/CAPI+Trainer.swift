@@ -1,0 +1,245 @@
+import CMixflow
+import MixflowCore
+import MixflowMethod
+import MixflowModels
+
+/// What a mixflow_trainer handle points to.
+final class TrainerBox {
+    let trainer: Trainer
+    let settings: ModelSettings
+    init(_ trainer: Trainer, settings: ModelSettings) { self.trainer = trainer; self.settings = settings }
+    var sit: SiTModel { trainer.model as! SiTModel }   // the only model kind this build trains
+}
+
+private func trainerBox(_ t: UnsafeMutablePointer<mixflow_trainer>?) throws -> TrainerBox {
+    try Handle.get(t, kind: .trainer, "trainer", as: TrainerBox.self)
+}
+
+/// The first released size of mixflow_trainer_params (ABI 1).
+let trainerParamsMinimumSize = 80
+
+extension TrainerConfig {
+    init(c p: mixflow_trainer_params) throws {
+        self.init()
+        func finite(_ v: Float, _ name: String) throws -> Double {
+            guard v.isFinite else { throw MixflowError.invalidArgument("params->\(name) must be finite, got \(v)") }
+            return Double(v)
+        }
+        let lr = try finite(p.lr, "lr"), finalLr = try finite(p.final_lr, "final_lr")
+        if p.decay_end == 0 && p.warmup == 0 {
+            schedule = .constant(lr)
+        } else {
+            guard p.decay_end > p.decay_start, p.decay_start >= 0, p.warmup >= 0 else {
+                throw MixflowError.invalidArgument("params->decay_start/decay_end/warmup must satisfy 0 <= decay_start < decay_end "
+                                                   + "and warmup >= 0, got \(p.decay_start), \(p.decay_end), \(p.warmup)")
+            }
+            schedule = .linearDecay(base: lr, final: finalLr, decayStart: Int(p.decay_start), decayEnd: Int(p.decay_end),
+                                    warmup: Int(p.warmup))
+        }
+        optimizer.beta1 = try finite(p.beta1, "beta1")
+        optimizer.beta2 = try finite(p.beta2, "beta2")
+        optimizer.eps = try finite(p.eps, "eps")
+        optimizer.weightDecay = try finite(p.weight_decay, "weight_decay")
+        emaDecay = try finite(p.ema_decay, "ema_decay")
+        let clip = try finite(p.max_grad_norm, "max_grad_norm")
+        guard clip >= 0 else { throw MixflowError.invalidArgument("params->max_grad_norm must be >= 0 (0 = no clipping), got \(p.max_grad_norm)") }
+        maxGradNorm = clip == 0 ? nil : clip
+        seed = p.seed
+        threads = Int(p.num_threads)
+        do { try validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.invalidArgument("params->" + m) }
+    }
+
+    var c: mixflow_trainer_params {
+        var p = mixflow_trainer_params()
+        p.struct_size = UInt32(MemoryLayout<mixflow_trainer_params>.size)
+        switch schedule {
+        case .constant(let lr):
+            p.lr = Float(lr); p.final_lr = Float(lr)
+        case .linearDecay(let base, let final, let start, let end, let warmup):
+            p.lr = Float(base); p.final_lr = Float(final)
+            p.decay_start = Int64(start); p.decay_end = Int64(end); p.warmup = Int64(warmup)
+        }
+        p.beta1 = Float(optimizer.beta1); p.beta2 = Float(optimizer.beta2); p.eps = Float(optimizer.eps)
+        p.weight_decay = Float(optimizer.weightDecay); p.ema_decay = Float(emaDecay)
+        p.max_grad_norm = Float(maxGradNorm ?? 0); p.seed = seed; p.num_threads = Int32(clamping: threads)
+        return p
+    }
+}
+
+/// Fills `out` with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
+/// EMA 0.9999, no clipping, seed 0.
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, size too small) or `MIXFLOW_ERR_ABI_MISMATCH`.
+@c public func mixflow_trainer_default_params(
+    _ out: UnsafeMutablePointer<mixflow_trainer_params>?, _ struct_size: UInt32
+) -> mixflow_status {
+    capi("mixflow_trainer_default_params") {
+        try writeParams(TrainerConfig().c, to: out, "out", structSize: struct_size, minimumSize: trainerParamsMinimumSize)
+    }
+}
+
+/// Fills `out` with an official recipe: "sit"/"repa" (the defaults) or "rae" (lr 2e-4 decaying linearly to
+/// 2e-5 between steps `decay_start` and `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+///
+/// - Parameters:
+///   - decay_start, decay_end: the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (unknown name, NULL, bad window) or `MIXFLOW_ERR_ABI_MISMATCH`.
+@c public func mixflow_trainer_preset_params(
+    _ name: UnsafePointer<CChar>?, _ decay_start: Int64, _ decay_end: Int64,
+    _ out: UnsafeMutablePointer<mixflow_trainer_params>?, _ struct_size: UInt32
+) -> mixflow_status {
+    capi("mixflow_trainer_preset_params") {
+        let preset = try string(name, "name")
+        guard decay_start >= 0, decay_end > decay_start || preset.lowercased() != "rae" else {
+            throw MixflowError.invalidArgument("decay_start/decay_end must satisfy 0 <= decay_start < decay_end, got \(decay_start), \(decay_end)")
+        }
+        let config = try TrainerConfig.preset(preset, decaySteps: (Int(decay_start), Int(max(decay_end, decay_start + 1))))
+        try writeParams(config.c, to: out, "out", structSize: struct_size, minimumSize: trainerParamsMinimumSize)
+    }
+}
+
+/// Creates a trainer that post-trains `model` with `transport`'s objective. The trainer shares the model:
+/// every step updates the weights seen through `model` (forward, get_tensor). It keeps its own references,
+/// so the model and transport handles may be freed before the trainer.
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT`, `MIXFLOW_ERR_INVALID_HANDLE`, `MIXFLOW_ERR_OUT_OF_MEMORY`
+///   or `MIXFLOW_ERR_ABI_MISMATCH`.
+@c public func mixflow_trainer_create(
+    _ model: UnsafeMutablePointer<mixflow_model>?, _ transport: UnsafeMutablePointer<mixflow_transport>?,
+    _ params: UnsafePointer<mixflow_trainer_params>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<mixflow_trainer>?>?
+) -> mixflow_status {
+    capi("mixflow_trainer_create") {
+        let out = try require(out, "out")
+        out.pointee = nil
+        let m = try modelBox(model)
+        let tr = try Handle.get(transport, kind: .transport, "transport", as: Transport.self)
+        let p = try readParams(params, "params", defaults: TrainerConfig().c, minimumSize: trainerParamsMinimumSize)
+        let trainer = try Trainer(model: m.model, transport: tr, config: try TrainerConfig(c: p))
+        out.pointee = Handle.make(TrainerBox(trainer, settings: m.settings), kind: .trainer, as: mixflow_trainer.self)
+    }
+}
+
+/// Frees a trainer. NULL is a no-op.
+@c public func mixflow_trainer_free(_ trainer: UnsafeMutablePointer<mixflow_trainer>?) {
+    Handle.free(trainer, kind: .trainer)
+}
+
+/// One MixFlow training step on data x1 with labels y: prepare the batch (t, slowed m, noise), forward with
+/// class dropout, loss, backward, gradient hook, clipping, AdamW, EMA. Deterministic for a given seed.
+///
+/// - Parameters:
+///   - x1: [batch, in_channels, input_size, input_size] data, finite.
+///   - y: [batch] labels in [0, num_classes) (num_classes = null is allowed); NULL = unconditional.
+///   - first_sample: global index of row 0 when one global batch is split across processes (0 otherwise).
+///   - out_loss: may be NULL; receives the mean loss of this batch.
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf, label out of range),
+///   `MIXFLOW_ERR_INVALID_HANDLE` or `MIXFLOW_ERR_CALLBACK` (the gradient hook returned non-zero; no parameter changed).
+@c public func mixflow_trainer_step(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ x1: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?,
+    _ batch: Int64, _ first_sample: UInt64, _ out_loss: UnsafeMutablePointer<Float>?
+) -> mixflow_status {
+    capi("mixflow_trainer_step") {
+        let box = try trainerBox(trainer)
+        let x1 = try require(x1, "x1")
+        let c = box.sit.config
+        let b = try dimension(batch, "batch")
+        let n = try checkedCount([batch, Int64(c.sampleSize)], "x1")
+        _ = try checkedCount([batch, Int64(box.sit.activationFloats(batch: 1))], "activations for this batch")
+        try requireFinite(UnsafeBufferPointer(start: x1, count: n), "x1")
+        if let y {
+            for i in 0..<b where y[i] < 0 || Int(y[i]) > c.numClasses {
+                throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(c.numClasses)] (\(c.numClasses) = null class), got \(y[i])")
+            }
+        }
+        let loss = try box.trainer.trainStep(x1: x1, y: y, batch: b, firstSample: first_sample)
+        out_loss?.pointee = Float(loss)
+    }
+}
+
+/// Installs (or, with fn = NULL, removes) the gradient hook. `user_data` is passed through untouched.
+/// The hook runs on the thread that called `mixflow_trainer_step`, once per step.
+/// Scale-out recipe: run one process per worker, give each its slice of the global batch with
+/// `first_sample` set to the slice's global index, and average the gradients in the hook with
+/// MPI_Allreduce (or torch.distributed.all_reduce) divided by the number of workers; every worker then
+/// applies the same update and the replicas stay identical.
+///
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_HANDLE` / `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL trainer).
+@c public func mixflow_trainer_set_gradient_hook(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ fn: mixflow_gradient_fn?, _ user_data: UnsafeMutableRawPointer?
+) -> mixflow_status {
+    capi("mixflow_trainer_set_gradient_hook") {
+        let box = try trainerBox(trainer)
+        guard let fn else { box.trainer.gradientHook = nil; return }
+        box.trainer.gradientHook = { grads, count, step in
+            let code = fn(user_data, grads, Int64(count), Int64(step))
+            if code != 0 { throw MixflowError.callback("the gradient hook returned \(code) at step \(step)") }
+        }
+    }
+}
+
+/// Number of completed steps (the next step's number). -1 for an invalid handle.
+@c public func mixflow_trainer_step_count(_ trainer: UnsafeMutablePointer<mixflow_trainer>?) -> Int64 {
+    (try? trainerBox(trainer)).map { Int64($0.trainer.step) } ?? -1
+}
+
+/// Saves model, EMA, optimiser state, step and every setting to `path`, atomically (temporary file, fsync,
+/// rename): a crash during the save never corrupts an existing checkpoint.
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT`, `MIXFLOW_ERR_INVALID_HANDLE` or `MIXFLOW_ERR_IO`.
+@c public func mixflow_trainer_save(_ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ path: UnsafePointer<CChar>?) -> mixflow_status {
+    capi("mixflow_trainer_save") {
+        let box = try trainerBox(trainer)
+        try box.trainer.save(to: try string(path, "path"), extraMetadata: [("model.seed", "\(box.settings.seed)")])
+    }
+}
+
+/// Resumes a trainer from a checkpoint written by `mixflow_trainer_save`; training continues bit-identically.
+///
+/// - Parameters:
+///   - num_threads: 0 = all cores (results do not depend on it).
+///   - out: receives the trainer; NULL on failure. Use `mixflow_trainer_get_model` for its model.
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT`, `MIXFLOW_ERR_IO` or `MIXFLOW_ERR_FORMAT` (corrupt,
+///   truncated or foreign file).
+@c public func mixflow_trainer_resume(
+    _ path: UnsafePointer<CChar>?, _ num_threads: Int32, _ out: UnsafeMutablePointer<UnsafeMutablePointer<mixflow_trainer>?>?
+) -> mixflow_status {
+    capi("mixflow_trainer_resume") {
+        let out = try require(out, "out")
+        out.pointee = nil
+        let p = try string(path, "path")
+        guard num_threads >= 0 else { throw MixflowError.invalidArgument("num_threads must be >= 0, got \(num_threads)") }
+        var seed: UInt64 = 0
+        let trainer = try Trainer.resume(from: p, threads: Int(num_threads)) { meta in
+            seed = meta.last(where: { $0.key == "model.seed" }).flatMap { UInt64($0.value) } ?? 0
+            return try SiTModel.fromMetadata(meta, threads: Int(num_threads))
+        }
+        let sit = trainer.model as! SiTModel
+        let settings = ModelSettings(config: sit.config, arch: "", seed: seed, threads: Int(num_threads))
+        out.pointee = Handle.make(TrainerBox(trainer, settings: settings), kind: .trainer, as: mixflow_trainer.self)
+    }
+}
+
+/// A new handle on the trainer's model (weights shared: it sees every later step). With `ema` = 1, a new,
+/// independent model holding a copy of the EMA weights instead (the weights to sample from).
+/// Free the result with `mixflow_model_free`.
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL; ema = 1 without an EMA),
+///   `MIXFLOW_ERR_INVALID_HANDLE` or `MIXFLOW_ERR_OUT_OF_MEMORY`.
+@c public func mixflow_trainer_get_model(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ ema: Int32, _ out: UnsafeMutablePointer<UnsafeMutablePointer<mixflow_model>?>?
+) -> mixflow_status {
+    capi("mixflow_trainer_get_model") {
+        let out = try require(out, "out")
+        out.pointee = nil
+        let box = try trainerBox(trainer)
+        guard ema == 0 || ema == 1 else { throw MixflowError.invalidArgument("ema must be 0 or 1, got \(ema)") }
+        if ema == 0 {
+            out.pointee = Handle.make(Model(wrapping: box.sit, settings: box.settings), kind: .model, as: mixflow_model.self)
+            return
+        }
+        guard !box.trainer.ema.isEmpty else { throw MixflowError.invalidArgument("ema = 1 but this trainer keeps no EMA (ema_decay 0)") }
+        let copy = try SiTModel(box.sit.config, seed: box.settings.seed, threads: box.sit.threads)
+        box.trainer.ema.withUnsafeBufferPointer { copy.params.update(from: $0.baseAddress!, count: copy.table.count) }
+        out.pointee = Handle.make(Model(wrapping: copy, settings: box.settings), kind: .model, as: mixflow_model.self)
+    }
+}

@@ -1,0 +1,93 @@
+import CMixflow
+import MixflowCore
+import MixflowModels
+
+/// The first released size of mixflow_model_params (ABI 1).
+let modelParamsMinimumSize = 88
+
+/// A validated mixflow_model_params: the SiT shape plus what the handle needs besides it.
+struct ModelSettings {
+    var config: SiTConfig
+    var arch: String
+    var seed: UInt64
+    var threads: Int
+
+    static let defaultArch = "SiT-XL/2"
+
+    init(config: SiTConfig, arch: String, seed: UInt64, threads: Int) {
+        self.config = config; self.arch = arch; self.seed = seed; self.threads = threads
+    }
+
+    init(c p: mixflow_model_params) throws {
+        arch = try withUnsafeBytes(of: p.arch) { raw in
+            guard let end = raw.firstIndex(of: 0) else {
+                throw MixflowError.invalidArgument("params->arch must be NUL-terminated within \(MIXFLOW_MODEL_ARCH_SIZE) bytes")
+            }
+            return String(decoding: raw[..<end], as: UTF8.self)
+        }
+        func nonNegative(_ v: Int32, _ name: String) throws -> Int {
+            guard v >= 0 else { throw MixflowError.invalidArgument("params->\(name) must be >= 0, got \(v)") }
+            return Int(v)
+        }
+        let custom = (depth: try nonNegative(p.depth, "depth"), hidden: try nonNegative(p.hidden, "hidden"),
+                      heads: try nonNegative(p.heads, "heads"), patch: try nonNegative(p.patch, "patch"))
+        guard p.learn_sigma == 0 || p.learn_sigma == 1 else {
+            throw MixflowError.invalidArgument("params->learn_sigma must be 0 or 1, got \(p.learn_sigma)")
+        }
+        guard p.num_threads >= 0 else {
+            throw MixflowError.invalidArgument("params->num_threads must be >= 0 (0 = all cores), got \(p.num_threads)")
+        }
+        guard p.class_dropout.isFinite, p.class_dropout >= 0, p.class_dropout < 1 else {
+            throw MixflowError.invalidArgument("params->class_dropout must be in [0, 1), got \(p.class_dropout)")
+        }
+        let input = try nonNegative(p.input_size, "input_size"), channels = try nonNegative(p.in_channels, "in_channels")
+        let classes = try nonNegative(p.num_classes, "num_classes")
+        if arch.isEmpty {
+            config = SiTConfig(depth: custom.depth, hidden: custom.hidden, heads: custom.heads, patch: custom.patch,
+                               inputSize: input, inChannels: channels, numClasses: classes, learnSigma: p.learn_sigma == 1)
+        } else {
+            guard custom == (0, 0, 0, 0) else {
+                throw MixflowError.invalidArgument("params->depth, hidden, heads and patch must be 0 when params->arch is set "
+                                                   + "(got \(custom.depth), \(custom.hidden), \(custom.heads), \(custom.patch) with arch \"\(arch)\")")
+            }
+            do {
+                config = try SiTConfig.named(arch, inputSize: input, inChannels: channels, numClasses: classes,
+                                             learnSigma: p.learn_sigma == 1)
+            } catch let MixflowError.invalidArgument(m) { throw MixflowError.invalidArgument("params->" + m) }
+        }
+        config.classDropout = p.class_dropout
+        seed = p.seed
+        threads = Int(p.num_threads)
+        do { try config.validate() } catch let MixflowError.invalidArgument(m) {
+            throw MixflowError.invalidArgument("params->" + m)
+        }
+    }
+
+    /// The defaults: official SiT-XL/2 on 32×32×4 latents (256 px), 1000 classes, learn_sigma, seed 0.
+    static var defaults: mixflow_model_params {
+        var p = mixflow_model_params()
+        p.struct_size = UInt32(MemoryLayout<mixflow_model_params>.size)
+        withUnsafeMutableBytes(of: &p.arch) { raw in
+            for (i, ch) in defaultArch.utf8.enumerated() { raw[i] = ch }
+        }
+        p.input_size = 32; p.in_channels = 4; p.num_classes = 1000; p.learn_sigma = 1
+        p.class_dropout = 0.1; p.num_threads = 0; p.seed = 0
+        return p
+    }
+
+    /// Back to the C struct (what mixflow_model_get_params reports).
+    var c: mixflow_model_params {
+        var p = ModelSettings.defaults
+        withUnsafeMutableBytes(of: &p.arch) { raw in
+            for i in 0..<raw.count { raw[i] = 0 }
+            for (i, ch) in arch.utf8.enumerated() { raw[i] = ch }
+        }
+        if arch.isEmpty {
+            p.depth = Int32(config.depth); p.hidden = Int32(config.hidden); p.heads = Int32(config.heads); p.patch = Int32(config.patch)
+        }
+        p.input_size = Int32(config.inputSize); p.in_channels = Int32(config.inChannels)
+        p.num_classes = Int32(config.numClasses); p.learn_sigma = config.learnSigma ? 1 : 0
+        p.class_dropout = config.classDropout; p.num_threads = Int32(threads); p.seed = seed
+        return p
+    }
+}

@@ -1,0 +1,99 @@
+import MixflowCore
+
+/// A dependency-free PNG writer for sample grids (8-bit grey or RGB). The image data go in stored
+/// (uncompressed) deflate blocks: a grid of a few hundred kilobytes needs no compressor, and every PNG
+/// reader accepts stored blocks. Written atomically.
+public enum PNG {
+    /// Writes `pixels` ([height, width, channels] uint8, row-major) to `path`. channels is 1 or 3.
+    public static func write(path: String, pixels: [UInt8], width: Int, height: Int, channels: Int) throws {
+        guard channels == 1 || channels == 3 else { throw MixflowError.invalidArgument("channels must be 1 or 3, got \(channels)") }
+        guard width > 0, height > 0, width <= 1 << 24, height <= 1 << 24 else {
+            throw MixflowError.invalidArgument("image size must be positive, got \(width)x\(height)")
+        }
+        guard pixels.count == width * height * channels else {
+            throw MixflowError.invalidArgument("pixels has \(pixels.count) bytes, expected \(width * height * channels)")
+        }
+        // Raw scanlines: filter byte 0 (None) + row.
+        let rowBytes = width * channels
+        var raw = [UInt8]()
+        raw.reserveCapacity(height * (rowBytes + 1))
+        for y in 0..<height {
+            raw.append(0)
+            raw += pixels[(y * rowBytes)..<((y + 1) * rowBytes)]
+        }
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        var header = [UInt8]()
+        appendBE(&header, UInt32(width)); appendBE(&header, UInt32(height))
+        header += [8, channels == 1 ? 0 : 2, 0, 0, 0]   // bit depth 8, grey or RGB, deflate, filter 0, no interlace
+        chunk(&png, "IHDR", header)
+        chunk(&png, "IDAT", zlibStored(raw))
+        chunk(&png, "IEND", [])
+        let bytes = png
+        try AtomicFile.write(to: path) { w in try bytes.withUnsafeBytes { try w.write($0) } }
+    }
+
+    /// A zlib stream of stored deflate blocks (at most 65535 bytes each) with its Adler-32.
+    static func zlibStored(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x78, 0x01]
+        var i = 0
+        repeat {
+            let n = min(65535, data.count - i)
+            let last: UInt8 = i + n == data.count ? 1 : 0
+            out.append(last)
+            out += [UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
+            out += data[i..<(i + n)]
+            i += n
+        } while i < data.count
+        var a: UInt32 = 1, b: UInt32 = 0
+        for byte in data { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
+        appendBE(&out, (b << 16) | a)
+        return out
+    }
+
+    static func chunk(_ out: inout [UInt8], _ type: String, _ data: [UInt8]) {
+        appendBE(&out, UInt32(data.count))
+        let body = Array(type.utf8) + data
+        out += body
+        appendBE(&out, crc32(body))
+    }
+
+    static func appendBE(_ out: inout [UInt8], _ v: UInt32) {
+        out += [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    }
+
+    static let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes { c = crcTable[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        return c ^ 0xFFFF_FFFF
+    }
+
+    /// Tiles `images` ([n, channels, size, size] floats in [-1, 1]) into a grid of `columns` columns with a
+    /// 2-pixel border; returns (pixels, width, height) ready for `write`. Values are mapped with
+    /// SiT's rule clamp(127.5·x + 128, 0, 255) truncated.
+    public static func grid(_ images: UnsafeBufferPointer<Float>, count n: Int, channels: Int, size: Int,
+                            columns: Int) -> (pixels: [UInt8], width: Int, height: Int) {
+        let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
+        let pad = 2
+        let width = cols * (size + pad) + pad, height = rows * (size + pad) + pad
+        var pixels = [UInt8](repeating: 255, count: width * height * channels)
+        for k in 0..<n {
+            let gx = pad + (k % cols) * (size + pad), gy = pad + (k / cols) * (size + pad)
+            for c in 0..<channels {
+                for y in 0..<size {
+                    for x in 0..<size {
+                        let v = images[((k * channels + c) * size + y) * size + x]
+                        let q = v.isNaN ? 128 : UInt8(max(0, min(255, 127.5 * v + 128)))
+                        pixels[((gy + y) * width + gx + x) * channels + c] = q
+                    }
+                }
+            }
+        }
+        return (pixels, width, height)
+    }
+}

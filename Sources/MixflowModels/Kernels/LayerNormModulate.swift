@@ -1,0 +1,162 @@
+import MixflowCore
+
+// MARK: - LayerNorm without affine parameters, then adaLN modulation
+// n = (x − mean)·rstd, rstd = 1/√(var + eps) (biased variance, eps 1e-6, as nn.LayerNorm(elementwise_affine=False));
+// out = n·(1 + scale) + shift, with shift and scale one row per sample (broadcast over tokens).
+
+/// Where a sample's shift and scale live: row b of `mod` ([B, stride]) at the given column offsets.
+public struct Modulation {
+    public var mod: UnsafePointer<Float>
+    public var stride: Int
+    public var shift: Int
+    public var scale: Int
+    public init(mod: UnsafePointer<Float>, stride: Int, shift: Int, scale: Int) {
+        self.mod = mod; self.stride = stride; self.shift = shift; self.scale = scale
+    }
+}
+
+public let layerNormEps: Float = 1e-6
+
+/// x: [B, T, D], modulation rows [B, ·] → out: [B, T, D] (overwritten), mean, rstd: [B, T] (saved for backward).
+public func layerNormModulateForward(
+    out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+    x: UnsafePointer<Float>, modulation m: Modulation, b: Int, t: Int, d: Int, threads: Int
+) {
+    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
+        for row in rows {
+            let xr = x + row * d, or = out + row * d
+            let sample = row / t
+            let shift = m.mod + sample * m.stride + m.shift, scale = m.mod + sample * m.stride + m.scale
+            // Two passes (mean, then centred second moment): no cancellation for large |mean|.
+            let mu = sum(xr, d) / Float(d)
+            var acc = SIMD8<Float>()
+            var i = 0
+            let muv = SIMD8<Float>(repeating: mu)
+            while i + 8 <= d { let c = xr.simd8(i) - muv; acc += c * c; i += 8 }
+            var v = acc.sum()
+            while i < d { let c = xr[i] - mu; v += c * c; i += 1 }
+            let rs = 1 / (v / Float(d) + layerNormEps).squareRoot()
+            mean[row] = mu
+            rstd[row] = rs
+            let rsv = SIMD8<Float>(repeating: rs)
+            i = 0
+            while i + 8 <= d {
+                let n = (xr.simd8(i) - muv) * rsv
+                or.store8(n * (1 + scale.simd8(i)) + shift.simd8(i), i)
+                i += 8
+            }
+            while i < d { or[i] = (xr[i] - mu) * rs * (1 + scale[i]) + shift[i]; i += 1 }
+        }
+    }
+}
+
+/// dout: [B, T, D] → dx: [B, T, D] (+=), dmod: rows [B, ·] at the shift/scale offsets (+=).
+///
+/// `dn = dout·(1 + scale)`, `dx = rstd·(dn − mean(dn) − n·mean(dn·n))`, `dshift = Σ_t dout`,
+/// `dscale = Σ_t dout·n`. The token sums run in token order per (sample, 64-column block).
+public func layerNormModulateBackward(
+    dx: UnsafeMutablePointer<Float>, dmod: UnsafeMutablePointer<Float>,
+    dout: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+    modulation m: Modulation, b: Int, t: Int, d: Int, threads: Int
+) {
+    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
+        let dn = UnsafeMutablePointer<Float>.allocate(capacity: d)
+        defer { dn.deallocate() }
+        for row in rows {
+            let xr = x + row * d, gr = dout + row * d, dxr = dx + row * d
+            let scale = m.mod + (row / t) * m.stride + m.scale
+            let mu = mean[row], rs = rstd[row]
+            var sDn: Float = 0, sDnN: Float = 0
+            var a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
+            var i = 0
+            while i + 8 <= d {
+                let g = gr.simd8(i) * (1 + scale.simd8(i))
+                dn.store8(g, i)
+                a1 += g
+                a2 += g * (xr.simd8(i) - mu) * rs
+                i += 8
+            }
+            sDn = a1.sum(); sDnN = a2.sum()
+            while i < d {
+                let g = gr[i] * (1 + scale[i]); dn[i] = g
+                sDn += g; sDnN += g * (xr[i] - mu) * rs
+                i += 1
+            }
+            let mDn = sDn / Float(d), mDnN = sDnN / Float(d)
+            i = 0
+            while i + 8 <= d {
+                let n = (xr.simd8(i) - mu) * rs
+                dxr.store8(dxr.simd8(i) + rs * (dn.simd8(i) - mDn - n * mDnN), i)
+                i += 8
+            }
+            while i < d { let n = (xr[i] - mu) * rs; dxr[i] += rs * (dn[i] - mDn - n * mDnN); i += 1 }
+        }
+    }
+    let block = 64, blocks = (d + block - 1) / block
+    parallelFor(b * blocks, threads: b * t * d < elementGrain ? 1 : threads) { items in
+        for item in items {
+            let s = item / blocks, lo = (item % blocks) * block, w = min(d, lo + block) - lo
+            let dshift = dmod + s * m.stride + m.shift + lo, dscale = dmod + s * m.stride + m.scale + lo
+            for tok in 0..<t {
+                let row = s * t + tok
+                let mu = mean[row], rs = rstd[row]
+                let xr = x + row * d + lo, gr = dout + row * d + lo
+                for j in 0..<w {
+                    dshift[j] += gr[j]
+                    dscale[j] += gr[j] * (xr[j] - mu) * rs
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Gated residual: out = x + gate ⊙ y (gate one row per sample)
+
+/// x, y: [B, T, D], gate at column offset `gate` of mod rows [B, stride] → out: [B, T, D] (may alias x).
+public func gatedResidualForward(
+    out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
+    mod: UnsafePointer<Float>, stride: Int, gate: Int, b: Int, t: Int, d: Int, threads: Int
+) {
+    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / d)) { rows in
+        for row in rows {
+            let g = mod + (row / t) * stride + gate
+            let o = out + row * d, xr = x + row * d, yr = y + row * d
+            var i = 0
+            while i + 8 <= d { o.store8(xr.simd8(i) + g.simd8(i) * yr.simd8(i), i); i += 8 }
+            while i < d { o[i] = xr[i] + g[i] * yr[i]; i += 1 }
+        }
+    }
+}
+
+/// dout: [B, T, D] → dy: [B, T, D] (+=), dmod at the gate offset (+=). The residual branch's gradient is
+/// dout itself (identity), which the caller keeps flowing in its own buffer.
+public func gatedResidualBackward(
+    dy: UnsafeMutablePointer<Float>, dmod: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+    y: UnsafePointer<Float>, mod: UnsafePointer<Float>, stride: Int, gate: Int, b: Int, t: Int, d: Int, threads: Int
+) {
+    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / d)) { rows in
+        for row in rows {
+            let g = mod + (row / t) * stride + gate
+            axpyProduct(dy + row * d, g, dout + row * d, d)
+        }
+    }
+    let block = 64, blocks = (d + block - 1) / block
+    parallelFor(b * blocks, threads: b * t * d < elementGrain ? 1 : threads) { items in
+        for item in items {
+            let s = item / blocks, lo = (item % blocks) * block, w = min(d, lo + block) - lo
+            let dg = dmod + s * stride + gate + lo
+            for tok in 0..<t {
+                let off = (s * t + tok) * d + lo
+                for j in 0..<w { dg[j] += dout[off + j] * y[off + j] }
+            }
+        }
+    }
+}
+
+/// y += a ⊙ x over n floats.
+@inlinable
+func axpyProduct(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { y.store8(y.simd8(i) + a.simd8(i) * x.simd8(i), i); i += 8 }
+    while i < n { y[i] += a[i] * x[i]; i += 1 }
+}

@@ -1,0 +1,50 @@
+import MixflowCore
+
+// MARK: - Linear layer (PyTorch nn.Linear: weight [out, in], y = x·Wᵀ + b)
+
+/// inp: [N, C], w: [OC, C], b: [OC] (may be nil) → out: [N, OC] (overwritten).
+public func linearForward(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, n: Int, c: Int, oc: Int, threads: Int
+) {
+    BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: inp, lda: c, b: weight, ldb: c,
+               beta: 0, c: out, ldc: oc, threads: threads)
+    guard let bias else { return }
+    parallelFor(n, threads: threads, grain: max(1, elementGrain / max(oc, 1))) { rows in
+        for r in rows { axpy(out + r * oc, 1, bias, oc) }
+    }
+}
+
+/// dout: [N, OC] → dinp: [N, C] (+=, may be nil), dweight: [OC, C] (+=), dbias: [OC] (+=, may be nil).
+///
+/// The bias gradient sums dout over rows in row order for every column, whichever thread owns the
+/// column, so the result does not depend on the thread count.
+public func linearBackward(
+    dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
+    dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    n: Int, c: Int, oc: Int, threads: Int
+) {
+    if let dinp {
+        BLAS.sgemm(transA: false, transB: false, m: n, n: c, k: oc, a: dout, lda: oc, b: weight, ldb: c,
+                   beta: 1, c: dinp, ldc: c, threads: threads)
+    }
+    BLAS.sgemm(transA: true, transB: false, m: oc, n: c, k: n, a: dout, lda: oc, b: inp, ldb: c,
+               beta: 1, c: dweight, ldc: c, threads: threads)
+    guard let dbias else { return }
+    columnSumAccumulate(dbias, dout, rows: n, cols: oc, threads: threads)
+}
+
+/// out[j] += Σ_r m[r, j] for m: [rows, cols]; columns are split into blocks of 64 across threads and
+/// each column is summed in row order.
+func columnSumAccumulate(_ out: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int,
+                         threads: Int) {
+    let block = 64
+    let blocks = (cols + block - 1) / block
+    let t = rows * cols < elementGrain ? 1 : threads
+    parallelFor(blocks, threads: t) { range in
+        for blk in range {
+            let lo = blk * block, hi = min(cols, lo + block)
+            for r in 0..<rows { axpy(out + lo, 1, m + r * cols + lo, hi - lo) }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+"""The native SiT model: forward, gradients and official state-dict names, through libmixflow."""
+from __future__ import annotations
+
+import ctypes
+import re
+import weakref
+
+import numpy as np
+
+from . import _lib
+from . import _types as T
+from ._lib import check, fptr, lib
+from .transport import as_float32
+
+_ARCH = re.compile(r"^SiT-(S|B|L|XL)/(2|4|8)$", re.I)
+
+
+def _labels(y, batch: int, num_classes: int) -> np.ndarray:
+    """int32 labels; None means the null (unconditional) class for every sample."""
+    if y is None:
+        return np.full(batch, num_classes, np.int32)
+    y = np.ascontiguousarray(y, dtype=np.int32)
+    if y.shape != (batch,):
+        raise ValueError(f"y must have shape ({batch},), got {y.shape}")
+    return y
+
+
+class Model:
+    """A native SiT. Build one with ``Model.create("SiT-S/2", input_size=32, ...)`` (official
+    from-scratch initialisation) or a custom shape with ``arch=None, depth=..., hidden=..., heads=..., patch=...``;
+    then ``load_state_dict`` official weights (numpy arrays under the PyTorch names)."""
+
+    def __init__(self, params: T.ModelParams | None, _handle=None):
+        if _handle is None:
+            handle = _lib.MD()
+            check(lib.mixflow_model_create(ctypes.byref(params), ctypes.byref(handle)))
+        else:
+            handle = _handle
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, lib.mixflow_model_free, handle)
+        p = T.ModelParams()
+        check(lib.mixflow_model_get_params(handle, ctypes.byref(p), ctypes.sizeof(p)))
+        self.input_size, self.in_channels, self.num_classes = p.input_size, p.in_channels, p.num_classes
+        self.learn_sigma = bool(p.learn_sigma)
+        self.arch = p.arch.decode()
+        self.depth, self.hidden, self.heads, self.patch = p.depth, p.hidden, p.heads, p.patch
+
+    @classmethod
+    def _from_handle(cls, handle) -> "Model":
+        return cls(None, _handle=handle)
+
+    @classmethod
+    def create(cls, arch: str | None = "SiT-XL/2", *, input_size: int = 32, in_channels: int = 4,
+               num_classes: int = 1000, learn_sigma: bool = True, seed: int = 0, class_dropout: float = 0.1,
+               depth: int = 0, hidden: int = 0, heads: int = 0, patch: int = 0, num_threads: int = 0) -> "Model":
+        p = T.ModelParams()
+        check(lib.mixflow_model_default_params(ctypes.byref(p), ctypes.sizeof(p)))
+        name = (arch or "").encode()
+        if len(name) >= T.MODEL_ARCH_SIZE:
+            raise ValueError(f"arch must be shorter than {T.MODEL_ARCH_SIZE} bytes, got {arch!r}")
+        p.arch = name
+        p.depth, p.hidden, p.heads, p.patch = depth, hidden, heads, patch
+        p.input_size, p.in_channels, p.num_classes = input_size, in_channels, num_classes
+        p.learn_sigma = int(bool(learn_sigma))
+        p.seed = seed
+        p.class_dropout = class_dropout
+        p.num_threads = num_threads
+        return cls(p)
+
+    # ---- handle -----------------------------------------------------------------------------------------
+    @property
+    def _ptr(self):
+        if not self._finalizer.alive:
+            raise ValueError("this Model has been closed")
+        return self._handle
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- parameters ---------------------------------------------------------------------------------------
+    @property
+    def num_params(self) -> int:
+        return int(lib.mixflow_model_num_params(self._ptr))
+
+    def tensor_info(self) -> list[tuple[str, tuple[int, ...], bool]]:
+        """(official name, shape, trainable) of every tensor, in PyTorch state-dict order."""
+        out = []
+        for i in range(lib.mixflow_model_num_tensors(self._ptr)):
+            name = ctypes.c_char_p()
+            shape = (ctypes.c_int64 * T.MODEL_MAX_NDIM)()
+            ndim, trainable = ctypes.c_int32(), ctypes.c_int32()
+            check(lib.mixflow_model_tensor_info(self._ptr, i, ctypes.byref(name), shape, ctypes.byref(ndim),
+                                                ctypes.byref(trainable)))
+            out.append((name.value.decode(), tuple(shape[:ndim.value]), bool(trainable.value)))
+        return out
+
+    def _copy_out(self, fn, name: str, shape) -> np.ndarray:
+        arr = np.empty(shape, np.float32)
+        dims = (ctypes.c_int64 * len(shape))(*shape)
+        check(fn(self._ptr, name.encode(), dims, len(shape), fptr(arr)))
+        return arr
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Official name -> float32 array (copies)."""
+        return {name: self._copy_out(lib.mixflow_model_get_tensor, name, shape) for name, shape, _ in self.tensor_info()}
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> dict:
+        """Copies arrays in by official name. Returns {"missing": [...], "unexpected": [...]}; with
+        ``strict`` either list being non-empty raises. Shapes must match exactly. A REPA checkpoint's
+        ``projectors.*`` entries are reported as unexpected (use strict=False)."""
+        info = {name: shape for name, shape, _ in self.tensor_info()}
+        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+        missing = [k for k in info if k not in state]
+        unexpected = [k for k in state if k not in info]
+        if strict and (missing or unexpected):
+            raise KeyError(f"state dict mismatch: missing {missing[:10]}{'...' if len(missing) > 10 else ''}, "
+                           f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''}")
+        for name in info:
+            if name not in state:
+                continue
+            arr = as_float32(state[name], name)
+            dims = (ctypes.c_int64 * arr.ndim)(*arr.shape)
+            check(lib.mixflow_model_set_tensor(self._ptr, name.encode(), fptr(arr), dims, arr.ndim))
+        return {"missing": missing, "unexpected": unexpected}
+
+    # ---- compute ---------------------------------------------------------------------------------------
+    def _inputs(self, x, t, y):
+        x = as_float32(x, "x")
+        shape = (self.in_channels, self.input_size, self.input_size)
+        if x.ndim != 4 or x.shape[1:] != shape:
+            raise ValueError(f"x must have shape [B, {shape[0]}, {shape[1]}, {shape[2]}], got {x.shape}")
+        b = x.shape[0]
+        t = np.ascontiguousarray(np.broadcast_to(np.asarray(t, np.float32), (b,)))
+        return x, t, _labels(y, b, self.num_classes), b
+
+    def forward(self, x, t, y=None) -> np.ndarray:
+        """Velocity (or whatever the model predicts) for x [B, C, H, W] at times t [B] (or a scalar) with
+        labels y [B] (None = null class). Output [B, C, H, W] (learn_sigma half dropped, as upstream)."""
+        x, t, y, b = self._inputs(x, t, y)
+        out = np.empty_like(x)
+        check(lib.mixflow_model_forward(self._ptr, fptr(x), fptr(t), y.ctypes.data_as(_lib.IP), b, fptr(out)))
+        return out
+
+    __call__ = forward
+
+    def gradients(self, x, t, y, target, with_input_grad: bool = False):
+        """Gradients of the mean squared error mean((forward(x, t, y) - target)^2) with respect to every
+        trainable parameter: {official name: array}. With ``with_input_grad`` also returns dL/dx and the loss."""
+        x, t, y, b = self._inputs(x, t, y)
+        target = as_float32(target, "target")
+        if target.shape != x.shape:
+            raise ValueError(f"target must have shape {x.shape}, got {target.shape}")
+        loss = ctypes.c_float()
+        dx = np.empty_like(x) if with_input_grad else None
+        check(lib.mixflow_model_gradients(self._ptr, fptr(x), fptr(t), y.ctypes.data_as(_lib.IP), fptr(target), b,
+                                          ctypes.byref(loss), fptr(dx)))
+        grads = {name: self._copy_out(lib.mixflow_model_get_grad, name, shape)
+                 for name, shape, trainable in self.tensor_info() if trainable}
+        return (grads, dx, float(loss.value)) if with_input_grad else grads
