@@ -357,8 +357,9 @@ SWIFT_EXTERN mixflow_status mixflow_featnet_accuracy(mixflow_featnet * _Nullable
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_featnet_classify(mixflow_featnet * _Nullable net, float const * _Nullable images, int64_t n, int64_t dim, float * _Nullable out_logits, int32_t * _Nullable out_classes) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Computes the features (the penultimate ReLU activations) of <code>n</code> images. Batched sgemm through OpenBLAS,
-/// which uses its own threads; the result does not depend on <code>n</code> or on how a set is split into calls.
+/// Computes the features (the penultimate ReLU activations) of <code>n</code> images: im2col + sgemm in chunks of 32
+/// images spread over all cores (libmixflow’s own threads; OpenBLAS itself runs single-threaded). The result
+/// does not depend on the thread count or on how a set is split into calls.
 /// \param images [n, dim], finite, scaled to [-1, 1] (<code>x / 127.5 - 1</code>, see <code>MIXFLOW_PIXEL_SCALING_SYMMETRIC</code>).
 ///
 /// \param n > 0. dim: must equal the network’s input size (784).

@@ -46,8 +46,9 @@ import MixflowEval
     }
 }
 
-/// Computes the features (the penultimate ReLU activations) of `n` images. Batched sgemm through OpenBLAS,
-/// which uses its own threads; the result does not depend on `n` or on how a set is split into calls.
+/// Computes the features (the penultimate ReLU activations) of `n` images: im2col + sgemm in chunks of 32
+/// images spread over all cores (libmixflow's own threads; OpenBLAS itself runs single-threaded). The result
+/// does not depend on the thread count or on how a set is split into calls.
 ///
 /// - Parameters:
 ///   - images: [n, dim], finite, scaled to [-1, 1] (`x / 127.5 - 1`, see `MIXFLOW_PIXEL_SCALING_SYMMETRIC`).

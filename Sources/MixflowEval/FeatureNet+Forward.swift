@@ -1,10 +1,10 @@
-import CBLAS
 import MixflowCore
 
 // The batched forward. Activations inside a chunk are laid out channel-major across the batch,
 // [C, B, H, W], so every convolution of the chunk is ONE sgemm: out[OC, B·H·W] = W[OC, IC·9] · col[IC·9, B·H·W]
 // (im2col), which keeps OpenBLAS in its fast large-N regime. im2col copies whole row segments (memcpy-sized
-// runs), never one element at a time, so it stays cheap even in debug builds.
+// runs), never one element at a time, so it stays cheap even in debug builds. Chunks run in parallel on our
+// own threads with single-threaded OpenBLAS calls (MixflowCore.BLAS's process-wide policy).
 
 extension FeatureNet {
     struct Scratch {
@@ -66,8 +66,8 @@ extension FeatureNet {
             }
             layer.weight.withUnsafeBufferPointer { wt in
                 // dest[B, out] += input[B, in] · W[out, in]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(layer.outF), Int32(layer.inF),
-                            1, fcInput, Int32(layer.inF), wt.baseAddress, Int32(layer.inF), 1, dest, Int32(layer.outF))
+                BLAS.sgemm(transA: false, transB: true, m: batch, n: layer.outF, k: layer.inF, a: fcInput,
+                           lda: layer.inF, b: wt.baseAddress!, ldb: layer.inF, beta: 1, c: dest, ldc: layer.outF)
             }
             if l != last { relu(dest, batch * layer.outF) }
             fcInput = UnsafePointer(dest)
@@ -100,8 +100,8 @@ extension FeatureNet {
             for oc in 0..<conv.outC { (out + oc * n).update(repeating: bias[oc], count: n) }
         }
         conv.weight.withUnsafeBufferPointer { wt in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(conv.outC), Int32(n), Int32(conv.inC * 9),
-                        1, wt.baseAddress, Int32(conv.inC * 9), col, Int32(n), 1, out, Int32(n))
+            BLAS.sgemm(transA: false, transB: false, m: conv.outC, n: n, k: conv.inC * 9, a: wt.baseAddress!,
+                       lda: conv.inC * 9, b: col, ldb: n, beta: 1, c: out, ldc: n)
         }
         relu(out, conv.outC * n)
     }

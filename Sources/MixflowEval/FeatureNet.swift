@@ -1,4 +1,3 @@
-import CBLAS
 import MixflowCore
 
 /// The fixed classifier whose penultimate activations are the features of "FD (Fashion-MNIST classifier
@@ -109,14 +108,17 @@ public final class FeatureNet {
     /// result does not depend on n or on how a set is split into calls.
     public func forward(images: UnsafePointer<Float>, count n: Int,
                         features: UnsafeMutablePointer<Float>?, logits: UnsafeMutablePointer<Float>?) {
-        var scratch = Scratch(net: self)
-        defer { scratch.free() }
-        var start = 0
-        while start < n {
-            let rows = min(Self.chunk, n - start)
-            forwardChunk(images + start * inputDim, rows, &scratch,
-                         features.map { $0 + start * featureDim }, logits.map { $0 + start * numClasses })
-            start += rows
+        // Chunk c always holds images [32c, 32c + 32), whatever the thread count, and rows are independent:
+        // the result is bit-identical for any number of threads.
+        let chunks = (n + Self.chunk - 1) / Self.chunk
+        Parallel.forRanges(chunks, threads: Parallel.coreCount) { range in
+            var scratch = Scratch(net: self)
+            defer { scratch.free() }
+            for c in range {
+                let start = c * Self.chunk, rows = min(Self.chunk, n - start)
+                forwardChunk(images + start * inputDim, rows, &scratch,
+                             features.map { $0 + start * featureDim }, logits.map { $0 + start * numClasses })
+            }
         }
     }
 
