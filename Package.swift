@@ -20,7 +20,7 @@ let package = Package(
         // Tensors-free numerics: errors, counter-based randomness, parallel loops, SIMD kernels, BLAS.
         .target(name: "MixflowCore", dependencies: ["CBLAS"]),
         // The method: paths, time conventions and distributions, the MixFlow transport.
-        .target(name: "MixflowMethod", dependencies: ["MixflowCore"]),
+        .target(name: "MixflowMethod", dependencies: ["MixflowCore", "CBLAS"]),
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
         .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).

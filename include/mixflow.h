@@ -649,6 +649,178 @@ SWIFT_EXTERN mixflow_status mixflow_model_set_tensor(mixflow_model * _Nullable m
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, index out of range) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_tensor_info(mixflow_model * _Nullable model, int32_t index, char const * _Nullable * _Nullable out_name, int64_t * _Nullable out_shape, int32_t * _Nullable out_ndim, int32_t * _Nullable out_trainable) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Samples from noise with the model as a callback (the whole trajectory; SiT’s <code>sample_ode</code>/<code>sample_sde</code>).
+/// \param model the network (see <code>mixflow_model_fn</code>); called synchronously on this thread, never after return.
+///
+/// \param guide_model the weaker model of autoguidance (MIXFLOW_GUIDANCE_AUTO); otherwise may be NULL.
+///
+/// \param noise [batch, dim], finite: the starting state (x at the noise end).
+///
+/// \param y [batch] labels; required for CFG, otherwise may be NULL (passed to the model as is).
+///
+/// \param first_sample global index of row 0, so that SDE noise does not depend on the batch split.
+///
+/// \param out_x [batch, dim] the sample; may alias noise.
+///
+/// \param out_trajectory [K, batch, dim] every trajectory point (K from <code>mixflow_sampler_timesteps</code>); may be NULL.
+///
+/// \param out_nfe receives the number of drift evaluations (CFG counts once per doubled batch); may be NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf in noise, missing y or
+/// guide), <code>MIXFLOW_ERR_INVALID_HANDLE</code>, <code>MIXFLOW_ERR_CALLBACK</code> (a model returned non-zero or produced
+/// NaN/Inf; the message names the code, the step and the time; outputs are then unspecified) or
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (dopri5 step-size underflow or more than 10^6 steps).
+SWIFT_EXTERN mixflow_status mixflow_sample(mixflow_sampler * _Nullable sampler, mixflow_model_fn _Nullable model, void * _Nullable user_data, mixflow_model_fn _Nullable guide_model, void * _Nullable guide_user_data, float const * _Nullable noise, int64_t batch, int64_t dim, int32_t const * _Nullable y, uint64_t first_sample, float * _Nullable out_x, float * _Nullable out_trajectory, int64_t * _Nullable out_nfe) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Samples with a native model (<code>mixflow_model</code>) instead of a callback; otherwise exactly <code>mixflow_sample</code>
+/// (same grids, integrators, guidance, baselines, noise keys, NFE). The model predicts what
+/// <code>params->prediction</code> says, in <code>params->convention</code> (a SiT trained by libmixflow’s transport: velocity in
+/// the transport’s convention).
+/// \param model the network. guide_model: the weaker model for MIXFLOW_GUIDANCE_AUTO, otherwise may be NULL.
+///
+/// \param noise [batch, dim] with dim = in_channels·input_size², finite. y: [batch] labels in [0, num_classes]
+/// (num_classes = null class), required for CFG; NULL = unconditional.
+///
+/// \param out_x, out_trajectory, out_nfe as in <code>mixflow_sample</code>.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, dim not the model’s, label or null class out
+/// of range, NaN/Inf), <code>MIXFLOW_ERR_INVALID_HANDLE</code>, <code>MIXFLOW_ERR_OUT_OF_MEMORY</code> (activations of the batch) or
+/// <code>MIXFLOW_ERR_CALLBACK</code> (the model produced NaN/Inf; the message gives the step and the time).
+SWIFT_EXTERN mixflow_status mixflow_sample_model(mixflow_sampler * _Nullable sampler, mixflow_model * _Nullable model, mixflow_model * _Nullable guide_model, float const * _Nullable noise, int64_t batch, int64_t dim, int32_t const * _Nullable y, uint64_t first_sample, float * _Nullable out_x, float * _Nullable out_trajectory, int64_t * _Nullable out_nfe) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Creates a sampler (its grid is built once). Free it with <code>mixflow_sampler_free</code>.
+/// \param params filled by <code>mixflow_sampler_default_params</code>, then edited; copied.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, unknown enum, value out of range),
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (RAE with an SDE method; REPA with SDE Heun or a non-Linear SDE) or
+/// <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_create(mixflow_sampler_params const * _Nullable params, mixflow_sampler * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Fills <code>out</code> with the default sampler: Heun (torchdiffeq heun2), Linear path, SiT convention, velocity
+/// prediction, 50 grid points, no guidance, no exposure-bias baseline; SDE fields at SiT’s CLI defaults
+/// (sigma diffusion, norm 1, Mean last step of size 0.04); dopri5 atol 1e-6, rtol 1e-3.
+/// \param out the struct to fill (its first <code>struct_size</code> bytes are written).
+///
+/// \param struct_size <code>sizeof(mixflow_sampler_params)</code> as the caller sees it.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_default_params(mixflow_sampler_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a sampler. NULL is a no-op.
+SWIFT_EXTERN void mixflow_sampler_free(mixflow_sampler * _Nullable sampler) SWIFT_NOEXCEPT;
+
+/// Copies the sampler’s parameters into <code>out</code> (its first <code>struct_size</code> bytes).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>, <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_get_params(mixflow_sampler * _Nullable sampler, mixflow_sampler_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Advances one step for callers that keep the model loop (diffusers’ <code>step</code>): from state x at time
+/// <code>timesteps[index]</code> and <code>model_output</code> = model(x, t, y) (after any guidance the caller applies) to the
+/// state at <code>timesteps[index + 1]</code>. Only one-evaluation methods: MIXFLOW_SAMPLER_EULER and
+/// MIXFLOW_SAMPLER_SDE_EULER (the SiT last step is step K − 2). Epsilon Scaling applies; the time-shifted
+/// query does not (shift the model’s time yourself). The same loop gives the same bits as <code>mixflow_sample</code>.
+/// \param model_output [batch, dim], finite. x: [batch, dim], finite.
+///
+/// \param index in [0, K − 2]. first_sample: global index of row 0 (SDE noise).
+///
+/// \param out_next [batch, dim]; may alias x.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size or index, NaN/Inf),
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_UNSUPPORTED</code> (another method, or a time-shifted query).
+SWIFT_EXTERN mixflow_status mixflow_sampler_step(mixflow_sampler * _Nullable sampler, float const * _Nullable model_output, int64_t index, float const * _Nullable x, int64_t batch, int64_t dim, uint64_t first_sample, float * _Nullable out_next) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The model-convention times of the trajectory points, K of them: the codebase’s grid (SiT/RAE: num_steps
+/// points; REPA: num_steps + 1), plus the end of SiT’s last SDE step when one is taken. Point 0 is the noise.
+/// Step i of <code>mixflow_sampler_step</code> evaluates the model at time i and moves to point i + 1.
+/// \param out_t [capacity] doubles, or NULL to query the count only.
+///
+/// \param capacity size of out_t; must be >= K when out_t is not NULL.
+///
+/// \param out_count receives K.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL out_count, capacity too small) or
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_sampler_timesteps(mixflow_sampler * _Nullable sampler, double * _Nullable out_t, int64_t capacity, int64_t * _Nullable out_count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Converts decoded images to uint8 with a codebase’s rule (SiT: clamp(127.5x + 128), RAE: clamp(x, 0, 1)·255,
+/// REPA: clamp(255(x + 1)/2); all truncated) and NCHW → NHWC.
+/// <ul>
+///   <li>
+///     Parameters: x: [batch, channels, height, width]; out: [batch, height, width, channels] uint8.
+///   </li>
+/// </ul>
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, unknown convention).
+SWIFT_EXTERN mixflow_status mixflow_samples_to_uint8(mixflow_convention convention, float const * _Nullable x, int64_t batch, int64_t channels, int64_t height, int64_t width, uint8_t * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Writes uint8 images [batch, height, width, channels] as an ADM-suite <code>.npz</code> (<code>arr_0</code>, stored zip with
+/// Zip64 records like <code>numpy.savez</code>), atomically (temporary file in the same folder, fsync, rename).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size) or <code>MIXFLOW_ERR_IO</code> (with the path).
+SWIFT_EXTERN mixflow_status mixflow_samples_write_npz(char const * _Nullable path, uint8_t const * _Nullable images, int64_t batch, int64_t height, int64_t width, int64_t channels) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, unknown enum, NaN) or <code>MIXFLOW_ERR_IO</code>.
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_export(char const * _Nullable path, mixflow_export_format format, mixflow_slow_flow_reference reference, double const * _Nullable t, double const * _Nullable m, int64_t batch, int64_t num_times) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Measures the Slow Flow of a sampled trajectory: for each sample and grid time, the time m (paper
+/// convention, 0 = noise, 1 = data) of the nearest ground-truth interpolation (see
+/// <code>mixflow_slow_flow_reference</code>). Linear path: closed-form projection clamped to [0, 1]; GVP/VP: a 65-point
+/// scan refined by golden-section search. Nearest data uses one sgemm per grid time (float32 inner products).
+/// \param t [num_times] the trajectory’s times in <code>convention</code> (from <code>mixflow_sampler_timesteps</code>), in [0, 1].
+///
+/// \param trajectory [num_times, batch, dim] (from <code>mixflow_sample</code>). noise: [batch, dim], the starting noise x0.
+///
+/// \param data [num_data, dim]; required for NEAREST_DATA and NOISE_LEVEL, otherwise may be NULL.
+///
+/// \param out_t [num_times] the times in the paper’s convention. out_m: [batch, num_times].
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, unknown enum, NaN/Inf, t outside
+/// [0, 1], sizes beyond 2^31 − 1 for the BLAS call).
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_measure(mixflow_slow_flow_reference reference, mixflow_path path, mixflow_convention convention, double const * _Nullable t, int64_t num_times, float const * _Nullable trajectory, float const * _Nullable noise, int64_t batch, int64_t dim, float const * _Nullable data, int64_t num_data, double * _Nullable out_t, double * _Nullable out_m) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Per-grid-time statistics of a measurement: <code>MIXFLOW_SLOW_FLOW_NUM_COLUMNS</code> values per time (see the macro).
+/// <ul>
+///   <li>
+///     Parameters: t: [num_times] paper-convention times in [0, 1]; m: [batch, num_times] in [0, 1];
+///     out_stats: [num_times, MIXFLOW_SLOW_FLOW_NUM_COLUMNS].
+///   </li>
+/// </ul>
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf, values outside [0, 1]).
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_stats(double const * _Nullable t, double const * _Nullable m, int64_t batch, int64_t num_times, double * _Nullable out_stats) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The γ whose MixFlow mixture interval [(1 − γ)t, t] covers <code>coverage</code> of the measured slowed times, pooled
+/// over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
+/// (0 when nothing is slowed). See README “Choosing γ from the Slow Flow”.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN, coverage outside (0, 1],
+/// no grid time with t > 0).
+SWIFT_EXTERN mixflow_status mixflow_slow_flow_suggest_gamma(double const * _Nullable t, double const * _Nullable m, int64_t batch, int64_t num_times, double coverage, double * _Nullable out_gamma) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// The name of a status (“MIXFLOW_ERR_FORMAT”), or “MIXFLOW_ERR_UNKNOWN” for a value outside the enum.
 /// Static storage; never NULL.
 SWIFT_EXTERN char const * _Nullable mixflow_status_name(mixflow_status status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;

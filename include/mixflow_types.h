@@ -243,6 +243,115 @@ typedef enum mixflow_tensor_storage {
     MIXFLOW_TENSOR_STORAGE_TYPED = 2,     /* inline typed field (float_data, int32_data, ...) */
     MIXFLOW_TENSOR_STORAGE_EXTERNAL = 3   /* external data file next to the model */
 } mixflow_tensor_storage;
+/* ---- samplers ---- */
+/* Integrators (SPEC §4). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
+ * the last step; rk4 = torchdiffeq's 'rk4', Kutta's 3/8 rule; dopri5 adaptive with atol/rtol). In the REPA
+ * convention EULER/HEUN are REPA's loop (Heun corrects all but the last step) and SDE_EULER is REPA's
+ * Euler-Maruyama sampler. SDE methods are SiT's (sit convention) or REPA's; RAE's SDE is not offered.       */
+typedef enum mixflow_sampler_method {
+    MIXFLOW_SAMPLER_EULER = 0,
+    MIXFLOW_SAMPLER_HEUN = 1,
+    MIXFLOW_SAMPLER_MIDPOINT = 2,
+    MIXFLOW_SAMPLER_RK4 = 3,
+    MIXFLOW_SAMPLER_DOPRI5 = 4,
+    MIXFLOW_SAMPLER_SDE_EULER = 5,
+    MIXFLOW_SAMPLER_SDE_HEUN = 6
+} mixflow_sampler_method;
+
+/* SiT's SDE diffusion w(s) at SiT time s (norm = diffusion_norm):
+ *   SIGMA: norm sigma_s.  LINEAR: norm (1 - s).  SBDM: norm drift_var(s) (singular at s = 0).
+ *   DECREASING: (norm cos(pi s) + 1)^2 / 4.  INCREASING_DECREASING: norm sin^2(pi s).                      */
+typedef enum mixflow_diffusion_form {
+    MIXFLOW_DIFFUSION_SIGMA = 0,
+    MIXFLOW_DIFFUSION_LINEAR = 1,
+    MIXFLOW_DIFFUSION_SBDM = 2,
+    MIXFLOW_DIFFUSION_DECREASING = 3,
+    MIXFLOW_DIFFUSION_INCREASING_DECREASING = 4
+} mixflow_diffusion_form;
+
+/* SiT's last SDE step at t1, applied once after the loop, of size last_step_size:
+ *   NONE: identity (and last_step_size is treated as 0 for the grid).  MEAN: x + sde_drift * size.
+ *   EULER: x + v * size.  TWEEDIE: x / alpha + sigma^2 / alpha * score (a jump to the data end).           */
+typedef enum mixflow_last_step {
+    MIXFLOW_LAST_STEP_NONE = 0,
+    MIXFLOW_LAST_STEP_MEAN = 1,
+    MIXFLOW_LAST_STEP_EULER = 2,
+    MIXFLOW_LAST_STEP_TWEEDIE = 3
+} mixflow_last_step;
+
+/* Guidance: CFG doubles the batch with the null class, g = u + w (c - u); AUTO (RAE's autoguidance) calls a
+ * second, weaker model G on the same labels, g = G + w (main - G). Both only inside [t_min, t_max].       */
+typedef enum mixflow_guidance {
+    MIXFLOW_GUIDANCE_NONE = 0,
+    MIXFLOW_GUIDANCE_CFG = 1,
+    MIXFLOW_GUIDANCE_AUTO = 2
+} mixflow_guidance;
+
+/* A network: writes model(x, t, y) to out and returns 0, or a non-zero code that stops sampling with
+ * MIXFLOW_ERR_CALLBACK (the message gives the code, the step and the time).
+ *   x: [batch, dim], t: [batch] in the model's own convention, y: [batch] labels or NULL,
+ *   out: [batch, dim] in the model's prediction type. Pointers are valid only during the call.
+ * Called synchronously on the thread that called mixflow_sample, never concurrently. With CFG the batch is
+ * 2 x the caller's batch (conditional rows first, then the null-class rows).                               */
+typedef int32_t (*mixflow_model_fn)(void *user_data, int64_t batch, int64_t dim, const float *x, const float *t,
+                                    const int32_t *y, float *out);
+
+typedef struct mixflow_sampler { char _private; } mixflow_sampler;
+
+/* Sampler parameters. Fill with mixflow_sampler_default_params, then edit. */
+typedef struct mixflow_sampler_params {
+    uint32_t struct_size;               /* set by the filler; leave it alone */
+    mixflow_sampler_method method;      /* MIXFLOW_SAMPLER_HEUN */
+    mixflow_path path;                  /* MIXFLOW_PATH_LINEAR */
+    mixflow_convention convention;      /* MIXFLOW_CONVENTION_SIT; picks the codebase's grid and loop */
+    mixflow_prediction prediction;      /* MIXFLOW_PREDICTION_VELOCITY */
+    int32_t num_steps;                  /* 50; grid POINTS for SIT and RAE (N - 1 intervals), STEPS for REPA;
+                                           >= 2 (REPA >= 1) */
+    uint64_t seed;                      /* 0; SDE noise is keyed by (seed, step, first_sample + row) */
+    float sample_eps;                   /* -1 = SiT's rule (VP or non-velocity 1e-3, Linear/GVP velocity 0);
+                                           otherwise in [0, 0.5) */
+    float time_shift;                   /* 1 = none; RAE's grid shift s = sqrt(C*H*W / 4096); >= 1 */
+    float atol;                         /* 1e-6; dopri5 only; > 0 */
+    float rtol;                         /* 1e-3; dopri5 only; >= 0 */
+    mixflow_diffusion_form diffusion_form; /* MIXFLOW_DIFFUSION_SIGMA; SiT SDE only */
+    float diffusion_norm;               /* 1; >= 0 */
+    mixflow_last_step last_step;        /* MIXFLOW_LAST_STEP_MEAN; SiT SDE only */
+    float last_step_size;               /* 0.04; in [0, 1) */
+    mixflow_guidance guidance;          /* MIXFLOW_GUIDANCE_NONE */
+    float guidance_scale;               /* 1 (w) */
+    int32_t null_class;                 /* 1000; the CFG null label */
+    int32_t channels;                   /* 0; C of a sample laid out [C, H, W]; needed when guided_channels > 0 */
+    int32_t guided_channels;            /* 0 = guide all channels (RAE, REPA); 3 = SiT's rule (the rest keeps the
+                                           conditional output) */
+    float guidance_t_min;               /* 0; guidance only where t_min <= t <= t_max (model convention) */
+    float guidance_t_max;               /* 1 */
+    float eps_scale_base;               /* 1; Epsilon Scaling (Ning et al. 2024): the predicted noise is divided by */
+    float eps_scale_slope;              /* 0;   lambda(n) = base + slope * n at noise level n in [0, 1] (must stay > 0) */
+    float query_shift_constant;         /* 0; time-shifted sampler: the network sees noise level */
+    float query_shift_proportional;     /* 0;   n' = clamp(n + constant + proportional * n, 0, 1) instead of n */
+} mixflow_sampler_params;
+
+/* ---- slow flow ---- */
+/* The "ground truth" a generated state x_hat at grid time t is compared with, to find the nearest time m of
+ * x_m = alpha_m x1 + sigma_m x0 (times in the paper's convention, 0 = noise, 1 = data):
+ *   ENDPOINT:     x0 = the starting noise, x1 = the trajectory's own final sample.
+ *   NEAREST_DATA: x0 = the starting noise, x1 = the data point that, with its best m, is nearest (joint min).
+ *   NOISE_LEVEL:  m whose marginal second moment alpha_m^2 E|x1|^2/D + sigma_m^2 equals |x_hat|^2/D, with
+ *                 E|x1|^2/D from the data set; of two roots, the one nearest t.                            */
+typedef enum mixflow_slow_flow_reference {
+    MIXFLOW_SLOW_FLOW_ENDPOINT = 0,
+    MIXFLOW_SLOW_FLOW_NEAREST_DATA = 1,
+    MIXFLOW_SLOW_FLOW_NOISE_LEVEL = 2
+} mixflow_slow_flow_reference;
+
+/* Columns of mixflow_slow_flow_stats, per grid time: t, mean m, quantiles 5/25/50/75/95 % of m, mean m/t,
+ * quantiles 5/25/50/75/95 % of m/t (NaN at t = 0), fraction with m <= t.                                  */
+#define MIXFLOW_SLOW_FLOW_NUM_COLUMNS 14
+
+typedef enum mixflow_export_format {
+    MIXFLOW_EXPORT_CSV = 0,
+    MIXFLOW_EXPORT_JSON = 1
+} mixflow_export_format;
 
 /* ---- data and evaluation ---- */
 /* IDX arrays (the MNIST container), plain or .gz: mixflow_idx_load, then _info and _read_*.           */

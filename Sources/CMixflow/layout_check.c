@@ -13,3 +13,5 @@ _Static_assert(sizeof(mixflow_model_params) == 88, "model params layout");
 _Static_assert(sizeof(((mixflow_model_params *)0)->arch) == MIXFLOW_MODEL_ARCH_SIZE, "arch capacity");
 _Static_assert(sizeof(mixflow_trainer_params) == 80, "trainer params layout");
 _Static_assert(sizeof(mixflow_dtype) == 4 && sizeof(mixflow_tensor_storage) == 4, "enums are 32-bit");
+_Static_assert(offsetof(mixflow_sampler_params, seed) == 24, "sampler params: seed is 8-aligned");
+_Static_assert(sizeof(mixflow_sampler_params) == 112, "sampler params layout");

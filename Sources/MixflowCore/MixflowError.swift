@@ -33,8 +33,18 @@ public func requireFinite(_ values: UnsafeBufferPointer<Float>, _ name: String) 
     let n = values.count
     guard let base = values.baseAddress else { return }
     var i = 0
-    var bad = SIMD16<Float>(repeating: 0)
+    var bad = SIMD16<Float>(repeating: 0), bad1 = bad, bad2 = bad, bad3 = bad
     let raw = UnsafeRawPointer(base)
+    // Four independent accumulators: one chain would be bound by the add latency, not by memory.
+    while i + 64 <= n {
+        let v0 = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        let v1 = raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
+        let v2 = raw.loadUnaligned(fromByteOffset: (i + 32) * 4, as: SIMD16<Float>.self)
+        let v3 = raw.loadUnaligned(fromByteOffset: (i + 48) * 4, as: SIMD16<Float>.self)
+        bad += v0 - v0; bad1 += v1 - v1; bad2 += v2 - v2; bad3 += v3 - v3
+        i += 64
+    }
+    bad += bad1 + bad2 + bad3
     while i + 16 <= n {
         let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
         bad += v - v

@@ -7,8 +7,8 @@ its arity differs.
 """
 import ctypes
 import os
-from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint32, c_uint64,
-                    c_void_p)
+from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32,
+                    c_uint64, c_void_p)
 from pathlib import Path
 
 from . import _types as T
@@ -66,6 +66,8 @@ IP = POINTER(c_int32)
 TF = POINTER(T.TensorFileHandle)
 TW = POINTER(T.TensorWriterHandle)
 I64P = POINTER(c_int64)
+SA = POINTER(T.SamplerHandle)
+DP = POINTER(c_double)
 
 # ---- version and errors --------------------------------------------------------------------------------
 _api("mixflow_abi_version", [], c_uint32)
@@ -93,6 +95,23 @@ _api("mixflow_idx_read_raw", [IDX, c_void_p, c_int64], c_int)
 _api("mixflow_kid_compute", [FP, c_int64, FP, c_int64, c_int64, c_int64, c_int64, c_uint64, DP, DP, DP], c_int)
 # ---- version and errors (cont.) -------------------------------------------------------------------------
 _api("mixflow_last_error", [], c_char_p)
+# ---- samplers -------------------------------------------------------------------------------------------
+_api("mixflow_sample", [SA, T.MODEL_FN, c_void_p, T.MODEL_FN, c_void_p, FP, c_int64, c_int64, POINTER(c_int32), c_uint64,
+                        FP, FP, POINTER(c_int64)], c_int)
+_api("mixflow_sample_model", [SA, MD, MD, FP, c_int64, c_int64, POINTER(c_int32), c_uint64, FP, FP, POINTER(c_int64)], c_int)
+_api("mixflow_sampler_create", [POINTER(T.SamplerParams), POINTER(SA)], c_int)
+_api("mixflow_sampler_default_params", [POINTER(T.SamplerParams), c_uint32], c_int)
+_api("mixflow_sampler_free", [SA], None)
+_api("mixflow_sampler_get_params", [SA, POINTER(T.SamplerParams), c_uint32], c_int)
+_api("mixflow_sampler_step", [SA, FP, c_int64, FP, c_int64, c_int64, c_uint64, FP], c_int)
+_api("mixflow_sampler_timesteps", [SA, DP, c_int64, POINTER(c_int64)], c_int)
+# ---- samples and slow flow ------------------------------------------------------------------------------
+_api("mixflow_samples_to_uint8", [c_int, FP, c_int64, c_int64, c_int64, c_int64, POINTER(c_uint8)], c_int)
+_api("mixflow_samples_write_npz", [c_char_p, POINTER(c_uint8), c_int64, c_int64, c_int64, c_int64], c_int)
+_api("mixflow_slow_flow_export", [c_char_p, c_int, c_int, DP, DP, c_int64, c_int64], c_int)
+_api("mixflow_slow_flow_measure", [c_int, c_int, c_int, DP, c_int64, FP, FP, c_int64, c_int64, FP, c_int64, DP, DP], c_int)
+_api("mixflow_slow_flow_stats", [DP, DP, c_int64, c_int64, DP], c_int)
+_api("mixflow_slow_flow_suggest_gamma", [DP, DP, c_int64, c_int64, c_double, DP], c_int)
 _api("mixflow_status_name", [c_int], c_char_p)
 # ---- model ----------------------------------------------------------------------------------------------
 _api("mixflow_model_create", [POINTER(T.ModelParams), POINTER(MD)], c_int)

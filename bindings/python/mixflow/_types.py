@@ -142,6 +142,92 @@ class TensorFileHandle(ctypes.Structure):
 
 class TensorWriterHandle(ctypes.Structure):
     _fields_ = [("_private", c_char)]
+# ---- samplers --------------------------------------------------------------------------------------------
+class SamplerMethod(IntEnum):
+    EULER = 0
+    HEUN = 1
+    MIDPOINT = 2
+    RK4 = 3
+    DOPRI5 = 4
+    SDE_EULER = 5
+    SDE_HEUN = 6
+
+
+class DiffusionForm(IntEnum):
+    SIGMA = 0
+    LINEAR = 1
+    SBDM = 2
+    DECREASING = 3
+    INCREASING_DECREASING = 4
+
+
+class LastStep(IntEnum):
+    NONE = 0
+    MEAN = 1
+    EULER = 2
+    TWEEDIE = 3
+
+
+class Guidance(IntEnum):
+    NONE = 0
+    CFG = 1
+    AUTO = 2
+
+
+# int32_t (*mixflow_model_fn)(void *user_data, int64_t batch, int64_t dim, const float *x, const float *t,
+#                             const int32_t *y, float *out)
+MODEL_FN = ctypes.CFUNCTYPE(c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(c_float),
+                            ctypes.POINTER(c_float), ctypes.POINTER(c_int32), ctypes.POINTER(c_float))
+
+
+class SamplerHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+class SamplerParams(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("method", c_int32),
+        ("path", c_int32),
+        ("convention", c_int32),
+        ("prediction", c_int32),
+        ("num_steps", c_int32),
+        ("seed", ctypes.c_uint64),
+        ("sample_eps", c_float),
+        ("time_shift", c_float),
+        ("atol", c_float),
+        ("rtol", c_float),
+        ("diffusion_form", c_int32),
+        ("diffusion_norm", c_float),
+        ("last_step", c_int32),
+        ("last_step_size", c_float),
+        ("guidance", c_int32),
+        ("guidance_scale", c_float),
+        ("null_class", c_int32),
+        ("channels", c_int32),
+        ("guided_channels", c_int32),
+        ("guidance_t_min", c_float),
+        ("guidance_t_max", c_float),
+        ("eps_scale_base", c_float),
+        ("eps_scale_slope", c_float),
+        ("query_shift_constant", c_float),
+        ("query_shift_proportional", c_float),
+    ]
+
+
+# ---- slow flow -------------------------------------------------------------------------------------------
+class SlowFlowReference(IntEnum):
+    ENDPOINT = 0
+    NEAREST_DATA = 1
+    NOISE_LEVEL = 2
+
+
+SLOW_FLOW_NUM_COLUMNS = 14  # MIXFLOW_SLOW_FLOW_NUM_COLUMNS
+
+
+class ExportFormat(IntEnum):
+    CSV = 0
+    JSON = 1
 
 
 # ---- data and evaluation ----------------------------------------------------------------------------------

@@ -1,0 +1,160 @@
+import CMixflow
+import MixflowCore
+import MixflowIO
+import MixflowMethod
+
+// MARK: - Slow Flow
+
+func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: ClosedRange<Double>? = nil) throws -> [Double] {
+    let v = Array(UnsafeBufferPointer(start: p, count: n))
+    if let i = v.firstIndex(where: { !$0.isFinite || !(range?.contains($0) ?? true) }) {
+        let expected = range.map { "in [\($0.lowerBound), \($0.upperBound)]" } ?? "finite"
+        throw MixflowError.invalidArgument("\(name)[\(i)] is \(v[i]); every element must be \(expected)")
+    }
+    return v
+}
+
+/// Measures the Slow Flow of a sampled trajectory: for each sample and grid time, the time m (paper
+/// convention, 0 = noise, 1 = data) of the nearest ground-truth interpolation (see
+/// `mixflow_slow_flow_reference`). Linear path: closed-form projection clamped to [0, 1]; GVP/VP: a 65-point
+/// scan refined by golden-section search. Nearest data uses one sgemm per grid time (float32 inner products).
+///
+/// - Parameters:
+///   - t: [num_times] the trajectory's times in `convention` (from `mixflow_sampler_timesteps`), in [0, 1].
+///   - trajectory: [num_times, batch, dim] (from `mixflow_sample`). noise: [batch, dim], the starting noise x0.
+///   - data: [num_data, dim]; required for NEAREST_DATA and NOISE_LEVEL, otherwise may be NULL.
+///   - out_t: [num_times] the times in the paper's convention. out_m: [batch, num_times].
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN/Inf, t outside
+///   [0, 1], sizes beyond 2^31 − 1 for the BLAS call).
+@c public func mixflow_slow_flow_measure(
+    _ reference: mixflow_slow_flow_reference, _ path: mixflow_path, _ convention: mixflow_convention,
+    _ t: UnsafePointer<Double>?, _ num_times: Int64, _ trajectory: UnsafePointer<Float>?, _ noise: UnsafePointer<Float>?,
+    _ batch: Int64, _ dim: Int64, _ data: UnsafePointer<Float>?, _ num_data: Int64,
+    _ out_t: UnsafeMutablePointer<Double>?, _ out_m: UnsafeMutablePointer<Double>?
+) -> mixflow_status {
+    capi("mixflow_slow_flow_measure") {
+        let ref = try convertEnum(reference.rawValue, "reference", SlowFlowReference.self)
+        let p = try convertEnum(path.rawValue, "path", InterpolationPath.self)
+        let c = try convertEnum(convention.rawValue, "convention", TimeConvention.self)
+        let k = try dimension(num_times, "num_times")
+        let times = try finiteDoubles(try require(t, "t"), k, "t", range: 0...1)
+        let traj = try require(trajectory, "trajectory"), x0 = try require(noise, "noise")
+        let (b, d, n) = try matrixShape(batch, dim)
+        let total = try checkedCount([num_times, batch, dim], "trajectory")
+        let outT = try require(out_t, "out_t"), outM = try require(out_m, "out_m")
+        var dataCount = 0
+        if ref != .endpoint {
+            guard let data else { throw MixflowError.invalidArgument("data must not be NULL for reference \(ref)") }
+            dataCount = try dimension(num_data, "num_data")
+            let dn = try checkedCount([num_data, dim], "data")
+            try requireFinite(UnsafeBufferPointer(start: data, count: dn), "data")
+            guard num_data < Int64(Int32.max), batch < Int64(Int32.max), dim < Int64(Int32.max) else {
+                throw MixflowError.invalidArgument("num_data, batch and dim must be < 2^31 for the BLAS call")
+            }
+        }
+        try requireFinite(UnsafeBufferPointer(start: traj, count: total), "trajectory")
+        try requireFinite(UnsafeBufferPointer(start: x0, count: n), "noise")
+        let r = try SlowFlow.measure(reference: ref, path: p, convention: c, times: times, trajectory: traj, noise: x0,
+                                     batch: b, dim: d, data: ref == .endpoint ? nil : data, numData: dataCount)
+        for i in 0..<k { outT[i] = r.t[i] }
+        for i in 0..<(b * k) { outM[i] = r.m[i] }
+    }
+}
+
+/// Per-grid-time statistics of a measurement: `MIXFLOW_SLOW_FLOW_NUM_COLUMNS` values per time (see the macro).
+///
+/// - Parameters: t: [num_times] paper-convention times in [0, 1]; m: [batch, num_times] in [0, 1];
+///   out_stats: [num_times, MIXFLOW_SLOW_FLOW_NUM_COLUMNS].
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf, values outside [0, 1]).
+@c public func mixflow_slow_flow_stats(
+    _ t: UnsafePointer<Double>?, _ m: UnsafePointer<Double>?, _ batch: Int64, _ num_times: Int64,
+    _ out_stats: UnsafeMutablePointer<Double>?
+) -> mixflow_status {
+    capi("mixflow_slow_flow_stats") {
+        let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
+        let out = try require(out_stats, "out_stats")
+        let rows = SlowFlowStatistics(t: times, m: ms, batch: b).rows
+        for (i, row) in rows.enumerated() { for (j, v) in row.enumerated() { out[i * row.count + j] = v } }
+    }
+}
+
+/// The γ whose MixFlow mixture interval [(1 − γ)t, t] covers `coverage` of the measured slowed times, pooled
+/// over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
+/// (0 when nothing is slowed). See README "Choosing γ from the Slow Flow".
+///
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN, coverage outside (0, 1],
+///   no grid time with t > 0).
+@c public func mixflow_slow_flow_suggest_gamma(
+    _ t: UnsafePointer<Double>?, _ m: UnsafePointer<Double>?, _ batch: Int64, _ num_times: Int64,
+    _ coverage: Double, _ out_gamma: UnsafeMutablePointer<Double>?
+) -> mixflow_status {
+    capi("mixflow_slow_flow_suggest_gamma") {
+        let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
+        let out = try require(out_gamma, "out_gamma")
+        out.pointee = try SlowFlowStatistics.suggestGamma(t: times, m: ms, batch: b, coverage: coverage)
+    }
+}
+
+/// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.
+@c public func mixflow_slow_flow_export(
+    _ path: UnsafePointer<CChar>?, _ format: mixflow_export_format, _ reference: mixflow_slow_flow_reference,
+    _ t: UnsafePointer<Double>?, _ m: UnsafePointer<Double>?, _ batch: Int64, _ num_times: Int64
+) -> mixflow_status {
+    capi("mixflow_slow_flow_export") {
+        let file = try string(path, "path")
+        let ref = try convertEnum(reference.rawValue, "reference", SlowFlowReference.self)
+        guard format.rawValue <= 1 else { throw MixflowError.invalidArgument("format has unknown value \(Int32(bitPattern: format.rawValue))") }
+        let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
+        let stats = SlowFlowStatistics(t: times, m: ms, batch: b)
+        let names = ["endpoint", "nearest_data", "noise_level"]
+        let text = format == MIXFLOW_EXPORT_CSV ? stats.csv() : stats.json(reference: names[Int(ref.rawValue)])
+        try AtomicFile.write(to: file) { try $0.write(text) }
+    }
+}
+
+private func slowFlowInputs(_ t: UnsafePointer<Double>?, _ m: UnsafePointer<Double>?, _ batch: Int64,
+                            _ numTimes: Int64) throws -> ([Double], [Double], Int) {
+    let tp = try require(t, "t"), mp = try require(m, "m")
+    let k = try dimension(numTimes, "num_times")
+    let (b, _, n) = try matrixShape(batch, numTimes)
+    return (try finiteDoubles(tp, k, "t", range: 0...1), try finiteDoubles(mp, n, "m", range: 0...1), b)
+}
+
+// MARK: - Samples as ADM .npz
+
+/// Converts decoded images to uint8 with a codebase's rule (SiT: clamp(127.5x + 128), RAE: clamp(x, 0, 1)·255,
+/// REPA: clamp(255(x + 1)/2); all truncated) and NCHW → NHWC.
+///
+/// - Parameters: x: [batch, channels, height, width]; out: [batch, height, width, channels] uint8.
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown convention).
+@c public func mixflow_samples_to_uint8(
+    _ convention: mixflow_convention, _ x: UnsafePointer<Float>?, _ batch: Int64, _ channels: Int64, _ height: Int64,
+    _ width: Int64, _ out: UnsafeMutablePointer<UInt8>?
+) -> mixflow_status {
+    capi("mixflow_samples_to_uint8") {
+        let c = try convertEnum(convention.rawValue, "convention", TimeConvention.self)
+        let x = try require(x, "x"), out = try require(out, "out")
+        _ = try checkedCount([batch, channels, height, width], "x")
+        ImageQuantization.toNHWC(x, n: Int(batch), c: Int(channels), h: Int(height), w: Int(width), convention: c, out: out)
+    }
+}
+
+/// Writes uint8 images [batch, height, width, channels] as an ADM-suite `.npz` (`arr_0`, stored zip with
+/// Zip64 records like `numpy.savez`), atomically (temporary file in the same folder, fsync, rename).
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size) or `MIXFLOW_ERR_IO` (with the path).
+@c public func mixflow_samples_write_npz(
+    _ path: UnsafePointer<CChar>?, _ images: UnsafePointer<UInt8>?, _ batch: Int64, _ height: Int64, _ width: Int64,
+    _ channels: Int64
+) -> mixflow_status {
+    capi("mixflow_samples_write_npz") {
+        let file = try string(path, "path")
+        let images = try require(images, "images")
+        _ = try checkedCount([batch, height, width, channels], "images")
+        try NPZWriter.write(path: file, shape: [Int(batch), Int(height), Int(width), Int(channels)]) { offset, buffer in
+            buffer.baseAddress!.update(from: images + offset, count: buffer.count)
+        }
+    }
+}

@@ -1,0 +1,217 @@
+"""Sampling with any Python model: SiT / RAE / REPA grids and integrators, guidance, exposure-bias baselines.
+
+The model is a Python callable ``model_fn(x, t, y) -> array like x`` called synchronously from the library on
+the calling thread (``x`` [B, ...] and ``t`` [B] float32 in the model's own convention, ``y`` int32 [B] or None).
+``x`` is a read-only view of the library's buffer, valid only during the call: copy it if you keep it.
+An exception raised by ``model_fn`` stops sampling and is re-raised by ``sample`` after the C call returns.
+"""
+from __future__ import annotations
+
+import ctypes
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _lib
+from . import _types as T
+from ._lib import check, fptr, lib
+from .errors import CallbackError
+from .transport import _CONVENTIONS, _PATHS, _PREDICTIONS, _choice, as_float32
+
+_METHODS = {"euler": T.SamplerMethod.EULER, "heun": T.SamplerMethod.HEUN, "midpoint": T.SamplerMethod.MIDPOINT,
+            "rk4": T.SamplerMethod.RK4, "dopri5": T.SamplerMethod.DOPRI5, "sde_euler": T.SamplerMethod.SDE_EULER,
+            "sde_heun": T.SamplerMethod.SDE_HEUN}
+_DIFFUSION = {"sigma": T.DiffusionForm.SIGMA, "linear": T.DiffusionForm.LINEAR, "sbdm": T.DiffusionForm.SBDM,
+              "decreasing": T.DiffusionForm.DECREASING, "increasing_decreasing": T.DiffusionForm.INCREASING_DECREASING}
+_LAST = {None: T.LastStep.NONE, "none": T.LastStep.NONE, "mean": T.LastStep.MEAN, "euler": T.LastStep.EULER,
+         "tweedie": T.LastStep.TWEEDIE}
+_GUIDANCE = {"none": T.Guidance.NONE, "cfg": T.Guidance.CFG, "auto": T.Guidance.AUTO}
+
+
+@dataclass
+class SampleResult:
+    """``x``: the samples; ``t``: [K] trajectory times (model convention); ``trajectory``: [K, B, ...] or None;
+    ``nfe``: drift evaluations."""
+    x: np.ndarray
+    t: np.ndarray
+    trajectory: np.ndarray | None
+    nfe: int
+
+
+class Sampler:
+    """A configured sampler (see ``mixflow_sampler_params`` in mixflow_types.h for every option)."""
+
+    def __init__(self, method="heun", steps=50, convention="sit", path="linear", prediction="velocity", *,
+                 seed=0, sample_eps=None, time_shift=1.0, atol=1e-6, rtol=1e-3, diffusion_form="sigma",
+                 diffusion_norm=1.0, last_step="mean", last_step_size=0.04, guidance="none", cfg_scale=1.0,
+                 null_class=1000, channels=0, guided_channels=0, guidance_interval=(0.0, 1.0), eps_scale=(1.0, 0.0),
+                 query_shift=(0.0, 0.0)):
+        p = T.SamplerParams()
+        check(lib.mixflow_sampler_default_params(ctypes.byref(p), ctypes.sizeof(p)))
+        p.method = _choice(_METHODS, method, "method")
+        p.num_steps = int(steps)
+        p.convention = _choice(_CONVENTIONS, convention, "convention")
+        p.path = _choice(_PATHS, path, "path")
+        p.prediction = _choice(_PREDICTIONS, prediction, "prediction")
+        p.seed = int(seed)
+        p.sample_eps = -1.0 if sample_eps is None else sample_eps
+        p.time_shift, p.atol, p.rtol = time_shift, atol, rtol
+        p.diffusion_form = _choice(_DIFFUSION, diffusion_form, "diffusion_form")
+        p.diffusion_norm = diffusion_norm
+        p.last_step = _choice(_LAST, last_step, "last_step")
+        p.last_step_size = last_step_size
+        p.guidance = _choice(_GUIDANCE, guidance, "guidance")
+        p.guidance_scale = cfg_scale
+        p.null_class, p.channels, p.guided_channels = null_class, channels, guided_channels
+        p.guidance_t_min, p.guidance_t_max = guidance_interval
+        p.eps_scale_base, p.eps_scale_slope = eps_scale
+        p.query_shift_constant, p.query_shift_proportional = query_shift
+        handle = _lib.SA()
+        check(lib.mixflow_sampler_create(ctypes.byref(p), ctypes.byref(handle)))
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, lib.mixflow_sampler_free, handle)
+
+    @property
+    def _ptr(self):
+        if not self._finalizer.alive:
+            raise ValueError("this Sampler has been closed")
+        return self._handle
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def timesteps(self) -> np.ndarray:
+        """[K] model-convention times of the trajectory points (point 0 is the noise)."""
+        count = ctypes.c_int64()
+        check(lib.mixflow_sampler_timesteps(self._ptr, None, 0, ctypes.byref(count)))
+        out = np.empty(count.value, np.float64)
+        check(lib.mixflow_sampler_timesteps(self._ptr, out.ctypes.data_as(_lib.DP), count.value, ctypes.byref(count)))
+        return out
+
+    def sample(self, model_fn, noise, y=None, *, guide_fn=None, trajectory=False, first_sample=0) -> SampleResult:
+        noise = as_float32(noise, "noise")
+        batch = noise.shape[0]
+        dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
+        labels = None
+        if y is not None:
+            labels = np.ascontiguousarray(y, dtype=np.int32)
+            if labels.shape != (batch,):
+                raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        times = self.timesteps
+        out = np.empty_like(noise)
+        traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
+        errors: list[BaseException] = []
+        cb = _callback(model_fn, noise.shape[1:], errors, "model_fn")
+        gcb = _callback(guide_fn, noise.shape[1:], errors, "guide_fn") if guide_fn is not None else T.MODEL_FN()
+        nfe = ctypes.c_int64()
+        status = lib.mixflow_sample(self._ptr, cb, None, gcb, None, fptr(noise), batch, dim,
+                                    None if labels is None else labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                    first_sample, fptr(out), fptr(traj), ctypes.byref(nfe))
+        if errors:
+            # The Python exception is the real cause; the library's message (step, time) is attached as context.
+            message = lib.mixflow_last_error().decode("utf-8", "replace")
+            raise errors[0] from CallbackError(message, status)
+        check(status)
+        return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
+
+    def sample_model(self, model, noise, y=None, *, guide_model=None, trajectory=False, first_sample=0) -> SampleResult:
+        """Samples with a native ``mixflow.Model`` (no Python callback); ``y=None`` is unconditional."""
+        noise = as_float32(noise, "noise")
+        batch = noise.shape[0]
+        dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
+        labels = None if y is None else np.ascontiguousarray(y, dtype=np.int32)
+        if labels is not None and labels.shape != (batch,):
+            raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        times = self.timesteps
+        out = np.empty_like(noise)
+        traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
+        nfe = ctypes.c_int64()
+        check(lib.mixflow_sample_model(self._ptr, model._ptr, None if guide_model is None else guide_model._ptr,
+                                       fptr(noise), batch, dim,
+                                       None if labels is None else labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                       first_sample, fptr(out), fptr(traj), ctypes.byref(nfe)))
+        return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
+
+    def step(self, model_output, index: int, x, first_sample: int = 0) -> np.ndarray:
+        """One step for callers that keep the model loop (euler and sde_euler only)."""
+        x = as_float32(x, "x")
+        model_output = as_float32(model_output, "model_output")
+        if model_output.shape != x.shape:
+            raise ValueError(f"model_output has shape {model_output.shape}, x has shape {x.shape}")
+        out = np.empty_like(x)
+        dim = int(np.prod(x.shape[1:], dtype=np.int64)) if x.ndim > 1 else 1
+        check(lib.mixflow_sampler_step(self._ptr, fptr(model_output), index, fptr(x), x.shape[0], dim, first_sample,
+                                       fptr(out)))
+        return out
+
+
+def _callback(fn, tail: tuple, errors: list, name: str):
+    """A CFUNCTYPE that calls ``fn`` with numpy views; any exception is stored and turned into status 1."""
+    def trampoline(_user, batch, dim, x, t, y, out):
+        try:
+            xs = np.ctypeslib.as_array(x, shape=(batch, dim)).reshape((batch,) + tuple(tail))
+            xs.flags.writeable = False
+            ts = np.ctypeslib.as_array(t, shape=(batch,))
+            ts.flags.writeable = False
+            ys = np.ctypeslib.as_array(y, shape=(batch,)) if y else None
+            result = np.asarray(fn(xs, ts, ys), dtype=np.float32)
+            if result.shape != xs.shape:
+                raise ValueError(f"{name} returned shape {result.shape}, expected {xs.shape}")
+            np.ctypeslib.as_array(out, shape=(batch, dim))[:] = result.reshape(batch, dim)
+            return 0
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller after the C call returns
+            errors.append(e)
+            return 1
+    return T.MODEL_FN(trampoline)
+
+
+def sample(model_fn, noise, method="heun", steps=50, convention="sit", path="linear", prediction="velocity",
+           y=None, cfg_scale=1.0, seed=0, trajectory=False, *, guide_fn=None, guidance=None, guided_channels=0,
+           return_nfe=False, first_sample=0, **options):
+    """Samples from ``noise`` [B, ...] with ``model_fn``. Returns the samples, or a ``SampleResult`` when
+    ``trajectory`` or ``return_nfe`` is set. Guidance: CFG when ``cfg_scale != 1`` (needs ``y``; the null class
+    is ``null_class=1000``), autoguidance when ``guide_fn`` is given; ``guided_channels=3`` is SiT's rule.
+    Other keyword options are those of ``Sampler``."""
+    noise = as_float32(noise, "noise")
+    if guidance is None:
+        guidance = "auto" if guide_fn is not None else ("cfg" if cfg_scale != 1.0 else "none")
+    channels = options.pop("channels", noise.shape[1] if noise.ndim >= 3 else 0)
+    sampler = Sampler(method, steps, convention, path, prediction, seed=seed, guidance=guidance, cfg_scale=cfg_scale,
+                      guided_channels=guided_channels, channels=channels if guided_channels else 0, **options)
+    with sampler:
+        result = sampler.sample(model_fn, noise, y, guide_fn=guide_fn, trajectory=trajectory, first_sample=first_sample)
+    return result if (trajectory or return_nfe) else result.x
+
+
+def to_uint8(x, convention="sit") -> np.ndarray:
+    """Decoded images [B, C, H, W] float → [B, H, W, C] uint8 with the codebase's rule (SiT clamp(127.5x+128);
+    RAE clamp(x,0,1)·255; REPA clamp(255(x+1)/2); truncation)."""
+    x = as_float32(x, "x")
+    if x.ndim != 4:
+        raise ValueError(f"x must be [B, C, H, W], got shape {x.shape}")
+    b, c, h, w = x.shape
+    out = np.empty((b, h, w, c), np.uint8)
+    check(lib.mixflow_samples_to_uint8(_choice(_CONVENTIONS, convention, "convention"), fptr(x), b, c, h, w,
+                                       out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+    return out
+
+
+def save_npz(path, images, convention="sit") -> None:
+    """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
+    or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = to_uint8(images, convention)
+    images = np.ascontiguousarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be [N, H, W, C] uint8, got shape {images.shape}")
+    n, h, w, c = images.shape
+    check(lib.mixflow_samples_write_npz(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), n, h, w, c))

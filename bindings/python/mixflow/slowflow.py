@@ -1,0 +1,121 @@
+"""The Slow Flow diagnostic: how far behind the ground-truth interpolation a sampler's states are, and the
+MixFlow γ this suggests. Times are in the paper's convention (0 = noise, 1 = data) whatever the model's."""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _lib
+from . import _types as T
+from ._lib import check, fptr, lib
+from .sampler import sample as _sample
+from .transport import _CONVENTIONS, _PATHS, _choice, as_float32
+
+_REFERENCES = {"endpoint": T.SlowFlowReference.ENDPOINT, "nearest_data": T.SlowFlowReference.NEAREST_DATA,
+               "noise_level": T.SlowFlowReference.NOISE_LEVEL}
+COLUMNS = ["t", "mean_m", "q05_m", "q25_m", "q50_m", "q75_m", "q95_m", "mean_ratio", "q05_ratio", "q25_ratio",
+           "q50_ratio", "q75_ratio", "q95_ratio", "frac_m_le_t"]
+
+
+def _dp(a: np.ndarray):
+    return a.ctypes.data_as(_lib.DP)
+
+
+@dataclass
+class SlowFlow:
+    """``t`` [K] grid times and ``m`` [B, K] nearest ground-truth times, both in the paper's convention;
+    ``reference`` the definition used; ``samples`` the generated samples; ``nfe`` the sampler's NFE."""
+    t: np.ndarray
+    m: np.ndarray
+    reference: str
+    samples: np.ndarray | None = None
+    nfe: int = 0
+
+    @property
+    def stats(self) -> dict[str, np.ndarray]:
+        """Per grid time: t, mean and 5/25/50/75/95 % quantiles of m and of m/t (NaN at t = 0), fraction m ≤ t."""
+        t, m = np.ascontiguousarray(self.t, np.float64), np.ascontiguousarray(self.m, np.float64)
+        out = np.empty((len(t), T.SLOW_FLOW_NUM_COLUMNS), np.float64)
+        check(lib.mixflow_slow_flow_stats(_dp(t), _dp(m), m.shape[0], len(t), _dp(out)))
+        return {name: out[:, i] for i, name in enumerate(COLUMNS)}
+
+    def _export(self, path, fmt) -> None:
+        t, m = np.ascontiguousarray(self.t, np.float64), np.ascontiguousarray(self.m, np.float64)
+        check(lib.mixflow_slow_flow_export(str(path).encode(), int(fmt), int(_REFERENCES[self.reference]), _dp(t), _dp(m),
+                                           m.shape[0], len(t)))
+
+    def to_csv(self, path) -> None:
+        self._export(path, T.ExportFormat.CSV)
+
+    def to_json(self, path) -> None:
+        self._export(path, T.ExportFormat.JSON)
+
+    def plot(self, path=None, ax=None):
+        """A figure like the paper's Figure 1: median m against t with 5–95 % and 25–75 % bands and the
+        diagonal m = t (no slowdown). Saves a PNG when ``path`` is given. Needs matplotlib."""
+        try:
+            import matplotlib
+            if path is not None and ax is None:
+                matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("SlowFlow.plot needs matplotlib (pip install matplotlib)") from e
+        s = self.stats
+        fig = None
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.fill_between(s["t"], s["q05_m"], s["q95_m"], alpha=0.2, label="5–95 %")
+        ax.fill_between(s["t"], s["q25_m"], s["q75_m"], alpha=0.4, label="25–75 %")
+        ax.plot(s["t"], s["q50_m"], label="median m")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="m = t")
+        ax.set_xlabel("sampling time t (0 = noise, 1 = data)")
+        ax.set_ylabel("nearest ground-truth time m")
+        ax.set_title(f"Slow Flow ({self.reference})")
+        ax.legend(loc="upper left")
+        if path is not None and fig is not None:
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+            plt.close(fig)
+        return ax
+
+
+def measure(trajectory, t, noise, reference="endpoint", data=None, path="linear", convention="sit") -> SlowFlow:
+    """Slow Flow of an existing trajectory [K, B, ...] at model-convention times ``t`` [K] from ``noise`` [B, ...]."""
+    traj = as_float32(trajectory, "trajectory")
+    noise = as_float32(noise, "noise")
+    t = np.ascontiguousarray(t, np.float64)
+    k, b = traj.shape[0], noise.shape[0]
+    dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
+    if traj.shape[1:] != noise.shape or t.shape != (k,):
+        raise ValueError(f"trajectory must be [K, *noise.shape] with t [K]; got {traj.shape}, {noise.shape}, {t.shape}")
+    ref = _choice(_REFERENCES, reference, "reference")
+    d = None if data is None else as_float32(data, "data").reshape(-1, dim)
+    out_t, out_m = np.empty(k, np.float64), np.empty((b, k), np.float64)
+    check(lib.mixflow_slow_flow_measure(ref, _choice(_PATHS, path, "path"), _choice(_CONVENTIONS, convention, "convention"),
+                                        _dp(t), k, fptr(traj), fptr(noise), b, dim, fptr(d), 0 if d is None else d.shape[0],
+                                        _dp(out_t), _dp(out_m)))
+    return SlowFlow(t=out_t, m=out_m, reference=reference)
+
+
+slow_flow_measure = measure
+
+
+def slow_flow(model_fn, noise, steps=50, method="euler", convention="sit", reference="endpoint", data=None,
+              path="linear", **sample_options) -> SlowFlow:
+    """Runs the sampler with its trajectory and measures the Slow Flow under ``reference``
+    ("endpoint", "nearest_data" or "noise_level"; the last two need ``data`` [N, ...])."""
+    result = _sample(model_fn, noise, method=method, steps=steps, convention=convention, path=path, trajectory=True,
+                     **sample_options)
+    sf = measure(result.trajectory, result.t, noise, reference=reference, data=data, path=path, convention=convention)
+    sf.samples, sf.nfe = result.x, result.nfe
+    return sf
+
+
+def suggest_gamma(sf: SlowFlow, coverage: float = 0.95) -> float:
+    """The smallest γ whose mixture interval [(1 − γ)t, t] covers ``coverage`` of the measured slowed times
+    (pooled over samples and t > 0; 0 when nothing is slowed)."""
+    t, m = np.ascontiguousarray(sf.t, np.float64), np.ascontiguousarray(sf.m, np.float64)
+    out = ctypes.c_double()
+    check(lib.mixflow_slow_flow_suggest_gamma(_dp(t), _dp(m), m.shape[0], len(t), float(coverage), ctypes.byref(out)))
+    return out.value

@@ -1,0 +1,197 @@
+"""Samplers, Slow Flow and the ADM .npz writer through ctypes, against numpy references written from SPEC §4."""
+import numpy as np
+import pytest
+
+import mixflow
+from mixflow import CallbackError, InvalidArgument, Unsupported
+
+
+def gaussian_velocity(mu, s):
+    """Exact SiT-convention velocity of N(mu, s²) data on the Linear path (see SamplerTestSupport.swift)."""
+    def v(x, t):
+        t = t.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float64)
+        var = t * t * s * s + (1 - t) ** 2
+        return mu + (t * s * s - (1 - t)) / var * (x - t * mu)
+    return v
+
+
+def test_heun_reaches_the_exact_gaussian_sample():
+    mu, s = 1.0, 0.5
+    v = gaussian_velocity(mu, s)
+    z = np.random.default_rng(0).standard_normal((16, 2, 3, 3)).astype(np.float32)
+    x = mixflow.sample(lambda x, t, y: v(x, t), z, method="heun", steps=100)  # heun2 error ~ h²: 7e-5 here
+    assert x.shape == z.shape and x.dtype == np.float32
+    np.testing.assert_allclose(x, mu + s * z, atol=2e-4)
+
+
+def test_rae_convention_receives_its_own_time_and_ends_at_the_shifted_grid():
+    mu, s = -0.5, 0.8
+    v = gaussian_velocity(mu, s)
+    seen = []
+
+    def model(x, t, y):
+        seen.append(t.copy())
+        return -v(x, 1 - t)  # RAE velocity at τ is minus the SiT velocity at 1 − τ
+    z = np.random.default_rng(1).standard_normal((8, 4)).astype(np.float32)
+    r = mixflow.sample(model, z, method="euler", steps=50, convention="rae", time_shift=np.sqrt(48), trajectory=True)
+    assert r.nfe == 49 and len(seen) == 49 and seen[0][0] == 1.0
+    np.testing.assert_allclose(r.t[[0, 1, 2, -3, -2, -1]], [1.0, 0.997005, 0.993902, 0.231979, 0.131505, 0.006887], atol=1.5e-6)
+    assert r.trajectory.shape == (50, 8, 4)
+    np.testing.assert_array_equal(r.trajectory[0], z)
+
+
+def numpy_fixed_grid(f, x, grid, method):
+    """torchdiffeq fixed-grid steps (SPEC §4.1) in float64."""
+    x = x.astype(np.float64)
+    for t0, t1 in zip(grid[:-1], grid[1:]):
+        h = t1 - t0
+        if method == "euler":
+            x = x + h * f(x, t0)
+        elif method == "heun":
+            k1 = f(x, t0)
+            x = x + h * (k1 + f(x + h * k1, t1)) / 2
+        elif method == "rk4":  # torchdiffeq rk4_alt_step_func (3/8 rule)
+            k1 = f(x, t0)
+            k2 = f(x + h * k1 / 3, t0 + h / 3)
+            k3 = f(x + h * (k2 - k1 / 3), t0 + 2 * h / 3)
+            k4 = f(x + h * (k1 - k2 + k3), t1)
+            x = x + h * (k1 + 3 * (k2 + k3) + k4) / 8
+    return x
+
+
+@pytest.mark.parametrize("method", ["euler", "heun", "rk4"])
+def test_fixed_grid_steps_match_numpy(method):
+    f = lambda x, t: np.sin(x) * t + 0.5  # noqa: E731
+    z = np.array([[0.3, -1.2, 2.0], [0.7, -0.1, 1.1]], np.float32)
+    x = mixflow.sample(lambda x, t, y: f(x, t[:, None]), z, method=method, steps=6)
+    np.testing.assert_allclose(x, numpy_fixed_grid(f, z, np.linspace(0, 1, 6), method), atol=3e-6)
+
+
+def test_repa_heun_skips_the_last_corrector():
+    f = lambda x, t: np.cos(x) - t  # noqa: E731
+    z = np.array([[0.4, -0.9]], np.float32)
+    r = mixflow.sample(lambda x, t, y: f(x, t[:, None]), z, method="heun", steps=4, convention="repa", return_nfe=True)
+    g = np.linspace(1, 0, 5)
+    x = z.astype(np.float64)
+    for i in range(4):
+        h, d = g[i + 1] - g[i], f(x, g[i])
+        x = x + h * (d + f(x + h * d, g[i + 1])) / 2 if i < 3 else x + h * d
+    assert r.nfe == 7
+    np.testing.assert_allclose(r.x, x, atol=3e-6)
+
+
+def test_sit_cfg_guides_the_first_three_channels_only():
+    def model(x, t, y):
+        out = np.zeros_like(x)
+        out[y == 1000] = -1.0                      # unconditional
+        out[y != 1000] = np.arange(4)[None, :, None, None]   # conditional: channel index
+        return out
+    z = np.zeros((2, 4, 2, 2), np.float32)
+    x = mixflow.sample(model, z, method="euler", steps=2, y=[3, 4], cfg_scale=1.5, guided_channels=3)
+    expected = np.array([-1 + 1.5 * (c + 1) for c in range(3)] + [3.0])   # one Euler step of size 1
+    np.testing.assert_allclose(x, np.broadcast_to(expected[None, :, None, None], x.shape), atol=1e-6)
+    with pytest.raises(InvalidArgument, match="y must not be NULL with MIXFLOW_GUIDANCE_CFG"):
+        mixflow.sample(model, z, cfg_scale=1.5)
+
+
+def test_python_exceptions_are_reraised_after_the_call():
+    class Boom(RuntimeError):
+        pass
+    calls = []
+
+    def model(x, t, y):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Boom("model failed")
+        return np.zeros_like(x)
+    z = np.zeros((2, 3), np.float32)
+    with pytest.raises(Boom, match="model failed") as info:
+        mixflow.sample(model, z, method="euler", steps=10)
+    assert isinstance(info.value.__cause__, CallbackError)
+    assert "model returned 1 at step 2" in info.value.__cause__.message
+    with pytest.raises(ValueError, match=r"model_fn returned shape \(2, 2\), expected \(2, 3\)"):
+        mixflow.sample(lambda x, t, y: np.zeros((2, 2)), z, method="euler", steps=3)
+    with pytest.raises(CallbackError, match="non-finite value at step 0"):
+        mixflow.sample(lambda x, t, y: np.full_like(x, np.nan), z, method="euler", steps=3)
+
+
+def test_bad_options_raise_clear_errors():
+    z = np.zeros((1, 2), np.float32)
+    with pytest.raises(ValueError, match="method must be one of"):
+        mixflow.sample(lambda x, t, y: x, z, method="ddim")
+    with pytest.raises(InvalidArgument, match="num_steps must be in"):
+        mixflow.sample(lambda x, t, y: x, z, steps=1)
+    with pytest.raises(Unsupported, match="RAE's SDE sampler"):
+        mixflow.sample(lambda x, t, y: x, z, method="sde_euler", convention="rae")
+
+
+def test_sde_marginal_and_determinism():
+    mu, s = 1.0, 0.5
+    v = gaussian_velocity(mu, s)
+    z = np.random.default_rng(2).standard_normal((8, 1024)).astype(np.float32)
+    a = mixflow.sample(lambda x, t, y: v(x, t), z, method="sde_euler", steps=100, seed=4)
+    b = mixflow.sample(lambda x, t, y: v(x, t), z, method="sde_euler", steps=100, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert abs(a.mean() - mu) < 0.03 and abs(a.std() - s) < 0.03
+
+
+def test_step_wise_loop_reproduces_sample():
+    v = gaussian_velocity(0.2, 0.7)
+    z = np.random.default_rng(3).standard_normal((3, 5)).astype(np.float32)
+    whole = mixflow.sample(lambda x, t, y: v(x, t), z, method="sde_euler", steps=6, seed=1)
+    with mixflow.Sampler("sde_euler", 6, seed=1) as sampler:
+        times = sampler.timesteps
+        x = z
+        for i in range(len(times) - 1):
+            x = sampler.step(v(x, np.full(3, times[i], np.float32)).astype(np.float32), i, x)
+    np.testing.assert_array_equal(x, whole)
+
+
+def test_slow_flow_recovers_a_known_slowdown_and_gamma(tmp_path):
+    rng = np.random.default_rng(5)
+    b, d, c = 6, 32, 0.7
+    x0 = rng.standard_normal((b, d)).astype(np.float32)
+    x1 = (2 * rng.standard_normal((b, d)) + 0.5).astype(np.float32)
+    model = lambda x, t, y: c * (x1 - x0)  # noqa: E731 - trajectory x0 + c·t·(x1 − x0) = x_{c t}
+    decoys = (3 * rng.standard_normal((30, d)) - 4).astype(np.float32)
+    sf = mixflow.slow_flow(model, x0, steps=11, reference="nearest_data", data=np.concatenate([x1, decoys]))
+    np.testing.assert_allclose(sf.m, np.broadcast_to(c * sf.t[None, :], sf.m.shape), atol=1e-5)
+    assert abs(mixflow.suggest_gamma(sf) - (1 - c)) < 1e-5
+    assert sf.stats["frac_m_le_t"][1:].min() == 1.0   # at t = 0, round-off can put m a hair above 0
+    end = mixflow.slow_flow(model, x0, steps=11, reference="endpoint")
+    assert mixflow.suggest_gamma(end) < 1e-5   # against its own end point the flow runs on time
+    sf.to_csv(tmp_path / "sf.csv")
+    sf.to_json(tmp_path / "sf.json")
+    assert (tmp_path / "sf.csv").read_text().startswith("t,mean_m,")
+    import json
+    assert json.loads((tmp_path / "sf.json").read_text())["reference"] == "nearest_data"
+    pytest.importorskip("matplotlib")
+    sf.plot(tmp_path / "sf.png")
+    assert (tmp_path / "sf.png").stat().st_size > 1000
+
+
+def test_npz_is_readable_by_numpy_with_each_uint8_rule(tmp_path):
+    x = np.random.default_rng(6).uniform(-1.2, 1.2, (3, 3, 4, 5)).astype(np.float32)
+    rules = {"sit": np.clip(127.5 * x + 128, 0, 255), "rae": np.clip(x, 0, 1) * 255,
+             "repa": np.clip(255 * (x + 1) / 2, 0, 255)}
+    for convention, ref in rules.items():
+        u8 = mixflow.to_uint8(x, convention)
+        np.testing.assert_array_equal(u8, ref.astype(np.uint8).transpose(0, 2, 3, 1))
+    path = tmp_path / "samples.npz"
+    mixflow.save_npz(path, x, "sit")
+    with np.load(path) as f:
+        assert list(f.keys()) == ["arr_0"]
+        np.testing.assert_array_equal(f["arr_0"], mixflow.to_uint8(x, "sit"))
+
+
+def test_native_model_sampling_equals_the_python_callback_route():
+    from test_model import randomize, tiny
+    m = tiny()
+    randomize(m, seed=3)
+    z = np.random.default_rng(7).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = np.array([1, 4], np.int32)
+    with mixflow.Sampler("heun", 5, guidance="cfg", cfg_scale=2.0, null_class=5) as s:
+        native = s.sample_model(m, z, y)
+        via_python = s.sample(lambda x, t, yy: m.forward(x, t, yy), z, y)
+    np.testing.assert_array_equal(native.x, via_python.x)
+    assert native.nfe == via_python.nfe == 8
