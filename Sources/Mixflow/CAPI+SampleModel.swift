@@ -3,24 +3,6 @@ import MixflowCore
 import MixflowMethod
 import MixflowModels
 
-/// A native libmixflow model as a sampler model: no callback, no copy of the model output. Labels are
-/// validated once by `mixflow_sample_model`; a NULL `y` means unconditional (the null class).
-final class NativeSamplerModel: SamplerModel {
-    let model: SiTModel
-    var nullLabels: [Int32] = []
-    init(_ model: SiTModel) { self.model = model }
-
-    func evaluate(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>?, batch: Int, dim: Int,
-                  out: UnsafeMutablePointer<Float>) throws {
-        if let y {
-            try model.forward(x: x, t: t, y: y, batch: batch, out: out)
-            return
-        }
-        if nullLabels.count < batch { nullLabels = [Int32](repeating: Int32(model.config.numClasses), count: batch) }
-        try nullLabels.withUnsafeBufferPointer { try model.forward(x: x, t: t, y: $0.baseAddress!, batch: batch, out: out) }
-    }
-}
-
 /// Samples with a native model (`mixflow_model`) instead of a callback; otherwise exactly `mixflow_sample`
 /// (same grids, integrators, guidance, baselines, noise keys, NFE). The model predicts what
 /// `params->prediction` says, in `params->convention` (a SiT trained by libmixflow's transport: velocity in
