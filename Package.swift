@@ -19,6 +19,8 @@ let package = Package(
         // The per-thread last-error buffer of the C layer (private: mfx_* symbols are not exported).
         .target(name: "MixflowTLS", path: "Sources/MixflowTLS"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // ---- data and evaluation: system zlib for .gz IDX files (zlib1g-dev, in scripts/install-deps.sh) ----
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Tensors-free numerics: errors, counter-based randomness, parallel loops, SIMD kernels, BLAS.
         .target(name: "MixflowCore", dependencies: ["CBLAS"]),
         // The method: paths, time conventions and distributions, the MixFlow transport.
@@ -35,10 +37,12 @@ let package = Package(
         // File formats: validated ONNX tensor I/O (external data included), atomic writes; SiT <-> ONNX
         // (checkpoint import/export and the runnable forward graph), hence the dependency on MixflowModels.
         .target(name: "MixflowIO", dependencies: ["MixflowCore", "MixflowModels", "OnnxShim"]),
+        // ---- data and evaluation: IDX reader, the Fashion-MNIST feature net, FD / KID / conditional accuracy ----
+        .target(name: "MixflowEval", dependencies: ["MixflowCore", "CBLAS", "CZlib"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
-            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO"],
+            dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval"],
             linkerSettings: [.unsafeFlags([
                 "-Xlinker", "-soname=libmixflow.so",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
@@ -53,6 +57,7 @@ let package = Package(
         .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
         .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim", "MixflowModels"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
+        .testTarget(name: "MixflowEvalTests", dependencies: ["MixflowEval", "MixflowCore"]),
     ],
     // Swift 5 mode: the kernels share raw pointers across worker threads by design (disjoint ranges),
     // which Swift 6's Sendable checking cannot express without wrappers on every pointer.

@@ -335,6 +335,194 @@ extern "C" {
 /// The ABI version of this library; a caller built with a different <code>MIXFLOW_ABI_VERSION</code> must not use it.
 SWIFT_EXTERN uint32_t mixflow_abi_version(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Conditional accuracy: the fraction of images the network assigns to their label. For class-conditional
+/// samples, pass the classes they were generated for; on the real test set this is the test accuracy.
+/// \param images [n, dim], finite, in [-1, 1]. labels: [n], each in [0, num_classes). n: > 0.
+///
+/// \param out_accuracy receives a value in [0, 1].
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf, label out of range) or
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_featnet_accuracy(mixflow_featnet * _Nullable net, float const * _Nullable images, int32_t const * _Nullable labels, int64_t n, int64_t dim, double * _Nullable out_accuracy) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Classifies <code>n</code> images: the logits and/or the predicted class (argmax; ties go to the lowest index).
+/// \param images [n, dim], finite, in [-1, 1]. n: > 0. dim: the network’s input size.
+///
+/// \param out_logits [n, num_classes], may be NULL. out_classes: [n], may be NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_featnet_classify(mixflow_featnet * _Nullable net, float const * _Nullable images, int64_t n, int64_t dim, float * _Nullable out_logits, int32_t * _Nullable out_classes) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Computes the features (the penultimate ReLU activations) of <code>n</code> images: im2col + sgemm in chunks of 32
+/// images spread over all cores (libmixflow’s own threads; OpenBLAS itself runs single-threaded). The result
+/// does not depend on the thread count or on how a set is split into calls.
+/// \param images [n, dim], finite, scaled to [-1, 1] (<code>x / 127.5 - 1</code>, see <code>MIXFLOW_PIXEL_SCALING_SYMMETRIC</code>).
+///
+/// \param n > 0. dim: must equal the network’s input size (784).
+///
+/// \param out_features [n, feature_dim].
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_featnet_features(mixflow_featnet * _Nullable net, float const * _Nullable images, int64_t n, int64_t dim, float * _Nullable out_features) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees a feature network. NULL is a no-op.
+SWIFT_EXTERN void mixflow_featnet_free(mixflow_featnet * _Nullable net) SWIFT_NOEXCEPT;
+
+/// The network’s sizes: input (784 for Fashion-MNIST), feature (128) and class (10) counts; each output
+/// may be NULL.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code> (NULL or another kind of handle).
+SWIFT_EXTERN mixflow_status mixflow_featnet_info(mixflow_featnet * _Nullable net, int64_t * _Nullable out_input_dim, int64_t * _Nullable out_feature_dim, int64_t * _Nullable out_num_classes) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Loads a feature network (the shipped one is share/featnet/fmnist-cnn.mxfnet; its layout is documented
+/// in scripts/train-featnet.py and Sources/MixflowEval/FeatureNet.swift). Free it with <code>mixflow_featnet_free</code>.
+/// \param path UTF-8 file path. out: receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL), <code>MIXFLOW_ERR_IO</code> or <code>MIXFLOW_ERR_FORMAT</code>
+/// (bad magic, sizes that disagree with the file length, non-finite weights; the message gives the offset).
+SWIFT_EXTERN mixflow_status mixflow_featnet_load(char const * _Nullable path, mixflow_featnet * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The mean [dim] and covariance [dim, dim] (row-major, divisor n - 1, as numpy’s <code>cov(rowvar=False)</code>) of a
+/// feature set, accumulated in float64.
+/// \param features [n, dim], finite. n: >= 2. dim: in [1, 8192].
+///
+/// \param out_mean [dim]. out_cov: [dim, dim].
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, n < 2, bad size, NaN/Inf).
+SWIFT_EXTERN mixflow_status mixflow_feature_stats_compute(float const * _Nullable features, int64_t n, int64_t dim, double * _Nullable out_mean, double * _Nullable out_cov) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Loads precomputed reference statistics (share/featnet/fmnist-test-stats.mxfstat holds the shipped net’s
+/// features of the 10k Fashion-MNIST test images), so an evaluation does not recompute them.
+/// \param path UTF-8 path. dim: must equal the file’s dimension (the feature net’s feature_dim, 128).
+///
+/// \param out_mean [dim]. out_cov: [dim, dim]. out_count: the number of samples they came from; may be NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, dim mismatch), <code>MIXFLOW_ERR_IO</code> or
+/// <code>MIXFLOW_ERR_FORMAT</code>.
+SWIFT_EXTERN mixflow_status mixflow_feature_stats_load(char const * _Nullable path, int64_t dim, double * _Nullable out_mean, double * _Nullable out_cov, int64_t * _Nullable out_count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The Fréchet distance between the Gaussian fits of two feature sets (<code>mixflow_feature_stats_compute</code> on
+/// each, then <code>mixflow_frechet_distance_from_stats</code>). Compare methods only at the same n, reference set and
+/// feature net: the estimate is biased upwards at small n.
+/// \param features_a [n_a, dim], finite. features_b: [n_b, dim], finite. n_a, n_b: >= 2. dim: in [1, 8192].
+///
+/// \param out_fd receives the distance.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf) or <code>MIXFLOW_ERR_INTERNAL</code>.
+SWIFT_EXTERN mixflow_status mixflow_frechet_distance_compute(float const * _Nullable features_a, int64_t n_a, float const * _Nullable features_b, int64_t n_b, int64_t dim, double * _Nullable out_fd) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// The Fréchet distance between two Gaussians, <code>|m_a - m_b|^2 + tr S_a + tr S_b - 2 tr (S_a^1/2 S_b S_a^1/2)^1/2</code>,
+/// in float64 through symmetric eigendecompositions (LAPACK dsyev; no general matrix square root). With
+/// feature-net statistics this is “FD (Fashion-MNIST classifier features)”. Covariances are symmetrised.
+/// Eigenvalues below <code>dim · DBL_EPSILON · λ_max</code> count as 0, so features that are constant in both sets (dead
+/// ReLU units) add nothing instead of round-off noise.
+/// \param mean_a, mean_b [dim], finite. cov_a, cov_b: [dim, dim], finite. dim: in [1, 8192].
+///
+/// \param out_fd receives the distance (>= 0 up to round-off).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad dim, NaN/Inf) or <code>MIXFLOW_ERR_INTERNAL</code>
+/// (the eigenvalue iteration did not converge).
+SWIFT_EXTERN mixflow_status mixflow_frechet_distance_from_stats(double const * _Nullable mean_a, double const * _Nullable cov_a, double const * _Nullable mean_b, double const * _Nullable cov_b, int64_t dim, double * _Nullable out_fd) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Frees an IDX handle. NULL is a no-op.
+SWIFT_EXTERN void mixflow_idx_free(mixflow_idx * _Nullable idx) SWIFT_NOEXCEPT;
+
+/// The element type and shape of an IDX array.
+/// \param out_dtype may be NULL. out_ndim: number of dimensions (1…255), may be NULL.
+///
+/// \param out_shape [shape_capacity], receives the ndim dimensions; may be NULL.
+///
+/// \param shape_capacity length of out_shape; must be >= ndim when out_shape is not NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (capacity too small) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_idx_info(mixflow_idx * _Nullable idx, mixflow_idx_dtype * _Nullable out_dtype, int32_t * _Nullable out_ndim, int64_t * _Nullable out_shape, int32_t shape_capacity) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Reads an IDX file (plain or gzip-compressed, detected from its first bytes) fully into memory and
+/// validates it. Free the handle with <code>mixflow_idx_free</code>.
+/// Supported element types: uint8 (0x08), int8 (0x09), int16 (0x0B), int32 (0x0C), float32 (0x0D),
+/// float64 (0x0E). Hostile files (wrong magic, truncated data, dims that overflow or disagree with the file
+/// length, corrupt gzip with a bad CRC-32 or length) fail with <code>MIXFLOW_ERR_FORMAT</code> and a message giving the
+/// path and the byte offset; the library never allocates from a size the file claims before checking it.
+/// \param path UTF-8 file path, e.g. “/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz”.
+///
+/// \param out receives the new handle; set to NULL on failure.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL), <code>MIXFLOW_ERR_IO</code> (cannot open or read),
+/// <code>MIXFLOW_ERR_FORMAT</code> (invalid contents) or <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>.
+SWIFT_EXTERN mixflow_status mixflow_idx_load(char const * _Nullable path, mixflow_idx * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Reads the elements as float32: the raw value (<code>MIXFLOW_PIXEL_SCALING_NONE</code>, any dtype), or, for uint8
+/// images, <code>x / 127.5 - 1</code> in [-1, 1] (<code>_SYMMETRIC</code>, what the feature net and the models expect) or
+/// <code>x / 255</code> in [0, 1] (<code>_UNIT</code>). An image array [N, 28, 28] becomes N rows of 784 floats.
+/// \param scaling a <code>mixflow_pixel_scaling</code>.
+///
+/// \param out [count]. count: must equal the number of elements (the product of the shape).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, wrong count, unknown scaling, scaling on a
+/// non-uint8 array) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_idx_read_f32(mixflow_idx * _Nullable idx, mixflow_pixel_scaling scaling, float * _Nullable out_, int64_t count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Reads an integer array (labels) as int32. Float arrays are rejected.
+/// \param out [count]. count: must equal the number of elements.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, wrong count, float dtype) or
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_idx_read_i32(mixflow_idx * _Nullable idx, int32_t * _Nullable out_, int64_t count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Copies the elements as stored, converted to native byte order, in the file’s own element type
+/// (uint8 images come out as raw bytes 0..255).
+/// \param out [count × element size] bytes. out_bytes: its size; must equal count × element size.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, wrong size) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_idx_read_raw(mixflow_idx * _Nullable idx, void * _Nullable out_, int64_t out_bytes) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// KID on the same features: the unbiased MMD² with the cubic polynomial kernel <code>k(x, y) = (x·y / dim + 1)^3</code>,
+/// averaged over <code>num_subsets</code> random subsets of <code>subset_size</code> rows drawn without replacement from each set,
+/// in float64. Unbiased at small n (cheap intermediate checks with 1-2k samples); can be slightly negative.
+/// The draws are a pure function of <code>seed</code> (Philox4x32-10; the exact rule is in Sources/MixflowEval/KID.swift),
+/// so results are identical on every run and thread count. DATA.md’s table normalised the features by the
+/// reference RMS first; the caller does that (scale both sets by the same factor) when it wants those units.
+/// \param features_a [n_a, dim], finite. features_b: [n_b, dim], finite. dim: > 0.
+///
+/// \param num_subsets in [1, 100000]. subset_size: in [2, min(n_a, n_b, 100000)]; dim: at most 65536.
+///
+/// \param seed any 64-bit value.
+///
+/// \param out_mean the mean over subsets. out_std_error: the sample standard deviation of the subset values
+/// over √num_subsets (NaN when num_subsets = 1); may be NULL. out_subset_values: [num_subsets]; may be NULL.
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf).
+SWIFT_EXTERN mixflow_status mixflow_kid_compute(float const * _Nullable features_a, int64_t n_a, float const * _Nullable features_b, int64_t n_b, int64_t dim, int64_t num_subsets, int64_t subset_size, uint64_t seed, double * _Nullable out_mean, double * _Nullable out_std_error, double * _Nullable out_subset_values) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// The calling thread’s last error message: “” after a success, never NULL. It names the function, the
 /// argument, the value received and the value expected. Valid until this thread’s next fallible call.
 SWIFT_EXTERN char const * _Nullable mixflow_last_error(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;

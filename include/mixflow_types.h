@@ -380,6 +380,35 @@ typedef struct mixflow_model_save_params {
     const char *const *metadata_values;   /* NULL; their values */
     int32_t num_metadata;                 /* 0; >= 0 */
 } mixflow_model_save_params;
+/* ---- data and evaluation ---- */
+/* IDX arrays (the MNIST container), plain or .gz: mixflow_idx_load, then _info and _read_*.           */
+typedef struct mixflow_idx { char _private; } mixflow_idx;
+
+/* Element types of an IDX file (the third byte of its magic number). */
+typedef enum mixflow_idx_dtype {
+    MIXFLOW_IDX_DTYPE_UINT8 = 0x08,
+    MIXFLOW_IDX_DTYPE_INT8 = 0x09,
+    MIXFLOW_IDX_DTYPE_INT16 = 0x0B,
+    MIXFLOW_IDX_DTYPE_INT32 = 0x0C,
+    MIXFLOW_IDX_DTYPE_FLOAT32 = 0x0D,
+    MIXFLOW_IDX_DTYPE_FLOAT64 = 0x0E
+} mixflow_idx_dtype;
+
+/* How mixflow_idx_read_f32 maps stored values to float32.
+ *   NONE:      the value itself (any dtype).
+ *   SYMMETRIC: uint8 only, x / 127.5 - 1 in float32: 0 -> -1, 255 -> 1 (the range models are trained on).
+ *   UNIT:      uint8 only, x / 255 in float32: 0 -> 0, 255 -> 1.                                          */
+typedef enum mixflow_pixel_scaling {
+    MIXFLOW_PIXEL_SCALING_NONE = 0,
+    MIXFLOW_PIXEL_SCALING_SYMMETRIC = 1,
+    MIXFLOW_PIXEL_SCALING_UNIT = 2
+} mixflow_pixel_scaling;
+
+/* The fixed Fashion-MNIST classifier whose penultimate activations are the features of
+ * "FD (Fashion-MNIST classifier features)", KID and conditional accuracy (never call it FID).
+ * The shipped weights are share/featnet/fmnist-cnn.mxfnet: three 3x3 convolutions (32, 32, 64 channels,
+ * ReLU, two 2x2 max-pools), then 3136 -> 128 (ReLU; the features) -> 10 (logits); inputs [1, 28, 28] in [-1, 1]. */
+typedef struct mixflow_featnet { char _private; } mixflow_featnet;
 
 #ifdef __cplusplus
 }

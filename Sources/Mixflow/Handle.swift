@@ -10,6 +10,9 @@ enum HandleKind: UInt64 {
     case tensorFile = 0x4D46_5446_494C_4531  // "MFTFILE1"
     case tensorWriter = 0x4D46_5457_5249_5445  // "MFTWRITE"
     case sampler = 0x4D46_5341_4D50_4C52    // "MFSAMPLR"
+    // ---- data and evaluation ----
+    case idx = 0x4D46_4944_5841_5252        // "MFIDXARR"
+    case featnet = 0x4D46_4645_4154_4E54    // "MFFEATNT"
     case dead = 0
 }
 

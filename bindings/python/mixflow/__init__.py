@@ -19,6 +19,10 @@ _LAZY = {
     "TensorFile": "tensorfile", "write_tensor_file": "tensorfile",
     "Sampler": "sampler", "SampleResult": "sampler", "sample": "sampler", "save_npz": "sampler", "to_uint8": "sampler",
     "SlowFlow": "slowflow", "slow_flow": "slowflow", "slow_flow_measure": "slowflow", "suggest_gamma": "slowflow",
+    # ---- data and evaluation ----
+    "load_idx": "data", "fashion_mnist": "data",
+    "FeatureNet": "metrics", "feature_stats": "metrics", "frechet_distance": "metrics", "kid": "metrics",
+    "load_reference_stats": "metrics",
 }
 
 

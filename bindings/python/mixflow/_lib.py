@@ -71,6 +71,29 @@ DP = POINTER(c_double)
 
 # ---- version and errors --------------------------------------------------------------------------------
 _api("mixflow_abi_version", [], c_uint32)
+# ---- data and evaluation (header order) -----------------------------------------------------------------
+DP = POINTER(c_double)
+I32P = POINTER(c_int32)
+IDX = POINTER(T.IdxHandle)
+NET = POINTER(T.FeatnetHandle)
+_api("mixflow_featnet_accuracy", [NET, FP, I32P, c_int64, c_int64, DP], c_int)
+_api("mixflow_featnet_classify", [NET, FP, c_int64, c_int64, FP, I32P], c_int)
+_api("mixflow_featnet_features", [NET, FP, c_int64, c_int64, FP], c_int)
+_api("mixflow_featnet_free", [NET], None)
+_api("mixflow_featnet_info", [NET, I64P, I64P, I64P], c_int)
+_api("mixflow_featnet_load", [c_char_p, POINTER(NET)], c_int)
+_api("mixflow_feature_stats_compute", [FP, c_int64, c_int64, DP, DP], c_int)
+_api("mixflow_feature_stats_load", [c_char_p, c_int64, DP, DP, I64P], c_int)
+_api("mixflow_frechet_distance_compute", [FP, c_int64, FP, c_int64, c_int64, DP], c_int)
+_api("mixflow_frechet_distance_from_stats", [DP, DP, DP, DP, c_int64, DP], c_int)
+_api("mixflow_idx_free", [IDX], None)
+_api("mixflow_idx_info", [IDX, POINTER(c_int), POINTER(c_int32), I64P, c_int32], c_int)
+_api("mixflow_idx_load", [c_char_p, POINTER(IDX)], c_int)
+_api("mixflow_idx_read_f32", [IDX, c_int, FP, c_int64], c_int)
+_api("mixflow_idx_read_i32", [IDX, I32P, c_int64], c_int)
+_api("mixflow_idx_read_raw", [IDX, c_void_p, c_int64], c_int)
+_api("mixflow_kid_compute", [FP, c_int64, FP, c_int64, c_int64, c_int64, c_int64, c_uint64, DP, DP, DP], c_int)
+# ---- version and errors (cont.) -------------------------------------------------------------------------
 _api("mixflow_last_error", [], c_char_p)
 # ---- samplers -------------------------------------------------------------------------------------------
 _api("mixflow_sample", [SA, T.MODEL_FN, c_void_p, T.MODEL_FN, c_void_p, FP, c_int64, c_int64, POINTER(c_int32), c_uint64,

@@ -250,3 +250,25 @@ class ModelSaveParams(ctypes.Structure):
         ("metadata_values", POINTER(ctypes.c_char_p)),
         ("num_metadata", c_int32),
     ]
+# ---- data and evaluation ----------------------------------------------------------------------------------
+class IdxDtype(IntEnum):
+    UINT8 = 0x08
+    INT8 = 0x09
+    INT16 = 0x0B
+    INT32 = 0x0C
+    FLOAT32 = 0x0D
+    FLOAT64 = 0x0E
+
+
+class PixelScaling(IntEnum):
+    NONE = 0
+    SYMMETRIC = 1
+    UNIT = 2
+
+
+class IdxHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
+
+
+class FeatnetHandle(ctypes.Structure):
+    _fields_ = [("_private", c_char)]
