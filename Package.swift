@@ -50,7 +50,7 @@ let package = Package(
         ),
         // The `mixflow` command line (post-train, sample, Slow Flow), built on the Swift core directly.
         .executableTarget(name: "MixflowCLI",
-                          dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO",
+                          dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),

@@ -9,7 +9,7 @@ struct MixflowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixflow",
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
-        subcommands: [SampleCommand.self, SlowFlowCommand.self])
+        subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self])
 }
 
 /// Loads a native SiT from a trainer checkpoint (`.mixflow`), with its EMA weights by default.

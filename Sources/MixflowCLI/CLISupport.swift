@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wall-clock time since creation, printed as "1m23s".
+struct Stopwatch: CustomStringConvertible {
+    let start = Stopwatch.now()
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+    var seconds: Double { Stopwatch.now() - start }
+    var description: String { format(seconds) }
+}
+
+func format(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 60 ? "\(s / 60)m\(s % 60 < 10 ? "0" : "")\(s % 60)s" : "\(s)s"
+}
+
+/// A one-line progress bar with an ETA, redrawn in place on a terminal (plain lines otherwise).
+final class Progress {
+    let label: String, total: Int
+    let watch = Stopwatch()
+    var first: Int?
+    var lastDraw = 0.0
+    let tty = isatty(1) != 0
+
+    init(label: String, total: Int) { self.label = label; self.total = total }
+
+    func update(_ done: Int, note: String) {
+        if first == nil { first = done - 1 }
+        let t = watch.seconds
+        guard done == total || t - lastDraw > (tty ? 0.2 : 10) else { return }
+        lastDraw = t
+        let rate = Double(done - (first ?? 0)) / max(t, 1e-9)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let width = 30, filled = total > 0 ? width * done / total : width
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = "\(label) [\(bar)] \(done)/\(total)  \(note)  elapsed \(format(t)), eta \(format(eta))"
+        print(tty ? "\r\(line)\u{1B}[K" : line, terminator: tty ? "" : "\n")
+        fflush(stdout)
+    }
+
+    func finish() { if tty { print("") } }
+}
+
+/// Left-aligned first column, right-aligned others.
+func formatTable(_ rows: [[String]]) -> String {
+    guard let columns = rows.map(\.count).max() else { return "" }
+    let widths = (0..<columns).map { c in rows.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+    return rows.map { row in
+        row.enumerated().map { c, cell in
+            let pad = String(repeating: " ", count: widths[c] - cell.count)
+            return c == 0 ? cell + pad : pad + cell
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+/// `x` with `digits` decimals (no Foundation in this tool).
+func fixed(_ x: Double, _ digits: Int) -> String {
+    guard x.isFinite else { return "\(x)" }
+    var p = 1.0
+    for _ in 0..<digits { p *= 10 }
+    let r = (abs(x) * p).rounded()
+    let whole = Int(r / p), frac = Int(r.truncatingRemainder(dividingBy: p))
+    var f = "\(frac)"
+    while f.count < digits { f = "0" + f }
+    return (x < 0 && r != 0 ? "-" : "") + "\(whole)" + (digits > 0 ? "." + f : "")
+}

@@ -1,0 +1,166 @@
+import ArgumentParser
+import MixflowCore
+import MixflowEval
+import MixflowIO
+import MixflowMethod
+import MixflowModels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGINT/SIGTERM; long loops save a checkpoint and exit when they see it.
+nonisolated(unsafe) var interrupted: Int32 = 0
+
+struct PostTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "posttrain",
+        abstract: "Post-train a base model with standard flow matching and with MixFlow (same steps, same seed), evaluate both against the base, and write the post-trained ONNX, a sample grid and the Slow Flow statistics.")
+
+    @Option(help: "Base model: an ONNX model (.onnx) or a trainer checkpoint (.mixflow, EMA weights).")
+    var base = "models/fmnist-base/base.onnx"
+    @Option(help: "Folder with the Fashion-MNIST IDX files.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Folder with the feature net and the reference statistics.") var featnet = "share/featnet"
+    @Option(help: "Output folder (rerunning resumes from its checkpoints).") var out = "runs/posttrain"
+    @Option(help: "Post-training steps per method.") var steps = 200
+    @Option(help: "Batch size.") var batch = 64
+    @Option(help: "Learning rate (constant).") var lr = 1e-4
+    @Option(help: "EMA decay of the post-trained weights.") var ema = 0.99
+    @Option(help: "gamma, or \"auto\" for suggest_gamma on the base model (noise-level Slow Flow).") var gamma = "auto"
+    @Option(help: "Generated samples per evaluation (the same count, noise and labels for every model).") var evalSamples = 250
+    @Option(help: "Sampling grid sizes to evaluate (grid points, SiT convention).") var evalSteps = "10,20,50"
+    @Option(help: "Samplers to evaluate.") var evalMethods = "euler,heun"
+    @Option var seed: UInt64 = 0
+    @Option(help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
+
+    func run() throws {
+        signal(SIGINT) { _ in interrupted = 1 }
+        signal(SIGTERM) { _ in interrupted = 1 }
+        mkdir(out, 0o755)
+        let clock = Stopwatch()
+        // Data, base model, evaluation tools.
+        let images = try IDXArray(path: "\(data)/train-images-idx3-ubyte.gz")
+        let labelsFile = try IDXArray(path: "\(data)/train-labels-idx1-ubyte.gz")
+        var x = [Float](repeating: 0, count: images.count)
+        var y = [Int32](repeating: 0, count: labelsFile.count)
+        try x.withUnsafeMutableBufferPointer { try images.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
+        try y.withUnsafeMutableBufferPointer { try labelsFile.readInt32(into: $0.baseAddress!) }
+        let (baseModel, baseTransport) = try loadBase()
+        let dim = baseModel.sampleDim
+        guard dim * y.count == x.count else {
+            throw ValidationError("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
+        }
+        let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
+        let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
+        print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images  [\(clock)]")
+
+        // gamma: given, or the smallest interval covering 95 % of the measured slowed times.
+        let g: Double
+        if gamma == "auto" {
+            let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
+            try AtomicFile.write(to: "\(out)/slowflow.csv") { try $0.write(sf.statistics.csv()) }
+            g = sf.gamma
+            print("suggest_gamma (noise-level Slow Flow of the base, 95 % coverage): \(fixed(g, 3))  [\(clock)]")
+        } else {
+            guard let v = Double(gamma), (0...1).contains(v) else { throw ValidationError("--gamma must be in [0, 1] or auto, got \(gamma)") }
+            g = v
+        }
+
+        // The two post-training runs, from the same weights, seed and minibatches.
+        var results: [(String, SiTModel)] = [("base", baseModel)]
+        for (name, gammaRun) in [("standard", 0.0), ("mixflow", g)] {
+            var tc = TransportConfig()
+            tc.convention = baseTransport.convention
+            tc.timeDistribution = gammaRun == 0 ? .uniform : .beta21
+            tc.gamma = gammaRun
+            tc.threads = threads
+            let model = try postTrain(name: name, from: baseModel, transport: tc, data: x, labels: y, clock: clock)
+            results.append((name, model))
+        }
+        if interrupted != 0 { print("interrupted: checkpoints saved; rerun to resume"); throw ExitCode(130) }
+
+        // Evaluation: every model, sampler and grid size on the same noise and labels.
+        let table = try Evaluation(net: net, reference: reference, samples: evalSamples, seed: seed &+ 1, threads: threads)
+        let methods = evalMethods.split(separator: ",").map { String($0) }
+        let sizes = try evalSteps.split(separator: ",").map { s -> Int in
+            guard let v = Int(s), v >= 2 else { throw ValidationError("--eval-steps must be integers >= 2, got \(evalSteps)") }
+            return v
+        }
+        var rows: [[String]] = []
+        for (name, model) in results {
+            var row = [name]
+            for m in methods {
+                for n in sizes {
+                    let r = try table.evaluate(model: model, transport: baseTransport, method: m, gridPoints: n)
+                    row.append(fixed(r.fd, 2))
+                    print("  \(name) \(m) \(n): FD \(fixed(r.fd, 3)), class accuracy \(fixed(r.accuracy, 3))  [\(clock)]")
+                    if name == "mixflow" && m == methods.last && n == sizes.last {
+                        try writeGrid(model: model, transport: baseTransport, method: m, gridPoints: n, path: "\(out)/mixflow-samples.png")
+                    }
+                }
+            }
+            rows.append(row)
+        }
+        let header = ["model"] + methods.flatMap { m in sizes.map { "\(m) \($0)" } }
+        print("\nFD (Fashion-MNIST classifier features), \(evalSamples) samples vs the 10k test set; lower is better. gamma = \(fixed(g, 3)), \(steps) post-training steps each:")
+        print(formatTable([header] + rows))
+        try ModelONNX.export(results[2].1, to: "\(out)/mixflow.onnx",
+                             options: .init(graph: true, metadata: [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]))
+        print("wrote \(out)/mixflow.onnx, \(out)/mixflow-samples.png\(gamma == "auto" ? ", \(out)/slowflow.csv" : "")  [\(clock)]")
+    }
+
+    func loadBase() throws -> (SiTModel, TransportConfig) {
+        if base.hasSuffix(".onnx") {
+            let loaded = try ModelONNX.load(path: base, threads: threads)
+            return (loaded.model, try TransportConfig(keyValues: loaded.metadata))
+        }
+        return try loadModel(base, ema: true, threads: threads)
+    }
+
+    /// Post-trains a copy of `base` (fresh optimiser) for `steps` steps; resumes from `<out>/<name>.mixflow`.
+    func postTrain(name: String, from base: SiTModel, transport: TransportConfig, data: [Float], labels: [Int32],
+                   clock: Stopwatch) throws -> SiTModel {
+        let path = "\(out)/\(name).mixflow"
+        let trainer: Trainer
+        if access(path, F_OK) == 0 {
+            trainer = try Trainer.resume(from: path, threads: threads) { try SiTModel.fromMetadata($0, threads: threads) }
+        } else {
+            let model = try SiTModel(base.config, seed: 0, threads: threads)
+            model.params.update(from: base.params, count: base.parameterCount)
+            var config = TrainerConfig()
+            config.schedule = .constant(lr)
+            config.emaDecay = ema
+            config.seed = seed
+            config.threads = threads
+            trainer = try Trainer(model: model, transport: try Transport(transport), config: config)
+        }
+        let dim = base.sampleDim, n = labels.count
+        var xb = [Float](repeating: 0, count: batch * dim), yb = [Int32](repeating: 0, count: batch)
+        let progress = Progress(label: name, total: steps)
+        while trainer.step < steps && interrupted == 0 {
+            // Minibatch k depends only on (seed, k): both runs see the same data in the same order.
+            for i in 0..<batch {
+                let u = RandomStream(seed: seed, step: UInt64(trainer.step), sample: UInt32(i), tag: .scalars).uniformPair(2).0
+                let j = min(n - 1, Int(u * Double(n)))
+                for k in 0..<dim { xb[i * dim + k] = data[j * dim + k] }
+                yb[i] = labels[j]
+            }
+            let loss = try trainer.trainStep(x1: xb, y: yb, batch: batch)
+            progress.update(trainer.step, note: "loss \(fixed(loss, 4))")
+            if trainer.step % 100 == 0 { try trainer.save(to: path) }
+        }
+        try trainer.save(to: path)
+        progress.finish()
+        let emaModel = try SiTModel(base.config, seed: 0, threads: threads)
+        let weights = trainer.ema.isEmpty ? Array(UnsafeBufferPointer(start: trainer.model.parameters, count: base.parameterCount)) : trainer.ema
+        weights.withUnsafeBufferPointer { emaModel.params.update(from: $0.baseAddress!, count: base.parameterCount) }
+        return emaModel
+    }
+
+    func writeGrid(model: SiTModel, transport: TransportConfig, method: String, gridPoints: Int, path: String) throws {
+        let n = 100
+        let x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints, count: n,
+                                 seed: seed &+ 2, threads: threads)
+        let c = model.config
+        let g = x.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: c.inChannels, size: c.inputSize, columns: 10) }
+        try PNG.write(path: path, pixels: g.pixels, width: g.width, height: g.height, channels: c.inChannels)
+    }
+}
