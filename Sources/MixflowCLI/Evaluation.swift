@@ -5,9 +5,9 @@ import MixflowMethod
 import MixflowModels
 
 /// Samples `count` images from a native model: noise keyed by (seed, sample i), labels i mod num_classes.
-func sampleImages(model: SiTModel, transport: TransportConfig, method: String, gridPoints: Int, count n: Int,
-                  seed: UInt64, threads: Int, trajectory: UnsafeMutablePointer<Float>? = nil,
-                  noiseOut: UnsafeMutablePointer<Float>? = nil) throws -> [Float] {
+/// The sampler configuration every command uses for a native model trained by the transport `transport`.
+func samplerConfig(model: SiTModel, transport: TransportConfig, method: String, gridPoints: Int, seed: UInt64,
+                   threads: Int, cfg: Double = 1) throws -> SamplerConfig {
     let methods: [String: SamplerMethod] = ["euler": .euler, "heun": .heun, "midpoint": .midpoint, "rk4": .rk4, "dopri5": .dopri5]
     guard let m = methods[method.lowercased()] else {
         throw ValidationError("sampler must be one of \(methods.keys.sorted()), got \(method)")
@@ -22,7 +22,19 @@ func sampleImages(model: SiTModel, transport: TransportConfig, method: String, g
     config.threads = threads
     config.nullClass = Int32(model.config.numClasses)
     config.channels = model.config.inChannels
-    let sampler = try Sampler(config)
+    if cfg != 1 { config.guidance = .classifierFree; config.guidanceScale = cfg }
+    return config
+}
+
+extension SamplerConfig {
+    func outputTimesOfGrid() throws -> [Double] { try Sampler(self).outputTimes }
+}
+
+func sampleImages(model: SiTModel, transport: TransportConfig, method: String, gridPoints: Int, count n: Int,
+                  seed: UInt64, threads: Int, trajectory: UnsafeMutablePointer<Float>? = nil,
+                  noiseOut: UnsafeMutablePointer<Float>? = nil, cfg: Double = 1) throws -> [Float] {
+    let sampler = try Sampler(try samplerConfig(model: model, transport: transport, method: method, gridPoints: gridPoints,
+                                                seed: seed, threads: threads, cfg: cfg))
     let dim = model.sampleDim
     var x = [Float](repeating: 0, count: n * dim)
     x.withUnsafeMutableBufferPointer { buf in
@@ -93,10 +105,8 @@ struct SlowFlowRun {
                                      seed: seed &+ 3, threads: threads, trajectory: tb.baseAddress!, noiseOut: nb.baseAddress!)
             }
         }
-        var config = SamplerConfig()
-        config.method = .euler; config.path = transport.path; config.convention = transport.convention
-        config.prediction = transport.prediction; config.numSteps = gridPoints
-        let times = try Sampler(config).outputTimes
+        let times = try samplerConfig(model: model, transport: transport, method: "euler", gridPoints: gridPoints,
+                                      seed: seed, threads: threads).outputTimesOfGrid()
         let used = min(count, dataPoints)
         let measured = try traj.withUnsafeBufferPointer { tb in
             try noise.withUnsafeBufferPointer { nb in

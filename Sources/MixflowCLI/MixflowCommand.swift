@@ -35,51 +35,22 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the starting noise.") var seed: UInt64 = 0
     @Option(help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
 
-    func method(_ name: String) throws -> SamplerMethod {
-        let table: [String: SamplerMethod] = ["euler": .euler, "heun": .heun, "midpoint": .midpoint, "rk4": .rk4, "dopri5": .dopri5]
-        guard let m = table[name.lowercased()] else {
-            throw ValidationError("--method must be one of \(table.keys.sorted()), got \(name)")
-        }
-        return m
-    }
-
-    /// Runs the sampler; returns (samples [n, dim], trajectory [points, n, dim] if asked, labels, times).
-    func run(trajectory: Bool) throws -> (model: SiTModel, x: [Float], noise: [Float], traj: [Float], labels: [Int32], sampler: Sampler, transport: TransportConfig) {
+    /// Runs the sampler; returns the samples [n, dim], the starting noise and, if asked, the trajectory
+    /// [points, n, dim] with its times.
+    func run(trajectory: Bool) throws -> (model: SiTModel, x: [Float], noise: [Float], traj: [Float], times: [Double], transport: TransportConfig) {
         guard n > 0 else { throw ValidationError("--n must be > 0") }
         let (model, transport) = try loadModel(checkpoint, ema: !raw, threads: threads)
-        var config = SamplerConfig()
-        config.method = try method(method)
-        config.path = transport.path
-        config.convention = transport.convention
-        config.prediction = transport.prediction
-        config.numSteps = steps
-        config.seed = seed
-        config.threads = threads
-        config.nullClass = Int32(model.config.numClasses)
-        config.channels = model.config.inChannels
-        if cfg != 1 { config.guidance = .classifierFree; config.guidanceScale = cfg }
-        let sampler = try Sampler(config)
-        let dim = model.sampleDim
-        var noise = [Float](repeating: 0, count: n * dim)
-        noise.withUnsafeMutableBufferPointer { buf in
-            for i in 0..<n {
-                Gaussian.fill(UnsafeMutableBufferPointer(rebasing: buf[(i * dim)..<((i + 1) * dim)]),
-                              stream: RandomStream(seed: seed, step: 0, sample: UInt32(i), tag: .noise), start: 0)
+        let times = try samplerConfig(model: model, transport: transport, method: method, gridPoints: steps, seed: seed,
+                                      threads: threads).outputTimesOfGrid()
+        var noise = [Float](repeating: 0, count: n * model.sampleDim)
+        var traj = [Float](repeating: 0, count: trajectory ? times.count * n * model.sampleDim : 0)
+        let x = try traj.withUnsafeMutableBufferPointer { tb in
+            try noise.withUnsafeMutableBufferPointer { nb in
+                try sampleImages(model: model, transport: transport, method: method, gridPoints: steps, count: n, seed: seed,
+                                 threads: threads, trajectory: trajectory ? tb.baseAddress : nil, noiseOut: nb.baseAddress, cfg: cfg)
             }
         }
-        let labels = (0..<n).map { Int32($0 % max(1, model.config.numClasses)) }
-        var x = noise
-        var traj = [Float](repeating: 0, count: trajectory ? sampler.outputTimes.count * n * dim : 0)
-        let native = NativeSamplerModel(model)
-        try labels.withUnsafeBufferPointer { y in
-            try x.withUnsafeMutableBufferPointer { xb in
-                try traj.withUnsafeMutableBufferPointer { tb in
-                    _ = try sampler.sample(model: native, labels: y.baseAddress, x: xb.baseAddress!, batch: n, dim: dim,
-                                           trajectory: trajectory ? tb.baseAddress : nil)
-                }
-            }
-        }
-        return (model, x, noise, traj, labels, sampler, transport)
+        return (model, x, noise, traj, times, transport)
     }
 }
 
@@ -136,7 +107,7 @@ struct SlowFlowCommand: ParsableCommand {
         let measured = try r.traj.withUnsafeBufferPointer { tb in
             try r.noise.withUnsafeBufferPointer { nb in
                 try SlowFlow.measure(reference: .endpoint, path: r.transport.path, convention: r.transport.convention,
-                                     times: r.sampler.outputTimes, trajectory: tb.baseAddress!, noise: nb.baseAddress!,
+                                     times: r.times, trajectory: tb.baseAddress!, noise: nb.baseAddress!,
                                      batch: options.n, dim: dim, data: nil, numData: 0, threads: options.threads)
             }
         }
