@@ -10,7 +10,7 @@ func samplerConfig(model: SiTModel, transport: TransportConfig, method: String, 
                    threads: Int, cfg: Double = 1) throws -> SamplerConfig {
     let methods: [String: SamplerMethod] = ["euler": .euler, "heun": .heun, "midpoint": .midpoint, "rk4": .rk4, "dopri5": .dopri5]
     guard let m = methods[method.lowercased()] else {
-        throw ValidationError("sampler must be one of \(methods.keys.sorted()), got \(method)")
+        throw ValidationError("--method must be one of \(methods.keys.sorted()), got \(method)")
     }
     var config = SamplerConfig()
     config.method = m
