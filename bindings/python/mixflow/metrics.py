@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._handle import HandleOwner
 from . import _lib
 from ._lib import check, fptr, lib
 
@@ -43,7 +44,7 @@ def _f32_2d(a, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, np.float32)
 
 
-class FeatureNet:
+class FeatureNet(HandleOwner):
     """The fixed classifier behind the metric (default: the shipped share/featnet/fmnist-cnn.mxfnet: three 3x3
     convolutions and two max-pools, then 3136 -> 128 features -> 10 logits; test accuracy in fmnist-cnn.json).
 
@@ -60,20 +61,9 @@ class FeatureNet:
         check(lib.mixflow_featnet_info(handle, ctypes.byref(i), ctypes.byref(f), ctypes.byref(c)))
         self.input_dim, self.feature_dim, self.num_classes = i.value, f.value, c.value
 
-    @property
-    def _ptr(self):
-        if not self._finalizer.alive:
-            raise ValueError("this FeatureNet has been closed")
-        return self._handle
 
-    def close(self) -> None:
-        self._finalizer()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
 
     def _images(self, images) -> np.ndarray:
         arr = np.asarray(images)

@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
 from ._lib import check, fptr, lib
@@ -26,7 +27,7 @@ def _labels(y, batch: int, num_classes: int) -> np.ndarray:
     return y
 
 
-class Model:
+class Model(HandleOwner):
     """A native SiT. Build one with ``Model.create("SiT-S/2", input_size=32, ...)`` (official
     from-scratch initialisation) or a custom shape with ``arch=None, depth=..., hidden=..., heads=..., patch=...``;
     then ``load_state_dict`` official weights (numpy arrays under the PyTorch names)."""
@@ -122,20 +123,9 @@ class Model:
         return self._text(lib.mixflow_model_ignored_tensors).splitlines()
 
     # ---- handle -----------------------------------------------------------------------------------------
-    @property
-    def _ptr(self):
-        if not self._finalizer.alive:
-            raise ValueError("this Model has been closed")
-        return self._handle
 
-    def close(self) -> None:
-        self._finalizer()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
 
     # ---- parameters ---------------------------------------------------------------------------------------
     @property

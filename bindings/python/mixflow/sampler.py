@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
 from ._lib import check, fptr, lib
@@ -39,7 +40,7 @@ class SampleResult:
     nfe: int
 
 
-class Sampler:
+class Sampler(HandleOwner):
     """A configured sampler (see ``mixflow_sampler_params`` in mixflow_types.h for every option)."""
 
     def __init__(self, method="heun", steps=50, convention="sit", path="linear", prediction="velocity", *,
@@ -72,20 +73,9 @@ class Sampler:
         self._handle = handle
         self._finalizer = weakref.finalize(self, lib.mixflow_sampler_free, handle)
 
-    @property
-    def _ptr(self):
-        if not self._finalizer.alive:
-            raise ValueError("this Sampler has been closed")
-        return self._handle
 
-    def close(self) -> None:
-        self._finalizer()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def timesteps(self) -> np.ndarray:

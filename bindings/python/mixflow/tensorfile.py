@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from ._handle import HandleOwner
 from . import _lib
 from ._lib import check, fptr, lib
 from .transport import as_float32
@@ -24,7 +25,7 @@ def _two_call(fn, *args) -> str:
     return buf.value.decode("utf-8")
 
 
-class TensorFile:
+class TensorFile(HandleOwner):
     """An ONNX file's initializers and metadata (values read on demand, converted to float32)."""
 
     def __init__(self, path: str | os.PathLike):
@@ -33,14 +34,8 @@ class TensorFile:
         self._handle = handle
         self._finalizer = weakref.finalize(self, lib.mixflow_tensor_file_free, handle)
 
-    def close(self):
-        self._finalizer()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return int(lib.mixflow_tensor_file_num_tensors(self._handle))

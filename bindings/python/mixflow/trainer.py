@@ -7,6 +7,7 @@ import weakref
 
 import numpy as np
 
+from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
 from ._lib import check, fptr, lib
@@ -14,7 +15,7 @@ from .model import Model
 from .transport import Transport, as_float32
 
 
-class Trainer:
+class Trainer(HandleOwner):
     """Post-trains a native ``Model`` with a ``Transport`` objective (AdamW + EMA, official recipes).
 
     >>> trainer = Trainer(model, Transport.preset("sit", gamma=0.8), lr=1e-4, ema=0.9999)
@@ -90,14 +91,7 @@ class Trainer:
             if ema:
                 model.close()
 
-    @property
-    def _ptr(self):
-        if not self._finalizer.alive:
-            raise ValueError("this Trainer has been closed")
-        return self._handle
 
-    def close(self) -> None:
-        self._finalizer()
 
     @property
     def step_count(self) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
 from ._lib import check, fptr, lib
@@ -52,7 +53,7 @@ class Batch:
     target: np.ndarray
 
 
-class Transport:
+class Transport(HandleOwner):
     """MixFlow training transport (see ``mixflow_transport_params`` in mixflow_types.h for every field).
 
     >>> tr = Transport(path="linear", prediction="velocity", convention="sit", time_dist="beta21", gamma=0.8)
@@ -127,20 +128,9 @@ class Transport:
         check(lib.mixflow_transport_training_interval(self._ptr, ctypes.byref(t0), ctypes.byref(t1)))
         return t0.value, t1.value
 
-    @property
-    def _ptr(self):
-        if not self._finalizer.alive:
-            raise ValueError("this Transport has been closed")
-        return self._handle
 
-    def close(self) -> None:
-        self._finalizer()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
 
     # ---- training maths -------------------------------------------------------------------------------
     def prepare(self, x1, seed: int = 0, step: int = 0, first_sample: int = 0, out: Batch | None = None) -> Batch:
