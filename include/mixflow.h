@@ -527,10 +527,12 @@ SWIFT_EXTERN mixflow_status mixflow_kid_compute(float const * _Nullable features
 /// argument, the value received and the value expected. Valid until this thread’s next fallible call.
 SWIFT_EXTERN char const * _Nullable mixflow_last_error(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Creates a SiT with the official from-scratch initialisation for <code>params->seed</code> (xavier-uniform Linear
-/// weights, N(0, 0.02²) label table and timestep MLP, zero biases, zero adaLN and final layers, fixed
-/// 2-D sin-cos pos_embed; the draws come from the counter-based generator of libmixflow, not from
-/// the PyTorch generator). Load trained weights with <code>mixflow_model_set_tensor</code>. Free it with <code>mixflow_model_free</code>.
+/// Creates a SiT or a DiT^DH (by <code>params->arch</code>) with the official from-scratch initialisation for
+/// <code>params->seed</code>. SiT: xavier-uniform Linear weights, N(0, 0.02²) label table and timestep MLP, zero
+/// biases, zero adaLN and final layers, fixed 2-D sin-cos pos_embed. DiT^DH: PyTorch-default Linear init,
+/// xavier patch embeddings, N(0, 0.02²) label table and timestep-MLP weights, N(0, 1) t_embedder.W, zero
+/// adaLN and final layers, RMSNorm weights 1, fixed pos_embed and RoPE tables. The draws come from the
+/// counter-based generator of libmixflow, not from the PyTorch generator. Load trained weights with <code>mixflow_model_set_tensor</code>. Free it with <code>mixflow_model_free</code>.
 /// \param params filled by <code>mixflow_model_default_params</code>, then edited; copied.
 ///
 /// \param out receives the new handle; set to NULL on failure.
@@ -660,11 +662,11 @@ SWIFT_EXTERN mixflow_status mixflow_model_load_onnx(char const * _Nullable path,
 /// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_metadata(mixflow_model * _Nullable model, char * _Nullable buf, size_t cap, size_t * _Nullable out_len) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Number of floats in all tensors, pos_embed included (SiT-XL/2: 675,129,632); -1 if <code>model</code> is not a
-/// live model handle.
+/// Number of floats in all tensors, fixed ones included (SiT-XL/2: 675,129,632; DiT^DH-XL: 838,675,796
+/// plus 102,400 for the RoPE tables); -1 if <code>model</code> is not a live model handle.
 SWIFT_EXTERN int64_t mixflow_model_num_params(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Number of tensors in the state dict (SiT-XL/2: 292); -1 if <code>model</code> is not a live model handle.
+/// Number of tensors in the state dict (SiT-XL/2: 292; DiT^DH-XL: 382); -1 if <code>model</code> is not a live model handle.
 SWIFT_EXTERN int32_t mixflow_model_num_tensors(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Fills <code>out</code> with the save defaults: runnable graph, external data from 1 MiB, no step, no transport, no
@@ -715,7 +717,8 @@ SWIFT_EXTERN mixflow_status mixflow_model_set_tensor(mixflow_model * _Nullable m
 ///
 /// \param out_ndim receives the number of dimensions (1 to MIXFLOW_MODEL_MAX_NDIM).
 ///
-/// \param out_trainable may be NULL; receives 1, or 0 for pos_embed (fixed, never given a gradient).
+/// \param out_trainable may be NULL; receives 1, or 0 for a fixed tensor never given a gradient (pos_embed;
+/// DiT^DH also t_embedder.W and the four RoPE tables).
 ///
 ///
 /// returns:

@@ -157,12 +157,16 @@ typedef struct mixflow_model { char _private; } mixflow_model;
 /* Capacity of mixflow_model_params.arch, including the terminating NUL. */
 #define MIXFLOW_MODEL_ARCH_SIZE 32
 
-/* SiT model parameters. Fill with mixflow_model_default_params, then edit. */
+/* Model parameters (SiT or DiT^DH). Fill with mixflow_model_default_params, then edit.
+ * DiT^DH (RAE stage 2): arch "DiTDH-XL" or "DiTDH-S" (official latents: in_channels 768, input_size 16 at
+ * 256 px, 32 at 512 px), or "DiTDH" for a custom shape: depth/hidden/heads give the encoder and
+ * head_depth/head_hidden/head_heads the head; patch must be 0 or 1 (patch size 1) and learn_sigma is ignored. */
 typedef struct mixflow_model_params {
     uint32_t struct_size;                 /* set by the filler; leave it alone */
-    char arch[32];                        /* MIXFLOW_MODEL_ARCH_SIZE; "SiT-XL/2"; one of SiT-{S,B,L,XL}/{2,4,8}
-                                             (case-insensitive), NUL-terminated, or "" for a custom
-                                             shape from depth/hidden/heads/patch */
+    char arch[32];                        /* MIXFLOW_MODEL_ARCH_SIZE; "SiT-XL/2"; one of SiT-{S,B,L,XL}/{2,4,8},
+                                             DiTDH-XL, DiTDH-S (case-insensitive), NUL-terminated; "" for a
+                                             custom SiT and "DiTDH" for a custom DiT^DH shape from
+                                             depth/hidden/heads(/patch) and head_* */
     int32_t depth;                        /* 0; custom only (arch ""): number of blocks, in [1, 1024] */
     int32_t hidden;                       /* 0; custom only: width D, a multiple of heads and of 4 */
     int32_t heads;                        /* 0; custom only: attention heads, in [1, hidden] */
@@ -177,6 +181,11 @@ typedef struct mixflow_model_params {
     int32_t num_threads;                  /* 0 = all cores; results are identical for every value; >= 0.
                                              libmixflow parallelises its GEMMs itself and pins the system
                                              OpenBLAS to one thread (openblas_set_num_threads(1)) on first use */
+    /* ---- appended for DiT^DH (struct_size 88 before; older callers get the defaults below) ---- */
+    int32_t head_depth;                   /* 0; custom DiT^DH only (arch "DiTDH"): blocks of the DDT head, in [1, 1024] */
+    int32_t head_hidden;                  /* 0; custom DiT^DH only: head width, a multiple of 4·head_heads */
+    int32_t head_heads;                   /* 0; custom DiT^DH only: head attention heads */
+    int32_t reserved0;                    /* 0; must be 0 (keeps the struct free of tail padding) */
 } mixflow_model_params;
 
 /* ---- trainer -------------------------------------------------------------------------------- */

@@ -9,7 +9,8 @@ _Static_assert(offsetof(mixflow_transport_params, struct_size) == 0, "struct_siz
 _Static_assert(sizeof(mixflow_transport_params) == 56, "transport params layout");
 _Static_assert(offsetof(mixflow_model_params, struct_size) == 0, "struct_size comes first");
 _Static_assert(offsetof(mixflow_model_params, seed) == 72, "model params: seed is 8-byte aligned, no padding");
-_Static_assert(sizeof(mixflow_model_params) == 88, "model params layout");
+_Static_assert(sizeof(mixflow_model_params) == 104, "model params layout (88 before the DiT^DH fields)");
+_Static_assert(offsetof(mixflow_model_params, head_depth) == 88, "DiT^DH fields are appended");
 _Static_assert(sizeof(((mixflow_model_params *)0)->arch) == MIXFLOW_MODEL_ARCH_SIZE, "arch capacity");
 _Static_assert(sizeof(mixflow_trainer_params) == 80, "trainer params layout");
 _Static_assert(sizeof(mixflow_dtype) == 4 && sizeof(mixflow_tensor_storage) == 4, "enums are 32-bit");

@@ -7,32 +7,32 @@ import Glibc
 
 /// What a mixflow_model handle points to: the model and the C strings of its tensor names.
 final class Model {
-    let model: SiTModel
+    let model: NativeModel   // a SiTModel or a DiTDHModel
     let settings: ModelSettings
     let names: [UnsafeMutablePointer<CChar>]
     /// Set by mixflow_model_load_onnx: the file's metadata and the initializers it skipped.
     var fileMetadata: [(key: String, value: String)]?
     var ignoredTensors: [String] = []
     init(_ settings: ModelSettings) throws {
-        model = try SiTModel(settings.config, seed: settings.seed, threads: settings.threads)
+        model = try settings.shape.make(seed: settings.seed, threads: settings.threads)
         self.settings = settings
-        names = model.table.entries.map { strdup($0.name)! }
+        names = model.tensorEntries.map { strdup($0.name)! }
     }
     /// A second handle on an existing model (the trainer's), sharing its weights.
-    init(wrapping model: SiTModel, settings: ModelSettings) {
+    init(wrapping model: NativeModel, settings: ModelSettings) {
         self.model = model
         self.settings = settings
-        names = model.table.entries.map { strdup($0.name)! }
+        names = model.tensorEntries.map { strdup($0.name)! }
     }
     deinit { names.forEach { free($0) } }
 
     /// The table entry called `name`, or an error naming what exists.
     func entry(_ name: UnsafePointer<CChar>?) throws -> ParameterEntry {
         let n = try string(name, "name")
-        guard let i = model.table.index(of: n) else {
+        guard let i = model.tensorIndex(of: n) else {
             throw MixflowError.invalidArgument("name \"\(n)\" is not a tensor of this model (see mixflow_model_tensor_info)")
         }
-        return model.table.entries[i]
+        return model.tensorEntries[i]
     }
 }
 
@@ -56,15 +56,15 @@ private func checkShape(_ shape: UnsafePointer<Int64>?, _ ndim: Int32, _ e: Para
 private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePointer<Float>?,
                          _ y: UnsafePointer<Int32>?, _ batch: Int64) throws -> (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Int32>, Int, Int) {
     let x = try require(x, "x"), t = try require(t, "t"), y = try require(y, "y")
-    let c = box.model.config
+    let m = box.model
     let b = try dimension(batch, "batch")
-    let n = try checkedCount([batch, Int64(c.inChannels), Int64(c.inputSize), Int64(c.inputSize)], "x")
+    let n = try checkedCount([batch, Int64(m.inChannels), Int64(m.inputSize), Int64(m.inputSize)], "x")
     // Saved activations grow linearly with the batch; refuse what cannot even be counted.
     _ = try checkedCount([batch, Int64(box.model.activationFloats(batch: 1, training: true))], "activations for this batch")
     try requireFinite(UnsafeBufferPointer(start: x, count: n), "x")
     try requireFinite(UnsafeBufferPointer(start: t, count: b), "t")
-    for i in 0..<b where y[i] < 0 || Int(y[i]) > c.numClasses {
-        throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(c.numClasses)] (\(c.numClasses) = null class), got \(y[i])")
+    for i in 0..<b where y[i] < 0 || Int(y[i]) > m.numClasses {
+        throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(m.numClasses)] (\(m.numClasses) = null class), got \(y[i])")
     }
     return (x, t, y, b, n)
 }
@@ -86,10 +86,12 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     }
 }
 
-/// Creates a SiT with the official from-scratch initialisation for `params->seed` (xavier-uniform Linear
-/// weights, N(0, 0.02²) label table and timestep MLP, zero biases, zero adaLN and final layers, fixed
-/// 2-D sin-cos pos_embed; the draws come from the counter-based generator of libmixflow, not from
-/// the PyTorch generator). Load trained weights with `mixflow_model_set_tensor`. Free it with `mixflow_model_free`.
+/// Creates a SiT or a DiT^DH (by `params->arch`) with the official from-scratch initialisation for
+/// `params->seed`. SiT: xavier-uniform Linear weights, N(0, 0.02²) label table and timestep MLP, zero
+/// biases, zero adaLN and final layers, fixed 2-D sin-cos pos_embed. DiT^DH: PyTorch-default Linear init,
+/// xavier patch embeddings, N(0, 0.02²) label table and timestep-MLP weights, N(0, 1) t_embedder.W, zero
+/// adaLN and final layers, RMSNorm weights 1, fixed pos_embed and RoPE tables. The draws come from the
+/// counter-based generator of libmixflow, not from the PyTorch generator. Load trained weights with `mixflow_model_set_tensor`. Free it with `mixflow_model_free`.
 ///
 /// - Parameters:
 ///   - params: filled by `mixflow_model_default_params`, then edited; copied.
@@ -129,17 +131,17 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
 
 // MARK: - Tensors
 
-/// Number of floats in all tensors, pos_embed included (SiT-XL/2: 675,129,632); -1 if `model` is not a
-/// live model handle.
+/// Number of floats in all tensors, fixed ones included (SiT-XL/2: 675,129,632; DiT^DH-XL: 838,675,796
+/// plus 102,400 for the RoPE tables); -1 if `model` is not a live model handle.
 @c public func mixflow_model_num_params(_ model: UnsafeMutablePointer<mixflow_model>?) -> Int64 {
     guard let box = try? modelBox(model) else { return -1 }
-    return Int64(box.model.table.count)
+    return Int64(box.model.parameterCount)
 }
 
-/// Number of tensors in the state dict (SiT-XL/2: 292); -1 if `model` is not a live model handle.
+/// Number of tensors in the state dict (SiT-XL/2: 292; DiT^DH-XL: 382); -1 if `model` is not a live model handle.
 @c public func mixflow_model_num_tensors(_ model: UnsafeMutablePointer<mixflow_model>?) -> Int32 {
     guard let box = try? modelBox(model) else { return -1 }
-    return Int32(box.model.table.entries.count)
+    return Int32(box.model.tensorEntries.count)
 }
 
 /// Name and shape of tensor `index`, in the official PyTorch state-dict order.
@@ -149,7 +151,8 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
 ///   - out_name: receives the official name; owned by `model`, valid until `mixflow_model_free`.
 ///   - out_shape: [MIXFLOW_MODEL_MAX_NDIM]; the first `*out_ndim` entries are written.
 ///   - out_ndim: receives the number of dimensions (1 to MIXFLOW_MODEL_MAX_NDIM).
-///   - out_trainable: may be NULL; receives 1, or 0 for pos_embed (fixed, never given a gradient).
+///   - out_trainable: may be NULL; receives 1, or 0 for a fixed tensor never given a gradient (pos_embed;
+///     DiT^DH also t_embedder.W and the four RoPE tables).
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, index out of range) or `MIXFLOW_ERR_INVALID_HANDLE`.
 @c public func mixflow_model_tensor_info(
     _ model: UnsafeMutablePointer<mixflow_model>?, _ index: Int32,
@@ -160,11 +163,11 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
         let box = try modelBox(model)
         let name = try require(out_name, "out_name"), shape = try require(out_shape, "out_shape")
         let ndim = try require(out_ndim, "out_ndim")
-        let count = box.model.table.entries.count
+        let count = box.model.tensorEntries.count
         guard index >= 0, Int(index) < count else {
             throw MixflowError.invalidArgument("index must be in [0, \(count)), got \(index)")
         }
-        let e = box.model.table.entries[Int(index)]
+        let e = box.model.tensorEntries[Int(index)]
         name.pointee = UnsafePointer(box.names[Int(index)])
         for (k, s) in e.shape.enumerated() { shape[k] = Int64(s) }
         ndim.pointee = Int32(e.shape.count)
@@ -187,7 +190,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
         let box = try modelBox(model)
         let e = try box.entry(name)
         try checkShape(shape, ndim, e)
-        try require(out, "out").update(from: box.model.params + e.offset, count: e.count)
+        try require(out, "out").update(from: box.model.parameters + e.offset, count: e.count)
     }
 }
 
@@ -209,7 +212,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
         let data = try require(data, "data")
         try checkShape(shape, ndim, e)
         try requireFinite(UnsafeBufferPointer(start: data, count: e.count), "data")
-        (box.model.params + e.offset).update(from: data, count: e.count)
+        (box.model.parameters + e.offset).update(from: data, count: e.count)
     }
 }
 
@@ -225,7 +228,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
         let box = try modelBox(model)
         let e = try box.entry(name)
         try checkShape(shape, ndim, e)
-        try require(out, "out").update(from: box.model.grads + e.offset, count: e.count)
+        try require(out, "out").update(from: box.model.gradients + e.offset, count: e.count)
     }
 }
 
@@ -250,7 +253,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     capi("mixflow_model_forward") {
         let box = try modelBox(model)
         let (x, t, y, b, _) = try checkInputs(box, x, t, y, batch)
-        try box.model.forward(x: x, t: t, y: y, batch: b, out: try require(out, "out"), saveForBackward: false)
+        try box.model.forward(x: x, t: t, y: y, batch: b, out: try require(out, "out"), dropout: nil, saveForBackward: false)
     }
 }
 
@@ -281,7 +284,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
         }
         defer { free(raw) }
         let pred = raw.bindMemory(to: Float.self, capacity: n)
-        try box.model.forward(x: x, t: t, y: y, batch: b, out: pred)
+        try box.model.forward(x: x, t: t, y: y, batch: b, out: pred, dropout: nil, saveForBackward: true)
         // dL/dpred = 2(pred − target)/n, written over pred; the loss is summed in double.
         var loss = 0.0
         let scale = 2 / Float(n)

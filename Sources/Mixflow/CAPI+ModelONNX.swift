@@ -83,7 +83,7 @@ private let saveDefaults: mixflow_model_save_params = {
             throw MixflowError.invalidArgument("params->num_threads must be >= 0 (0 = all cores), got \(p.num_threads)")
         }
         let loaded = try ModelONNX.load(path: file, heads: p.heads > 0 ? Int(p.heads) : nil, threads: Int(p.num_threads))
-        let settings = ModelSettings(config: loaded.model.config, arch: "", seed: 0, threads: Int(p.num_threads))
+        let settings = ModelSettings(shape: .sit(loaded.model.config), arch: "", seed: 0, threads: Int(p.num_threads))
         let box = Model(wrapping: loaded.model, settings: settings)
         box.fileMetadata = loaded.metadata
         box.ignoredTensors = loaded.ignored
@@ -128,7 +128,10 @@ private let saveDefaults: mixflow_model_save_params = {
             metadata += tr.config.keyValues
         }
         metadata += try extraMetadata(p)
-        try ModelONNX.export(box.model, to: file, options: .init(graph: p.graph == 1, externalThreshold: p.external_threshold,
+        guard let sit = box.model as? SiTModel else {
+            throw MixflowError.unsupported("ONNX export is implemented for SiT models; DiT^DH export is not yet")
+        }
+        try ModelONNX.export(sit, to: file, options: .init(graph: p.graph == 1, externalThreshold: p.external_threshold,
                                                                  metadata: metadata))
     }
 }
@@ -156,7 +159,7 @@ private func extraMetadata(_ p: mixflow_model_save_params) throws -> [(key: Stri
 ) -> mixflow_status {
     capi("mixflow_model_metadata") {
         let box = try modelBox(model)
-        let lines = (box.fileMetadata ?? box.model.config.metadata).map { "\($0.key)=\($0.value)\n" }.joined()
+        let lines = (box.fileMetadata ?? box.model.architectureMetadata).map { "\($0.key)=\($0.value)\n" }.joined()
         try copyOut(Array(lines.utf8), buf, cap, out_len, "metadata")
     }
 }

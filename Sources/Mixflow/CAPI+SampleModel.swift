@@ -31,18 +31,17 @@ import MixflowModels
         let (b, d, n) = try matrixShape(batch, dim)
         let out = try require(out_x, "out_x")
         for (name, m) in [("model", main)] + (guide.map { [("guide_model", $0)] } ?? []) {
-            let c = m.config
-            let expected = c.inChannels * c.inputSize * c.inputSize
+            let expected = m.inChannels * m.inputSize * m.inputSize
             guard d == expected else {
                 throw MixflowError.invalidArgument("dim must be \(expected) (in_channels x input_size^2 of \(name)), got \(d)")
             }
             if let y {
-                for i in 0..<b where y[i] < 0 || Int(y[i]) > c.numClasses {
-                    throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(c.numClasses)] (\(c.numClasses) = null class), got \(y[i])")
+                for i in 0..<b where y[i] < 0 || Int(y[i]) > m.numClasses {
+                    throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(m.numClasses)] (\(m.numClasses) = null class), got \(y[i])")
                 }
             }
-            if s.config.guidance == .classifierFree, s.config.nullClass < 0 || Int(s.config.nullClass) > c.numClasses {
-                throw MixflowError.invalidArgument("the sampler's null_class must be in [0, \(c.numClasses)] for \(name), got \(s.config.nullClass)")
+            if s.config.guidance == .classifierFree, s.config.nullClass < 0 || Int(s.config.nullClass) > m.numClasses {
+                throw MixflowError.invalidArgument("the sampler's null_class must be in [0, \(m.numClasses)] for \(name), got \(s.config.nullClass)")
             }
         }
         if s.config.guidance == .autoguidance, guide == nil {

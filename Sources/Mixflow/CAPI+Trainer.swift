@@ -8,7 +8,8 @@ final class TrainerBox {
     let trainer: Trainer
     let settings: ModelSettings
     init(_ trainer: Trainer, settings: ModelSettings) { self.trainer = trainer; self.settings = settings }
-    var sit: SiTModel { trainer.model as! SiTModel }   // the only model kind this build trains
+    /// The trained model; trainers are only ever created over native models (SiT or DiT^DH).
+    var model: NativeModel { trainer.model as! NativeModel }
 }
 
 private func trainerBox(_ t: UnsafeMutablePointer<mixflow_trainer>?) throws -> TrainerBox {
@@ -141,14 +142,14 @@ extension TrainerConfig {
     capi("mixflow_trainer_step") {
         let box = try trainerBox(trainer)
         let x1 = try require(x1, "x1")
-        let c = box.sit.config
+        let m = box.model
         let b = try dimension(batch, "batch")
-        let n = try checkedCount([batch, Int64(c.sampleSize)], "x1")
-        _ = try checkedCount([batch, Int64(box.sit.activationFloats(batch: 1))], "activations for this batch")
+        let n = try checkedCount([batch, Int64(m.sampleDim)], "x1")
+        _ = try checkedCount([batch, Int64(m.activationFloats(batch: 1, training: true))], "activations for this batch")
         try requireFinite(UnsafeBufferPointer(start: x1, count: n), "x1")
         if let y {
-            for i in 0..<b where y[i] < 0 || Int(y[i]) > c.numClasses {
-                throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(c.numClasses)] (\(c.numClasses) = null class), got \(y[i])")
+            for i in 0..<b where y[i] < 0 || Int(y[i]) > m.numClasses {
+                throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(m.numClasses)] (\(m.numClasses) = null class), got \(y[i])")
             }
         }
         let loss = try box.trainer.trainStep(x1: x1, y: y, batch: b, firstSample: first_sample)
@@ -211,10 +212,14 @@ extension TrainerConfig {
         var seed: UInt64 = 0
         let trainer = try Trainer.resume(from: p, threads: Int(num_threads)) { meta in
             seed = meta.last(where: { $0.key == "model.seed" }).flatMap { UInt64($0.value) } ?? 0
-            return try SiTModel.fromMetadata(meta, threads: Int(num_threads))
+            return try nativeModel(fromMetadata: meta, threads: Int(num_threads))
         }
-        let sit = trainer.model as! SiTModel
-        let settings = ModelSettings(config: sit.config, arch: "", seed: seed, threads: Int(num_threads))
+        let model = trainer.model as! NativeModel
+        let shape = ModelShape(of: model)
+        // Custom-shape arch strings: the checkpoint stores the shape, not the name it was created under.
+        let arch: String
+        if case .ditdh = shape { arch = "DiTDH" } else { arch = "" }
+        let settings = ModelSettings(shape: shape, arch: arch, seed: seed, threads: Int(num_threads))
         out.pointee = Handle.make(TrainerBox(trainer, settings: settings), kind: .trainer, as: mixflow_trainer.self)
     }
 }
@@ -234,12 +239,12 @@ extension TrainerConfig {
         let box = try trainerBox(trainer)
         guard ema == 0 || ema == 1 else { throw MixflowError.invalidArgument("ema must be 0 or 1, got \(ema)") }
         if ema == 0 {
-            out.pointee = Handle.make(Model(wrapping: box.sit, settings: box.settings), kind: .model, as: mixflow_model.self)
+            out.pointee = Handle.make(Model(wrapping: box.model, settings: box.settings), kind: .model, as: mixflow_model.self)
             return
         }
         guard !box.trainer.ema.isEmpty else { throw MixflowError.invalidArgument("ema = 1 but this trainer keeps no EMA (ema_decay 0)") }
-        let copy = try SiTModel(box.sit.config, seed: box.settings.seed, threads: box.sit.threads)
-        box.trainer.ema.withUnsafeBufferPointer { copy.params.update(from: $0.baseAddress!, count: copy.table.count) }
+        let copy = try box.model.sibling(seed: box.settings.seed)
+        box.trainer.ema.withUnsafeBufferPointer { copy.parameters.update(from: $0.baseAddress!, count: copy.parameterCount) }
         out.pointee = Handle.make(Model(wrapping: copy, settings: box.settings), kind: .model, as: mixflow_model.self)
     }
 }

@@ -34,7 +34,7 @@ func makeModel(_ p: mixflow_model_params) -> UnsafeMutablePointer<mixflow_model>
 
 @Test func modelDefaultParamsAreTheOfficialSiTXL2() {
     let p = defaultModelParams()
-    #expect(p.struct_size == 88 && p.input_size == 32 && p.in_channels == 4 && p.num_classes == 1000)
+    #expect(p.struct_size == 104 && p.input_size == 32 && p.in_channels == 4 && p.num_classes == 1000)
     #expect(p.learn_sigma == 1 && p.class_dropout == 0.1 && p.seed == 0 && p.num_threads == 0 && p.depth == 0)
     let arch = withUnsafeBytes(of: p.arch) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     #expect(arch == "SiT-XL/2")
@@ -42,8 +42,8 @@ func makeModel(_ p: mixflow_model_params) -> UnsafeMutablePointer<mixflow_model>
     #expect(mixflow_model_default_params(nil, modelParamsSize) == MIXFLOW_ERR_INVALID_ARGUMENT)
     #expect(lastError() == "mixflow_model_default_params: out must not be NULL")
     #expect(mixflow_model_default_params(&q, 8) == MIXFLOW_ERR_INVALID_ARGUMENT)
-    #expect(lastError().contains("struct_size must be between 88 and 88, got 8"))
-    #expect(mixflow_model_default_params(&q, 96) == MIXFLOW_ERR_ABI_MISMATCH)
+    #expect(lastError().contains("struct_size must be between 88 and 104, got 8"))
+    #expect(mixflow_model_default_params(&q, 112) == MIXFLOW_ERR_ABI_MISMATCH)
 }
 
 @Test func modelCreateRejectsBadParams() {
@@ -192,9 +192,9 @@ func makeModel(_ p: mixflow_model_params) -> UnsafeMutablePointer<mixflow_model>
 }
 
 /// Tensors of a Tests/Fixtures/sit fixture (see make_sit_fixtures.py for the format), as raw float32/int32.
-func loadFixture(_ name: String) throws -> (config: [String: Int], tensors: [String: Data]) {
+func loadFixture(_ name: String, folder: String = "sit") throws -> (config: [String: Int], tensors: [String: Data]) {
     let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/sit")
+        .appendingPathComponent("Fixtures/" + folder)
     let text = try String(contentsOf: dir.appendingPathComponent(name + ".txt"), encoding: .utf8)
     let data = try Data(contentsOf: dir.appendingPathComponent(name + ".bin"))
     var config: [String: Int] = [:], tensors: [String: Data] = [:], offset = 0

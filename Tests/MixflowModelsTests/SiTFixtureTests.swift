@@ -14,9 +14,9 @@ struct Fixture {
     static let directory: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/sit")
 
-    init(_ name: String) throws {
-        let text = try String(contentsOf: Fixture.directory.appendingPathComponent(name + ".txt"), encoding: .utf8)
-        let data = try Data(contentsOf: Fixture.directory.appendingPathComponent(name + ".bin"))
+    init(_ name: String, directory: URL = Fixture.directory) throws {
+        let text = try String(contentsOf: directory.appendingPathComponent(name + ".txt"), encoding: .utf8)
+        let data = try Data(contentsOf: directory.appendingPathComponent(name + ".bin"))
         var offset = 0
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let f = line.split(separator: " ").map(String.init)

@@ -105,6 +105,11 @@ class ModelParams(ctypes.Structure):
         ("seed", c_uint64),
         ("class_dropout", c_float),
         ("num_threads", c_int32),
+        # ---- appended for DiT^DH (struct_size 88 before) ----
+        ("head_depth", c_int32),
+        ("head_hidden", c_int32),
+        ("head_heads", c_int32),
+        ("reserved0", c_int32),
     ]
 
 

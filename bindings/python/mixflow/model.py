@@ -1,4 +1,4 @@
-"""The native SiT model: forward, gradients and official state-dict names, through libmixflow."""
+"""The native models (SiT, RAE's DiT^DH): forward, gradients and official state-dict names, through libmixflow."""
 from __future__ import annotations
 
 import ctypes
@@ -15,6 +15,7 @@ from ._lib import check, fptr, lib
 from .transport import as_float32
 
 _ARCH = re.compile(r"^SiT-(S|B|L|XL)/(2|4|8)$", re.I)
+_DITDH = re.compile(r"^DiTDH(-XL|-S)?$", re.I)
 
 
 def _labels(y, batch: int, num_classes: int) -> np.ndarray:
@@ -28,8 +29,10 @@ def _labels(y, batch: int, num_classes: int) -> np.ndarray:
 
 
 class Model(HandleOwner):
-    """A native SiT. Build one with ``Model.create("SiT-S/2", input_size=32, ...)`` (official
-    from-scratch initialisation) or a custom shape with ``arch=None, depth=..., hidden=..., heads=..., patch=...``;
+    """A native SiT or DiT^DH. Build one with ``Model.create("SiT-S/2", input_size=32, ...)`` or
+    ``Model.create("DiTDH-S")`` (official from-scratch initialisation; DiT^DH defaults to the 768×16×16
+    RAE latent), a custom SiT with ``arch=None, depth=..., hidden=..., heads=..., patch=...`` or a custom
+    DiT^DH with ``arch="DiTDH", depth=..., hidden=..., heads=..., head_depth=..., head_hidden=..., head_heads=...``;
     then ``load_state_dict`` official weights (numpy arrays under the PyTorch names)."""
 
     def __init__(self, params: T.ModelParams | None, _handle=None):
@@ -46,15 +49,24 @@ class Model(HandleOwner):
         self.learn_sigma = bool(p.learn_sigma)
         self.arch = p.arch.decode()
         self.depth, self.hidden, self.heads, self.patch = p.depth, p.hidden, p.heads, p.patch
+        self.head_depth, self.head_hidden, self.head_heads = p.head_depth, p.head_hidden, p.head_heads
 
     @classmethod
     def _from_handle(cls, handle) -> "Model":
         return cls(None, _handle=handle)
 
     @classmethod
-    def create(cls, arch: str | None = "SiT-XL/2", *, input_size: int = 32, in_channels: int = 4,
+    def create(cls, arch: str | None = "SiT-XL/2", *, input_size: int | None = None, in_channels: int | None = None,
                num_classes: int = 1000, learn_sigma: bool = True, seed: int = 0, class_dropout: float = 0.1,
-               depth: int = 0, hidden: int = 0, heads: int = 0, patch: int = 0, num_threads: int = 0) -> "Model":
+               depth: int = 0, hidden: int = 0, heads: int = 0, patch: int = 0, num_threads: int = 0,
+               head_depth: int = 0, head_hidden: int = 0, head_heads: int = 0) -> "Model":
+        """``input_size``/``in_channels`` default to 32/4 (SD-VAE latent) for SiT and 16/768 (DINOv2-B RAE
+        latent at 256 px) for DiT^DH; ``learn_sigma`` only applies to SiT."""
+        ditdh = bool(arch) and _DITDH.match(arch) is not None
+        if input_size is None:
+            input_size = 16 if ditdh else 32
+        if in_channels is None:
+            in_channels = 768 if ditdh else 4
         p = T.ModelParams()
         check(lib.mixflow_model_default_params(ctypes.byref(p), ctypes.sizeof(p)))
         name = (arch or "").encode()
@@ -63,7 +75,8 @@ class Model(HandleOwner):
         p.arch = name
         p.depth, p.hidden, p.heads, p.patch = depth, hidden, heads, patch
         p.input_size, p.in_channels, p.num_classes = input_size, in_channels, num_classes
-        p.learn_sigma = int(bool(learn_sigma))
+        p.learn_sigma = 0 if ditdh else int(bool(learn_sigma))
+        p.head_depth, p.head_hidden, p.head_heads = head_depth, head_hidden, head_heads
         p.seed = seed
         p.class_dropout = class_dropout
         p.num_threads = num_threads

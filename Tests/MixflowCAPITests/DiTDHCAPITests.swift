@@ -1,0 +1,154 @@
+import CMixflow
+import Foundation
+import Mixflow
+import Testing
+
+// DiT^DH through the C API: creation by arch string (named and custom), the appended params fields and the
+// old struct size, the torch fixture end to end by tensor name, and a MixFlow-RAE trainer with resume.
+
+func ditdhParams(_ cfg: [String: Int]) -> mixflow_model_params {
+    var p = defaultModelParams()
+    setArch(&p, "DiTDH")
+    p.depth = Int32(cfg["depth"]!); p.hidden = Int32(cfg["hidden"]!); p.heads = Int32(cfg["heads"]!)
+    p.head_depth = Int32(cfg["head_depth"]!); p.head_hidden = Int32(cfg["head_hidden"]!); p.head_heads = Int32(cfg["head_heads"]!)
+    p.input_size = Int32(cfg["input"]!); p.in_channels = Int32(cfg["channels"]!); p.num_classes = Int32(cfg["classes"]!)
+    return p
+}
+
+let tinyDiTDHShape = ["depth": 1, "hidden": 16, "heads": 2, "head_depth": 1, "head_hidden": 24, "head_heads": 2,
+                      "input": 4, "channels": 4, "classes": 3]
+
+@Test func ditdhParamsAreValidatedWithMessages() {
+    let cases: [(String, (inout mixflow_model_params) -> Void)] = [
+        ("params->arch must be DiTDH-XL or DiTDH-S, got \"DiTDH-B\"", {
+            setArch(&$0, "DiTDH-B"); $0.depth = 0; $0.hidden = 0; $0.heads = 0; $0.head_depth = 0; $0.head_hidden = 0; $0.head_heads = 0 }),
+        ("params->depth, hidden, heads, patch and head_* must be 0 when params->arch names a model (arch \"DiTDH-S\")", { setArch(&$0, "DiTDH-S") }),
+        ("params->patch must be 0 or 1 for DiT^DH (patch size 1), got 2", { $0.patch = 2 }),
+        ("params->head_hidden / head_heads must be a multiple of 4 (2-D RoPE), got head_hidden 24 and head_heads 4", { $0.head_heads = 4 }),
+        ("params->head_depth must be in [1, 1024], got 0", { $0.head_depth = 0 }),
+        ("params->head_heads must be >= 0, got -1", { $0.head_heads = -1 }),
+        ("params->reserved0 must be 0, got 7", { $0.reserved0 = 7 }),
+        ("params->head_depth, head_hidden and head_heads are for DiT^DH and must be 0 for a SiT (got 1, 24, 2)", { setArch(&$0, "") }),
+    ]
+    for (message, edit) in cases {
+        var p = ditdhParams(tinyDiTDHShape)
+        edit(&p)
+        var h: UnsafeMutablePointer<mixflow_model>?
+        #expect(mixflow_model_create(&p, &h) == MIXFLOW_ERR_INVALID_ARGUMENT && h == nil)
+        #expect(lastError() == "mixflow_model_create: " + message)
+    }
+}
+
+@Test func theFirstReleasedParamsSizeStillCreatesASiT() throws {
+    // A caller built against the 88-byte struct: the appended DiT^DH fields take their defaults (0), and
+    // whatever lies beyond its struct is never read.
+    var p = tinyModelParams()
+    p.struct_size = 88
+    p.head_depth = 99; p.reserved0 = 5   // garbage past the old caller's struct
+    var h: UnsafeMutablePointer<mixflow_model>?
+    #expect(mixflow_model_create(&p, &h) == MIXFLOW_OK)
+    defer { mixflow_model_free(h) }
+    #expect(mixflow_model_num_tensors(h) == 8 + 10 + 4)
+    var q = mixflow_model_params()
+    q.head_depth = 42
+    #expect(mixflow_model_get_params(h, &q, 88) == MIXFLOW_OK && q.struct_size == 88 && q.head_depth == 42)
+}
+
+@Test func customDiTDHRoundTripsItsParamsAndListsTheStateDict() throws {
+    var p = ditdhParams(tinyDiTDHShape)
+    p.seed = 7
+    let m = try #require(makeModel(p))
+    defer { mixflow_model_free(m) }
+    var q = mixflow_model_params()
+    #expect(mixflow_model_get_params(m, &q, modelParamsSize) == MIXFLOW_OK)
+    #expect(q.head_depth == 1 && q.head_hidden == 24 && q.head_heads == 2 && q.depth == 1 && q.patch == 1 && q.seed == 7)
+    #expect(mixflow_model_num_tensors(m) == 22 + 2 * 12)
+    var name: UnsafePointer<CChar>?, shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0, trainable: Int32 = 0
+    var fixed: [String] = []
+    for i in 0..<mixflow_model_num_tensors(m) {
+        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, &trainable) == MIXFLOW_OK)
+        if trainable == 0 { fixed.append(String(cString: name!)) }
+    }
+    #expect(fixed == ["pos_embed", "t_embedder.W", "enc_feat_rope.freqs_cos", "enc_feat_rope.freqs_sin",
+                      "dec_feat_rope.freqs_cos", "dec_feat_rope.freqs_sin"])
+    var s: [Int64] = [4, 8]
+    var rope = [Float](repeating: 0, count: 32)
+    #expect(mixflow_model_get_tensor(m, "enc_feat_rope.freqs_cos", &s, 2, &rope) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_model_get_tensor: shape must be [16, 8] for \"enc_feat_rope.freqs_cos\", got [4, 8]")
+}
+
+@Test(arguments: ["tiny", "tiny_identity"])
+func ditdhGradientsThroughTheCAPIMatchTheTorchReference(_ fixture: String) throws {
+    let (cfg, ts) = try loadFixture(fixture, folder: "ditdh")
+    let m = try #require(makeModel(ditdhParams(cfg)))
+    defer { mixflow_model_free(m) }
+    var name: UnsafePointer<CChar>?, shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0, trainable: Int32 = 0
+    for i in 0..<mixflow_model_num_tensors(m) {
+        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, nil) == MIXFLOW_OK)
+        var w = floats(try #require(ts["param:" + String(cString: name!)]))
+        #expect(mixflow_model_set_tensor(m, name, &w, &shape, ndim) == MIXFLOW_OK)
+    }
+    var x = floats(ts["x"]!), t = floats(ts["t"]!), target = floats(ts["target"]!)
+    var y = ts["y"]!.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    var dx = [Float](repeating: 0, count: x.count), loss: Float = 0
+    #expect(mixflow_model_gradients(m, &x, &t, &y, &target, Int64(y.count), &loss, &dx) == MIXFLOW_OK)
+    let refLoss = floats(ts["loss"]!)[0]
+    #expect(abs(loss - refLoss) <= 1e-5 * refLoss)
+    func relErr(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()! }
+    #expect(relErr(dx, floats(ts["grad:x"]!)) <= 1e-4)
+    for i in 0..<mixflow_model_num_tensors(m) {
+        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, &trainable) == MIXFLOW_OK)
+        guard trainable == 1 else { continue }
+        let ref = floats(ts["grad:" + String(cString: name!)]!)
+        var g = [Float](repeating: 0, count: ref.count)
+        #expect(mixflow_model_get_grad(m, name, &shape, ndim, &g) == MIXFLOW_OK)
+        #expect(relErr(g, ref) <= 1e-4, "\(String(cString: name!))")
+    }
+    var out = [Float](repeating: 0, count: x.count)
+    #expect(mixflow_model_forward(m, &x, &t, &y, Int64(y.count), &out) == MIXFLOW_OK)
+    #expect(relErr(out, floats(ts["out"]!)) <= 1e-4)
+}
+
+@Test func ditdhTrainsWithTheRAEPresetsAndResumesThroughTheCAPI() throws {
+    let m = try #require(makeModel(ditdhParams(tinyDiTDHShape)))
+    defer { mixflow_model_free(m) }
+    let dim = 4 * 4 * 4
+    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
+    #expect(mixflow_transport_preset_params("rae", Int64(dim), &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
+    #expect(mixflow_trainer_preset_params("rae", 10, 100, &rp, UInt32(MemoryLayout<mixflow_trainer_params>.size)) == MIXFLOW_OK)
+    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
+    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
+    defer { mixflow_transport_free(tr) }
+    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
+    defer { mixflow_trainer_free(trainer) }
+    let b = 4
+    var x1 = (0..<(b * dim)).map { Float(($0 * 37) % 19) / 9 - 1 }, y: [Int32] = [0, 1, 2, 4]
+    var loss: Float = 0
+    #expect(mixflow_trainer_step(trainer, &x1, &y, Int64(b), 0, &loss) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_trainer_step: y[3] must be in [0, 3] (3 = null class), got 4")
+    y[3] = 3   // the null class is a valid label
+    for _ in 0..<2 { #expect(mixflow_trainer_step(trainer, &x1, &y, Int64(b), 0, &loss) == MIXFLOW_OK && loss.isFinite) }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("ditdh-capi-\(getpid()).mixflow").path
+    defer { unlink(path) }
+    #expect(mixflow_trainer_save(trainer, path) == MIXFLOW_OK)
+    var resumed: UnsafeMutablePointer<mixflow_trainer>?
+    #expect(mixflow_trainer_resume(path, 1, &resumed) == MIXFLOW_OK)
+    defer { mixflow_trainer_free(resumed) }
+    var l1: Float = 0, l2: Float = 0
+    for _ in 0..<2 {
+        #expect(mixflow_trainer_step(trainer, &x1, &y, Int64(b), 0, &l1) == MIXFLOW_OK)
+        #expect(mixflow_trainer_step(resumed, &x1, &y, Int64(b), 0, &l2) == MIXFLOW_OK)
+        #expect(l1 == l2)
+    }
+    // Both trainers' models (and EMA copies) are bit-identical, read by name through model handles.
+    var a: UnsafeMutablePointer<mixflow_model>?, e: UnsafeMutablePointer<mixflow_model>?
+    #expect(mixflow_trainer_get_model(resumed, 0, &a) == MIXFLOW_OK && mixflow_trainer_get_model(resumed, 1, &e) == MIXFLOW_OK)
+    defer { mixflow_model_free(a); mixflow_model_free(e) }
+    var q = mixflow_model_params()
+    #expect(mixflow_model_get_params(a, &q, modelParamsSize) == MIXFLOW_OK && q.head_hidden == 24)
+    var shape: [Int64] = [24 * 3, 24], w1 = [Float](repeating: 0, count: 24 * 72), w2 = w1, we = w1
+    #expect(mixflow_model_get_tensor(m, "blocks.1.attn.qkv.weight", &shape, 2, &w1) == MIXFLOW_OK)
+    #expect(mixflow_model_get_tensor(a, "blocks.1.attn.qkv.weight", &shape, 2, &w2) == MIXFLOW_OK)
+    #expect(mixflow_model_get_tensor(e, "blocks.1.attn.qkv.weight", &shape, 2, &we) == MIXFLOW_OK)
+    #expect(w1 == w2 && we != w2)
+}
