@@ -335,6 +335,24 @@ extern "C" {
 /// The ABI version of this library; a caller built with a different <code>MIXFLOW_ABI_VERSION</code> must not use it.
 SWIFT_EXTERN uint32_t mixflow_abi_version(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// RAE’s “equal” label sampling (<code>--label-sampling equal</code>): <code>n</code> class labels with ⌊n / num_classes⌋ of every
+/// class, the remaining n mod num_classes drawn uniformly from [0, num_classes), all n then shuffled with a
+/// seeded Fisher–Yates permutation (libmixflow’s Philox streams; the same seed gives the same labels on every
+/// machine and thread count). For an FID-50K set: n = 50000, num_classes = 1000 gives 50 of each class.
+/// Stateless; safe from any thread.
+/// \param n number of labels, in [1, 2^31 − 1].
+///
+/// \param num_classes in [1, 2^24].
+///
+/// \param seed any value.
+///
+/// \param out_labels [n] receives the labels in [0, num_classes).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL out_labels, n or num_classes out of range).
+SWIFT_EXTERN mixflow_status mixflow_equal_labels(int64_t n, int32_t num_classes, uint64_t seed, int32_t * _Nullable out_labels) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Conditional accuracy: the fraction of images the network assigns to their label. For class-conditional
 /// samples, pass the classes they were generated for; on the real test set this is the test accuracy.
 /// \param images [n, dim], finite, in [-1, 1]. labels: [n], each in [0, num_classes). n: > 0.
