@@ -335,6 +335,24 @@ extern "C" {
 /// The ABI version of this library; a caller built with a different <code>MIXFLOW_ABI_VERSION</code> must not use it.
 SWIFT_EXTERN uint32_t mixflow_abi_version(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// RAE’s “equal” label sampling (<code>--label-sampling equal</code>): <code>n</code> class labels with ⌊n / num_classes⌋ of every
+/// class, the remaining n mod num_classes drawn uniformly from [0, num_classes), all n then shuffled with a
+/// seeded Fisher–Yates permutation (libmixflow’s Philox streams; the same seed gives the same labels on every
+/// machine and thread count). For an FID-50K set: n = 50000, num_classes = 1000 gives 50 of each class.
+/// Stateless; safe from any thread.
+/// \param n number of labels, in [1, 2^31 − 1].
+///
+/// \param num_classes in [1, 2^24].
+///
+/// \param seed any value.
+///
+/// \param out_labels [n] receives the labels in [0, num_classes).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL out_labels, n or num_classes out of range).
+SWIFT_EXTERN mixflow_status mixflow_equal_labels(int64_t n, int32_t num_classes, uint64_t seed, int32_t * _Nullable out_labels) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Conditional accuracy: the fraction of images the network assigns to their label. For class-conditional
 /// samples, pass the classes they were generated for; on the real test set this is the test accuracy.
 /// \param images [n, dim], finite, in [-1, 1]. labels: [n], each in [0, num_classes). n: > 0.
@@ -630,7 +648,11 @@ SWIFT_EXTERN mixflow_status mixflow_model_ignored_tensors(mixflow_model * _Nulla
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_load_default_params(mixflow_model_load_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Loads a SiT from an ONNX file: one written by <code>mixflow_model_save_onnx</code>, a checkpoint converted with
+/// Loads a SiT or a DiT^DH from an ONNX file. A DiT^DH file is one whose <code>model.arch</code> is “DiTDH” or, without
+/// <code>model.arch</code>, one holding <code>dec_feat_rope.freqs_cos</code> or <code>s_embedder.proj.weight</code>: every official tensor (SPEC
+/// §6.5, RoPE buffers and <code>t_embedder.W</code> included) must be there under its exact name and shape; without
+/// metadata the architecture comes from the shapes (heads from the RoPE tables), and equal encoder and head
+/// widths are refused with a message asking for the metadata. For SiT: one written by <code>mixflow_model_save_onnx</code>, a checkpoint converted with
 /// <code>python -m mixflow.convert</code>, or what <code>torch.onnx.export</code> writes for the official SiT module (initializer
 /// names may carry a prefix such as “model.” or “module.”). The architecture comes from the file’s <code>model.*</code>
 /// metadata or, without it, from the tensor shapes (depth, width, patch, channels, input size, classes,
@@ -681,7 +703,8 @@ SWIFT_EXTERN mixflow_status mixflow_model_save_default_params(mixflow_model_save
 /// (“sit-forward” or “sit-checkpoint”), then the optional step, <code>transport.*</code> and extra metadata, and with
 /// <code>params->graph</code> = 1 the runnable forward graph (opset 17, IR 8; inputs <code>x</code> [B, C, H, W] float, <code>t</code> [B]
 /// float, <code>y</code> [B] int64; output <code>out</code> [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
-/// ONNX tools. Written atomically: the data file, then the model, each through a temporary file, fsync and
+/// ONNX tools. A DiT^DH is written as a checkpoint only (“mixflow.format” = “ditdh-checkpoint”; <code>params->graph</code>
+/// must be 0). Written atomically: the data file, then the model, each through a temporary file, fsync and
 /// rename; on failure nothing at <code>path</code> changes. For a trainer’s EMA weights, save the model from
 /// <code>mixflow_trainer_get_model(trainer, 1, &m)</code>.
 /// \param path UTF-8 path of the <code>.onnx</code> file; its folder must exist and be writable.
@@ -692,8 +715,8 @@ SWIFT_EXTERN mixflow_status mixflow_model_save_default_params(mixflow_model_save
 /// returns:
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, graph not 0/1, threshold < -1, step < -1,
 /// num_metadata out of range, NULL or repeated or reserved key), <code>MIXFLOW_ERR_INVALID_HANDLE</code> (model or
-/// transport), <code>MIXFLOW_ERR_IO</code>, <code>MIXFLOW_ERR_FORMAT</code> (the inline part exceeds 2 GiB: lower the threshold) or
-/// <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+/// transport), <code>MIXFLOW_ERR_IO</code>, <code>MIXFLOW_ERR_FORMAT</code> (the inline part exceeds 2 GiB: lower the threshold),
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (<code>params->graph</code> = 1 for a DiT^DH) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_save_onnx(mixflow_model * _Nullable model, char const * _Nullable path, mixflow_model_save_params const * _Nullable params) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Overwrites the tensor called <code>name</code> with <code>data</code> (copied). pos_embed may be set too (a checkpoint

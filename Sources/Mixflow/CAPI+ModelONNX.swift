@@ -50,7 +50,11 @@ private let saveDefaults: mixflow_model_save_params = {
     }
 }
 
-/// Loads a SiT from an ONNX file: one written by `mixflow_model_save_onnx`, a checkpoint converted with
+/// Loads a SiT or a DiT^DH from an ONNX file. A DiT^DH file is one whose `model.arch` is "DiTDH" or, without
+/// `model.arch`, one holding `dec_feat_rope.freqs_cos` or `s_embedder.proj.weight`: every official tensor (SPEC
+/// §6.5, RoPE buffers and `t_embedder.W` included) must be there under its exact name and shape; without
+/// metadata the architecture comes from the shapes (heads from the RoPE tables), and equal encoder and head
+/// widths are refused with a message asking for the metadata. For SiT: one written by `mixflow_model_save_onnx`, a checkpoint converted with
 /// `python -m mixflow.convert`, or what `torch.onnx.export` writes for the official SiT module (initializer
 /// names may carry a prefix such as "model." or "module."). The architecture comes from the file's `model.*`
 /// metadata or, without it, from the tensor shapes (depth, width, patch, channels, input size, classes,
@@ -82,8 +86,12 @@ private let saveDefaults: mixflow_model_save_params = {
         guard p.num_threads >= 0 else {
             throw MixflowError.invalidArgument("params->num_threads must be >= 0 (0 = all cores), got \(p.num_threads)")
         }
-        let loaded = try ModelONNX.load(path: file, heads: p.heads > 0 ? Int(p.heads) : nil, threads: Int(p.num_threads))
-        let settings = ModelSettings(shape: .sit(loaded.model.config), arch: "", seed: 0, threads: Int(p.num_threads))
+        let loaded = try ModelONNX.loadNative(path: file, heads: p.heads > 0 ? Int(p.heads) : nil, threads: Int(p.num_threads))
+        // A DiT^DH reports its shape as the custom arch "DiTDH" (mixflow_model_get_params); a SiT as arch "".
+        let shape = ModelShape(of: loaded.model)
+        let arch: String
+        if case .ditdh = shape { arch = "DiTDH" } else { arch = "" }
+        let settings = ModelSettings(shape: shape, arch: arch, seed: 0, threads: Int(p.num_threads))
         let box = Model(wrapping: loaded.model, settings: settings)
         box.fileMetadata = loaded.metadata
         box.ignoredTensors = loaded.ignored
@@ -96,7 +104,8 @@ private let saveDefaults: mixflow_model_save_params = {
 /// ("sit-forward" or "sit-checkpoint"), then the optional step, `transport.*` and extra metadata, and with
 /// `params->graph` = 1 the runnable forward graph (opset 17, IR 8; inputs `x` [B, C, H, W] float, `t` [B]
 /// float, `y` [B] int64; output `out` [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
-/// ONNX tools. Written atomically: the data file, then the model, each through a temporary file, fsync and
+/// ONNX tools. A DiT^DH is written as a checkpoint only ("mixflow.format" = "ditdh-checkpoint"; `params->graph`
+/// must be 0). Written atomically: the data file, then the model, each through a temporary file, fsync and
 /// rename; on failure nothing at `path` changes. For a trainer's EMA weights, save the model from
 /// `mixflow_trainer_get_model(trainer, 1, &m)`.
 ///
@@ -105,8 +114,8 @@ private let saveDefaults: mixflow_model_save_params = {
 ///   - params: may be NULL (defaults); else filled by `mixflow_model_save_default_params`; read during the call only.
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, graph not 0/1, threshold < -1, step < -1,
 ///   num_metadata out of range, NULL or repeated or reserved key), `MIXFLOW_ERR_INVALID_HANDLE` (model or
-///   transport), `MIXFLOW_ERR_IO`, `MIXFLOW_ERR_FORMAT` (the inline part exceeds 2 GiB: lower the threshold) or
-///   `MIXFLOW_ERR_ABI_MISMATCH`.
+///   transport), `MIXFLOW_ERR_IO`, `MIXFLOW_ERR_FORMAT` (the inline part exceeds 2 GiB: lower the threshold),
+///   `MIXFLOW_ERR_UNSUPPORTED` (`params->graph` = 1 for a DiT^DH) or `MIXFLOW_ERR_ABI_MISMATCH`.
 @c public func mixflow_model_save_onnx(
     _ model: UnsafeMutablePointer<mixflow_model>?, _ path: UnsafePointer<CChar>?,
     _ params: UnsafePointer<mixflow_model_save_params>?
@@ -128,11 +137,18 @@ private let saveDefaults: mixflow_model_save_params = {
             metadata += tr.config.keyValues
         }
         metadata += try extraMetadata(p)
-        guard let sit = box.model as? SiTModel else {
-            throw MixflowError.unsupported("ONNX export is implemented for SiT models; DiT^DH export is not yet")
+        let options = ModelONNX.ExportOptions(graph: p.graph == 1, externalThreshold: p.external_threshold, metadata: metadata)
+        if let d = box.model as? DiTDHModel {
+            guard p.graph == 0 else {
+                throw MixflowError.unsupported("params->graph = 1: the ONNX forward graph is implemented for SiT only; "
+                                               + "save a DiT^DH with params->graph = 0 (a checkpoint of initializers and metadata)")
+            }
+            try ModelONNX.export(d, to: file, options: options)
+        } else if let sit = box.model as? SiTModel {
+            try ModelONNX.export(sit, to: file, options: options)
+        } else {
+            throw MixflowError.internal("the model handle holds neither a SiT nor a DiT^DH")
         }
-        try ModelONNX.export(sit, to: file, options: .init(graph: p.graph == 1, externalThreshold: p.external_threshold,
-                                                                 metadata: metadata))
     }
 }
 

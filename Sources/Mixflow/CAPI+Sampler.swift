@@ -174,3 +174,32 @@ import MixflowMethod
         try s.step(modelOutput: output, index: Int(index), x: x, out: out, batch: b, dim: d, firstSample: first_sample)
     }
 }
+
+// MARK: - Labels
+
+/// RAE's "equal" label sampling (`--label-sampling equal`): `n` class labels with ⌊n / num_classes⌋ of every
+/// class, the remaining n mod num_classes drawn uniformly from [0, num_classes), all n then shuffled with a
+/// seeded Fisher–Yates permutation (libmixflow's Philox streams; the same seed gives the same labels on every
+/// machine and thread count). For an FID-50K set: n = 50000, num_classes = 1000 gives 50 of each class.
+/// Stateless; safe from any thread.
+///
+/// - Parameters:
+///   - n: number of labels, in [1, 2^31 − 1].
+///   - num_classes: in [1, 2^24].
+///   - seed: any value.
+///   - out_labels: [n] receives the labels in [0, num_classes).
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL out_labels, n or num_classes out of range).
+@c public func mixflow_equal_labels(
+    _ n: Int64, _ num_classes: Int32, _ seed: UInt64, _ out_labels: UnsafeMutablePointer<Int32>?
+) -> mixflow_status {
+    capi("mixflow_equal_labels") {
+        guard n >= 1, n <= Int64(EqualLabels.maxCount) else {
+            throw MixflowError.invalidArgument("n must be in [1, \(EqualLabels.maxCount)], got \(n)")
+        }
+        guard num_classes >= 1, Int(num_classes) <= EqualLabels.maxClasses else {
+            throw MixflowError.invalidArgument("num_classes must be in [1, \(EqualLabels.maxClasses)], got \(num_classes)")
+        }
+        let out = try require(out_labels, "out_labels")
+        try EqualLabels.fill(UnsafeMutableBufferPointer(start: out, count: Int(n)), numClasses: Int(num_classes), seed: seed)
+    }
+}

@@ -152,3 +152,42 @@ func ditdhGradientsThroughTheCAPIMatchTheTorchReference(_ fixture: String) throw
     #expect(mixflow_model_get_tensor(e, "blocks.1.attn.qkv.weight", &shape, 2, &we) == MIXFLOW_OK)
     #expect(w1 == w2 && we != w2)
 }
+
+@Test func ditdhSavesAsACheckpointAndLoadsBackThroughTheCAPI() throws {
+    var p = ditdhParams(tinyDiTDHShape)
+    p.seed = 11
+    let m = try #require(makeModel(p))
+    defer { mixflow_model_free(m) }
+    let dir = NSTemporaryDirectory() + "mixflow-ditdh-capi-\(getpid())"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let path = dir + "/dh.onnx"
+    var s = mixflow_model_save_params()
+    _ = mixflow_model_save_default_params(&s, UInt32(MemoryLayout<mixflow_model_save_params>.size))
+    // The default (graph = 1) is refused with a message saying what to do.
+    #expect(mixflow_model_save_onnx(m, path, &s) == MIXFLOW_ERR_UNSUPPORTED)
+    #expect(lastError() == "mixflow_model_save_onnx: params->graph = 1: the ONNX forward graph is implemented for SiT only; "
+            + "save a DiT^DH with params->graph = 0 (a checkpoint of initializers and metadata)")
+    #expect(!FileManager.default.fileExists(atPath: path))
+    s.graph = 0; s.external_threshold = 256; s.step = 3
+    #expect(mixflow_model_save_onnx(m, path, &s) == MIXFLOW_OK, "\(lastError())")
+    var loaded: UnsafeMutablePointer<mixflow_model>?
+    #expect(mixflow_model_load_onnx(path, nil, &loaded) == MIXFLOW_OK, "\(lastError())")
+    let back = try #require(loaded)
+    defer { mixflow_model_free(back) }
+    #expect(mixflow_model_num_tensors(back) == mixflow_model_num_tensors(m))
+    #expect(mixflow_model_num_params(back) == mixflow_model_num_params(m))
+    var q = mixflow_model_params()
+    #expect(mixflow_model_get_params(back, &q, modelParamsSize) == MIXFLOW_OK)
+    #expect(q.depth == 1 && q.hidden == 16 && q.heads == 2 && q.head_depth == 1 && q.head_hidden == 24 && q.head_heads == 2)
+    #expect(q.input_size == 4 && q.in_channels == 4 && q.num_classes == 3)
+    var name: UnsafePointer<CChar>?, shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0, trainable: Int32 = 0
+    for i in 0..<mixflow_model_num_tensors(m) {
+        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, &trainable) == MIXFLOW_OK)
+        let n = shape[..<Int(ndim)].reduce(1, *)
+        var a = [Float](repeating: 0, count: Int(n)), b = a
+        #expect(mixflow_model_get_tensor(m, name, shape, ndim, &a) == MIXFLOW_OK)
+        #expect(mixflow_model_get_tensor(back, name, shape, ndim, &b) == MIXFLOW_OK)
+        #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(String(cString: name!))")
+    }
+    try FileManager.default.removeItem(atPath: dir)
+}

@@ -246,3 +246,23 @@ func nativeModelSamplingEqualsTheCallbackRoute(guidance: mixflow_guidance) throw
     #expect(mixflow_samples_write_npz("/tmp/x.npz", &u8, 1, -1, 1, 1) == MIXFLOW_ERR_INVALID_ARGUMENT)
     #expect(mixflow_samples_write_npz("/nonexistent-dir/x.npz", &u8, 1, 1, 1, 1) == MIXFLOW_ERR_IO)
 }
+
+@Test func equalLabelsThroughTheCAPI() {
+    var out = [Int32](repeating: -1, count: 2000)
+    #expect(mixflow_equal_labels(2000, 1000, 3, &out) == MIXFLOW_OK)
+    var c = [Int](repeating: 0, count: 1000)
+    for l in out { c[Int(l)] += 1 }
+    #expect(c.allSatisfy { $0 == 2 })
+    var again = [Int32](repeating: 0, count: 2000)
+    #expect(mixflow_equal_labels(2000, 1000, 3, &again) == MIXFLOW_OK && again == out)
+    #expect(mixflow_equal_labels(2000, 1000, 3, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_equal_labels: out_labels must not be NULL")
+    #expect(mixflow_equal_labels(0, 1000, 3, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_equal_labels: n must be in [1, 2147483647], got 0")
+    #expect(mixflow_equal_labels(-5, 1000, 3, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_equal_labels(Int64(1) << 40, 1000, 3, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_equal_labels: n must be in [1, 2147483647], got 1099511627776")
+    #expect(mixflow_equal_labels(10, -1, 3, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_equal_labels: num_classes must be in [1, 16777216], got -1")
+    #expect(mixflow_equal_labels(10, 1 << 25, 3, &out) == MIXFLOW_ERR_INVALID_ARGUMENT)
+}

@@ -68,6 +68,7 @@ public struct RandomStream: Sendable, Equatable {
         case perturbation = 2   // Input Perturbation's extra Gaussian
         case sampler = 3        // SDE sampler noise
         case initialization = 4 // model weights
+        case labels = 5         // "equal" class-label sampling (remainder labels, the shuffle)
     }
 
     public let key: (UInt32, UInt32)

@@ -26,6 +26,12 @@ extension DiTDHModel: NativeModel {
 
     /// Rebuilds the architecture from `architectureMetadata` (weights are loaded separately).
     public static func fromMetadata(_ meta: [(key: String, value: String)], threads: Int = 0) throws -> DiTDHModel {
+        try DiTDHModel(try fromMetadataConfig(meta), seed: 0, threads: threads)
+    }
+
+    /// The validated configuration `architectureMetadata` describes (no allocation).
+    /// - Throws: `.format` naming the missing, malformed or out-of-range key.
+    public static func fromMetadataConfig(_ meta: [(key: String, value: String)]) throws -> DiTDHConfig {
         func value(_ k: String) -> String? { meta.last(where: { $0.key == "model." + k })?.value }
         guard value("arch") == "DiTDH" else {
             throw MixflowError.format("model.arch is \"\(value("arch") ?? "missing")\", expected \"DiTDH\"")
@@ -38,9 +44,12 @@ extension DiTDHModel: NativeModel {
                             headDepth: try int("head_depth"), headHidden: try int("head_hidden"),
                             headHeads: try int("head_heads"), inputSize: try int("input_size"),
                             inChannels: try int("in_channels"), numClasses: try int("num_classes"))
-        c.classDropout = Float(value("class_dropout") ?? "0.1") ?? 0.1
+        if let s = value("class_dropout") {
+            guard let v = Float(s) else { throw MixflowError.format("model.class_dropout is \"\(s)\", expected a number") }
+            c.classDropout = v
+        }
         do { try c.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("model: \(m)") }
-        return try DiTDHModel(c, seed: 0, threads: threads)
+        return c
     }
 
     public func forwardTraining(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>?, batch: Int,

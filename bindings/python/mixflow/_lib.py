@@ -71,6 +71,8 @@ DP = POINTER(c_double)
 
 # ---- version and errors --------------------------------------------------------------------------------
 _api("mixflow_abi_version", [], c_uint32)
+# ---- samplers: "equal" labels ---------------------------------------------------------------------------
+_api("mixflow_equal_labels", [c_int64, c_int32, c_uint64, POINTER(c_int32)], c_int)
 # ---- data and evaluation (header order) -----------------------------------------------------------------
 DP = POINTER(c_double)
 I32P = POINTER(c_int32)

@@ -4,6 +4,7 @@ files (named float tensors + metadata, the format libmixflow's mixflow_tensor_fi
     python -m mixflow.convert SiT-XL-2-256x256.pt sit.onnx --arch SiT-XL/2   # + model.* keys: Model.from_onnx
     python -m mixflow.convert last.pt repa.onnx --use ema          # a training checkpoint {model, ema, opt, args}
     python -m mixflow.convert sit.onnx sit.safetensors              # and back, to .npz or .safetensors
+    python -m mixflow.convert stage2_model.pt dh.onnx --arch DiTDH-XL --latent 768x16x16   # RAE stage 2
 
 Training checkpoints: the "ema" weights are taken by default (SiT's find_model and REPA do the same), "model"
 with --use model; `module.` (DDP) and `_orig_mod.` (torch.compile) prefixes are stripped; `args` (an argparse
@@ -27,7 +28,7 @@ import numpy as np
 from . import torchfile
 from .torchfile import CheckpointFormatError, UnsafeCheckpointError, _atomic
 
-__all__ = ["load_state_dict", "read_onnx", "write_onnx", "write_npz", "convert", "main"]
+__all__ = ["load_state_dict", "read_onnx", "write_onnx", "write_npz", "ditdh_shapes", "ditdh_metadata", "convert", "main"]
 
 PREFIXES = ("module.", "_orig_mod.")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
@@ -352,14 +353,97 @@ def sit_metadata(arch, tensors):
         ("model.class_dropout", "0.1"), ("model.mlp_ratio", "4")])
 
 
-def convert(src, dst, use=None, arch=None, external_threshold=1 << 20, allow_opaque=False):
+# encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (SPEC 6.1)
+_DITDH_SIZES = {"XL": (28, 1152, 16), "S": (12, 384, 6)}
+_DITDH_HEAD = (2, 2048, 16)
+
+
+def ditdh_shapes(depth, hidden, heads, head_depth, head_hidden, head_heads, channels, size, num_classes=1000):
+    """The DiT^DH state dict (SPEC 6.5) as an OrderedDict name -> shape in PyTorch order, from the formulas:
+    SwiGLU width int(2/3 * 4D), RoPE tables [tokens, head_dim], s_projector only when the widths differ."""
+    de, dh, tokens = hidden, head_hidden, size * size
+    out = collections.OrderedDict()
+    out["pos_embed"] = (1, tokens, de)
+    out["x_embedder.proj.weight"], out["x_embedder.proj.bias"] = (dh, channels, 1, 1), (dh,)
+    out["s_embedder.proj.weight"], out["s_embedder.proj.bias"] = (de, channels, 1, 1), (de,)
+    if de != dh:
+        out["s_projector.weight"], out["s_projector.bias"] = (dh, de), (dh,)
+    out["t_embedder.W"] = (256,)
+    out["t_embedder.mlp.0.weight"], out["t_embedder.mlp.0.bias"] = (de, 512), (de,)
+    out["t_embedder.mlp.2.weight"], out["t_embedder.mlp.2.bias"] = (de, de), (de,)
+    out["y_embedder.embedding_table.weight"] = (num_classes + 1, de)
+    out["final_layer.norm_final.weight"] = (dh,)
+    out["final_layer.linear.weight"], out["final_layer.linear.bias"] = (channels, dh), (channels,)
+    out["final_layer.adaLN_modulation.1.weight"], out["final_layer.adaLN_modulation.1.bias"] = (2 * dh, dh), (2 * dh,)
+    for rope, d, h in (("enc_feat_rope", de, heads), ("dec_feat_rope", dh, head_heads)):
+        out[rope + ".freqs_cos"] = out[rope + ".freqs_sin"] = (tokens, d // h)
+    for i in range(depth + head_depth):
+        d = de if i < depth else dh
+        hs = (2 * (4 * d)) // 3
+        p = "blocks.%d." % i
+        for name, shape in (("norm1.weight", (d,)), ("norm2.weight", (d,)), ("attn.qkv.weight", (3 * d, d)),
+                            ("attn.qkv.bias", (3 * d,)), ("attn.proj.weight", (d, d)), ("attn.proj.bias", (d,)),
+                            ("mlp.w12.weight", (2 * hs, d)), ("mlp.w12.bias", (2 * hs,)), ("mlp.w3.weight", (d, hs)),
+                            ("mlp.w3.bias", (d,)), ("adaLN_modulation.1.weight", (6 * d, d)),
+                            ("adaLN_modulation.1.bias", (6 * d,))):
+            out[p + name] = shape
+    return out
+
+
+def _parse_latent(latent):
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", str(latent))
+    if not m or int(m.group(2)) != int(m.group(3)) or min(int(g) for g in m.groups()) <= 0:
+        raise ValueError("--latent must be CxSxS with positive C and S (square latent), e.g. 768x16x16; got %r" % (latent,))
+    return int(m.group(1)), int(m.group(2))
+
+
+def ditdh_metadata(arch, tensors, latent=None):
+    """The model.* metadata libmixflow reads for "DiTDH-XL" or "DiTDH-S" (the same keys as the Swift
+    DiTDHModel.architectureMetadata), after checking every tensor against the DiT^DH table for the latent
+    `latent` ("CxSxS", e.g. "768x16x16"; default: channels from s_embedder.proj.weight, S from pos_embed) and
+    the number of classes in y_embedder. Raises ValueError listing missing, unexpected and mis-shaped tensors."""
+    m = re.fullmatch(r"DiTDH-(XL|S)", arch, re.I)
+    if not m:
+        raise ValueError("--arch for a DiT^DH must be DiTDH-XL or DiTDH-S, got %r" % arch)
+    depth, hidden, heads = _DITDH_SIZES[m.group(1).upper()]
+    head_depth, head_hidden, head_heads = _DITDH_HEAD
+    if latent is not None:
+        channels, size = _parse_latent(latent)
+    else:
+        w, pos = tensors.get("s_embedder.proj.weight"), tensors.get("pos_embed")
+        if w is None or pos is None or w.ndim != 4 or pos.ndim != 3 or math.isqrt(pos.shape[1]) ** 2 != pos.shape[1]:
+            raise ValueError("--arch %s: cannot read the latent shape from s_embedder.proj.weight and pos_embed; "
+                             "pass --latent CxSxS (e.g. 768x16x16)" % arch)
+        channels, size = int(w.shape[1]), math.isqrt(pos.shape[1])
+    table = tensors.get("y_embedder.embedding_table.weight")
+    num_classes = int(table.shape[0]) - 1 if table is not None and table.ndim == 2 and table.shape[0] >= 2 else 1000
+    want = ditdh_shapes(depth, hidden, heads, head_depth, head_hidden, head_heads, channels, size, num_classes)
+    missing = [k for k in want if k not in tensors]
+    unexpected = [k for k in tensors if k not in want]
+    misshaped = ["%s is %s, needs %s" % (k, list(tensors[k].shape), list(want[k]))
+                 for k in want if k in tensors and tuple(tensors[k].shape) != want[k]]
+    if missing or unexpected or misshaped:
+        parts = ["%s (%d): %s%s" % (title, len(items), ", ".join(items[:12]), ", ..." if len(items) > 12 else "")
+                 for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if items]
+        raise ValueError("--arch %s (latent %dx%dx%d, %d classes): the state dict does not fit: %s"
+                         % (arch, channels, size, size, num_classes, "; ".join(parts)))
+    return collections.OrderedDict([
+        ("model.arch", "DiTDH"), ("model.depth", str(depth)), ("model.hidden", str(hidden)), ("model.heads", str(heads)),
+        ("model.head_depth", str(head_depth)), ("model.head_hidden", str(head_hidden)),
+        ("model.head_heads", str(head_heads)), ("model.input_size", str(size)), ("model.in_channels", str(channels)),
+        ("model.num_classes", str(num_classes)), ("model.class_dropout", "0.1")])
+
+
+def convert(src, dst, use=None, arch=None, external_threshold=1 << 20, allow_opaque=False, latent=None):
     """Converts `src` to `dst` (format from the extension); returns (number of tensors, metadata written)."""
     tensors, meta = load_state_dict(src, use=use, allow_opaque=allow_opaque)
     tensors = _float32(tensors)
     meta = collections.OrderedDict(meta)
     if arch:
         meta["mixflow.arch"] = arch
-        meta.update(sit_metadata(arch, tensors))
+        meta.update(ditdh_metadata(arch, tensors, latent) if arch.upper().startswith("DITDH") else sit_metadata(arch, tensors))
+    elif latent is not None:
+        raise ValueError("--latent is only used with --arch DiTDH-XL/DiTDH-S")
     dst = os.fspath(dst)
     if dst.endswith(".onnx"):
         write_onnx(dst, tensors, meta, external_threshold)
@@ -377,15 +461,17 @@ def main(argv=None):
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--use", choices=["ema", "model"], help="which weights of a training checkpoint (default: ema)")
-    p.add_argument("--arch", help='official SiT architecture, e.g. SiT-XL/2: checked against the tensors and stored as '
-                   'model.* metadata (what Model.from_onnx reads) and "mixflow.arch"')
+    p.add_argument("--arch", help='official architecture, SiT-XL/2 (any SiT-{S,B,L,XL}/{2,4,8}) or DiTDH-XL / DiTDH-S: '
+                   'checked against the tensors and stored as model.* metadata (what Model.from_onnx reads) and "mixflow.arch"')
+    p.add_argument("--latent", help="DiT^DH latent CxSxS the tensors are checked against, e.g. 768x16x16 (256 px) or "
+                   "768x32x32 (512 px); default: read from s_embedder.proj.weight and pos_embed")
     p.add_argument("--external-threshold", type=int, default=1 << 20,
                    help="ONNX: tensors of at least this many bytes go to DST.data (-1: none; default 1 MiB)")
     p.add_argument("--allow-opaque", action="store_true",
                    help="turn unknown pickle globals into inert placeholders instead of refusing the file")
     a = p.parse_args(argv)
     try:
-        n, meta = convert(a.src, a.dst, a.use, a.arch, a.external_threshold, a.allow_opaque)
+        n, meta = convert(a.src, a.dst, a.use, a.arch, a.external_threshold, a.allow_opaque, a.latent)
     except (UnsafeCheckpointError, CheckpointFormatError, ValueError, OSError) as e:
         print("mixflow.convert: error: %s" % e, file=sys.stderr)
         return 2

@@ -84,9 +84,11 @@ class Model(HandleOwner):
 
     @classmethod
     def from_onnx(cls, path, heads: int | None = None, num_threads: int = 0) -> "Model":
-        """Loads a SiT from an ONNX file (ours, a converted checkpoint, or torch.onnx.export of the official
-        module). The architecture comes from the file's model.* metadata, else from the tensor shapes; ``heads``
-        is needed only when neither the metadata nor the official widths (384/768/1024/1152) give it.
+        """Loads a SiT or a DiT^DH from an ONNX file (ours, a converted checkpoint, or torch.onnx.export of the
+        official SiT module). The architecture comes from the file's model.* metadata, else from the tensor
+        shapes; ``heads`` is needed only for a SiT when neither the metadata nor the official widths
+        (384/768/1024/1152) give it (a DiT^DH's heads come from its RoPE tables). A DiT^DH file must hold every
+        official tensor under its exact name; without metadata, equal encoder and head widths are refused.
         ``model.ignored_tensors`` lists skipped initializers (REPA projectors, graph constants) and
         ``model.onnx_metadata`` the file's metadata."""
         p = T.ModelLoadParams()
@@ -101,7 +103,8 @@ class Model(HandleOwner):
                   transport=None, step: int | None = None) -> None:
         """Writes the model as ONNX (atomically): official-name initializers + model.* metadata, and with
         ``graph`` the runnable forward graph (inputs x [B,C,H,W] float32, t [B] float32, y [B] int64; output
-        ``out``) for onnxruntime. Tensors of at least ``external_threshold`` bytes go to ``<path>.data``
+        ``out``) for onnxruntime; a DiT^DH has no graph yet and needs ``graph=False`` (else
+        ``mixflow.errors.Unsupported``). Tensors of at least ``external_threshold`` bytes go to ``<path>.data``
         (-1 = all inline). ``transport`` (a Transport) adds its transport.* settings, ``step`` mixflow.step,
         ``metadata`` any other str -> str pairs."""
         p = T.ModelSaveParams()

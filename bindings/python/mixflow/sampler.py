@@ -205,3 +205,26 @@ def save_npz(path, images, convention="sit") -> None:
         raise ValueError(f"images must be [N, H, W, C] uint8, got shape {images.shape}")
     n, h, w, c = images.shape
     check(lib.mixflow_samples_write_npz(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), n, h, w, c))
+
+
+def equal_labels(n: int, num_classes: int = 1000, seed: int = 0) -> np.ndarray:
+    """RAE's "equal" label sampling (``--label-sampling equal``): ``n`` int32 labels with n // num_classes of
+    every class, the remaining n % num_classes drawn uniformly, all shuffled with a seeded Fisher-Yates
+    permutation (libmixflow's Philox streams: the same seed gives the same labels everywhere). For FID-50K,
+    ``equal_labels(50000)`` holds each of the 1000 classes exactly 50 times. Raises InvalidArgument for n outside
+    [1, 2^31 - 1] or num_classes outside [1, 2^24]."""
+    for name, v in (("n", n), ("num_classes", num_classes), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"equal_labels: {name} must be an int, got {type(v).__name__}")
+    if not 0 <= int(seed) < 1 << 64:
+        raise ValueError(f"equal_labels: seed must be in [0, 2^64), got {seed}")
+    if not 1 <= int(n) < 1 << 31:  # checked here too so that np.empty never sees a hostile size
+        from .errors import InvalidArgument
+        raise InvalidArgument(f"equal_labels: n must be in [1, 2147483647], got {n}")
+    if not -(1 << 31) <= int(num_classes) < 1 << 31:  # would not fit the C int32; the library checks the rest
+        from .errors import InvalidArgument
+        raise InvalidArgument(f"equal_labels: num_classes must be in [1, 16777216], got {num_classes}")
+    out = np.empty(int(n), np.int32)
+    check(lib.mixflow_equal_labels(int(n), int(num_classes), int(seed), out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))))
+    return out
+

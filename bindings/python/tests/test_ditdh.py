@@ -86,3 +86,28 @@ def test_mixflow_rae_training_and_resume(tmp_path):
         assert tr.step(x, y) == b.step(x, y)
     sa, sb = tr.model.state_dict(), b.model.state_dict()
     assert all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
+def test_onnx_checkpoint_round_trip_is_bit_identical(tmp_path):
+    m = tiny(seed=9)
+    rng = np.random.default_rng(0)
+    # Non-zero values in the tensors the official init sets to 0/1, so a dropped tensor cannot go unnoticed.
+    m.load_state_dict({k: rng.uniform(-0.3, 0.3, v.shape).astype(np.float32) for k, v in m.state_dict().items()
+                       if not np.any(v)}, strict=False)
+    path = tmp_path / "dh.onnx"
+    with pytest.raises(mixflow.errors.Unsupported, match=r"params->graph = 0"):
+        m.save_onnx(path)
+    assert not path.exists()
+    m.save_onnx(path, graph=False, external_threshold=128, metadata={"run.name": "tiny"}, step=5)
+    back = mixflow.Model.from_onnx(path, num_threads=1)
+    assert back.arch == "DiTDH" and back.head_hidden == 24 and back.input_size == 4
+    a, b = m.state_dict(), back.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        assert a[k].tobytes() == b[k].tobytes(), k
+    meta = back.onnx_metadata
+    assert meta["model.arch"] == "DiTDH" and meta["mixflow.format"] == "ditdh-checkpoint"
+    assert meta["mixflow.step"] == "5" and meta["run.name"] == "tiny"
+    x = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
+    t, y = np.array([0.3, 0.8], np.float32), np.array([0, 2])
+    np.testing.assert_array_equal(m.forward(x, t, y), back.forward(x, t, y))

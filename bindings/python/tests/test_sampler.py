@@ -195,3 +195,31 @@ def test_native_model_sampling_equals_the_python_callback_route():
         via_python = s.sample(lambda x, t, yy: m.forward(x, t, yy), z, y)
     np.testing.assert_array_equal(native.x, via_python.x)
     assert native.nfe == via_python.nfe == 8
+
+
+def test_equal_labels_counts_and_determinism():
+    labels = mixflow.equal_labels(50_000)
+    assert labels.dtype == np.int32 and labels.shape == (50_000,)
+    assert np.array_equal(np.bincount(labels, minlength=1000), np.full(1000, 50))
+    assert np.array_equal(labels, mixflow.equal_labels(50_000, 1000, 0))
+    other = mixflow.equal_labels(50_000, seed=1)
+    assert not np.array_equal(labels, other) and np.array_equal(np.sort(labels), np.sort(other))
+    # Remainder: 1003 = 1 x 1000 + 3 random labels; every class at least once, three extra somewhere.
+    c = np.bincount(mixflow.equal_labels(1003, seed=5), minlength=1000)
+    assert c.sum() == 1003 and c.min() == 1 and c.max() <= 4
+    # The shuffle is real: far from the unshuffled i % K order.
+    assert np.mean(labels == np.arange(50_000) % 1000) < 0.01
+    assert np.array_equal(mixflow.equal_labels(7, num_classes=1, seed=3), np.zeros(7, np.int32))
+
+
+@pytest.mark.parametrize("kw,exc,msg", [
+    (dict(n=0), mixflow.InvalidArgument, r"n must be in \[1, 2147483647\], got 0"),
+    (dict(n=1 << 40), mixflow.InvalidArgument, "n must be in"),
+    (dict(n=5, num_classes=0), mixflow.InvalidArgument, r"mixflow_equal_labels: num_classes must be in \[1, 16777216\], got 0"),
+    (dict(n=5, num_classes=1 << 40), mixflow.InvalidArgument, "num_classes must be in"),
+    (dict(n=5, seed=-1), ValueError, "seed must be in"),
+    (dict(n=5.0), TypeError, "n must be an int"),
+])
+def test_equal_labels_rejects_bad_input(kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        mixflow.equal_labels(**kw)
