@@ -700,13 +700,13 @@ SWIFT_EXTERN mixflow_status mixflow_model_save_default_params(mixflow_model_save
 
 /// Writes <code>model</code> as ONNX: every tensor as a float32 initializer under its official name and shape (bit for
 /// bit: loading the file back gives identical bytes), the <code>model.*</code> architecture metadata, “mixflow.format”
-/// (“sit-forward” or “sit-checkpoint”), then the optional step, <code>transport.*</code> and extra metadata, and with
-/// <code>params->graph</code> = 1 the runnable forward graph (opset 17, IR 8; inputs <code>x</code> [B, C, H, W] float, <code>t</code> [B]
-/// float, <code>y</code> [B] int64; output <code>out</code> [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
-/// ONNX tools. A DiT^DH is written as a checkpoint only (“mixflow.format” = “ditdh-checkpoint”; <code>params->graph</code>
-/// must be 0). Written atomically: the data file, then the model, each through a temporary file, fsync and
-/// rename; on failure nothing at <code>path</code> changes. For a trainer’s EMA weights, save the model from
-/// <code>mixflow_trainer_get_model(trainer, 1, &m)</code>.
+/// (“sit-forward”, “sit-checkpoint”, “ditdh-forward” or “ditdh-checkpoint”), then the optional step,
+/// <code>transport.*</code> and extra metadata, and with <code>params->graph</code> = 1 the runnable forward graph (opset 17, IR 8;
+/// inputs <code>x</code> [B, C, H, W] float, <code>t</code> [B] float in the model’s own time convention, <code>y</code> [B] int64 with
+/// num_classes = the null class; output <code>out</code> [B, C, H, W]: a SiT’s first C channels (the learn_sigma half
+/// dropped), a DiT^DH’s velocity) for onnxruntime and other ONNX tools. Written atomically: the data file,
+/// then the model, each through a temporary file, fsync and rename; on failure nothing at <code>path</code> changes. For
+/// a trainer’s EMA weights, save the model from <code>mixflow_trainer_get_model(trainer, 1, &m)</code>.
 /// \param path UTF-8 path of the <code>.onnx</code> file; its folder must exist and be writable.
 ///
 /// \param params may be NULL (defaults); else filled by <code>mixflow_model_save_default_params</code>; read during the call only.
@@ -716,7 +716,7 @@ SWIFT_EXTERN mixflow_status mixflow_model_save_default_params(mixflow_model_save
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, graph not 0/1, threshold < -1, step < -1,
 /// num_metadata out of range, NULL or repeated or reserved key), <code>MIXFLOW_ERR_INVALID_HANDLE</code> (model or
 /// transport), <code>MIXFLOW_ERR_IO</code>, <code>MIXFLOW_ERR_FORMAT</code> (the inline part exceeds 2 GiB: lower the threshold),
-/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (<code>params->graph</code> = 1 for a DiT^DH) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
+/// or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_save_onnx(mixflow_model * _Nullable model, char const * _Nullable path, mixflow_model_save_params const * _Nullable params) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Overwrites the tensor called <code>name</code> with <code>data</code> (copied). pos_embed may be set too (a checkpoint

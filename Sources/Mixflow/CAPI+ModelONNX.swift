@@ -101,13 +101,13 @@ private let saveDefaults: mixflow_model_save_params = {
 
 /// Writes `model` as ONNX: every tensor as a float32 initializer under its official name and shape (bit for
 /// bit: loading the file back gives identical bytes), the `model.*` architecture metadata, "mixflow.format"
-/// ("sit-forward" or "sit-checkpoint"), then the optional step, `transport.*` and extra metadata, and with
-/// `params->graph` = 1 the runnable forward graph (opset 17, IR 8; inputs `x` [B, C, H, W] float, `t` [B]
-/// float, `y` [B] int64; output `out` [B, C, H, W], the learn_sigma half dropped) for onnxruntime and other
-/// ONNX tools. A DiT^DH is written as a checkpoint only ("mixflow.format" = "ditdh-checkpoint"; `params->graph`
-/// must be 0). Written atomically: the data file, then the model, each through a temporary file, fsync and
-/// rename; on failure nothing at `path` changes. For a trainer's EMA weights, save the model from
-/// `mixflow_trainer_get_model(trainer, 1, &m)`.
+/// ("sit-forward", "sit-checkpoint", "ditdh-forward" or "ditdh-checkpoint"), then the optional step,
+/// `transport.*` and extra metadata, and with `params->graph` = 1 the runnable forward graph (opset 17, IR 8;
+/// inputs `x` [B, C, H, W] float, `t` [B] float in the model's own time convention, `y` [B] int64 with
+/// num_classes = the null class; output `out` [B, C, H, W]: a SiT's first C channels (the learn_sigma half
+/// dropped), a DiT^DH's velocity) for onnxruntime and other ONNX tools. Written atomically: the data file,
+/// then the model, each through a temporary file, fsync and rename; on failure nothing at `path` changes. For
+/// a trainer's EMA weights, save the model from `mixflow_trainer_get_model(trainer, 1, &m)`.
 ///
 /// - Parameters:
 ///   - path: UTF-8 path of the `.onnx` file; its folder must exist and be writable.
@@ -115,7 +115,7 @@ private let saveDefaults: mixflow_model_save_params = {
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, graph not 0/1, threshold < -1, step < -1,
 ///   num_metadata out of range, NULL or repeated or reserved key), `MIXFLOW_ERR_INVALID_HANDLE` (model or
 ///   transport), `MIXFLOW_ERR_IO`, `MIXFLOW_ERR_FORMAT` (the inline part exceeds 2 GiB: lower the threshold),
-///   `MIXFLOW_ERR_UNSUPPORTED` (`params->graph` = 1 for a DiT^DH) or `MIXFLOW_ERR_ABI_MISMATCH`.
+///   or `MIXFLOW_ERR_ABI_MISMATCH`.
 @c public func mixflow_model_save_onnx(
     _ model: UnsafeMutablePointer<mixflow_model>?, _ path: UnsafePointer<CChar>?,
     _ params: UnsafePointer<mixflow_model_save_params>?
@@ -139,10 +139,6 @@ private let saveDefaults: mixflow_model_save_params = {
         metadata += try extraMetadata(p)
         let options = ModelONNX.ExportOptions(graph: p.graph == 1, externalThreshold: p.external_threshold, metadata: metadata)
         if let d = box.model as? DiTDHModel {
-            guard p.graph == 0 else {
-                throw MixflowError.unsupported("params->graph = 1: the ONNX forward graph is implemented for SiT only; "
-                                               + "save a DiT^DH with params->graph = 0 (a checkpoint of initializers and metadata)")
-            }
             try ModelONNX.export(d, to: file, options: options)
         } else if let sit = box.model as? SiTModel {
             try ModelONNX.export(sit, to: file, options: options)

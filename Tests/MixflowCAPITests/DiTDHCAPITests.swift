@@ -153,22 +153,23 @@ func ditdhGradientsThroughTheCAPIMatchTheTorchReference(_ fixture: String) throw
     #expect(w1 == w2 && we != w2)
 }
 
-@Test func ditdhSavesAsACheckpointAndLoadsBackThroughTheCAPI() throws {
+@Test(arguments: [Int32(1), Int32(0)])
+func ditdhSavesWithOrWithoutTheGraphAndLoadsBackThroughTheCAPI(graph: Int32) throws {
     var p = ditdhParams(tinyDiTDHShape)
     p.seed = 11
     let m = try #require(makeModel(p))
     defer { mixflow_model_free(m) }
-    let dir = NSTemporaryDirectory() + "mixflow-ditdh-capi-\(getpid())"
+    let dir = NSTemporaryDirectory() + "mixflow-ditdh-capi-\(getpid())-\(graph)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let path = dir + "/dh.onnx"
     var s = mixflow_model_save_params()
     _ = mixflow_model_save_default_params(&s, UInt32(MemoryLayout<mixflow_model_save_params>.size))
-    // The default (graph = 1) is refused with a message saying what to do.
-    #expect(mixflow_model_save_onnx(m, path, &s) == MIXFLOW_ERR_UNSUPPORTED)
-    #expect(lastError() == "mixflow_model_save_onnx: params->graph = 1: the ONNX forward graph is implemented for SiT only; "
-            + "save a DiT^DH with params->graph = 0 (a checkpoint of initializers and metadata)")
+    #expect(s.graph == 1)  // the default is the runnable graph, for a DiT^DH too
+    s.graph = 2
+    #expect(mixflow_model_save_onnx(m, path, &s) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_model_save_onnx: params->graph must be 0 or 1, got 2")
     #expect(!FileManager.default.fileExists(atPath: path))
-    s.graph = 0; s.external_threshold = 256; s.step = 3
+    s.graph = graph; s.external_threshold = 256; s.step = 3
     #expect(mixflow_model_save_onnx(m, path, &s) == MIXFLOW_OK, "\(lastError())")
     var loaded: UnsafeMutablePointer<mixflow_model>?
     #expect(mixflow_model_load_onnx(path, nil, &loaded) == MIXFLOW_OK, "\(lastError())")
@@ -189,5 +190,14 @@ func ditdhGradientsThroughTheCAPIMatchTheTorchReference(_ fixture: String) throw
         #expect(mixflow_model_get_tensor(back, name, shape, ndim, &b) == MIXFLOW_OK)
         #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(String(cString: name!))")
     }
+    // The file says which it is; a graph's nodes leave no ignored initializers behind.
+    var len: UInt = 0
+    #expect(mixflow_model_metadata(back, nil, 0, &len) == MIXFLOW_OK)
+    var buf = [CChar](repeating: 0, count: Int(len) + 1)
+    #expect(mixflow_model_metadata(back, &buf, UInt(buf.count), &len) == MIXFLOW_OK)
+    let meta = String(cString: buf)
+    #expect(meta.contains("mixflow.format=" + (graph == 1 ? "ditdh-forward" : "ditdh-checkpoint") + "\n"))
+    #expect(meta.contains("mixflow.step=3\n") && meta.hasPrefix("model.arch=DiTDH\n"))
+    #expect(mixflow_model_ignored_tensors(back, nil, 0, &len) == MIXFLOW_OK && len == 0)
     try FileManager.default.removeItem(atPath: dir)
 }

@@ -6,7 +6,7 @@ import MixflowCore
 import MixflowModels
 import Testing
 
-// DiT^DH checkpoints through ONNX: bit identity with and without metadata, the graph refusal, the one-message
+// DiT^DH checkpoints through ONNX: bit identity with and without metadata and graph, the graph's ops, the one-message
 // error list and the metadata-less inference limits.
 
 private let tinyDH = DiTDHConfig(encoderDepth: 2, encoderHidden: 16, encoderHeads: 2, headDepth: 1, headHidden: 24,
@@ -57,14 +57,37 @@ func ditdhCheckpointRoundTripsBitForBit(threshold: Int64) throws {
     #expect(reader.tensors.count == m.table.entries.count && reader.numNodes == 0)
 }
 
-@Test func ditdhExportRefusesTheGraph() throws {
-    let m = try randomDiTDH()
+@Test(arguments: [(tinyDH, Int64(-1)), (tinyDH, Int64(64)),
+                  // equal widths: s_projector is Identity (absent from the file and the graph)
+                  (DiTDHConfig(encoderDepth: 1, encoderHidden: 16, encoderHeads: 2, headDepth: 2, headHidden: 16,
+                               headHeads: 4, inputSize: 3, inChannels: 2, numClasses: 1), Int64(-1))])
+func ditdhGraphExportRoundTripsBitForBit(config: DiTDHConfig, threshold: Int64) throws {
+    let m = try randomDiTDH(config)
     let path = tempPath("dh.onnx")
-    #expect(throws: MixflowError.self) { try ModelONNX.export(m, to: path, options: .init(graph: true)) }
-    do { try ModelONNX.export(m, to: path, options: .init(graph: true)) } catch let MixflowError.unsupported(msg) {
-        #expect(msg.contains("graph = 0"))
-    }
-    #expect(access(path, F_OK) != 0)
+    try ModelONNX.export(m, to: path, options: .init(graph: true, externalThreshold: threshold,
+                                                     metadata: [(key: "run.name", value: "tiny")]))
+    let loaded = try ModelONNX.loadNative(path: path, threads: 1)
+    let back = try #require(loaded.model as? DiTDHModel)
+    #expect(back.config == m.config && bytes(back) == bytes(m))
+    #expect(!loaded.inferred && loaded.ignored.isEmpty)
+    #expect(loaded.metadata.contains(where: { $0.key == "mixflow.format" && $0.value == "ditdh-forward" }))
+    // The graph adds nodes only: the initializers are exactly the state dict, and the ops are standard opset 17.
+    let reader = try OnnxReader(path: path)
+    #expect(reader.tensors.map(\.name) == m.table.entries.map(\.name))
+    #expect(reader.numNodes > 0)
+    let nodes = reader.nodes()
+    let standard: Set = ["Conv", "Reshape", "Transpose", "Add", "Unsqueeze", "Mul", "Concat", "Cos", "Sin", "Gemm",
+                         "Sigmoid", "Gather", "ReduceMean", "Sqrt", "Reciprocal", "Split", "Neg", "Squeeze", "MatMul",
+                         "Softmax", "Identity", "Constant"]
+    let ops = Set(nodes.map(\.opType))
+    #expect(ops.isSubset(of: standard), "unexpected ops \(ops.subtracting(standard))")
+    // Every stored tensor is read by the graph (RoPE tables and t_embedder.W included), and the output is `out`.
+    let read = Set(nodes.flatMap(\.inputs))
+    #expect(m.table.entries.filter { !read.contains($0.name) }.map(\.name) == [])
+    #expect(nodes.last?.outputs == ["out"])
+    // Without the graph the same model is a checkpoint with no nodes.
+    try ModelONNX.export(m, to: path, options: .init(graph: false, externalThreshold: threshold))
+    #expect(try OnnxReader(path: path).numNodes == 0)
 }
 
 @Test(arguments: [tinyDH,

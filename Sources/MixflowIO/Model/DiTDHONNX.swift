@@ -1,9 +1,9 @@
 import MixflowCore
 import MixflowModels
 
-// DiT^DH <-> ONNX as a checkpoint: every tensor of the official state dict (SPEC §6.5, RoPE buffers and
-// t_embedder.W included) as a float32 initializer under its own name, plus the `model.*` architecture metadata.
-// There is no forward graph for DiT^DH yet.
+// DiT^DH <-> ONNX: every tensor of the official state dict (SPEC §6.5, RoPE buffers and t_embedder.W included)
+// as a float32 initializer under its own name, plus the `model.*` architecture metadata, optionally with the
+// runnable forward graph (`DiTDHGraph`) over the same initializers.
 
 /// The result of `ModelONNX.loadNative`: a SiT or a DiT^DH plus what the file said and what was left out.
 public struct LoadedNativeModel {
@@ -17,15 +17,12 @@ public struct LoadedNativeModel {
 }
 
 extension ModelONNX {
-    /// Writes a DiT^DH checkpoint to `path` atomically: the `model.*` keys of `architectureMetadata`,
-    /// "mixflow.format" = "ditdh-checkpoint", the caller's metadata, then every tensor bit for bit.
-    /// - Throws: `.unsupported` when `options.graph` is true (no DiT^DH forward graph), `.invalidArgument`
-    ///   (reserved, empty or repeated key; threshold < -1), `.io`, `.format` (inline part over 2 GiB).
+    /// Writes a DiT^DH to `path` atomically: the `model.*` keys of `architectureMetadata`, "mixflow.format"
+    /// ("ditdh-forward" with the graph, else "ditdh-checkpoint"), the caller's metadata, with `options.graph` the
+    /// runnable forward graph (`DiTDHGraph`: inputs x, t, y; output out), then every tensor bit for bit.
+    /// - Throws: `.invalidArgument` (reserved, empty or repeated key; threshold < -1), `.io`, `.format` (inline
+    ///   part over 2 GiB).
     public static func export(_ model: DiTDHModel, to path: String, options: ExportOptions = ExportOptions()) throws {
-        guard !options.graph else {
-            throw MixflowError.unsupported("the ONNX forward graph is implemented for SiT only; save a DiT^DH with graph = 0 "
-                                           + "(a checkpoint of initializers and metadata)")
-        }
         guard options.externalThreshold >= -1 else {
             throw MixflowError.invalidArgument("external threshold must be >= -1 (-1 = all inline), got \(options.externalThreshold)")
         }
@@ -35,8 +32,9 @@ extension ModelONNX {
         let writer = try OnnxWriter(path: path, externalThreshold: options.externalThreshold, graphName: "DiTDH")
         do {
             for (k, v) in model.architectureMetadata { try writer.setMetadata(k, v) }
-            try writer.setMetadata("mixflow.format", "ditdh-checkpoint")
+            try writer.setMetadata("mixflow.format", options.graph ? "ditdh-forward" : "ditdh-checkpoint")
             for (k, v) in options.metadata { try writer.setMetadata(k, v) }
+            if options.graph { try DiTDHGraph.add(model.config, to: writer) }
             for e in model.table.entries {
                 try writer.add(e.name, dims: e.shape.map(Int64.init),
                                data: UnsafeBufferPointer(start: model.params + e.offset, count: e.count))

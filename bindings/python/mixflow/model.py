@@ -103,9 +103,8 @@ class Model(HandleOwner):
                   transport=None, step: int | None = None) -> None:
         """Writes the model as ONNX (atomically): official-name initializers + model.* metadata, and with
         ``graph`` the runnable forward graph (inputs x [B,C,H,W] float32, t [B] float32, y [B] int64; output
-        ``out``) for onnxruntime; a DiT^DH has no graph yet and needs ``graph=False`` (else
-        ``mixflow.errors.Unsupported``). Tensors of at least ``external_threshold`` bytes go to ``<path>.data``
-        (-1 = all inline). ``transport`` (a Transport) adds its transport.* settings, ``step`` mixflow.step,
+        ``out``: a SiT's first C channels, a DiT^DH's velocity) for onnxruntime. Tensors of at least
+        ``external_threshold`` bytes go to ``<path>.data`` (-1 = all inline). ``transport`` (a Transport) adds its transport.* settings, ``step`` mixflow.step,
         ``metadata`` any other str -> str pairs."""
         p = T.ModelSaveParams()
         check(lib.mixflow_model_save_default_params(ctypes.byref(p), ctypes.sizeof(p)))

@@ -95,9 +95,6 @@ def test_onnx_checkpoint_round_trip_is_bit_identical(tmp_path):
     m.load_state_dict({k: rng.uniform(-0.3, 0.3, v.shape).astype(np.float32) for k, v in m.state_dict().items()
                        if not np.any(v)}, strict=False)
     path = tmp_path / "dh.onnx"
-    with pytest.raises(mixflow.errors.Unsupported, match=r"params->graph = 0"):
-        m.save_onnx(path)
-    assert not path.exists()
     m.save_onnx(path, graph=False, external_threshold=128, metadata={"run.name": "tiny"}, step=5)
     back = mixflow.Model.from_onnx(path, num_threads=1)
     assert back.arch == "DiTDH" and back.head_hidden == 24 and back.input_size == 4
@@ -111,3 +108,74 @@ def test_onnx_checkpoint_round_trip_is_bit_identical(tmp_path):
     x = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
     t, y = np.array([0.3, 0.8], np.float32), np.array([0, 2])
     np.testing.assert_array_equal(m.forward(x, t, y), back.forward(x, t, y))
+
+
+def random_weights(m, seed):
+    """Non-zero values in every trainable tensor (the official init zeroes adaLN and the final layer, hiding
+    their paths); the fixed pos_embed, t_embedder.W and RoPE tables keep the model's own values."""
+    rng = np.random.default_rng(seed)
+    fixed = {n for n, _, trainable in m.tensor_info() if not trainable}
+    m.load_state_dict({k: (rng.standard_normal(v.shape) * (0.3 if v.ndim == 1 else 1 / np.sqrt(np.prod(v.shape[1:]))))
+                       .astype(np.float32) for k, v in m.state_dict().items() if k not in fixed}, strict=False)
+    return m
+
+
+def run_graph(path, x, t, y):
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(["out"], {"x": x, "t": t, "y": np.asarray(y, np.int64)})[0]
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),                                                                          # s_projector 16 -> 24, 1 head block
+    dict(depth=2, hidden=32, heads=4, head_depth=2, head_hidden=32, head_heads=2,    # equal widths: s_projector Identity
+         input_size=3, in_channels=5, num_classes=7),
+    dict(depth=1, hidden=16, heads=1, head_depth=3, head_hidden=48, head_heads=4,    # wide head, 3 per-token blocks
+         input_size=5, in_channels=2, num_classes=1),
+])
+def test_onnxruntime_runs_the_exported_graph_like_the_native_forward(tmp_path, kw):
+    onnx = pytest.importorskip("onnx")
+    m = random_weights(tiny(**kw), seed=3)
+    path = tmp_path / "dh.onnx"
+    m.save_onnx(path, graph=True, external_threshold=2048)
+    onnx.checker.check_model(str(path))  # valid ONNX (IR 8, opset 17)
+    assert mixflow.Model.from_onnx(path).onnx_metadata["mixflow.format"] == "ditdh-forward"
+    rng = np.random.default_rng(5)
+    for batch in (1, 2, 5):  # B is symbolic: one file, several batch sizes
+        x = rng.standard_normal((batch, m.in_channels, m.input_size, m.input_size)).astype(np.float32)
+        t = rng.uniform(0, 1, batch).astype(np.float32)
+        y = np.arange(batch) % (m.num_classes + 1)  # the null class included from batch 2 on
+        t[0] = 1.0  # the noise end of the RAE convention
+        ref = m.forward(x, t, y)
+        out = run_graph(path, x, t, y)
+        assert out.shape == ref.shape == x.shape
+        # float32 on both sides; sums, sin/cos and exp run in different orders and libms: 1e-4 relative to the
+        # output's scale.
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), batch
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny_identity"])
+def test_exported_graph_matches_the_torch_reference(tmp_path, name):
+    cfg, ts = load_fixture(name)
+    m = mixflow.Model.create("DiTDH", depth=cfg["depth"], hidden=cfg["hidden"], heads=cfg["heads"],
+                             head_depth=cfg["head_depth"], head_hidden=cfg["head_hidden"], head_heads=cfg["head_heads"],
+                             input_size=cfg["input"], in_channels=cfg["channels"], num_classes=cfg["classes"])
+    m.load_state_dict({k[6:]: v for k, v in ts.items() if k.startswith("param:")})
+    m.save_onnx(tmp_path / "dh.onnx")  # graph=True is the default
+    out = run_graph(tmp_path / "dh.onnx", ts["x"], ts["t"], ts["y"])
+    # the fixture is float64 torch on float32-rounded weights; the graph is float32 onnxruntime
+    assert np.abs(out - ts["out"]).max() <= 1e-4 * np.abs(ts["out"]).max()
+
+
+def test_graph_export_keeps_the_checkpoint_import_bit_identical(tmp_path):
+    m = random_weights(tiny(seed=4), seed=8)
+    path = tmp_path / "dh.onnx"
+    m.save_onnx(path, graph=True, external_threshold=-1, step=9)
+    back = mixflow.Model.from_onnx(path)
+    assert back.ignored_tensors == []
+    a, b = m.state_dict(), back.state_dict()
+    assert list(a) == list(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+    assert back.onnx_metadata["mixflow.step"] == "9"
+    # exported again from the imported model, the graph file is byte-identical
+    back.save_onnx(tmp_path / "again.onnx", graph=True, external_threshold=-1, step=9)
+    assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
