@@ -254,6 +254,30 @@ def run_torch(a, c, out_path):
     return r
 
 
+def forward_flops(c, b):
+    """GEMM work of one forward pass (2·m·n·k per matmul, attention included; backward = 2 × forward)."""
+    de, dh, C, T = c["hidden"], c["head_hidden"], c["channels"], c["input"] ** 2
+    he, hh = swiglu_hidden(de), swiglu_hidden(dh)
+    enc = 2 * de * 6 * de + 2 * T * (4 * de * de + 3 * he * de) + 4 * T * T * de          # adaLN once per sample
+    head = 2 * T * dh * 6 * dh + 2 * T * (4 * dh * dh + 3 * hh * dh) + 4 * T * T * dh     # adaLN per token
+    rest = 2 * T * C * (de + dh) + 2 * (512 * de + de * de) + (2 * T * de * dh if de != dh else 0) \
+        + 2 * T * dh * 2 * dh + 2 * T * dh * C
+    return b * (c["depth"] * enc + c["head_depth"] * head + rest)
+
+
+def sgemm_peak(threads, repeats):
+    """OpenBLAS cblas_sgemm 1024³ with the same thread count (the ceiling both libraries' GEMMs run under)."""
+    ob = ctypes.CDLL("libopenblas.so.0")
+    fp = ctypes.POINTER(ctypes.c_float)
+    ob.cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, fp, ctypes.c_int, fp, ctypes.c_int, ctypes.c_float,
+                                                     fp, ctypes.c_int]
+    ob.openblas_set_num_threads(threads)
+    n = 1024
+    x, y, z = (np.ones((n, n), np.float32) for _ in range(3))
+    args = (101, 111, 111, n, n, n, 1.0, x.ctypes.data_as(fp), n, y.ctypes.data_as(fp), n, 0.0, z.ctypes.data_as(fp), n)
+    return 2 * n ** 3 / best(lambda: ob.cblas_sgemm(*args), repeats) / 1e9
+
+
 # ---- parent -----------------------------------------------------------------------------------------------
 def child(a, side, out_path):
     cmd = [sys.executable, __file__, "--child", side, "--out", out_path, "--arch", a.arch, "--input", str(a.input),
@@ -311,6 +335,12 @@ def main():
         ratios = [m[p] / t[p] for m, t in zip(mf, th)]
         print(f"| {p} | {span([m[p] for m in mf], '{:.2f}')} s | {span([t[p] for t in th], '{:.2f}')} s | "
               f"{span(ratios, '{:.2f}')}x |")
+    peak, fwd = sgemm_peak(a.threads, 5), forward_flops(c, a.batch)
+    print(f"| GEMM work | {fwd / 1e9:.0f} GFLOP forward, {3 * fwd / 1e9:.0f} GFLOP gradient pass / step | "
+          f"sgemm 1024³ peak now: {peak:.0f} GFLOP/s | |")
+    for p, work in (("forward", fwd), ("grads", 3 * fwd)):
+        print(f"| {p} GFLOP/s | {span([work / m[p] / 1e9 for m in mf], '{:.0f}')} | "
+              f"{span([work / t[p] / 1e9 for t in th], '{:.0f}')} | |")
     print(f"| peak RSS | {span([m['rss_peak'] / 1024 for m in mf], '{:.2f}')} GiB | "
           f"{span([t['rss_peak'] / 1024 for t in th], '{:.2f}')} GiB | |")
     print(f"| RSS after imports | {span([m['rss_base'] for m in mf], '{:.0f}')} MiB | "
