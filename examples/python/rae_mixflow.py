@@ -14,8 +14,8 @@ examples/c/rae_mixflow.c):
 Be warned: this is not RAE. RAE's latents are normalised DINOv2-B features (768x16x16 at 256 px) that only its
 encoder can make and its decoder can turn back into pixels; we cannot ship those, so the "latent" here is an
 invertible space-to-depth of the pixels (exactly PyTorch's pixel_unshuffle), and its "decoder" is the inverse
-(pixel_shuffle). A 784-float latent makes the dimension shift sqrt(784/4096) < 1, which RAE clamps to 1 (no
-shift); the 768x16x16 latent gets sqrt(48) = 6.93, whose grid is printed for comparison. One minute of training
+(pixel_shuffle). A 784-float latent makes the dimension shift sqrt(784/4096) < 1, which the preset clamps to 1
+(no shift; RAE asserts s >= 1); the 768x16x16 latent gets sqrt(48) = 6.93, whose grid is printed for comparison. One minute of training
 from scratch gives poor samples: blurry garments at best. The value of the example is the exact pipeline.
 """
 import argparse
@@ -79,7 +79,7 @@ def main():
     transport = mixflow.Transport.preset("rae", latent_shape=LATENT)
     p = transport.params
     print(f"transport: RAE preset, gamma {p['gamma']:.1f}, time_dist {p['time_dist']}, dimension shift "
-          f"{p['time_shift']:.4f} (sqrt(784/4096) = 0.4375, clamped to 1 as RAE requires s >= 1)")
+          f"{p['time_shift']:.4f} (sqrt(784/4096) = 0.4375 < 1: the preset clamps it to 1, RAE asserts s >= 1)")
     main_model, guide_model = make_models()
     print(f"main DiT^DH {main_model.num_params:,} parameters; guide DiT^DH {guide_model.num_params:,} parameters")
     main_model = train("main ", main_model, transport, latents, labels, steps, 64, seed=0)
