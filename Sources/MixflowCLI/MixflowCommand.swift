@@ -17,12 +17,15 @@ struct SampleCommand: ParsableCommand {
         abstract: "Sample a SiT or DiT^DH checkpoint (optionally with CFG or autoguidance); write a PNG grid and/or an ADM-format .npz (arr_0 uint8 NHWC).",
         discussion: """
             RAE's protocol for a converted DiT^DH-XL (python -m mixflow.convert stage2_model.pt dit.onnx --arch DiTDH-XL --latent 768x16x16):
-              mixflow sample --checkpoint dit.onnx --n 50000 --label-sampling equal --guidance auto --scale 1.42 --guide-checkpoint dit-s.onnx --npz latents.npz
-            (convention rae, Euler on RAE's shifted grid, 50 points = 49 steps). The samples are latents: decode them with the RAE decoder.
+              mixflow sample --checkpoint dit.onnx --n 50000 --label-sampling equal --guidance auto --scale 1.42 --guide-checkpoint dit-s.onnx --latents latents.npy
+            (convention rae, Euler on RAE's shifted grid, 50 points = 49 steps). The samples are latents: decode them with RAE's decoder.
             """)
     @OptionGroup var options: SamplingOptions
     @Option(help: "PNG grid to write (1- or 3-channel samples, after --depth-to-space).") var grid: String?
     @Option(help: ".npz to write (uint8 with the convention's rule, after --depth-to-space).") var npz: String?
+    @Option(help: "float32 .npy of the raw samples [n, C, S, S] (RAE: the latents to decode with RAE's decoder).")
+    var latents: String?
+    @Option(help: "int32 .npy of the class labels the samples were drawn with.") var saveLabels: String?
     @Option(help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
     var depthToSpace = 1
 
@@ -49,6 +52,14 @@ struct SampleCommand: ParsableCommand {
         mean /= Double(r.x.count)
         print("samples: mean \(fixed(mean, 4)), std \(fixed((max(0, sq / Double(r.x.count) - mean * mean)).squareRoot(), 4))")
 
+        if let latents {
+            try NPZWriter.writeNPY(path: latents, shape: [n, m.inChannels, m.inputSize, m.inputSize], values: r.x)
+            print("wrote \(latents)")
+        }
+        if let saveLabels {
+            try NPZWriter.writeNPY(path: saveLabels, shape: [n], values: r.labels)
+            print("wrote \(saveLabels)")
+        }
         let (images, channels, size) = try MixflowCLI.depthToSpace(r.x, count: n, channels: m.inChannels, size: m.inputSize, factor: depthToSpace)
         if let grid {
             guard channels == 1 || channels == 3 else {

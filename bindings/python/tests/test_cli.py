@@ -148,7 +148,8 @@ def line(stdout, prefix):
 
 def test_ditdh_samples_on_the_rae_grid_with_equal_labels(ditdh_checkpoint, tmp_path):
     main, _ = ditdh_checkpoint
-    r = run_cli("--checkpoint", main, "--n", 7, "--label-sampling", "equal", "--npz", tmp_path / "a.npz")
+    r = run_cli("--checkpoint", main, "--n", 7, "--label-sampling", "equal", "--npz", tmp_path / "a.npz",
+                "--latents", tmp_path / "z.npy", "--save-labels", tmp_path / "y.npy")
     assert r.returncode == 0, r.stderr
     # The checkpoint's transport (rae convention, shift 1 for 64 floats) picks RAE's grid and Euler.
     assert "rae convention, shift 1.0000 (checkpoint)" in line(r.stdout, "transport:")
@@ -157,6 +158,11 @@ def test_ditdh_samples_on_the_rae_grid_with_equal_labels(ditdh_checkpoint, tmp_p
     counts = [int(c) for c in line(r.stdout, "labels:").split(":")[-1].split()]
     assert sorted(counts) == [2, 2, 3] and sum(counts) == 7          # floor(7/3) or + 1 per class
     assert np.load(tmp_path / "a.npz")["arr_0"].shape == (7, 2, 2, 16)
+    # The raw float32 latents and the labels: the .npz is their uint8 image under RAE's rule clamp(x, 0, 1)·255.
+    z, y = np.load(tmp_path / "z.npy"), np.load(tmp_path / "y.npy")
+    assert z.dtype == np.float32 and z.shape == (7, 16, 2, 2) and y.dtype == np.int32
+    assert np.array_equal(np.bincount(y, minlength=3), counts)
+    assert np.array_equal(mixflow.to_uint8(z, "rae"), np.load(tmp_path / "a.npz")["arr_0"])
     # Random labels: seeded (two runs agree), and a new seed changes them.
     runs = [run_cli("--checkpoint", main, "--n", 30, "--label-sampling", "random", "--seed", s, "--steps", 3) for s in (5, 5, 6)]
     assert all(x.returncode == 0 for x in runs), runs[0].stderr
