@@ -235,3 +235,15 @@ def test_sit_sampling_keeps_its_defaults(checkpoint):
 def test_bad_rae_sampling_arguments_fail_cleanly(ditdh_checkpoint, args, message):
     r = run_cli("--checkpoint", ditdh_checkpoint[0], "--n", 2, "--steps", 3, *args)
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def test_rae_sampling_does_not_depend_on_the_thread_count(ditdh_checkpoint, tmp_path):
+    main, guide = ditdh_checkpoint
+    out = []
+    for threads in (1, 2):
+        path = tmp_path / f"z{threads}.npy"
+        r = run_cli("--checkpoint", main, "--guide-checkpoint", guide, "--scale", "1.42", "--n", 5, "--steps", 8,
+                    "--label-sampling", "equal", "--threads", threads, "--latents", path)
+        assert r.returncode == 0, r.stderr
+        out.append(np.load(path))
+    assert np.array_equal(out[0], out[1])
