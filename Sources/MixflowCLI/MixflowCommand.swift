@@ -45,7 +45,7 @@ struct SampleCommand: ParsableCommand {
         for y in r.labels { counts[Int(y)] += 1 }
         let shown = counts.count <= 100 ? counts.map { "\($0)" }.joined(separator: " ")
                                         : "min \(counts.min()!), max \(counts.max()!)"
-        print("labels: \(options.labelSampling), per-class counts: \(shown)")
+        print("labels: \(r.labelSampling.rawValue), per-class counts: \(shown)")
         print("NFE: \(r.nfe)")
         var mean = 0.0, sq = 0.0
         for v in r.x { mean += Double(v); sq += Double(v) * Double(v) }

@@ -74,8 +74,8 @@ struct SamplingOptions: ParsableArguments {
     var guidanceInterval = "0,1"
     @Option(help: "The weaker guide model for --guidance auto (RAE: a DiT^DH-S checkpoint); same formats as --checkpoint.")
     var guideCheckpoint: String?
-    @Option(help: "Class labels: cycle (label i = i mod K, the old behaviour), random (uniform), equal (RAE: floor(n/K) of every class, the rest random, shuffled).")
-    var labelSampling = "cycle"
+    @Option(help: "Class labels: auto (equal for the RAE convention, as RAE's sampler; cycle otherwise), cycle (label i = i mod K), random (uniform), equal (floor(n/K) of every class, the rest random, shuffled).")
+    var labelSampling = "auto"
     @Option(help: "Seed of the starting noise and of the labels.") var seed: UInt64 = 0
     @Option(help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
 
@@ -85,6 +85,7 @@ struct SamplingOptions: ParsableArguments {
         let config: SamplerConfig
         let x: [Float], noise: [Float], traj: [Float], times: [Double]
         let labels: [Int32]
+        let labelSampling: LabelSampling
         let nfe: Int
         var model: NativeModel { loaded.model }
         var transport: TransportConfig { loaded.transport }
@@ -128,11 +129,12 @@ struct SamplingOptions: ParsableArguments {
     /// trajectory [points, n, dim] with its times.
     func run(trajectory: Bool) throws -> Run {
         guard n > 0 else { throw ValidationError("--n must be > 0") }
-        guard let mode = LabelSampling(rawValue: labelSampling.lowercased()) else {
-            throw ValidationError("--label-sampling must be cycle, random or equal, got \(labelSampling)")
+        guard labelSampling.lowercased() == "auto" || LabelSampling(rawValue: labelSampling.lowercased()) != nil else {
+            throw ValidationError("--label-sampling must be auto, cycle, random or equal, got \(labelSampling)")
         }
         let loaded = try loadNative(checkpoint, ema: !raw, threads: threads)
         let config = try samplerConfig(for: loaded)
+        let mode = LabelSampling(rawValue: labelSampling.lowercased()) ?? (config.convention == .rae ? .equal : .cycle)
         var guide: NativeModel?
         if config.guidance == .autoguidance, let path = guideCheckpoint {
             let g = try loadNative(path, ema: !raw, threads: threads).model
@@ -157,7 +159,7 @@ struct SamplingOptions: ParsableArguments {
                                  trajectory: trajectory ? tb.baseAddress : nil, noiseOut: nb.baseAddress)
             }
         }
-        return Run(loaded: loaded, config: config, x: x, noise: noise, traj: traj, times: times, labels: labels, nfe: nfe)
+        return Run(loaded: loaded, config: config, x: x, noise: noise, traj: traj, times: times, labels: labels, labelSampling: mode, nfe: nfe)
     }
 }
 

@@ -148,13 +148,14 @@ def line(stdout, prefix):
 
 def test_ditdh_samples_on_the_rae_grid_with_equal_labels(ditdh_checkpoint, tmp_path):
     main, _ = ditdh_checkpoint
-    r = run_cli("--checkpoint", main, "--n", 7, "--label-sampling", "equal", "--npz", tmp_path / "a.npz",
+    r = run_cli("--checkpoint", main, "--n", 7, "--npz", tmp_path / "a.npz",     # labels: auto = equal for RAE
                 "--latents", tmp_path / "z.npy", "--save-labels", tmp_path / "y.npy")
     assert r.returncode == 0, r.stderr
     # The checkpoint's transport (rae convention, shift 1 for 64 floats) picks RAE's grid and Euler.
     assert "rae convention, shift 1.0000 (checkpoint)" in line(r.stdout, "transport:")
     assert line(r.stdout, "grid:") == "grid: rae, 50 points (49 steps) from t = 1.000000 to 0.001000, method euler"
     assert line(r.stdout, "NFE:") == "NFE: 49"
+    assert line(r.stdout, "labels:").startswith("labels: equal, ")
     counts = [int(c) for c in line(r.stdout, "labels:").split(":")[-1].split()]
     assert sorted(counts) == [2, 2, 3] and sum(counts) == 7          # floor(7/3) or + 1 per class
     assert np.load(tmp_path / "a.npz")["arr_0"].shape == (7, 2, 2, 16)
@@ -224,7 +225,7 @@ def test_sit_sampling_keeps_its_defaults(checkpoint):
 
 @pytest.mark.parametrize("args, message", [
     (["--guidance", "auto"], "--guidance auto needs --guide-checkpoint"),
-    (["--label-sampling", "uniform"], "--label-sampling must be cycle, random or equal, got uniform"),
+    (["--label-sampling", "uniform"], "--label-sampling must be auto, cycle, random or equal, got uniform"),
     (["--guidance", "classifier"], "--guidance must be none, cfg or auto, got classifier"),
     (["--guidance-interval", "0.5"], "--guidance-interval must be \"lo,hi\" with lo <= hi, got 0.5"),
     (["--convention", "ddpm"], "--convention must be auto, sit, rae or repa, got ddpm"),
