@@ -875,6 +875,19 @@ SWIFT_EXTERN mixflow_status mixflow_samples_to_uint8(mixflow_convention conventi
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size) or <code>MIXFLOW_ERR_IO</code> (with the path).
 SWIFT_EXTERN mixflow_status mixflow_samples_write_npz(char const * _Nullable path, uint8_t const * _Nullable images, int64_t batch, int64_t height, int64_t width, int64_t channels) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Writes uint8 images [batch, height, width, channels] (NHWC, as <code>mixflow_samples_to_uint8</code> makes them) as one PNG
+/// grid of <code>columns</code> columns with a 2-pixel white border (8-bit grey for 1 channel, RGB for 3; stored deflate
+/// blocks, no compression), atomically (temporary file in the same folder, fsync, rename).
+/// \param path UTF-8 file name. images: [batch, height, width, channels] uint8, channels 1 or 3.
+///
+/// \param columns images per grid row, >= 1 (more than batch means one row).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size <= 0, channels not 1 or 3, columns <= 0, a
+/// grid over 2^24 pixels on a side) or <code>MIXFLOW_ERR_IO</code> (with the path).
+SWIFT_EXTERN mixflow_status mixflow_samples_write_png(char const * _Nullable path, uint8_t const * _Nullable images, int64_t batch, int64_t height, int64_t width, int64_t channels, int64_t columns) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
 ///
 /// returns:

@@ -110,6 +110,7 @@ _api("mixflow_sampler_timesteps", [SA, DP, c_int64, POINTER(c_int64)], c_int)
 # ---- samples and slow flow ------------------------------------------------------------------------------
 _api("mixflow_samples_to_uint8", [c_int, FP, c_int64, c_int64, c_int64, c_int64, POINTER(c_uint8)], c_int)
 _api("mixflow_samples_write_npz", [c_char_p, POINTER(c_uint8), c_int64, c_int64, c_int64, c_int64], c_int)
+_api("mixflow_samples_write_png", [c_char_p, POINTER(c_uint8), c_int64, c_int64, c_int64, c_int64, c_int64], c_int)
 _api("mixflow_slow_flow_export", [c_char_p, c_int, c_int, DP, DP, c_int64, c_int64], c_int)
 _api("mixflow_slow_flow_measure", [c_int, c_int, c_int, DP, c_int64, FP, FP, c_int64, c_int64, FP, c_int64, DP, DP], c_int)
 _api("mixflow_slow_flow_stats", [DP, DP, c_int64, c_int64, DP], c_int)
