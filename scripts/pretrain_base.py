@@ -73,7 +73,7 @@ def main():
     if args.decay_start:
         want = dict(lr=args.lr, final_lr=0.0, decay_start=args.decay_start, decay_end=args.steps)
         have = {k: trainer.params[k] for k in want}
-        if any(abs(have[k] - v) > 1e-12 for k, v in want.items()):
+        if any(abs(have[k] - v) > 1e-6 * max(1.0, abs(v)) for k, v in want.items()):   # float32 fields
             if trainer.step_count > min(args.decay_start, have["decay_start"] if have["decay_end"] else args.decay_start):
                 sys.exit(f"the learning-rate decay already began (step {trainer.step_count}); its schedule is {have}")
             trainer.set_params(**want)
