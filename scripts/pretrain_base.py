@@ -16,6 +16,7 @@ Writes <run>/ckpt.mixflow (every --save-every steps, atomically; Ctrl-C saves to
 import argparse
 import csv
 import gzip
+import shutil
 import signal
 import sys
 import time
@@ -98,8 +99,10 @@ def main():
             log.flush()
             print(f"step {k:6d}  loss {np.mean(window):.4f}  {elapsed / 60:6.1f} min", flush=True)
             window = []
-        if k % args.save_every == 0:
+        if k % args.save_every == 0 or k == args.decay_start:
             trainer.save(ckpt)
+        if k == args.decay_start:      # a branch point: a longer constant phase can resume from here
+            shutil.copyfile(ckpt, run / f"ckpt-{k:06d}.mixflow")
         if k % args.snapshot_every == 0:
             ema = trainer.ema_model().state_dict()
             np.savez(run / f"ema-{k:06d}.npz", **ema)
