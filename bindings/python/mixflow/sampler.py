@@ -194,15 +194,21 @@ def to_uint8(x, convention="sit") -> np.ndarray:
     return out
 
 
-def save_npz(path, images, convention="sit") -> None:
-    """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
-    or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
+def _uint8_nhwc(images, convention) -> np.ndarray:
+    """uint8 NHWC images as they are, or float NCHW converted with ``to_uint8``; C-contiguous."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         images = to_uint8(images, convention)
     images = np.ascontiguousarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C] uint8, got shape {images.shape}")
+    return images
+
+
+def save_npz(path, images, convention="sit") -> None:
+    """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
+    or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
+    images = _uint8_nhwc(images, convention)
     n, h, w, c = images.shape
     check(lib.mixflow_samples_write_npz(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), n, h, w, c))
 
@@ -211,12 +217,7 @@ def save_png(path, images, columns: int = 10, convention="sit") -> None:
     """Writes a PNG grid of ``columns`` images per row (2-pixel white border; grey for 1 channel, RGB for 3)
     atomically. ``images`` is either uint8 NHWC or float NCHW (converted with ``to_uint8`` and the convention's
     rule)."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = to_uint8(images, convention)
-    images = np.ascontiguousarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be [N, H, W, C] uint8, got shape {images.shape}")
+    images = _uint8_nhwc(images, convention)
     n, h, w, c = images.shape
     check(lib.mixflow_samples_write_png(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
                                         n, h, w, c, int(columns)))
