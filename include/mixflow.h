@@ -875,6 +875,19 @@ SWIFT_EXTERN mixflow_status mixflow_samples_to_uint8(mixflow_convention conventi
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size) or <code>MIXFLOW_ERR_IO</code> (with the path).
 SWIFT_EXTERN mixflow_status mixflow_samples_write_npz(char const * _Nullable path, uint8_t const * _Nullable images, int64_t batch, int64_t height, int64_t width, int64_t channels) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Writes uint8 images [batch, height, width, channels] (NHWC, as <code>mixflow_samples_to_uint8</code> makes them) as one PNG
+/// grid of <code>columns</code> columns with a 2-pixel white border (8-bit grey for 1 channel, RGB for 3; stored deflate
+/// blocks, no compression), atomically (temporary file in the same folder, fsync, rename).
+/// \param path UTF-8 file name. images: [batch, height, width, channels] uint8, channels 1 or 3.
+///
+/// \param columns images per grid row, >= 1 (more than batch means one row).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size <= 0, channels not 1 or 3, columns <= 0, a
+/// grid over 2^24 pixels on a side) or <code>MIXFLOW_ERR_IO</code> (with the path).
+SWIFT_EXTERN mixflow_status mixflow_samples_write_png(char const * _Nullable path, uint8_t const * _Nullable images, int64_t batch, int64_t height, int64_t width, int64_t channels, int64_t columns) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
 ///
 /// returns:
@@ -1107,6 +1120,13 @@ SWIFT_EXTERN void mixflow_trainer_free(mixflow_trainer * _Nullable trainer) SWIF
 /// <code>MIXFLOW_ERR_INVALID_HANDLE</code> or <code>MIXFLOW_ERR_OUT_OF_MEMORY</code>.
 SWIFT_EXTERN mixflow_status mixflow_trainer_get_model(mixflow_trainer * _Nullable trainer, int32_t ema, mixflow_model * _Nullable * _Nullable out_) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Copies the trainer’s current hyper-parameters into <code>out</code> (its first <code>struct_size</code> bytes).
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small), <code>MIXFLOW_ERR_ABI_MISMATCH</code> or
+/// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+SWIFT_EXTERN mixflow_status mixflow_trainer_get_params(mixflow_trainer * _Nullable trainer, mixflow_trainer_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Fills <code>out</code> with an official recipe: “sit”/“repa” (the defaults) or “rae” (lr 2e-4 decaying linearly to
 /// 2e-5 between steps <code>decay_start</code> and <code>decay_end</code>, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
 /// \param decay_start, decay_end the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
@@ -1144,6 +1164,18 @@ SWIFT_EXTERN mixflow_status mixflow_trainer_save(mixflow_trainer * _Nullable tra
 /// returns:
 /// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code> / <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL trainer).
 SWIFT_EXTERN mixflow_status mixflow_trainer_set_gradient_hook(mixflow_trainer * _Nullable trainer, mixflow_gradient_fn _Nullable fn, void * _Nullable user_data) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Replaces the hyper-parameters of a trainer (learning-rate schedule, betas, eps, weight decay, EMA decay,
+/// clipping, seed, threads) and keeps its state: weights, AdamW moments, EMA weights and step count. Typical
+/// use: read them with <code>mixflow_trainer_get_params</code>, edit, set — e.g. a learning-rate cool-down decided after
+/// a resume. The schedule is a function of the step number, so a schedule set before its decay starts gives
+/// bit for bit the run that had it from step 0. The next <code>mixflow_trainer_save</code> stores the new values.
+/// \param params validated as in <code>mixflow_trainer_create</code>; read during the call only.
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad value, switching the EMA on or off),
+/// <code>MIXFLOW_ERR_ABI_MISMATCH</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code>. On error nothing changes.
+SWIFT_EXTERN mixflow_status mixflow_trainer_set_params(mixflow_trainer * _Nullable trainer, mixflow_trainer_params const * _Nullable params) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// One MixFlow training step on data x1 with labels y: prepare the batch (t, slowed m, noise), forward with
 /// class dropout, loss, backward, gradient hook, clipping, AdamW, EMA. Deterministic for a given seed.

@@ -125,6 +125,15 @@ typedef enum mixflow_target_time {
     MIXFLOW_TARGET_TIME_M = 1
 } mixflow_target_time;
 
+/* How the input time m is drawn for the label t.
+ *   SLOWED:  MixFlow's slowed interpolation mixture m ~ U[(1-gamma) t, t] (mirrored in RAE/REPA).
+ *   UNIFORM: the paper's ablation "m ~ U[0, 1]": m uniform on the training interval, independent of t
+ *            (also at lower noise than t), then time-shifted like t; gamma is not used.             */
+typedef enum mixflow_mixture {
+    MIXFLOW_MIXTURE_SLOWED = 0,
+    MIXFLOW_MIXTURE_UNIFORM = 1
+} mixflow_mixture;
+
 /* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit. */
 typedef struct mixflow_transport_params {
     uint32_t struct_size;           /* set by the filler; leave it alone */
@@ -144,6 +153,7 @@ typedef struct mixflow_transport_params {
     float input_perturbation;       /* 0 = off; the Input Perturbation baseline (Ning et al. 2023):
                                        x_in = alpha x1 + sigma (x0 + lambda xi), target from x0; >= 0 */
     int32_t num_threads;            /* 0 = all cores; results are identical for every value; >= 0 */
+    mixflow_mixture mixture;        /* MIXFLOW_MIXTURE_SLOWED (appended: a 56-byte struct means SLOWED) */
 } mixflow_transport_params;
 
 /* ---- model ---------------------------------------------------------------------------------- */

@@ -4,6 +4,11 @@ minibatch k is drawn from a generator seeded by (seed, k), and the trainer check
 optimiser and EMA exactly, so a run split across sessions gives the same weights as one long run.
 
     python3 scripts/pretrain_base.py --run runs/base --steps 40000 [--minutes 60]
+    python3 scripts/pretrain_base.py --run runs/base --steps 30000 --decay-start 24000   # cool-down at the end
+
+The learning rate is constant, or, with --decay-start S, constant until step S and then linear to 0 at
+--steps. The schedule is a function of the step, so setting it on a resume before step S gives exactly the
+run that had it from step 0 (Trainer.set_params); the script refuses to change it once the decay began.
 
 Writes <run>/ckpt.mixflow (every --save-every steps, atomically; Ctrl-C saves too), EMA snapshots
 <run>/ema-<step>.npz every --snapshot-every steps (for the FD-vs-steps curve), and <run>/log.csv.
@@ -11,6 +16,7 @@ Writes <run>/ckpt.mixflow (every --save-every steps, atomically; Ctrl-C saves to
 import argparse
 import csv
 import gzip
+import shutil
 import signal
 import sys
 import time
@@ -47,6 +53,8 @@ def main():
     ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--snapshot-every", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--decay-start", type=int, default=0, help="step where the linear decay of the lr to 0 starts "
+                    "(it ends at --steps); 0 = constant lr")
     args = ap.parse_args()
 
     run = Path(args.run)
@@ -62,6 +70,15 @@ def main():
         trainer = mixflow.Trainer(model, transport, lr=args.lr, ema=args.ema, seed=args.seed,
                                   num_threads=args.threads)
         print(f"new run in {run}: {model.num_params:,} parameters", flush=True)
+
+    if args.decay_start:
+        want = dict(lr=args.lr, final_lr=0.0, decay_start=args.decay_start, decay_end=args.steps)
+        have = {k: trainer.params[k] for k in want}
+        if any(abs(have[k] - v) > 1e-6 * max(1.0, abs(v)) for k, v in want.items()):   # float32 fields
+            if trainer.step_count > min(args.decay_start, have["decay_start"] if have["decay_end"] else args.decay_start):
+                sys.exit(f"the learning-rate decay already began (step {trainer.step_count}); its schedule is {have}")
+            trainer.set_params(**want)
+            print(f"schedule: lr {args.lr} until step {args.decay_start}, then linear to 0 at step {args.steps}", flush=True)
 
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
@@ -82,8 +99,10 @@ def main():
             log.flush()
             print(f"step {k:6d}  loss {np.mean(window):.4f}  {elapsed / 60:6.1f} min", flush=True)
             window = []
-        if k % args.save_every == 0:
+        if k % args.save_every == 0 or k == args.decay_start:
             trainer.save(ckpt)
+        if k == args.decay_start:      # a branch point: a longer constant phase can resume from here
+            shutil.copyfile(ckpt, run / f"ckpt-{k:06d}.mixflow")
         if k % args.snapshot_every == 0:
             ema = trainer.ema_model().state_dict()
             np.savez(run / f"ema-{k:06d}.npz", **ema)

@@ -6,7 +6,7 @@
 _Static_assert(sizeof(mixflow_status) == 4, "enums are 32-bit");
 _Static_assert(sizeof(mixflow_path) == 4, "enums are 32-bit");
 _Static_assert(offsetof(mixflow_transport_params, struct_size) == 0, "struct_size comes first");
-_Static_assert(sizeof(mixflow_transport_params) == 56, "transport params layout");
+_Static_assert(sizeof(mixflow_transport_params) == 60, "transport params layout");
 _Static_assert(offsetof(mixflow_model_params, struct_size) == 0, "struct_size comes first");
 _Static_assert(offsetof(mixflow_model_params, seed) == 72, "model params: seed is 8-byte aligned, no padding");
 _Static_assert(sizeof(mixflow_model_params) == 104, "model params layout (88 before the DiT^DH fields)");

@@ -141,6 +141,31 @@ private func slowFlowInputs(_ t: UnsafePointer<Double>?, _ m: UnsafePointer<Doub
     }
 }
 
+/// Writes uint8 images [batch, height, width, channels] (NHWC, as `mixflow_samples_to_uint8` makes them) as one PNG
+/// grid of `columns` columns with a 2-pixel white border (8-bit grey for 1 channel, RGB for 3; stored deflate
+/// blocks, no compression), atomically (temporary file in the same folder, fsync, rename).
+///
+/// - Parameters:
+///   - path: UTF-8 file name. images: [batch, height, width, channels] uint8, channels 1 or 3.
+///   - columns: images per grid row, >= 1 (more than batch means one row).
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, size <= 0, channels not 1 or 3, columns <= 0, a
+///   grid over 2^24 pixels on a side) or `MIXFLOW_ERR_IO` (with the path).
+@c public func mixflow_samples_write_png(
+    _ path: UnsafePointer<CChar>?, _ images: UnsafePointer<UInt8>?, _ batch: Int64, _ height: Int64, _ width: Int64,
+    _ channels: Int64, _ columns: Int64
+) -> mixflow_status {
+    capi("mixflow_samples_write_png") {
+        let file = try string(path, "path")
+        let images = try require(images, "images")
+        _ = try checkedCount([batch, height, width, channels], "images")
+        guard channels == 1 || channels == 3 else { throw MixflowError.invalidArgument("channels must be 1 or 3, got \(channels)") }
+        guard columns > 0 else { throw MixflowError.invalidArgument("columns must be > 0, got \(columns)") }
+        let g = try PNG.grid(bytes: images, count: Int(batch), height: Int(height), width: Int(width), channels: Int(channels),
+                             columns: Int(min(columns, batch)))
+        try PNG.write(path: file, pixels: g.pixels, width: g.width, height: g.height, channels: Int(channels))
+    }
+}
+
 /// Writes uint8 images [batch, height, width, channels] as an ADM-suite `.npz` (`arr_0`, stored zip with
 /// Zip64 records like `numpy.savez`), atomically (temporary file in the same folder, fsync, rename).
 ///

@@ -178,6 +178,39 @@ extension TrainerConfig {
     }
 }
 
+/// Copies the trainer's current hyper-parameters into `out` (its first `struct_size` bytes).
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, size too small), `MIXFLOW_ERR_ABI_MISMATCH` or
+///   `MIXFLOW_ERR_INVALID_HANDLE`.
+@c public func mixflow_trainer_get_params(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ out: UnsafeMutablePointer<mixflow_trainer_params>?,
+    _ struct_size: UInt32
+) -> mixflow_status {
+    capi("mixflow_trainer_get_params") {
+        let box = try trainerBox(trainer)
+        try writeParams(box.trainer.config.c, to: out, "out", structSize: struct_size, minimumSize: trainerParamsMinimumSize)
+    }
+}
+
+/// Replaces the hyper-parameters of a trainer (learning-rate schedule, betas, eps, weight decay, EMA decay,
+/// clipping, seed, threads) and keeps its state: weights, AdamW moments, EMA weights and step count. Typical
+/// use: read them with `mixflow_trainer_get_params`, edit, set — e.g. a learning-rate cool-down decided after
+/// a resume. The schedule is a function of the step number, so a schedule set before its decay starts gives
+/// bit for bit the run that had it from step 0. The next `mixflow_trainer_save` stores the new values.
+/// \param params validated as in `mixflow_trainer_create`; read during the call only.
+///
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad value, switching the EMA on or off),
+///   `MIXFLOW_ERR_ABI_MISMATCH` or `MIXFLOW_ERR_INVALID_HANDLE`. On error nothing changes.
+@c public func mixflow_trainer_set_params(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ params: UnsafePointer<mixflow_trainer_params>?
+) -> mixflow_status {
+    capi("mixflow_trainer_set_params") {
+        let box = try trainerBox(trainer)
+        let p = try readParams(params, "params", defaults: box.trainer.config.c, minimumSize: trainerParamsMinimumSize)
+        try box.trainer.update(config: try TrainerConfig(c: p))
+    }
+}
+
 /// Number of completed steps (the next step's number). -1 for an invalid handle.
 @c public func mixflow_trainer_step_count(_ trainer: UnsafeMutablePointer<mixflow_trainer>?) -> Int64 {
     (try? trainerBox(trainer)).map { Int64($0.trainer.step) } ?? -1

@@ -40,6 +40,7 @@ extension TransportConfig {
         timeShift = Double(p.time_shift)
         inputPerturbation = Double(p.input_perturbation)
         threads = Int(p.num_threads)
+        mixture = try convertEnum(p.mixture.rawValue, "params->mixture", Mixture.self)
         // Validate the fields the Swift enum for logit-normal does not carry when another law is chosen.
         guard p.logit_normal_mean.isFinite else {
             throw MixflowError.invalidArgument("params->logit_normal_mean must be finite, got \(p.logit_normal_mean)")
@@ -75,6 +76,7 @@ extension TransportConfig {
         p.time_shift = Float(timeShift)
         p.input_perturbation = Float(inputPerturbation)
         p.num_threads = Int32(clamping: threads)
+        p.mixture = mixflow_mixture(UInt32(mixture.rawValue))
         return p
     }
 }

@@ -12,80 +12,73 @@ struct MixflowCommand: ParsableCommand {
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self])
 }
 
-/// Loads a native SiT from a trainer checkpoint (`.mixflow`), with its EMA weights by default.
-func loadModel(_ path: String, ema: Bool, threads: Int) throws -> (SiTModel, TransportConfig) {
-    let ck = try Checkpoint.read(from: path)
-    let model = try SiTModel.fromMetadata(ck.metadata, threads: threads)
-    let name = ema && ck.section("ema") != nil ? "ema" : "params"
-    guard let weights = ck.section(name), weights.count == model.parameterCount else {
-        throw MixflowError.format("\(path): section \(name) is missing or does not match the architecture")
-    }
-    weights.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: weights.count) }
-    return (model, try TransportConfig(keyValues: ck.metadata))
-}
-
-/// Options shared by the commands that sample.
-struct SamplingOptions: ParsableArguments {
-    @Option(help: "Trainer checkpoint (.mixflow) to sample from.") var checkpoint: String
-    @Flag(help: "Use the raw weights instead of the EMA weights.") var raw = false
-    @Option(help: "euler, heun, midpoint, rk4, dopri5.") var method = "heun"
-    @Option(help: "Grid points (SiT convention: N points, N - 1 steps).") var steps = 50
-    @Option(help: "Number of samples.") var n = 64
-    @Option(help: "Classifier-free guidance scale (1 = off).") var cfg = 1.0
-    @Option(help: "Seed of the starting noise.") var seed: UInt64 = 0
-    @Option(help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
-
-    /// Runs the sampler; returns the samples [n, dim], the starting noise and, if asked, the trajectory
-    /// [points, n, dim] with its times.
-    func run(trajectory: Bool) throws -> (model: SiTModel, x: [Float], noise: [Float], traj: [Float], times: [Double], transport: TransportConfig) {
-        guard n > 0 else { throw ValidationError("--n must be > 0") }
-        let (model, transport) = try loadModel(checkpoint, ema: !raw, threads: threads)
-        let times = try samplerConfig(model: model, transport: transport, method: method, gridPoints: steps, seed: seed,
-                                      threads: threads).outputTimesOfGrid()
-        var noise = [Float](repeating: 0, count: n * model.sampleDim)
-        var traj = [Float](repeating: 0, count: trajectory ? times.count * n * model.sampleDim : 0)
-        let x = try traj.withUnsafeMutableBufferPointer { tb in
-            try noise.withUnsafeMutableBufferPointer { nb in
-                try sampleImages(model: model, transport: transport, method: method, gridPoints: steps, count: n, seed: seed,
-                                 threads: threads, trajectory: trajectory ? tb.baseAddress : nil, noiseOut: nb.baseAddress, cfg: cfg)
-            }
-        }
-        return (model, x, noise, traj, times, transport)
-    }
-}
-
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sample",
-        abstract: "Sample a checkpoint; write a PNG grid and/or an ADM-format .npz (arr_0 uint8 NHWC).")
+        abstract: "Sample a SiT or DiT^DH checkpoint (optionally with CFG or autoguidance); write a PNG grid and/or an ADM-format .npz (arr_0 uint8 NHWC).",
+        discussion: """
+            RAE's protocol for a converted DiT^DH-XL (python -m mixflow.convert stage2_model.pt dit.onnx --arch DiTDH-XL --latent 768x16x16):
+              mixflow sample --checkpoint dit.onnx --n 50000 --label-sampling equal --guidance auto --scale 1.42 --guide-checkpoint dit-s.onnx --latents latents.npy
+            (convention rae, Euler on RAE's shifted grid, 50 points = 49 steps). The samples are latents: decode them with RAE's decoder.
+            """)
     @OptionGroup var options: SamplingOptions
-    @Option(help: "PNG grid to write.") var grid: String?
-    @Option(help: ".npz to write.") var npz: String?
+    @Option(help: "PNG grid to write (1- or 3-channel samples, after --depth-to-space).") var grid: String?
+    @Option(help: ".npz to write (uint8 with the convention's rule, after --depth-to-space).") var npz: String?
+    @Option(help: "float32 .npy of the raw samples [n, C, S, S] (RAE: the latents to decode with RAE's decoder).")
+    var latents: String?
+    @Option(help: "int32 .npy of the class labels the samples were drawn with.") var saveLabels: String?
+    @Option(help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
+    var depthToSpace = 1
 
     func run() throws {
         let r = try options.run(trajectory: false)
-        let c = r.model.config
+        let m = r.model, c = r.config, n = options.n
+        print("model: \(r.loaded.arch), \(m.parameterCount) parameters, samples \(m.inChannels)x\(m.inputSize)x\(m.inputSize), \(m.numClasses) classes")
+        print("transport: \(c.convention) convention, shift \(fixed(c.timeShift, 4)) (\(r.loaded.transportSource))")
+        let grid0 = r.times.first ?? 0, grid1 = r.times.last ?? 0
+        print("grid: \(c.convention), \(r.times.count) points (\(r.times.count - 1) steps) from t = \(fixed(grid0, 6)) to \(fixed(grid1, 6)), method \(c.method)")
+        switch c.guidance {
+        case .none: print("guidance: none")
+        case .classifierFree: print("guidance: cfg, scale \(c.guidanceScale), interval [\(c.guidanceInterval.lowerBound), \(c.guidanceInterval.upperBound)]")
+        case .autoguidance: print("guidance: auto (guide \(options.guideCheckpoint ?? "")), scale \(c.guidanceScale), interval [\(c.guidanceInterval.lowerBound), \(c.guidanceInterval.upperBound)]")
+        }
+        var counts = [Int](repeating: 0, count: max(1, m.numClasses))
+        for y in r.labels { counts[Int(y)] += 1 }
+        let shown = counts.count <= 100 ? counts.map { "\($0)" }.joined(separator: " ")
+                                        : "min \(counts.min()!), max \(counts.max()!)"
+        print("labels: \(r.labelSampling.rawValue), per-class counts: \(shown)")
+        print("NFE: \(r.nfe)")
+        var mean = 0.0, sq = 0.0
+        for v in r.x { mean += Double(v); sq += Double(v) * Double(v) }
+        mean /= Double(r.x.count)
+        print("samples: mean \(fixed(mean, 4)), std \(fixed((max(0, sq / Double(r.x.count) - mean * mean)).squareRoot(), 4))")
+
+        if let latents {
+            try NPZWriter.writeNPY(path: latents, shape: [n, m.inChannels, m.inputSize, m.inputSize], values: r.x)
+            print("wrote \(latents)")
+        }
+        if let saveLabels {
+            try NPZWriter.writeNPY(path: saveLabels, shape: [n], values: r.labels)
+            print("wrote \(saveLabels)")
+        }
+        let (images, channels, size) = try MixflowCLI.depthToSpace(r.x, count: n, channels: m.inChannels, size: m.inputSize, factor: depthToSpace)
         if let grid {
-            let g = r.x.withUnsafeBufferPointer {
-                PNG.grid($0, count: options.n, channels: c.inChannels == 3 ? 3 : 1, size: c.inputSize, columns: 16)
+            guard channels == 1 || channels == 3 else {
+                throw ValidationError("--grid needs 1- or 3-channel images; the samples have \(channels) channels (see --depth-to-space)")
             }
-            // Multi-channel latents that are not RGB: show channel 0 only.
-            if c.inChannels == 1 || c.inChannels == 3 {
-                try PNG.write(path: grid, pixels: g.pixels, width: g.width, height: g.height, channels: c.inChannels)
-            } else {
-                throw ValidationError("--grid needs 1- or 3-channel images; this model has \(c.inChannels) channels")
-            }
+            let g = images.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: channels, size: size, columns: 16) }
+            try PNG.write(path: grid, pixels: g.pixels, width: g.width, height: g.height, channels: channels)
             print("wrote \(grid)")
         }
         if let npz {
-            var bytes = [UInt8](repeating: 0, count: r.x.count)
-            r.x.withUnsafeBufferPointer { xb in
+            var bytes = [UInt8](repeating: 0, count: images.count)
+            images.withUnsafeBufferPointer { xb in
                 bytes.withUnsafeMutableBufferPointer { out in
-                    ImageQuantization.toNHWC(xb.baseAddress!, n: options.n, c: c.inChannels, h: c.inputSize, w: c.inputSize,
-                                             convention: r.transport.convention, out: out.baseAddress!)
+                    ImageQuantization.toNHWC(xb.baseAddress!, n: n, c: channels, h: size, w: size, convention: c.convention,
+                                             out: out.baseAddress!)
                 }
             }
             // The writer asks for byte ranges [offset, offset + count) of the NHWC array.
-            try NPZWriter.write(path: npz, shape: [options.n, c.inputSize, c.inputSize, c.inChannels]) { offset, out in
+            try NPZWriter.write(path: npz, shape: [n, size, size, channels]) { offset, out in
                 bytes.withUnsafeBufferPointer { out.baseAddress!.update(from: $0.baseAddress! + offset, count: out.count) }
             }
             print("wrote \(npz)")
@@ -106,7 +99,7 @@ struct SlowFlowCommand: ParsableCommand {
         let dim = r.model.sampleDim
         let measured = try r.traj.withUnsafeBufferPointer { tb in
             try r.noise.withUnsafeBufferPointer { nb in
-                try SlowFlow.measure(reference: .endpoint, path: r.transport.path, convention: r.transport.convention,
+                try SlowFlow.measure(reference: .endpoint, path: r.config.path, convention: r.config.convention,
                                      times: r.times, trajectory: tb.baseAddress!, noise: nb.baseAddress!,
                                      batch: options.n, dim: dim, data: nil, numData: 0, threads: options.threads)
             }

@@ -65,10 +65,11 @@ struct PostTrainCommand: ParsableCommand {
         }
 
         // The two post-training runs, from the same weights, seed and minibatches.
-        var results: [(String, SiTModel)] = [("base", baseModel)]
+        var results: [(String, NativeModel)] = [("base", baseModel)]
         for (name, gammaRun) in [("standard", 0.0), ("mixflow", g)] {
             var tc = TransportConfig()
             tc.convention = baseTransport.convention
+            tc.timeShift = baseTransport.timeShift
             tc.timeDistribution = gammaRun == 0 ? .uniform : .beta21
             tc.gamma = gammaRun
             tc.threads = threads
@@ -102,29 +103,30 @@ struct PostTrainCommand: ParsableCommand {
         let header = ["model"] + methods.flatMap { m in sizes.map { "\(m) \($0)" } }
         print("\nFD (Fashion-MNIST classifier features), \(evalSamples) samples vs the 10k test set; lower is better. gamma = \(fixed(g, 3)), \(steps) post-training steps each:")
         print(formatTable([header] + rows))
-        try ModelONNX.export(results[2].1, to: "\(out)/mixflow.onnx",
-                             options: .init(graph: true, metadata: [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]))
+        let exportMetadata: [(key: String, value: String)] = [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]
+        if let sit = results[2].1 as? SiTModel {
+            try ModelONNX.export(sit, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
+        } else if let ditdh = results[2].1 as? DiTDHModel {
+            try ModelONNX.export(ditdh, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
+        }
         print("wrote \(out)/mixflow.onnx, \(out)/mixflow-samples.png\(gamma == "auto" ? ", \(out)/slowflow.csv" : "")  [\(clock)]")
     }
 
-    func loadBase() throws -> (SiTModel, TransportConfig) {
-        if base.hasSuffix(".onnx") {
-            let loaded = try ModelONNX.load(path: base, threads: threads)
-            return (loaded.model, try TransportConfig(keyValues: loaded.metadata))
-        }
-        return try loadModel(base, ema: true, threads: threads)
+    func loadBase() throws -> (NativeModel, TransportConfig) {
+        let loaded = try loadNative(base, ema: true, threads: threads)
+        return (loaded.model, loaded.transport)
     }
 
     /// Post-trains a copy of `base` (fresh optimiser) for `steps` steps; resumes from `<out>/<name>.mixflow`.
-    func postTrain(name: String, from base: SiTModel, transport: TransportConfig, data: [Float], labels: [Int32],
-                   clock: Stopwatch) throws -> SiTModel {
+    func postTrain(name: String, from base: NativeModel, transport: TransportConfig, data: [Float], labels: [Int32],
+                   clock: Stopwatch) throws -> NativeModel {
         let path = "\(out)/\(name).mixflow"
         let trainer: Trainer
         if access(path, F_OK) == 0 {
-            trainer = try Trainer.resume(from: path, threads: threads) { try SiTModel.fromMetadata($0, threads: threads) }
+            trainer = try Trainer.resume(from: path, threads: threads) { try nativeModel(fromMetadata: $0, threads: threads) }
         } else {
-            let model = try SiTModel(base.config, seed: 0, threads: threads)
-            model.params.update(from: base.params, count: base.parameterCount)
+            let model = try base.sibling(seed: 0)
+            model.parameters.update(from: base.parameters, count: base.parameterCount)
             var config = TrainerConfig()
             config.schedule = .constant(lr)
             config.emaDecay = ema
@@ -149,18 +151,17 @@ struct PostTrainCommand: ParsableCommand {
         }
         try trainer.save(to: path)
         progress.finish()
-        let emaModel = try SiTModel(base.config, seed: 0, threads: threads)
+        let emaModel = try base.sibling(seed: 0)
         let weights = trainer.ema.isEmpty ? Array(UnsafeBufferPointer(start: trainer.model.parameters, count: base.parameterCount)) : trainer.ema
-        weights.withUnsafeBufferPointer { emaModel.params.update(from: $0.baseAddress!, count: base.parameterCount) }
+        weights.withUnsafeBufferPointer { emaModel.parameters.update(from: $0.baseAddress!, count: base.parameterCount) }
         return emaModel
     }
 
-    func writeGrid(model: SiTModel, transport: TransportConfig, method: String, gridPoints: Int, path: String) throws {
+    func writeGrid(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, path: String) throws {
         let n = 100
         let x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints, count: n,
                                  seed: seed &+ 2, threads: threads)
-        let c = model.config
-        let g = x.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: c.inChannels, size: c.inputSize, columns: 10) }
-        try PNG.write(path: path, pixels: g.pixels, width: g.width, height: g.height, channels: c.inChannels)
+        let g = x.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: model.inChannels, size: model.inputSize, columns: 10) }
+        try PNG.write(path: path, pixels: g.pixels, width: g.width, height: g.height, channels: model.inChannels)
     }
 }

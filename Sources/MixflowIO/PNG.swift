@@ -91,4 +91,35 @@ public enum PNG {
         }
         return (pixels, width, height)
     }
+    /// Tiles uint8 images ([n, height, width, channels], NHWC as `ImageQuantization.toNHWC` writes them) into a
+    /// grid of `columns` columns (clamped to [1, n]) with a 2-pixel white border, ready for `write`.
+    /// - Throws: `.invalidArgument` when a size is not positive, channels is not 1 or 3, or the grid would be
+    ///   wider or taller than 2^24 pixels.
+    public static func grid(bytes images: UnsafePointer<UInt8>, count n: Int, height h: Int, width w: Int, channels: Int,
+                            columns: Int) throws -> (pixels: [UInt8], width: Int, height: Int) {
+        guard n > 0, h > 0, w > 0 else { throw MixflowError.invalidArgument("batch, height and width must be > 0, got \(n), \(h), \(w)") }
+        guard channels == 1 || channels == 3 else { throw MixflowError.invalidArgument("channels must be 1 or 3, got \(channels)") }
+        guard columns > 0 else { throw MixflowError.invalidArgument("columns must be > 0, got \(columns)") }
+        let pad = 2, limit = 1 << 24
+        let cols = min(columns, n), rows = (n + cols - 1) / cols
+        guard w <= limit, h <= limit, cols <= limit / (w + pad), rows <= limit / (h + pad) else {
+            throw MixflowError.invalidArgument("the grid of \(rows) x \(cols) images of \(h) x \(w) is larger than 2^24 pixels on a side")
+        }
+        let width = cols * (w + pad) + pad, height = rows * (h + pad) + pad
+        let (bytes, overflow) = (width * height).multipliedReportingOverflow(by: channels)
+        guard !overflow, bytes <= Int(Int32.max) else {
+            throw MixflowError.invalidArgument("the grid of \(width) x \(height) pixels is larger than 2 GiB")
+        }
+        var pixels = [UInt8](repeating: 255, count: bytes)
+        let row = w * channels
+        pixels.withUnsafeMutableBufferPointer { out in
+            for k in 0..<n {
+                let gx = pad + (k % cols) * (w + pad), gy = pad + (k / cols) * (h + pad)
+                for y in 0..<h {
+                    (out.baseAddress! + ((gy + y) * width + gx) * channels).update(from: images + (k * h + y) * row, count: row)
+                }
+            }
+        }
+        return (pixels, width, height)
+    }
 }

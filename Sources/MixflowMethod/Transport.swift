@@ -9,6 +9,7 @@ import MixflowCore
 /// (u1, u2)  = uniforms of RandomStream(seed, step, sample, .scalars), block 0
 /// t         = shift(timeDistribution(u1))           the label fed to the network
 /// m         = slowedTime(t, u2, γ)                   the time at which the input is built
+///             (mixture .uniform: m = shift(t0 + u2·(t1 − t0)), independent of t)
 /// x0        = Gaussian(RandomStream(seed, step, sample, .noise))
 /// x_in      = α(s(m))·x1 + σ(s(m))·(x0 + λ·ξ)        ξ only with Input Perturbation (λ > 0)
 /// target    = velocity: sign·(α̇(s*)·x1 + σ̇(s*)·x0);  noise: x0;  score: −x0/σ(s*)
@@ -37,6 +38,13 @@ public final class Transport: @unchecked Sendable {
             t = c.time(noiseLevel: TimeShift.apply(c.noiseLevel(t), shift: config.timeShift))
         }
         let tf = Float(t)
+        if config.mixture == .uniform {
+            var m = interval.lowerBound + u2 * (interval.upperBound - interval.lowerBound)
+            if config.timeShift != 1 {
+                m = c.time(noiseLevel: TimeShift.apply(c.noiseLevel(m), shift: config.timeShift))
+            }
+            return (tf, Float(m))
+        }
         // The mixture is applied to the float32 label, as the official code does with its float32 tensor.
         let m = slowedTime(Double(tf), uniform: u2, gamma: config.gamma, convention: c)
         return (tf, config.gamma == 0 ? tf : Float(m))

@@ -8,7 +8,7 @@ extension TransportConfig {
             ("transport.prediction", "\(prediction)"), ("transport.loss_weight", "\(lossWeight)"),
             ("transport.target_time", "\(targetTime)"), ("transport.gamma", "\(gamma)"),
             ("transport.train_eps", trainEps.map { "\($0)" } ?? "official"), ("transport.time_shift", "\(timeShift)"),
-            ("transport.input_perturbation", "\(inputPerturbation)"),
+            ("transport.input_perturbation", "\(inputPerturbation)"), ("transport.mixture", "\(mixture)"),
         ]
         switch timeDistribution {
         case .uniform: kv.append(("transport.time_dist", "uniform"))
@@ -42,6 +42,7 @@ extension TransportConfig {
         prediction = try choice("prediction", Prediction.self) ?? prediction
         lossWeight = try choice("loss_weight", LossWeight.self) ?? lossWeight
         targetTime = try choice("target_time", TargetTime.self) ?? targetTime
+        mixture = try choice("mixture", Mixture.self) ?? mixture
         gamma = try number("gamma") ?? gamma
         if let e = value("train_eps"), e != "official" { trainEps = try number("train_eps") }
         timeShift = try number("time_shift") ?? timeShift

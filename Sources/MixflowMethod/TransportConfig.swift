@@ -16,6 +16,14 @@ public enum TargetTime: Int32, Sendable, CaseIterable {
     case t = 0, m = 1
 }
 
+/// How the input time m is drawn for a label t.
+/// `slowed`: MixFlow's slowed interpolation mixture, m ~ U[(1−γ)t, t] (mirrored for noise-at-1 conventions).
+/// `uniform`: the paper's ablation "m ~ U[0, 1]": m is drawn uniformly on the training interval, independent
+/// of t (so also at lower noise than t), then shifted like t; γ is not used.
+public enum Mixture: Int32, Sendable, CaseIterable {
+    case slowed = 0, uniform = 1
+}
+
 /// Everything that defines a MixFlow training objective. Validated on construction.
 public struct TransportConfig: Equatable, Sendable {
     public var path: InterpolationPath = .linear
@@ -32,6 +40,8 @@ public struct TransportConfig: Equatable, Sendable {
     public var timeShift: Double = 1
     /// Input Perturbation strength λ (0 = off).
     public var inputPerturbation: Double = 0
+    /// How m is drawn (the slowed mixture, or the uniform ablation).
+    public var mixture: Mixture = .slowed
     /// 0 = all cores.
     public var threads: Int = 0
 

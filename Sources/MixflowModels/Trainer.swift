@@ -52,7 +52,7 @@ public struct TrainerConfig: Equatable, Sendable {
 public final class Trainer {
     public let model: TrainableModel
     public let transport: Transport
-    public let config: TrainerConfig
+    public private(set) var config: TrainerConfig
     public let optimizer: AdamW
     /// EMA weights (empty when `emaDecay` is 0).
     public var ema: [Float]
@@ -107,6 +107,22 @@ public final class Trainer {
         }
         step += 1
         return loss
+    }
+
+    /// Replaces the hyper-parameters of a running trainer (learning-rate schedule, AdamW settings, EMA decay,
+    /// clipping, seed, threads) without touching its state (weights, moments, EMA, step): e.g. a learning-rate
+    /// cool-down decided after a resume. The schedule is a function of the step number, so a schedule set
+    /// before its decay starts gives exactly the run that had it from step 0. The EMA cannot be switched on
+    /// or off here (its weights would be undefined), only its decay changed.
+    public func update(config new: TrainerConfig) throws {
+        try new.validate()
+        guard (new.emaDecay > 0) == (config.emaDecay > 0) else {
+            throw MixflowError.invalidArgument("ema_decay cannot change between 0 (no EMA) and > 0 on an existing trainer, "
+                                               + "got \(describe(new.emaDecay)) for a trainer with ema_decay \(describe(config.emaDecay))")
+        }
+        optimizer.config = new.optimizer
+        optimizer.threads = new.threads
+        config = new
     }
 
     /// Per-step buffers, reallocated only when the batch shape changes.

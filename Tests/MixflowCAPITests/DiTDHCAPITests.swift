@@ -201,3 +201,53 @@ func ditdhSavesWithOrWithoutTheGraphAndLoadsBackThroughTheCAPI(graph: Int32) thr
     #expect(mixflow_model_ignored_tensors(back, nil, 0, &len) == MIXFLOW_OK && len == 0)
     try FileManager.default.removeItem(atPath: dir)
 }
+
+@Test func trainerParamsCanBeReadAndReplacedWithValidation() throws {
+    let m = try #require(makeModel(ditdhParams(tinyDiTDHShape)))
+    defer { mixflow_model_free(m) }
+    let size = UInt32(MemoryLayout<mixflow_trainer_params>.size)
+    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
+    #expect(mixflow_transport_preset_params("rae", 64, &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
+    #expect(mixflow_trainer_preset_params("rae", 10, 100, &rp, size) == MIXFLOW_OK)
+    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
+    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
+    defer { mixflow_transport_free(tr) }
+    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
+    defer { mixflow_trainer_free(trainer) }
+
+    var got = mixflow_trainer_params()
+    #expect(mixflow_trainer_get_params(nil, &got, size) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_trainer_get_params: trainer must not be NULL")
+    #expect(mixflow_trainer_get_params(trainer, nil, size) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_trainer_get_params(trainer, &got, 4) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(mixflow_trainer_get_params(trainer, &got, size) == MIXFLOW_OK)
+    #expect(got.decay_start == 10 && got.decay_end == 100 && got.beta2 == 0.95 && got.max_grad_norm == 1)
+
+    var edit = got
+    edit.final_lr = 0; edit.decay_start = 20; edit.decay_end = 50; edit.ema_decay = 0.999
+    #expect(mixflow_trainer_set_params(trainer, &edit) == MIXFLOW_OK)
+    #expect(mixflow_trainer_get_params(trainer, &got, size) == MIXFLOW_OK)
+    #expect(got.final_lr == 0 && got.decay_start == 20 && got.decay_end == 50 && got.ema_decay == 0.999)
+
+    let bad: [(String, (inout mixflow_trainer_params) -> Void)] = [
+        ("params->beta1 must be finite, got nan", { $0.beta1 = .nan }),
+        ("params->decay_start/decay_end/warmup must satisfy 0 <= decay_start < decay_end and warmup >= 0, got 9, 3, 0",
+         { $0.decay_start = 9; $0.decay_end = 3 }),
+        ("ema_decay cannot change between 0 (no EMA) and > 0 on an existing trainer, got 0.0 for a trainer with ema_decay",
+         { $0.ema_decay = 0 }),
+    ]
+    for (message, change) in bad {
+        var p = got
+        change(&p)
+        #expect(mixflow_trainer_set_params(trainer, &p) == MIXFLOW_ERR_INVALID_ARGUMENT)
+        #expect(lastError().contains(message))
+        var after = mixflow_trainer_params()
+        #expect(mixflow_trainer_get_params(trainer, &after, size) == MIXFLOW_OK)
+        #expect(after.decay_start == 20 && after.ema_decay == 0.999)     // nothing changed
+    }
+    #expect(mixflow_trainer_set_params(trainer, nil) == MIXFLOW_ERR_INVALID_ARGUMENT)
+    #expect(lastError() == "mixflow_trainer_set_params: params must not be NULL")
+    var tooNew = got
+    tooNew.struct_size = 4096
+    #expect(mixflow_trainer_set_params(trainer, &tooNew) == MIXFLOW_ERR_ABI_MISMATCH)
+}

@@ -23,7 +23,7 @@ import Testing
     #expect(mixflow_transport_default_params(nil, 56) == MIXFLOW_ERR_INVALID_ARGUMENT)
     #expect(lastError() == "mixflow_transport_default_params: out must not be NULL")
     #expect(mixflow_transport_default_params(&p, 8) == MIXFLOW_ERR_INVALID_ARGUMENT)
-    #expect(lastError().contains("struct_size must be between 56 and 56, got 8"))
+    #expect(lastError().contains("struct_size must be between 56 and 60, got 8"))
     #expect(mixflow_transport_default_params(&p, 64) == MIXFLOW_ERR_ABI_MISMATCH)
     #expect(mixflow_transport_preset_params(nil, 0, &p, 56) == MIXFLOW_ERR_INVALID_ARGUMENT)
     #expect(lastError() == "mixflow_transport_preset_params: name must not be NULL")
@@ -49,6 +49,7 @@ import Testing
         ("params->time_shift must be >= 1 (1 = no shift), got 0.0", { $0.time_shift = 0 }),
         ("params->logit_normal_std must be > 0, got nan", { $0.logit_normal_std = .nan }),
         ("params->num_threads must be >= 0 (0 = all cores), got -1", { $0.num_threads = -1 }),
+        ("params->mixture has unknown value 2", { $0.mixture = mixflow_mixture(rawValue: 2) }),
     ]
     for (message, edit) in cases {
         p = defaultTransportParams()
@@ -60,6 +61,25 @@ import Testing
     p = defaultTransportParams()
     p.struct_size = 4096
     #expect(mixflow_transport_create(&p, &h) == MIXFLOW_ERR_ABI_MISMATCH)
+}
+
+@Test func aCallerBuiltBeforeTheMixtureFieldGetsTheSlowedMixture() {
+    // The first layout ended at num_threads (56 bytes); its callers must keep working, with SLOWED.
+    var p = defaultTransportParams()
+    p.mixture = MIXFLOW_MIXTURE_UNIFORM     // beyond the old caller's struct: must be ignored
+    p.struct_size = 56
+    var h: UnsafeMutablePointer<mixflow_transport>?
+    #expect(mixflow_transport_create(&p, &h) == MIXFLOW_OK)
+    defer { mixflow_transport_free(h) }
+    var q = mixflow_transport_params()
+    #expect(mixflow_transport_get_params(h, &q, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
+    #expect(q.mixture == MIXFLOW_MIXTURE_SLOWED)
+    p.struct_size = UInt32(MemoryLayout<mixflow_transport_params>.size)
+    var u: UnsafeMutablePointer<mixflow_transport>?
+    #expect(mixflow_transport_create(&p, &u) == MIXFLOW_OK)
+    defer { mixflow_transport_free(u) }
+    #expect(mixflow_transport_get_params(u, &q, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
+    #expect(q.mixture == MIXFLOW_MIXTURE_UNIFORM)
 }
 
 @Test func prepareValidatesEveryArgument() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import MixflowIO
+import MixflowCore
 
 @Test func pngChecksumsMatchTheirStandards() {
     // The CRC of an empty IEND chunk is in every PNG file: AE 42 60 82.
@@ -16,4 +17,25 @@ import Testing
     let g = img.withUnsafeBufferPointer { PNG.grid($0, count: 1, channels: 1, size: 2, columns: 1) }
     #expect(g.width == 6 && g.height == 6)
     #expect(g.pixels[2 * 6 + 2] == 0 && g.pixels[2 * 6 + 3] == 128 && g.pixels[3 * 6 + 2] == 255 && g.pixels[3 * 6 + 3] == 128)
+}
+
+@Test func byteGridPlacesEveryImageAndChannel() throws {
+    // 3 RGB images of 2x3 pixels, 2 per row: a 2x2 grid cell layout with a white border and an empty cell.
+    let n = 3, h = 2, w = 3, c = 3
+    let images = (0..<(n * h * w * c)).map { UInt8($0) }
+    let g = try images.withUnsafeBufferPointer { try PNG.grid(bytes: $0.baseAddress!, count: n, height: h, width: w, channels: c, columns: 2) }
+    #expect(g.width == 2 * (w + 2) + 2 && g.height == 2 * (h + 2) + 2)
+    for k in 0..<n {
+        let gx = 2 + (k % 2) * (w + 2), gy = 2 + (k / 2) * (h + 2)
+        for y in 0..<h { for x in 0..<w { for ch in 0..<c {
+            #expect(g.pixels[((gy + y) * g.width + gx + x) * c + ch] == images[((k * h + y) * w + x) * c + ch])
+        } } }
+    }
+    #expect(g.pixels[0] == 255 && g.pixels[(g.width * g.height - 1) * c] == 255)   // border, empty cell
+    #expect(throws: MixflowError.invalidArgument("channels must be 1 or 3, got 2")) {
+        _ = try images.withUnsafeBufferPointer { try PNG.grid(bytes: $0.baseAddress!, count: 1, height: 1, width: 1, channels: 2, columns: 1) }
+    }
+    #expect(throws: MixflowError.self) {
+        _ = try images.withUnsafeBufferPointer { try PNG.grid(bytes: $0.baseAddress!, count: 1 << 20, height: 1 << 10, width: 1 << 10, channels: 1, columns: 1 << 20) }
+    }
 }

@@ -8,9 +8,10 @@ import MixflowCore
 /// `{'descr': '|u1', 'fortran_order': False, 'shape': (...), }` padded with spaces and a final newline so that
 /// the data starts at a multiple of 64 bytes.
 public enum NPZWriter {
-    public static func npyHeader(shape: [Int]) -> [UInt8] {
+    /// The .npy v1.0 header of a C-order array; `descr` is numpy's type string ('|u1' uint8, '<f4' float32, '<i4' int32).
+    public static func npyHeader(shape: [Int], descr: String = "|u1") -> [UInt8] {
         let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
-        var dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (\(dims)), }"
+        var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(dims)), }"
         let fixed = 10, total = ((fixed + dict.utf8.count + 1 + 63) / 64) * 64
         dict += String(repeating: " ", count: total - fixed - dict.utf8.count - 1) + "\n"
         let len = dict.utf8.count
@@ -61,6 +62,27 @@ public enum NPZWriter {
         tail += le32(0x0605_4B50) + le16(0) + le16(0) + le16(1) + le16(1) + le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) + le16(0)
         try file.write(tail)
         try file.commit()
+    }
+
+    /// Writes one float32 (or, below, int32) array as a plain `.npy` file (C order, the machine's little-endian
+    /// bytes), atomically.
+    public static func writeNPY(path: String, shape: [Int], values: [Float]) throws {
+        try writeNPY(path: path, shape: shape, descr: "<f4", values: values)
+    }
+
+    public static func writeNPY(path: String, shape: [Int], values: [Int32]) throws {
+        try writeNPY(path: path, shape: shape, descr: "<i4", values: values)
+    }
+
+    static func writeNPY<T>(path: String, shape: [Int], descr: String, values: [T]) throws {
+        guard shape.reduce(1, *) == values.count else {
+            throw MixflowError.invalidArgument("shape \(shape) does not match \(values.count) values")
+        }
+        let header = npyHeader(shape: shape, descr: descr)
+        try AtomicFile.write(to: path) { w in
+            try header.withUnsafeBytes { try w.write($0) }
+            try values.withUnsafeBytes { try w.write($0) }
+        }
     }
 
     static func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }

@@ -18,7 +18,7 @@ _LAZY = {
     "Trainer": "trainer",
     "TensorFile": "tensorfile", "write_tensor_file": "tensorfile",
     "Sampler": "sampler", "SampleResult": "sampler", "sample": "sampler", "save_npz": "sampler", "to_uint8": "sampler",
-    "equal_labels": "sampler",
+    "equal_labels": "sampler", "save_png": "sampler", "pixel_shuffle": "sampler", "pixel_unshuffle": "sampler",
     "SlowFlow": "slowflow", "slow_flow": "slowflow", "slow_flow_measure": "slowflow", "suggest_gamma": "slowflow",
     # ---- data and evaluation ----
     "load_idx": "data", "fashion_mnist": "data",

@@ -58,6 +58,11 @@ class TargetTime(IntEnum):
     M = 1
 
 
+class Mixture(IntEnum):
+    SLOWED = 0
+    UNIFORM = 1
+
+
 class TransportHandle(ctypes.Structure):
     _fields_ = [("_private", c_char)]
 
@@ -78,6 +83,7 @@ class TransportParams(ctypes.Structure):
         ("logit_normal_std", c_float),
         ("input_perturbation", c_float),
         ("num_threads", c_int32),
+        ("mixture", c_int32),
     ]
 
 

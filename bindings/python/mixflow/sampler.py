@@ -194,17 +194,57 @@ def to_uint8(x, convention="sit") -> np.ndarray:
     return out
 
 
-def save_npz(path, images, convention="sit") -> None:
-    """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
-    or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
+def _uint8_nhwc(images, convention) -> np.ndarray:
+    """uint8 NHWC images as they are, or float NCHW converted with ``to_uint8``; C-contiguous."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         images = to_uint8(images, convention)
     images = np.ascontiguousarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C] uint8, got shape {images.shape}")
+    return images
+
+
+def save_npz(path, images, convention="sit") -> None:
+    """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
+    or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
+    images = _uint8_nhwc(images, convention)
     n, h, w, c = images.shape
     check(lib.mixflow_samples_write_npz(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), n, h, w, c))
+
+
+def save_png(path, images, columns: int = 10, convention="sit") -> None:
+    """Writes a PNG grid of ``columns`` images per row (2-pixel white border; grey for 1 channel, RGB for 3)
+    atomically. ``images`` is either uint8 NHWC or float NCHW (converted with ``to_uint8`` and the convention's
+    rule)."""
+    images = _uint8_nhwc(images, convention)
+    n, h, w, c = images.shape
+    check(lib.mixflow_samples_write_png(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
+                                        n, h, w, c, int(columns)))
+
+
+def pixel_unshuffle(x, factor: int) -> np.ndarray:
+    """PyTorch's ``pixel_unshuffle`` (space-to-depth) in numpy: [B, C, H·r, W·r] → [B, C·r², H, W] with
+    out[:, c·r² + i·r + j, h, w] = x[:, c, h·r + i, w·r + j]. Invertible: ``pixel_shuffle`` undoes it."""
+    x = np.asarray(x)
+    r = int(factor)
+    b, c, hh, ww = x.shape
+    if r < 1 or hh % r or ww % r:
+        raise ValueError(f"pixel_unshuffle: factor {r} must divide the height {hh} and width {ww}")
+    return np.ascontiguousarray(x.reshape(b, c, hh // r, r, ww // r, r).transpose(0, 1, 3, 5, 2, 4)
+                                .reshape(b, c * r * r, hh // r, ww // r))
+
+
+def pixel_shuffle(x, factor: int) -> np.ndarray:
+    """PyTorch's ``pixel_shuffle`` (depth-to-space), the inverse of ``pixel_unshuffle``: [B, C·r², H, W] →
+    [B, C, H·r, W·r]."""
+    x = np.asarray(x)
+    r = int(factor)
+    b, cr, h, w = x.shape
+    if r < 1 or cr % (r * r):
+        raise ValueError(f"pixel_shuffle: channels {cr} must be a multiple of factor^2 = {r * r}")
+    c = cr // (r * r)
+    return np.ascontiguousarray(x.reshape(b, c, r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(b, c, h * r, w * r))
 
 
 def equal_labels(n: int, num_classes: int = 1000, seed: int = 0) -> np.ndarray:

@@ -118,6 +118,28 @@ class Trainer(HandleOwner):
         check(status)
         return float(loss.value)
 
+    _PARAM_FIELDS = ("lr", "final_lr", "decay_start", "decay_end", "warmup", "beta1", "beta2", "eps", "weight_decay",
+                     "ema_decay", "max_grad_norm", "seed", "num_threads")
+
+    @property
+    def params(self) -> dict:
+        """The current hyper-parameters (``mixflow_trainer_params`` fields; decay_end 0 = constant lr)."""
+        p = T.TrainerParams()
+        check(lib.mixflow_trainer_get_params(self._ptr, ctypes.byref(p), ctypes.sizeof(p)))
+        return {k: getattr(p, k) for k in self._PARAM_FIELDS}
+
+    def set_params(self, **changes) -> None:
+        """Changes hyper-parameters and keeps the state (weights, moments, EMA, step), e.g. a learning-rate
+        cool-down after a resume: ``set_params(final_lr=0.0, decay_start=20000, decay_end=30000)``. A schedule
+        set before its decay starts gives exactly the run that had it from step 0."""
+        p = T.TrainerParams()
+        check(lib.mixflow_trainer_get_params(self._ptr, ctypes.byref(p), ctypes.sizeof(p)))
+        for key, value in changes.items():
+            if key not in self._PARAM_FIELDS:
+                raise TypeError(f"unknown trainer parameter {key!r}; known: {', '.join(self._PARAM_FIELDS)}")
+            setattr(p, key, value)
+        check(lib.mixflow_trainer_set_params(self._ptr, ctypes.byref(p)))
+
     def set_gradient_hook(self, fn) -> None:
         """``fn(grads, step)`` with ``grads`` a float32 numpy view of the flat gradient (modify in place)."""
         if fn is None:

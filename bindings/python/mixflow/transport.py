@@ -19,6 +19,7 @@ _WEIGHTS = {None: T.LossWeight.NONE, "none": T.LossWeight.NONE, "velocity": T.Lo
             "likelihood": T.LossWeight.LIKELIHOOD}
 _TIME_DISTS = {"uniform": T.TimeDist.UNIFORM, "beta21": T.TimeDist.BETA21, "logit_normal": T.TimeDist.LOGIT_NORMAL}
 _TARGETS = {"t": T.TargetTime.T, "m": T.TargetTime.M}
+_MIXTURES = {"slowed": T.Mixture.SLOWED, "uniform": T.Mixture.UNIFORM}
 
 
 def _choice(table: dict, value, name: str):
@@ -63,7 +64,8 @@ class Transport(HandleOwner):
 
     def __init__(self, path="linear", prediction="velocity", convention="sit", time_dist="beta21", gamma=0.8,
                  target="t", loss_weight=None, train_eps=None, time_shift=1.0, logit_normal_mean=0.0,
-                 logit_normal_std=1.0, input_perturbation=0.0, num_threads=0, *, _params: T.TransportParams = None):
+                 logit_normal_std=1.0, input_perturbation=0.0, num_threads=0, mixture="slowed", *,
+                 _params: T.TransportParams = None):
         if _params is None:
             p = T.TransportParams()
             check(lib.mixflow_transport_default_params(ctypes.byref(p), ctypes.sizeof(p)))
@@ -80,6 +82,7 @@ class Transport(HandleOwner):
             p.logit_normal_std = logit_normal_std
             p.input_perturbation = input_perturbation
             p.num_threads = num_threads
+            p.mixture = _choice(_MIXTURES, mixture, "mixture")
         else:
             p = _params
         handle = _lib.TR()
@@ -96,7 +99,7 @@ class Transport(HandleOwner):
         p = T.TransportParams()
         check(lib.mixflow_transport_preset_params(name.encode(), dim, ctypes.byref(p), ctypes.sizeof(p)))
         tables = {"path": _PATHS, "prediction": _PREDICTIONS, "convention": _CONVENTIONS, "time_dist": _TIME_DISTS,
-                  "target": _TARGETS, "loss_weight": _WEIGHTS}
+                  "target": _TARGETS, "loss_weight": _WEIGHTS, "mixture": _MIXTURES}
         for key, value in overrides.items():
             if key in tables:
                 setattr(p, "target_time" if key == "target" else key, _choice(tables[key], value, key))
@@ -120,6 +123,7 @@ class Transport(HandleOwner):
             "gamma": p.gamma, "train_eps": None if p.train_eps == -1 else p.train_eps, "time_shift": p.time_shift,
             "logit_normal_mean": p.logit_normal_mean, "logit_normal_std": p.logit_normal_std,
             "input_perturbation": p.input_perturbation, "num_threads": p.num_threads,
+            "mixture": _name_of(_MIXTURES, p.mixture),
         }
 
     @property

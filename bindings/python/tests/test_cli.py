@@ -115,3 +115,136 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
     # Rerunning resumes from the checkpoints (no further steps) and reproduces the table.
     r2 = subprocess.run(args, capture_output=True, text=True)
     assert r2.returncode == 0 and r2.stdout.split("lower is better.")[1].split("\nwrote")[0] == table
+
+
+# ---- RAE sampling of a DiT^DH: RAE grid, equal labels, autoguidance, depth-to-space, converted checkpoints ----
+
+@pytest.fixture(scope="module")
+def ditdh_checkpoint(tmp_path_factory):
+    """Two tiny DiT^DH trainer checkpoints (main and a weaker guide) on a 16x2x2 latent, MixFlow-RAE preset."""
+    folder = tmp_path_factory.mktemp("cli-rae")
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, seed, steps in (("main", 0, 3), ("guide", 1, 1)):
+        m = mixflow.Model.create("DiTDH", depth=1, hidden=16, heads=2, head_depth=1, head_hidden=24, head_heads=2,
+                                 input_size=2, in_channels=16, num_classes=3, seed=seed)
+        tr = mixflow.Trainer(m, mixflow.Transport.preset("rae", latent_shape=(16, 2, 2)), preset="rae", lr=1e-2,
+                             final_lr=1e-2, ema=0.5)
+        for _ in range(steps):
+            tr.step(rng.standard_normal((8, 16, 2, 2)).astype(np.float32), rng.integers(0, 3, 8))
+        paths.append(folder / f"{name}.mixflow")
+        tr.save(paths[-1])
+    return paths
+
+
+def run_cli(*args):
+    r = subprocess.run([CLI, "sample", *map(str, args)], capture_output=True, text=True)
+    return r
+
+
+def line(stdout, prefix):
+    return next(s for s in stdout.splitlines() if s.startswith(prefix))
+
+
+def test_ditdh_samples_on_the_rae_grid_with_equal_labels(ditdh_checkpoint, tmp_path):
+    main, _ = ditdh_checkpoint
+    r = run_cli("--checkpoint", main, "--n", 7, "--npz", tmp_path / "a.npz",     # labels: auto = equal for RAE
+                "--latents", tmp_path / "z.npy", "--save-labels", tmp_path / "y.npy")
+    assert r.returncode == 0, r.stderr
+    # The checkpoint's transport (rae convention, shift 1 for 64 floats) picks RAE's grid and Euler.
+    assert "rae convention, shift 1.0000 (checkpoint)" in line(r.stdout, "transport:")
+    assert line(r.stdout, "grid:") == "grid: rae, 50 points (49 steps) from t = 1.000000 to 0.001000, method euler"
+    assert line(r.stdout, "NFE:") == "NFE: 49"
+    assert line(r.stdout, "labels:").startswith("labels: equal, ")
+    counts = [int(c) for c in line(r.stdout, "labels:").split(":")[-1].split()]
+    assert sorted(counts) == [2, 2, 3] and sum(counts) == 7          # floor(7/3) or + 1 per class
+    assert np.load(tmp_path / "a.npz")["arr_0"].shape == (7, 2, 2, 16)
+    # The raw float32 latents and the labels: the .npz is their uint8 image under RAE's rule clamp(x, 0, 1)·255.
+    z, y = np.load(tmp_path / "z.npy"), np.load(tmp_path / "y.npy")
+    assert z.dtype == np.float32 and z.shape == (7, 16, 2, 2) and y.dtype == np.int32
+    assert np.array_equal(np.bincount(y, minlength=3), counts)
+    assert np.array_equal(mixflow.to_uint8(z, "rae"), np.load(tmp_path / "a.npz")["arr_0"])
+    # Random labels: seeded (two runs agree), and a new seed changes them.
+    runs = [run_cli("--checkpoint", main, "--n", 30, "--label-sampling", "random", "--seed", s, "--steps", 3) for s in (5, 5, 6)]
+    assert all(x.returncode == 0 for x in runs), runs[0].stderr
+    labels = [line(x.stdout, "labels:") for x in runs]
+    assert labels[0] == labels[1] != labels[2]
+
+
+def test_autoguidance_with_the_main_model_as_guide_is_unguided_sampling(ditdh_checkpoint, tmp_path):
+    main, guide = ditdh_checkpoint
+    base = ["--checkpoint", main, "--n", 5, "--steps", 6, "--label-sampling", "equal"]
+    r = run_cli(*base, "--npz", tmp_path / "plain.npz")
+    assert r.returncode == 0, r.stderr
+    for scale in ("1.42", "3.5", "-1"):
+        r = run_cli(*base, "--guidance", "auto", f"--scale={scale}", "--guide-checkpoint", main, "--npz", tmp_path / "self.npz")
+        assert r.returncode == 0, r.stderr
+        assert line(r.stdout, "guidance:").startswith("guidance: auto")
+        assert np.array_equal(np.load(tmp_path / "self.npz")["arr_0"], np.load(tmp_path / "plain.npz")["arr_0"])
+    # A real (different) guide changes the samples; --guide-checkpoint alone selects autoguidance.
+    r = run_cli(*base, "--scale", "1.42", "--guide-checkpoint", guide, "--npz", tmp_path / "ag.npz")
+    assert r.returncode == 0, r.stderr
+    assert line(r.stdout, "guidance:").startswith("guidance: auto") and "scale 1.42" in r.stdout
+    assert not np.array_equal(np.load(tmp_path / "ag.npz")["arr_0"], np.load(tmp_path / "plain.npz")["arr_0"])
+    # CFG with a guidance interval runs too (null class = num_classes).
+    r = run_cli(*base, "--guidance", "cfg", "--scale", "2", "--guidance-interval", "0.2,0.8")
+    assert r.returncode == 0 and "guidance: cfg, scale 2.0, interval [0.2, 0.8]" in r.stdout, r.stderr
+
+
+def test_depth_to_space_is_pytorchs_pixel_shuffle(ditdh_checkpoint, tmp_path):
+    main, _ = ditdh_checkpoint
+    args = ["--checkpoint", main, "--n", 4, "--steps", 4]
+    r1 = run_cli(*args, "--npz", tmp_path / "latent.npz")
+    r2 = run_cli(*args, "--npz", tmp_path / "pixels.npz", "--depth-to-space", 4, "--grid", tmp_path / "g.png")
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    latent = np.load(tmp_path / "latent.npz")["arr_0"].transpose(0, 3, 1, 2)          # NHWC -> NCHW [4, 16, 2, 2]
+    pixels = np.load(tmp_path / "pixels.npz")["arr_0"]
+    assert pixels.shape == (4, 8, 8, 1)
+    assert np.array_equal(pixels[..., 0], mixflow.pixel_shuffle(latent, 4)[:, 0])
+    assert read_png(tmp_path / "g.png").shape == (2 + 10, 2 + 4 * 10)
+
+
+def test_converted_ditdh_without_transport_metadata_gets_the_rae_recipe(ditdh_checkpoint, tmp_path):
+    main, _ = ditdh_checkpoint
+    onnx = tmp_path / "dit.onnx"
+    mixflow.Trainer.resume(main).ema_model().save_onnx(onnx, graph=False)    # like python -m mixflow.convert: no transport.*
+    r = run_cli("--checkpoint", onnx, "--n", 2, "--steps", 50, "--time-shift", 6.928203)
+    assert r.returncode == 0, r.stderr
+    assert "rae convention" in r.stdout and "assumed: RAE preset for a DiT^DH" in r.stdout
+    # RAE's 256 px grid: shifted(0.001) = 0.006887 (SPEC §4.4).
+    assert line(r.stdout, "grid:") == "grid: rae, 50 points (49 steps) from t = 1.000000 to 0.006887, method euler"
+
+
+def test_sit_sampling_keeps_its_defaults(checkpoint):
+    r = run_cli("--checkpoint", checkpoint, "--n", 3, "--steps", 5)
+    assert r.returncode == 0, r.stderr
+    assert line(r.stdout, "grid:") == "grid: sit, 5 points (4 steps) from t = 0.000000 to 1.000000, method heun"
+    assert line(r.stdout, "labels:") == "labels: cycle, per-class counts: 1 1 1"
+    assert line(r.stdout, "NFE:") == "NFE: 8"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--guidance", "auto"], "--guidance auto needs --guide-checkpoint"),
+    (["--label-sampling", "uniform"], "--label-sampling must be auto, cycle, random or equal, got uniform"),
+    (["--guidance", "classifier"], "--guidance must be none, cfg or auto, got classifier"),
+    (["--guidance-interval", "0.5"], "--guidance-interval must be \"lo,hi\" with lo <= hi, got 0.5"),
+    (["--convention", "ddpm"], "--convention must be auto, sit, rae or repa, got ddpm"),
+    (["--time-shift", "0.5"], "--time-shift must be >= 1, got 0.5"),
+    (["--depth-to-space", "3", "--npz", "/tmp/never.npz"], "--depth-to-space 3 needs channels divisible by 9, the model has 16"),
+    (["--guidance", "none", "--guide-checkpoint", "x.mixflow"], "--guide-checkpoint is only used with --guidance auto"),
+])
+def test_bad_rae_sampling_arguments_fail_cleanly(ditdh_checkpoint, args, message):
+    r = run_cli("--checkpoint", ditdh_checkpoint[0], "--n", 2, "--steps", 3, *args)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def test_rae_sampling_does_not_depend_on_the_thread_count(ditdh_checkpoint, tmp_path):
+    main, guide = ditdh_checkpoint
+    out = []
+    for threads in (1, 2):
+        path = tmp_path / f"z{threads}.npy"
+        r = run_cli("--checkpoint", main, "--guide-checkpoint", guide, "--scale", "1.42", "--n", 5, "--steps", 8,
+                    "--label-sampling", "equal", "--threads", threads, "--latents", path)
+        assert r.returncode == 0, r.stderr
+        out.append(np.load(path))
+    assert np.array_equal(out[0], out[1])

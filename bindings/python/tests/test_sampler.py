@@ -223,3 +223,39 @@ def test_equal_labels_counts_and_determinism():
 def test_equal_labels_rejects_bad_input(kw, exc, msg):
     with pytest.raises(exc, match=msg):
         mixflow.equal_labels(**kw)
+
+
+def test_pixel_unshuffle_is_pytorchs_and_pixel_shuffle_inverts_it():
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 12)).astype(np.float32)
+    r = 4
+    z = mixflow.pixel_unshuffle(x, r)
+    assert z.shape == (2, 48, 2, 3)
+    # torch.nn.functional.pixel_unshuffle, written out: out[:, c·r² + i·r + j, h, w] = x[:, c, h·r + i, w·r + j].
+    for c in range(3):
+        for i in range(r):
+            for j in range(r):
+                assert np.array_equal(z[:, c * r * r + i * r + j], x[:, c, i::r, j::r])
+    assert np.array_equal(mixflow.pixel_shuffle(z, r), x)
+    with pytest.raises(ValueError, match="must divide"):
+        mixflow.pixel_unshuffle(x, 5)
+    with pytest.raises(ValueError, match="multiple of factor"):
+        mixflow.pixel_shuffle(z, 3)
+
+
+def test_save_png_writes_the_uint8_grid(tmp_path):
+    from test_cli import read_png
+    x = np.linspace(-1, 1, 5 * 1 * 4 * 3, dtype=np.float32).reshape(5, 1, 4, 3)
+    mixflow.save_png(tmp_path / "g.png", x, columns=2)
+    grid = read_png(tmp_path / "g.png")
+    images = mixflow.to_uint8(x)
+    assert grid.shape == (2 + 3 * 6, 2 + 2 * 5)
+    for k in range(5):
+        r, c = divmod(k, 2)
+        assert np.array_equal(grid[2 + 6 * r:6 + 6 * r, 2 + 5 * c:5 + 5 * c], images[k, :, :, 0])
+    assert (grid[:2] == 255).all() and (grid[14:, 7:] == 255).all()     # border and the empty sixth cell
+    with pytest.raises(InvalidArgument, match=r"mixflow_samples_write_png: channels must be 1 or 3, got 2"):
+        mixflow.save_png(tmp_path / "bad.png", np.zeros((1, 2, 2, 2), np.uint8))
+    with pytest.raises(InvalidArgument, match=r"columns must be > 0, got 0"):
+        mixflow.save_png(tmp_path / "bad.png", images, columns=0)
+    with pytest.raises(mixflow.IOFailure):
+        mixflow.save_png(tmp_path / "missing-dir" / "g.png", images)

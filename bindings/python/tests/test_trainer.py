@@ -91,3 +91,46 @@ def test_rae_preset_recipe():
     for _ in range(5):
         tr.step(x, y)
     assert tr.step_count == 5
+
+
+def test_set_params_before_the_decay_gives_the_run_that_had_the_schedule_from_step_0(tmp_path):
+    # Reference: the linear decay set at creation. Under test: constant lr, then the decay set after a
+    # save/resume (as a pre-training cool-down is decided). Both must be bit-identical.
+    _, a = setup(lr=1e-3, final_lr=0.0, decay_steps=(3, 6))
+    _, b = setup(lr=1e-3)
+    _, c = setup(lr=1e-3)
+    for s in range(2):
+        for tr in (a, b, c):
+            tr.step(*data(s))
+    b.save(tmp_path / "b.mixflow")
+    b = mixflow.Trainer.resume(tmp_path / "b.mixflow")
+    assert b.params["decay_end"] == 0
+    b.set_params(final_lr=0.0, decay_start=3, decay_end=6)
+    assert b.params == a.params
+    for s in range(2, 8):
+        losses = [tr.step(*data(s)) for tr in (a, b, c)]
+        assert losses[0] == losses[1]
+    sa, sb, sc = a.model.state_dict(), b.model.state_dict(), c.model.state_dict()
+    assert all(np.array_equal(sa[k], sb[k]) for k in sa)
+    assert not all(np.array_equal(sa[k], sc[k]) for k in sa)     # the schedule did change the run
+    # Past decay_end the learning rate is 0: nothing moves any more.
+    a.step(*data(9))
+    assert all(np.array_equal(sa[k], v) for k, v in a.model.state_dict().items())
+    b.save(tmp_path / "b2.mixflow")
+    assert mixflow.Trainer.resume(tmp_path / "b2.mixflow").params == a.params
+
+
+def test_set_params_validates_and_changes_nothing_on_error():
+    _, tr = setup()
+    before = tr.params
+    with pytest.raises(mixflow.InvalidArgument, match="beta2"):
+        tr.set_params(beta2=1.5)
+    with pytest.raises(mixflow.InvalidArgument, match="ema_decay cannot change between 0"):
+        tr.set_params(ema_decay=0.0)
+    with pytest.raises(mixflow.InvalidArgument, match="decay_start/decay_end"):
+        tr.set_params(decay_start=5, decay_end=2)
+    with pytest.raises(TypeError, match="unknown trainer parameter"):
+        tr.set_params(learning_rate=1.0)
+    assert tr.params == before
+    tr.set_params(ema_decay=0.5, max_grad_norm=1.0)
+    assert tr.params["ema_decay"] == 0.5 and tr.params["max_grad_norm"] == 1.0

@@ -171,3 +171,35 @@ def test_time_shift_on_sit_convention_acts_on_noise_level():
     t = tr.prepare(np.zeros((20000, 1), np.float32), seed=8).t.astype(np.float64)
     n = ref.rae_unshift(1 - t, 3.0)
     assert stats.kstest(n, "uniform").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_uniform_mixture_draws_m_on_the_whole_interval_independent_of_t(convention):
+    # The paper's ablation "m ~ U[0, 1]": m is uniform on the training interval whatever t is, so also
+    # at lower noise than t; gamma plays no part.
+    tr = mixflow.Transport(time_dist="beta21", gamma=0.3, convention=convention, mixture="uniform")
+    assert tr.params["mixture"] == "uniform"
+    t0, t1 = tr.training_interval
+    b = tr.prepare(np.zeros((20000, 1), np.float32), seed=4)
+    m = b.m.astype(np.float64)
+    assert stats.kstest(m, stats.uniform(t0, t1 - t0).cdf).pvalue > 1e-3
+    assert abs(stats.spearmanr(m, b.t).statistic) < 0.03
+    n_t, n_m = (1 - b.t, 1 - m) if convention == "sit" else (b.t, m)
+    assert np.mean(n_m < n_t) > 0.2                     # lower noise than t happens
+    # The input is still built at m, with the label t: checked against the reference formula.
+    x1 = data()
+    b = tr.prepare(x1, seed=5, step=1)
+    x_in, _, _ = ref.expected_batch(x1, b.t, b.m, b.noise, path="linear", prediction="velocity",
+                                    convention=convention, target="t", loss_weight="none")
+    B = x1.shape[0]
+    assert np.all(np.abs(b.x_in.reshape(B, -1) - x_in) <= 2e-6 * (np.abs(x1.reshape(B, -1)) + 1 + np.abs(b.noise.reshape(B, -1))))
+
+
+def test_uniform_mixture_is_shifted_like_t_and_leaves_t_unchanged():
+    slowed = mixflow.Transport.preset("rae", latent_shape=(768, 16, 16))
+    uniform = mixflow.Transport.preset("rae", latent_shape=(768, 16, 16), mixture="uniform")
+    a, b = (tr.prepare(np.zeros((20000, 1), np.float32), seed=6) for tr in (slowed, uniform))
+    np.testing.assert_array_equal(a.t, b.t)                 # same t draw; only m changes
+    s = uniform.params["time_shift"]
+    unshifted = ref.rae_unshift(b.m.astype(np.float64), s)
+    assert stats.kstest(unshifted, stats.uniform(0, 0.999).cdf).pvalue > 1e-3
