@@ -1,0 +1,301 @@
+/// The Gaussian generator's hot loop, written once and compiled twice: for the baseline x86-64/aarch64
+/// target here, and for AVX2 in the MixflowCoreAVX2 module (selected at run time). Both compile the same
+/// IEEE float32 multiplies and adds in the same order (Swift never contracts them into FMAs), so they
+/// produce the same bits as `Gaussian.chunk32`; the bit-identity tests check both paths.
+///
+/// Why the code is shaped this way (measured with objdump and perf, Swift 6.3.1):
+/// - Swift's float SIMD operators are per-lane loops that LLVM's SLP vectoriser re-vectorises. In a long
+///   inlined chain it packs unrelated lanes together and leaves some lanes scalar (the log polynomial ran
+///   two of four lanes as scalar mulss/addss). Each polynomial therefore sits in its own `@inline(never)`
+///   function whose arguments are already vectors; there SLP vectorises every lane.
+/// - `squareRoot()` goes through a C shim that honours errno unless the module is built with
+///   `-Xcc -fno-math-errno` (Package.swift): otherwise each lane is a sqrtss plus a sqrtf call.
+/// - The functions are generic over an instruction-set tag so that each module that calls them with its
+///   own tag gets its own specialised copy (an `@inline(never)` call would otherwise land in this
+///   module's baseline code).
+public protocol KernelISA {
+    /// Philox with the state in 64-bit lanes (one vpmuludq per product; needs 16 vector registers of
+    /// 256 bits to hold eight counters). With 128-bit registers the 32-bit-lane form is faster.
+    static var philoxIn64BitLanes: Bool { get }
+}
+
+/// The baseline target (SSE2 on x86-64, NEON on aarch64).
+public enum BaselineISA: KernelISA {
+    @inlinable public static var philoxIn64BitLanes: Bool { false }
+}
+
+/// Coefficients of the fused element-wise map of one sample (see `GaussianKernel.affineSpan`).
+public struct AffineNoiseCoefficients: Sendable {
+    public var inX1: Float, inX0: Float, tgX1: Float, tgX0: Float, lambda: Float
+    @inlinable
+    public init(inX1: Float, inX0: Float, tgX1: Float, tgX0: Float, lambda: Float) {
+        self.inX1 = inX1; self.inX0 = inX0; self.tgX1 = tgX1; self.tgX0 = tgX0; self.lambda = lambda
+    }
+}
+
+public enum GaussianKernel {
+    public typealias V = SIMD8<Float>
+    public typealias U = SIMD8<UInt32>
+    public typealias I = SIMD8<Int32>
+    public typealias V16 = SIMD16<Float>
+    public typealias U16 = SIMD16<UInt32>
+
+    // MARK: - Philox
+
+    /// Philox4x32-10 of the eight counters (c0 + lane, c1, c2, c3); same words as `Philox.block8`.
+    @inlinable @inline(__always)
+    static func philox8<T: KernelISA>(_: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+                                       key: (UInt32, UInt32)) -> (U, U, U, U) {
+        guard T.philoxIn64BitLanes else { return philox8In32BitLanes(c0In, c1In, c2In, c3In, key: key) }
+        typealias W = SIMD8<UInt64>
+        // The low half of each 64-bit lane holds the 32-bit word; the high half may hold garbage that is
+        // never read (every product masks first, so it is one vpmuludq; >> 32 then gives the high word).
+        let mask = W(repeating: 0xFFFF_FFFF)
+        let m0 = W(repeating: 0xD251_1F53), m1 = W(repeating: 0xCD9E_8D57)
+        var k0 = UInt64(key.0), k1 = UInt64(key.1)
+        // Round 0: c1, c2 and c3 are the same in every lane, so the c2 product is one scalar multiply.
+        let q1 = UInt64(c2In) &* 0xCD9E_8D57
+        let q0 = W(truncatingIfNeeded: c0In) &* m0
+        var c0 = W(repeating: (q1 >> 32) ^ UInt64(c1In) ^ k0)
+        var c1 = W(repeating: q1)
+        var c2 = (q0 &>> 32) ^ W(repeating: UInt64(c3In) ^ k1)
+        var c3 = q0
+        for _ in 1..<10 {
+            k0 = (k0 &+ 0x9E37_79B9) & 0xFFFF_FFFF
+            k1 = (k1 &+ 0xBB67_AE85) & 0xFFFF_FFFF
+            let p0 = (c0 & mask) &* m0
+            let p1 = (c2 & mask) &* m1
+            c0 = (p1 &>> 32) ^ c1 ^ W(repeating: k0)
+            c1 = p1
+            c2 = (p0 &>> 32) ^ c3 ^ W(repeating: k1)
+            c3 = p0
+        }
+        return (U(truncatingIfNeeded: c0), U(truncatingIfNeeded: c1), U(truncatingIfNeeded: c2), U(truncatingIfNeeded: c3))
+    }
+
+    /// `Philox.block8` (same code). Not inlined: in the large fused kernel the inliner gives up on the generic
+    /// SIMD conversions inside, which then become calls; on its own everything inside is inlined.
+    @inlinable @inline(never)
+    static func philox8In32BitLanes(_ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+                                    key: (UInt32, UInt32)) -> (U, U, U, U) {
+        var c0 = c0In
+        var c1 = U(repeating: c1In)
+        var c2 = U(repeating: c2In)
+        var c3 = U(repeating: c3In)
+        var (k0, k1) = key
+        let mul0 = SIMD8<UInt64>(repeating: 0xD251_1F53)
+        let mul1 = SIMD8<UInt64>(repeating: 0xCD9E_8D57)
+        for round in 0..<10 {
+            if round > 0 { k0 &+= 0x9E37_79B9; k1 &+= 0xBB67_AE85 }
+            let p0 = SIMD8<UInt64>(truncatingIfNeeded: c0) &* mul0
+            let p1 = SIMD8<UInt64>(truncatingIfNeeded: c2) &* mul1
+            let hi0 = U(truncatingIfNeeded: p0 &>> 32), lo0 = U(truncatingIfNeeded: p0)
+            let hi1 = U(truncatingIfNeeded: p1 &>> 32), lo1 = U(truncatingIfNeeded: p1)
+            c0 = hi1 ^ c1 ^ U(repeating: k0)
+            c1 = lo1
+            c2 = hi0 ^ c3 ^ U(repeating: k1)
+            c3 = lo0
+        }
+        return (c0, c1, c2, c3)
+    }
+
+    // MARK: - Box–Muller
+
+    /// ln x for x = 2^e·(1 + f): the polynomial part of `SIMDMath.log4` (same operations, same order).
+    @inlinable @inline(never)
+    static func logPolynomial<T: KernelISA>(_: T.Type, _ f: V16, _ e: V16) -> V16 {
+        typealias V = V16
+        let z = f * f
+        var p = V(repeating: 7.0376836292e-2)
+        p = p * f + V(repeating: -1.1514610310e-1)
+        p = p * f + V(repeating: 1.1676998740e-1)
+        p = p * f + V(repeating: -1.2420140846e-1)
+        p = p * f + V(repeating: 1.4249322787e-1)
+        p = p * f + V(repeating: -1.6668057665e-1)
+        p = p * f + V(repeating: 2.0000714765e-1)
+        p = p * f + V(repeating: -2.4999993993e-1)
+        p = p * f + V(repeating: 3.3333331174e-1)
+        var y = p * f * z
+        y += e * V(repeating: -2.12194440e-4)
+        y += V(repeating: -0.5) * z
+        return f + y + e * V(repeating: 0.693359375)
+    }
+
+    /// Natural logarithm of positive normal floats; bit-identical to `SIMDMath.log`.
+    @inlinable @inline(__always)
+    public static func log<T: KernelISA>(_ isa: T.Type, _ x: V) -> V {
+        let ix = unsafeBitCast(x, to: I.self) &- I(repeating: 0x3F35_04F3)
+        let ei = ix &>> I(repeating: 23)
+        let m = unsafeBitCast((ix & I(repeating: 0x007F_FFFF)) &+ I(repeating: 0x3F35_04F3), to: V.self)
+        let e = unsafeBitCast(ei &+ I(repeating: 0x4B40_0000), to: V.self) - V(repeating: 12_582_912)
+        return logPolynomial(isa, SIMD16(lowHalf: m - V(repeating: 1), highHalf: V(repeating: 0)),
+                             SIMD16(lowHalf: e, highHalf: V(repeating: 0))).lowHalf
+    }
+
+    /// `log` of sixteen floats: two independent chains per call, so the latency of the Horner chain overlaps.
+    @inlinable @inline(__always)
+    static func log16<T: KernelISA>(_ isa: T.Type, _ x: V16) -> V16 {
+        typealias V = V16
+        typealias I = SIMD16<Int32>
+        let ix = unsafeBitCast(x, to: I.self) &- I(repeating: 0x3F35_04F3)
+        let ei = ix &>> I(repeating: 23)
+        let m = unsafeBitCast((ix & I(repeating: 0x007F_FFFF)) &+ I(repeating: 0x3F35_04F3), to: V.self)
+        let e = unsafeBitCast(ei &+ I(repeating: 0x4B40_0000), to: V.self) - V(repeating: 12_582_912)
+        return logPolynomial(isa, m - V(repeating: 1), e)
+    }
+
+    /// (sin 2πθ, cos 2πθ) for θ = k / 2^24 turns; bit-identical to `SIMDMath.sinCosTurns24`.
+    @inlinable @inline(__always)
+    public static func sinCosTurns24<T: KernelISA>(_ isa: T.Type, _ k: U) -> (sin: V, cos: V) {
+        let r = sinCosTurns24x16(isa, SIMD16(lowHalf: k, highHalf: U(repeating: 0)))
+        return (r.sin.lowHalf, r.cos.lowHalf)
+    }
+
+    /// `sinCosTurns24` of sixteen angles (independent chains overlap, as in `log16`).
+    @inlinable @inline(never)
+    static func sinCosTurns24x16<T: KernelISA>(_: T.Type, _ k: U16) -> (sin: V16, cos: V16) {
+        typealias U = U16
+        typealias V = V16
+        let shifted = (k &+ U(repeating: 1 << 21)) & U(repeating: 0x00FF_FFFF)
+        let q = shifted &>> U(repeating: 22)
+        let r = shifted & U(repeating: 0x003F_FFFF)
+        let rf = unsafeBitCast(r | U(repeating: 0x4B00_0000), to: V.self) - V(repeating: 8_388_608)
+        let x = (rf - V(repeating: 2_097_152)) * V(repeating: Float(Double.pi / 2 / 4_194_304))
+        let x2 = x * x
+        var s = V(repeating: -1.9515295891e-4)
+        s = s * x2 + V(repeating: 8.3321608736e-3)
+        s = s * x2 + V(repeating: -1.6666654611e-1)
+        s = s * x2 * x + x
+        var c = V(repeating: 2.443315711809948e-5)
+        c = c * x2 + V(repeating: -1.388731625493765e-3)
+        c = c * x2 + V(repeating: 4.166664568298827e-2)
+        c = c * x2 * x2 - V(repeating: 0.5) * x2 + V(repeating: 1)
+        let sBits = unsafeBitCast(s, to: U.self), cBits = unsafeBitCast(c, to: U.self)
+        let swap = U(repeating: 0) &- (q & U(repeating: 1))
+        let sinBits = (cBits & swap) | (sBits & ~swap)
+        let cosBits = (sBits & swap) | (cBits & ~swap)
+        let sinSign = (q &>> U(repeating: 1)) &<< U(repeating: 31)
+        let cosSign = ((q ^ (q &>> U(repeating: 1))) & U(repeating: 1)) &<< U(repeating: 31)
+        return (unsafeBitCast(sinBits ^ sinSign, to: V.self), unsafeBitCast(cosBits ^ cosSign, to: V.self))
+    }
+
+    /// The pair (r cos θ, r sin θ) of the words (a, b); bit-identical to `Gaussian.boxMuller`.
+    @inlinable @inline(__always)
+    public static func boxMuller<T: KernelISA>(_ isa: T.Type, _ a: U, _ b: U) -> (V, V) {
+        let z = boxMuller16(isa, SIMD16(lowHalf: a, highHalf: U(repeating: 0)), SIMD16(lowHalf: b, highHalf: U(repeating: 0)))
+        return (z.0.lowHalf, z.1.lowHalf)
+    }
+
+    /// Box–Muller on sixteen word pairs at once (the two pairs of eight Philox blocks).
+    @inlinable @inline(__always)
+    static func boxMuller16<T: KernelISA>(_ isa: T.Type, _ a: U16, _ b: U16) -> (V16, V16) {
+        let u = V16(repeating: 2) - unsafeBitCast((a &>> U16(repeating: 9)) | U16(repeating: 0x3F80_0000), to: V16.self)
+        let r = (V16(repeating: -2) * log16(isa, u)).squareRoot()
+        let (s, c) = sinCosTurns24x16(isa, b &>> U16(repeating: 8))
+        return (r * c, r * s)
+    }
+
+    /// The 32 normals of chunk `k` (see `Gaussian` for the layout); bit-identical to `Gaussian.chunk32`.
+    @inlinable @inline(__always)
+    public static func chunk32<T: KernelISA>(_ isa: T.Type, _ stream: RandomStream, _ k: UInt32) -> (V, V, V, V) {
+        let lanes = U(0, 1, 2, 3, 4, 5, 6, 7) &+ U(repeating: k &* 8)
+        let (w0, w1, w2, w3) = philox8(isa, lanes, stream.c1, stream.c2, stream.c3, key: stream.key)
+        // (w0, w1) give (z_a, z_b) and (w2, w3) give (z_c, z_d): one sixteen-wide Box–Muller.
+        let (rc, rs) = boxMuller16(isa, SIMD16(lowHalf: w0, highHalf: w2), SIMD16(lowHalf: w1, highHalf: w3))
+        return (rc.lowHalf, rs.lowHalf, rc.highHalf, rs.highHalf)
+    }
+
+    // MARK: - Fused spans
+
+    /// Writes elements [start, start + count) of `stream` to `out`; `start` is a multiple of 32.
+    @inlinable
+    public static func fill<T: KernelISA>(_ isa: T.Type, _ out: UnsafeMutablePointer<Float>, count: Int,
+                                          stream: RandomStream, start: Int) {
+        let raw = UnsafeMutableRawPointer(out)
+        var i = 0
+        var k = UInt32(truncatingIfNeeded: start / 32)
+        while i + 32 <= count {
+            let z = chunk32(isa, stream, k)
+            raw.storeBytes(of: z.0, toByteOffset: (i + 0) * 4, as: V.self)
+            raw.storeBytes(of: z.1, toByteOffset: (i + 8) * 4, as: V.self)
+            raw.storeBytes(of: z.2, toByteOffset: (i + 16) * 4, as: V.self)
+            raw.storeBytes(of: z.3, toByteOffset: (i + 24) * 4, as: V.self)
+            i += 32
+            k &+= 1
+        }
+        if i < count {
+            var tail = chunk32(isa, stream, k)
+            withUnsafeBytes(of: &tail) { bytes in
+                let z = bytes.bindMemory(to: Float.self)
+                for j in 0..<(count - i) { out[i + j] = z[j] }
+            }
+        }
+    }
+
+    /// x1: [count] → xIn, target, noise (optional): [count], elements [start, start + count) of one sample:
+    /// `z = Gaussian(noiseStream)`, `e = Gaussian(perturbationStream)` (only when λ ≠ 0),
+    /// `xIn = inX1·x1 + inX0·(z + λ·e)`, `target = tgX1·x1 + tgX0·z`, `noise = z`, each product and sum
+    /// rounded to float32 separately. Every element is read and written once. `start` is a multiple of 32.
+    /// - Returns: false if the span of x1 holds a NaN or an infinity.
+    @inlinable
+    public static func affineSpan<T: KernelISA>(
+        _ isa: T.Type, x1: UnsafePointer<Float>, xIn: UnsafeMutablePointer<Float>, target: UnsafeMutablePointer<Float>,
+        noise: UnsafeMutablePointer<Float>?, start: Int, count: Int, c: AffineNoiseCoefficients,
+        noiseStream: RandomStream, perturbationStream: RandomStream
+    ) -> Bool {
+        let a = V(repeating: c.inX1), s = V(repeating: c.inX0)
+        let p = V(repeating: c.tgX1), q = V(repeating: c.tgX0)
+        let l = V(repeating: c.lambda)
+        let perturb = c.lambda != 0
+        var check = V(repeating: 0)
+        let src = UnsafeRawPointer(x1)
+        let dIn = UnsafeMutableRawPointer(xIn), dTg = UnsafeMutableRawPointer(target)
+        let dNz = noise.map { UnsafeMutableRawPointer($0) }
+        var k = UInt32(truncatingIfNeeded: start / 32)
+        var j = 0
+        // One chunk of 32 elements = four groups of eight, in Gaussian's element layout.
+        @inline(__always) func group(_ o: Int, _ x: V, _ z: V, _ zi: V) {
+            dIn.storeBytes(of: a * x + s * zi, toByteOffset: o, as: V.self)
+            dTg.storeBytes(of: p * x + q * z, toByteOffset: o, as: V.self)
+            dNz?.storeBytes(of: z, toByteOffset: o, as: V.self)
+        }
+        while j + 32 <= count {
+            let z = chunk32(isa, noiseStream, k)
+            var zi = z
+            if perturb {
+                let e = chunk32(isa, perturbationStream, k)
+                zi = (z.0 + l * e.0, z.1 + l * e.1, z.2 + l * e.2, z.3 + l * e.3)
+            }
+            let o = j * 4
+            let x0 = src.loadUnaligned(fromByteOffset: o, as: V.self)
+            let x1v = src.loadUnaligned(fromByteOffset: o + 32, as: V.self)
+            let x2 = src.loadUnaligned(fromByteOffset: o + 64, as: V.self)
+            let x3 = src.loadUnaligned(fromByteOffset: o + 96, as: V.self)
+            check += (x0 - x0) + (x1v - x1v) + (x2 - x2) + (x3 - x3)   // NaN where any x is NaN or ±inf
+            group(o, x0, z.0, zi.0); group(o + 32, x1v, z.1, zi.1)
+            group(o + 64, x2, z.2, zi.2); group(o + 96, x3, z.3, zi.3)
+            j += 32
+            k &+= 1
+        }
+        var finite = !(check.sum().isNaN)
+        // Tail: one partial chunk, element by element, with the same numbers (no allocation).
+        if j < count {
+            var z = chunk32(isa, noiseStream, k)
+            var e = perturb ? chunk32(isa, perturbationStream, k) : z
+            withUnsafeBytes(of: &z) { zb in
+                withUnsafeBytes(of: &e) { eb in
+                    let zf = zb.bindMemory(to: Float.self), ef = eb.bindMemory(to: Float.self)
+                    for r in 0..<(count - j) {
+                        let x = x1[j + r]
+                        if !x.isFinite { finite = false }
+                        let zi = perturb ? zf[r] + c.lambda * ef[r] : zf[r]
+                        xIn[j + r] = c.inX1 * x + c.inX0 * zi
+                        target[j + r] = c.tgX1 * x + c.tgX0 * zf[r]
+                        noise?[j + r] = zf[r]
+                    }
+                }
+            }
+        }
+        return finite
+    }
+}
