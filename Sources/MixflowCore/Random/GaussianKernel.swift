@@ -43,60 +43,99 @@ public enum GaussianKernel {
     // MARK: - Philox
 
     /// Philox4x32-10 of the eight counters (c0 + lane, c1, c2, c3); same words as `Philox.block8`.
+    ///
+    /// Both forms use only concrete integer vector operations (&, |, shifts, &* on SIMD2/SIMD4<UInt64>):
+    /// `Philox.block8`'s generic SIMD `init(truncatingIfNeeded:)` conversions compile to tight SSE2 when
+    /// inlined, but inside these kernels the inliner sometimes left them as calls (Philox three times
+    /// slower), depending on unrelated changes around it.
     @inlinable @inline(__always)
-    static func philox8<T: KernelISA>(_: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+    static func philox8<T: KernelISA>(_ isa: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
                                        key: (UInt32, UInt32)) -> (U, U, U, U) {
-        guard T.philoxIn64BitLanes else { return philox8In32BitLanes(c0In, c1In, c2In, c3In, key: key) }
-        typealias W = SIMD8<UInt64>
-        // The low half of each 64-bit lane holds the 32-bit word; the high half may hold garbage that is
-        // never read (every product masks first, so it is one vpmuludq; >> 32 then gives the high word).
+        T.philoxIn64BitLanes ? philox8In64BitLanes(isa, c0In, c1In, c2In, c3In, key: key)
+                             : philox8In32BitLanes(c0In, c1In, c2In, c3In, key: key)
+    }
+
+    /// `philox8` for 256-bit registers.
+    @inlinable @inline(never)
+    static func philox8In64BitLanes<T: KernelISA>(_: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+                                                   key: (UInt32, UInt32)) -> (U, U, U, U) {
+        // Counters of the even output lanes (0, 2, 4, 6) in `a`, of the odd lanes in `b`, one per 64-bit lane
+        // (the low half holds the word; the high half may hold garbage that is never read: every product
+        // masks first, so it is one vpmuludq, and >> 32 gives the high word). Packing back is then
+        // (a & mask) | (b << 32), with no shuffles.
+        typealias W = SIMD4<UInt64>
         let mask = W(repeating: 0xFFFF_FFFF)
         let m0 = W(repeating: 0xD251_1F53), m1 = W(repeating: 0xCD9E_8D57)
         var k0 = UInt64(key.0), k1 = UInt64(key.1)
+        let pairs = unsafeBitCast(c0In, to: W.self)               // (lane 2j, lane 2j + 1) per 64-bit lane
         // Round 0: c1, c2 and c3 are the same in every lane, so the c2 product is one scalar multiply.
         let q1 = UInt64(c2In) &* 0xCD9E_8D57
-        let q0 = W(truncatingIfNeeded: c0In) &* m0
-        var c0 = W(repeating: (q1 >> 32) ^ UInt64(c1In) ^ k0)
-        var c1 = W(repeating: q1)
-        var c2 = (q0 &>> 32) ^ W(repeating: UInt64(c3In) ^ k1)
-        var c3 = q0
+        let qa = (pairs & mask) &* m0, qb = (pairs &>> 32) &* m0
+        var c0a = W(repeating: (q1 >> 32) ^ UInt64(c1In) ^ k0), c0b = c0a
+        var c1a = W(repeating: q1), c1b = c1a
+        let x3 = W(repeating: UInt64(c3In) ^ k1)
+        var c2a = (qa &>> 32) ^ x3, c2b = (qb &>> 32) ^ x3
+        var c3a = qa, c3b = qb
         for _ in 1..<10 {
             k0 = (k0 &+ 0x9E37_79B9) & 0xFFFF_FFFF
             k1 = (k1 &+ 0xBB67_AE85) & 0xFFFF_FFFF
-            let p0 = (c0 & mask) &* m0
-            let p1 = (c2 & mask) &* m1
-            c0 = (p1 &>> 32) ^ c1 ^ W(repeating: k0)
-            c1 = p1
-            c2 = (p0 &>> 32) ^ c3 ^ W(repeating: k1)
-            c3 = p0
+            let kk0 = W(repeating: k0), kk1 = W(repeating: k1)
+            let p0a = (c0a & mask) &* m0, p0b = (c0b & mask) &* m0
+            let p1a = (c2a & mask) &* m1, p1b = (c2b & mask) &* m1
+            c0a = (p1a &>> 32) ^ c1a ^ kk0; c0b = (p1b &>> 32) ^ c1b ^ kk0
+            c1a = p1a; c1b = p1b
+            c2a = (p0a &>> 32) ^ c3a ^ kk1; c2b = (p0b &>> 32) ^ c3b ^ kk1
+            c3a = p0a; c3b = p0b
         }
-        return (U(truncatingIfNeeded: c0), U(truncatingIfNeeded: c1), U(truncatingIfNeeded: c2), U(truncatingIfNeeded: c3))
+        @inline(__always) func pack(_ a: W, _ b: W) -> U { unsafeBitCast((a & mask) | (b &<< 32), to: U.self) }
+        return (pack(c0a, c0b), pack(c1a, c1b), pack(c2a, c2b), pack(c3a, c3b))
     }
 
-    /// `Philox.block8` (same code). Not inlined: in the large fused kernel the inliner gives up on the generic
-    /// SIMD conversions inside, which then become calls; on its own everything inside is inlined.
+    /// `philox8` for 128-bit registers: the 64-bit-lane form on four counters at a time (two halves), so the
+    /// state fits in eight of the sixteen SSE registers.
     @inlinable @inline(never)
     static func philox8In32BitLanes(_ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
                                     key: (UInt32, UInt32)) -> (U, U, U, U) {
-        var c0 = c0In
-        var c1 = U(repeating: c1In)
-        var c2 = U(repeating: c2In)
-        var c3 = U(repeating: c3In)
-        var (k0, k1) = key
-        let mul0 = SIMD8<UInt64>(repeating: 0xD251_1F53)
-        let mul1 = SIMD8<UInt64>(repeating: 0xCD9E_8D57)
-        for round in 0..<10 {
-            if round > 0 { k0 &+= 0x9E37_79B9; k1 &+= 0xBB67_AE85 }
-            let p0 = SIMD8<UInt64>(truncatingIfNeeded: c0) &* mul0
-            let p1 = SIMD8<UInt64>(truncatingIfNeeded: c2) &* mul1
-            let hi0 = U(truncatingIfNeeded: p0 &>> 32), lo0 = U(truncatingIfNeeded: p0)
-            let hi1 = U(truncatingIfNeeded: p1 &>> 32), lo1 = U(truncatingIfNeeded: p1)
-            c0 = hi1 ^ c1 ^ U(repeating: k0)
-            c1 = lo1
-            c2 = hi0 ^ c3 ^ U(repeating: k1)
-            c3 = lo0
+        let lo = philox4(c0In.lowHalf, c1In, c2In, c3In, key: key)
+        let hi = philox4(c0In.highHalf, c1In, c2In, c3In, key: key)
+        return (U(lowHalf: lo.0, highHalf: hi.0), U(lowHalf: lo.1, highHalf: hi.1),
+                U(lowHalf: lo.2, highHalf: hi.2), U(lowHalf: lo.3, highHalf: hi.3))
+    }
+
+    /// Four counters of `philox8In32BitLanes`, in 64-bit lanes (see `philox8In64BitLanes`). The rounds are
+    /// unrolled by hand: in a loop, SSE's two-operand instructions needed a register copy for every word
+    /// rotated between rounds.
+    @inlinable @inline(__always)
+    static func philox4(_ c0In: SIMD4<UInt32>, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+                        key: (UInt32, UInt32)) -> (SIMD4<UInt32>, SIMD4<UInt32>, SIMD4<UInt32>, SIMD4<UInt32>) {
+        typealias W = SIMD2<UInt64>
+        let mask = W(repeating: 0xFFFF_FFFF)
+        let m0 = W(repeating: 0xD251_1F53), m1 = W(repeating: 0xCD9E_8D57)
+        var k0 = UInt64(key.0), k1 = UInt64(key.1)
+        let pairs = unsafeBitCast(c0In, to: W.self)
+        let q1 = UInt64(c2In) &* 0xCD9E_8D57
+        let qa = (pairs & mask) &* m0, qb = (pairs &>> 32) &* m0
+        var c0a = W(repeating: (q1 >> 32) ^ UInt64(c1In) ^ k0), c0b = c0a
+        var c1a = W(repeating: q1), c1b = c1a
+        let x3 = W(repeating: UInt64(c3In) ^ k1)
+        var c2a = (qa &>> 32) ^ x3, c2b = (qb &>> 32) ^ x3
+        var c3a = qa, c3b = qb
+        @inline(__always) func round() {
+            k0 = (k0 &+ 0x9E37_79B9) & 0xFFFF_FFFF
+            k1 = (k1 &+ 0xBB67_AE85) & 0xFFFF_FFFF
+            let kk0 = W(repeating: k0), kk1 = W(repeating: k1)
+            let p0a = (c0a & mask) &* m0, p0b = (c0b & mask) &* m0
+            let p1a = (c2a & mask) &* m1, p1b = (c2b & mask) &* m1
+            c0a = (p1a &>> 32) ^ c1a ^ kk0; c0b = (p1b &>> 32) ^ c1b ^ kk0
+            c1a = p1a; c1b = p1b
+            c2a = (p0a &>> 32) ^ c3a ^ kk1; c2b = (p0b &>> 32) ^ c3b ^ kk1
+            c3a = p0a; c3b = p0b
         }
-        return (c0, c1, c2, c3)
+        round(); round(); round(); round(); round(); round(); round(); round(); round()   // rounds 1…9
+        @inline(__always) func pack(_ a: W, _ b: W) -> SIMD4<UInt32> {
+            unsafeBitCast((a & mask) | (b &<< 32), to: SIMD4<UInt32>.self)
+        }
+        return (pack(c0a, c0b), pack(c1a, c1b), pack(c2a, c2b), pack(c3a, c3b))
     }
 
     // MARK: - Box–Muller
@@ -186,8 +225,9 @@ public enum GaussianKernel {
         return (z.0.lowHalf, z.1.lowHalf)
     }
 
-    /// Box–Muller on sixteen word pairs at once (the two pairs of eight Philox blocks).
-    @inlinable @inline(__always)
+    /// Box–Muller on sixteen word pairs at once (the two pairs of eight Philox blocks). Not inlined, so that
+    /// the float glue around the polynomials (u, −2 ln u, sqrt, r·cos, r·sin) is vectorised on its own.
+    @inlinable @inline(never)
     static func boxMuller16<T: KernelISA>(_ isa: T.Type, _ a: U16, _ b: U16) -> (V16, V16) {
         let u = V16(repeating: 2) - unsafeBitCast((a &>> U16(repeating: 9)) | U16(repeating: 0x3F80_0000), to: V16.self)
         let r = (V16(repeating: -2) * log16(isa, u)).squareRoot()
