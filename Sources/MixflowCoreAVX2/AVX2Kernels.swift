@@ -22,14 +22,7 @@ public enum AVX2Kernels {
         #endif
     }()
 
-    /// Tests set this to exercise the baseline path on an AVX2 machine.
-    nonisolated(unsafe) package static var forceBaseline = false
-
-    /// Whether callers should take the AVX2 path now.
-    @inline(__always)
-    public static var enabled: Bool { isAvailable && !forceBaseline }
-
-    /// `GaussianKernel.affineSpan` for AVX2. Call only when `enabled`.
+    /// `GaussianKernel.affineSpan` for AVX2. Call only when `isAvailable`.
     public static func affineSpan(
         x1: UnsafePointer<Float>, xIn: UnsafeMutablePointer<Float>, target: UnsafeMutablePointer<Float>,
         noise: UnsafeMutablePointer<Float>?, start: Int, count: Int, c: AffineNoiseCoefficients,
@@ -40,7 +33,7 @@ public enum AVX2Kernels {
                                          count: count, c: c, noiseStream: noiseStream, perturbationStream: perturbationStream)
     }
 
-    /// `GaussianKernel.fill` for AVX2. Call only when `enabled`.
+    /// `GaussianKernel.fill` for AVX2. Call only when `isAvailable`.
     public static func fill(_ out: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, start: Int) {
         precondition(isAvailable, "AVX2Kernels used on a CPU without AVX2")
         GaussianKernel.fill(AVX2ISA.self, out, count: count, stream: stream, start: start)
@@ -57,7 +50,7 @@ public enum AVX2Kernels {
 
 /// The AVX2 instruction-set tag: eight 64-bit Philox lanes fit in 256-bit registers.
 enum AVX2ISA: KernelISA {
-    static var philoxIn64BitLanes: Bool { true }
+    static var wideVectorRegisters: Bool { true }
 }
 
 #if os(Linux)

@@ -82,7 +82,7 @@ func prepareSpan(x1: UnsafePointer<Float>, xIn: UnsafeMutablePointer<Float>, noi
                  target: UnsafeMutablePointer<Float>, start: Int, count: Int, c: Transport.SampleCoefficients,
                  lambda: Float, noiseStream: RandomStream, perturbationStream: RandomStream) -> Bool {
     let k = AffineNoiseCoefficients(inX1: c.inX1, inX0: c.inX0, tgX1: c.tgX1, tgX0: c.tgX0, lambda: lambda)
-    if AVX2Kernels.enabled {
+    if AVX2Kernels.isAvailable {
         return AVX2Kernels.affineSpan(x1: x1, xIn: xIn, target: target, noise: noise, start: start, count: count, c: k,
                                       noiseStream: noiseStream, perturbationStream: perturbationStream)
     }

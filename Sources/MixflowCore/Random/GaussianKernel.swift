@@ -14,14 +14,14 @@
 ///   own tag gets its own specialised copy (an `@inline(never)` call would otherwise land in this
 ///   module's baseline code).
 public protocol KernelISA {
-    /// Philox with the state in 64-bit lanes (one vpmuludq per product; needs 16 vector registers of
-    /// 256 bits to hold eight counters). With 128-bit registers the 32-bit-lane form is faster.
-    static var philoxIn64BitLanes: Bool { get }
+    /// Sixteen 256-bit vector registers (AVX2): Philox keeps all eight counters in flight at once. With
+    /// 128-bit registers it runs two halves of four, so that the state fits in registers.
+    static var wideVectorRegisters: Bool { get }
 }
 
 /// The baseline target (SSE2 on x86-64, NEON on aarch64).
 public enum BaselineISA: KernelISA {
-    @inlinable public static var philoxIn64BitLanes: Bool { false }
+    @inlinable public static var wideVectorRegisters: Bool { false }
 }
 
 /// Coefficients of the fused element-wise map of one sample (see `GaussianKernel.affineSpan`).
@@ -51,18 +51,20 @@ public enum GaussianKernel {
     @inlinable @inline(__always)
     static func philox8<T: KernelISA>(_ isa: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
                                        key: (UInt32, UInt32)) -> (U, U, U, U) {
-        T.philoxIn64BitLanes ? philox8In64BitLanes(isa, c0In, c1In, c2In, c3In, key: key)
-                             : philox8In32BitLanes(c0In, c1In, c2In, c3In, key: key)
+        T.wideVectorRegisters ? philox8Wide(isa, c0In, c1In, c2In, c3In, key: key)
+                             : philox8Narrow(c0In, c1In, c2In, c3In, key: key)
     }
 
     /// `philox8` for 256-bit registers.
+    ///
+    /// Counters of the even output lanes (0, 2, 4, 6) are in `…a`, of the odd lanes in `…b`, one per 64-bit
+    /// lane: the low half holds the 32-bit word, the high half may hold garbage that is never read (every
+    /// product masks first, so it is a single vpmuludq, and >> 32 gives the high word). Packing back is
+    /// then (a & mask) | (b << 32), with no shuffles. Round 0 is special: c1, c2 and c3 are the same in every
+    /// lane, so its c2 product is one scalar multiply.
     @inlinable @inline(never)
-    static func philox8In64BitLanes<T: KernelISA>(_: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+    static func philox8Wide<T: KernelISA>(_: T.Type, _ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
                                                    key: (UInt32, UInt32)) -> (U, U, U, U) {
-        // Counters of the even output lanes (0, 2, 4, 6) in `a`, of the odd lanes in `b`, one per 64-bit lane
-        // (the low half holds the word; the high half may hold garbage that is never read: every product
-        // masks first, so it is one vpmuludq, and >> 32 gives the high word). Packing back is then
-        // (a & mask) | (b << 32), with no shuffles.
         typealias W = SIMD4<UInt64>
         let mask = W(repeating: 0xFFFF_FFFF)
         let m0 = W(repeating: 0xD251_1F53), m1 = W(repeating: 0xCD9E_8D57)
@@ -91,10 +93,10 @@ public enum GaussianKernel {
         return (pack(c0a, c0b), pack(c1a, c1b), pack(c2a, c2b), pack(c3a, c3b))
     }
 
-    /// `philox8` for 128-bit registers: the 64-bit-lane form on four counters at a time (two halves), so the
-    /// state fits in eight of the sixteen SSE registers.
+    /// `philox8` for 128-bit registers: the form of `philox8Wide` on four counters at a time (two halves), so
+    /// the state fits in eight of the sixteen SSE registers.
     @inlinable @inline(never)
-    static func philox8In32BitLanes(_ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
+    static func philox8Narrow(_ c0In: U, _ c1In: UInt32, _ c2In: UInt32, _ c3In: UInt32,
                                     key: (UInt32, UInt32)) -> (U, U, U, U) {
         let lo = philox4(c0In.lowHalf, c1In, c2In, c3In, key: key)
         let hi = philox4(c0In.highHalf, c1In, c2In, c3In, key: key)
@@ -102,7 +104,7 @@ public enum GaussianKernel {
                 U(lowHalf: lo.2, highHalf: hi.2), U(lowHalf: lo.3, highHalf: hi.3))
     }
 
-    /// Four counters of `philox8In32BitLanes`, in 64-bit lanes (see `philox8In64BitLanes`). The rounds are
+    /// Four counters of `philox8Narrow`, in 64-bit lanes (see `philox8Wide`). The rounds are
     /// unrolled by hand: in a loop, SSE's two-operand instructions needed a register copy for every word
     /// rotated between rounds.
     @inlinable @inline(__always)
