@@ -162,6 +162,24 @@ public enum GaussianKernel {
         return f + y + e * V(repeating: 0.693359375)
     }
 
+    /// `logPolynomial` on two sets of sixteen lanes with the two chains interleaved (SIMD32 is not an
+    /// option: LLVM keeps 32-lane per-lane code as a scalar loop).
+    @inlinable @inline(never)
+    static func logPolynomial2<T: KernelISA>(_: T.Type, _ f1: V16, _ e1: V16, _ f2: V16, _ e2: V16) -> (V16, V16) {
+        typealias V = V16
+        let z1 = f1 * f1, z2 = f2 * f2
+        let c0 = V(repeating: 7.0376836292e-2)
+        var p1 = c0, p2 = c0
+        for c: Float in [-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                         2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1] {
+            p1 = p1 * f1 + V(repeating: c); p2 = p2 * f2 + V(repeating: c)
+        }
+        var y1 = p1 * f1 * z1, y2 = p2 * f2 * z2
+        y1 += e1 * V(repeating: -2.12194440e-4); y2 += e2 * V(repeating: -2.12194440e-4)
+        y1 += V(repeating: -0.5) * z1; y2 += V(repeating: -0.5) * z2
+        return (f1 + y1 + e1 * V(repeating: 0.693359375), f2 + y2 + e2 * V(repeating: 0.693359375))
+    }
+
     /// Natural logarithm of positive normal floats; bit-identical to `SIMDMath.log`.
     @inlinable @inline(__always)
     public static func log<T: KernelISA>(_ isa: T.Type, _ x: V) -> V {
@@ -183,6 +201,18 @@ public enum GaussianKernel {
         let m = unsafeBitCast((ix & I(repeating: 0x007F_FFFF)) &+ I(repeating: 0x3F35_04F3), to: V.self)
         let e = unsafeBitCast(ei &+ I(repeating: 0x4B40_0000), to: V.self) - V(repeating: 12_582_912)
         return logPolynomial(isa, m - V(repeating: 1), e)
+    }
+
+    /// The integer part of `log16`: (f, e) with x = 2^e·(1 + f).
+    @inlinable @inline(__always)
+    static func logReduce16(_ x: V16) -> (f: V16, e: V16) {
+        typealias V = V16
+        typealias I = SIMD16<Int32>
+        let ix = unsafeBitCast(x, to: I.self) &- I(repeating: 0x3F35_04F3)
+        let ei = ix &>> I(repeating: 23)
+        let m = unsafeBitCast((ix & I(repeating: 0x007F_FFFF)) &+ I(repeating: 0x3F35_04F3), to: V.self)
+        let e = unsafeBitCast(ei &+ I(repeating: 0x4B40_0000), to: V.self) - V(repeating: 12_582_912)
+        return (m - V(repeating: 1), e)
     }
 
     /// (sin 2πθ, cos 2πθ) for θ = k / 2^24 turns; bit-identical to `SIMDMath.sinCosTurns24`.
@@ -237,6 +267,33 @@ public enum GaussianKernel {
         return (r * c, r * s)
     }
 
+    /// `boxMuller16` on two sets at once, so that the logarithm's Horner chain (the latency-bound part) runs
+    /// on 32 lanes.
+    @inlinable @inline(never)
+    static func boxMuller16x2<T: KernelISA>(_ isa: T.Type, _ a1: U16, _ b1: U16, _ a2: U16, _ b2: U16)
+        -> (V16, V16, V16, V16)
+    {
+        let u1 = V16(repeating: 2) - unsafeBitCast((a1 &>> U16(repeating: 9)) | U16(repeating: 0x3F80_0000), to: V16.self)
+        let u2 = V16(repeating: 2) - unsafeBitCast((a2 &>> U16(repeating: 9)) | U16(repeating: 0x3F80_0000), to: V16.self)
+        let (f1, e1) = logReduce16(u1), (f2, e2) = logReduce16(u2)
+        let (l1, l2) = logPolynomial2(isa, f1, e1, f2, e2)
+        let r1 = (V16(repeating: -2) * l1).squareRoot(), r2 = (V16(repeating: -2) * l2).squareRoot()
+        let (s1, c1) = sinCosTurns24x16(isa, b1 &>> U16(repeating: 8))
+        let (s2, c2) = sinCosTurns24x16(isa, b2 &>> U16(repeating: 8))
+        return (r1 * c1, r1 * s1, r2 * c2, r2 * s2)
+    }
+
+    /// Chunks `k` and `k + 1` (64 normals).
+    @inlinable @inline(__always)
+    static func chunk64<T: KernelISA>(_ isa: T.Type, _ stream: RandomStream, _ k: UInt32) -> ((V, V, V, V), (V, V, V, V)) {
+        let lanes = U(0, 1, 2, 3, 4, 5, 6, 7) &+ U(repeating: k &* 8)
+        let (w0, w1, w2, w3) = philox8(isa, lanes, stream.c1, stream.c2, stream.c3, key: stream.key)
+        let (v0, v1, v2, v3) = philox8(isa, lanes &+ U(repeating: 8), stream.c1, stream.c2, stream.c3, key: stream.key)
+        let (rc1, rs1, rc2, rs2) = boxMuller16x2(isa, SIMD16(lowHalf: w0, highHalf: w2), SIMD16(lowHalf: w1, highHalf: w3),
+                                                 SIMD16(lowHalf: v0, highHalf: v2), SIMD16(lowHalf: v1, highHalf: v3))
+        return ((rc1.lowHalf, rs1.lowHalf, rc1.highHalf, rs1.highHalf), (rc2.lowHalf, rs2.lowHalf, rc2.highHalf, rs2.highHalf))
+    }
+
     /// The 32 normals of chunk `k` (see `Gaussian` for the layout); bit-identical to `Gaussian.chunk32`.
     @inlinable @inline(__always)
     public static func chunk32<T: KernelISA>(_ isa: T.Type, _ stream: RandomStream, _ k: UInt32) -> (V, V, V, V) {
@@ -256,6 +313,19 @@ public enum GaussianKernel {
         let raw = UnsafeMutableRawPointer(out)
         var i = 0
         var k = UInt32(truncatingIfNeeded: start / 32)
+        while i + 64 <= count {
+            let (z, y) = chunk64(isa, stream, k)
+            raw.storeBytes(of: z.0, toByteOffset: (i + 0) * 4, as: V.self)
+            raw.storeBytes(of: z.1, toByteOffset: (i + 8) * 4, as: V.self)
+            raw.storeBytes(of: z.2, toByteOffset: (i + 16) * 4, as: V.self)
+            raw.storeBytes(of: z.3, toByteOffset: (i + 24) * 4, as: V.self)
+            raw.storeBytes(of: y.0, toByteOffset: (i + 32) * 4, as: V.self)
+            raw.storeBytes(of: y.1, toByteOffset: (i + 40) * 4, as: V.self)
+            raw.storeBytes(of: y.2, toByteOffset: (i + 48) * 4, as: V.self)
+            raw.storeBytes(of: y.3, toByteOffset: (i + 56) * 4, as: V.self)
+            i += 64
+            k &+= 2
+        }
         while i + 32 <= count {
             let z = chunk32(isa, stream, k)
             raw.storeBytes(of: z.0, toByteOffset: (i + 0) * 4, as: V.self)
@@ -300,6 +370,29 @@ public enum GaussianKernel {
             dIn.storeBytes(of: a * x + s * zi, toByteOffset: o, as: V.self)
             dTg.storeBytes(of: p * x + q * z, toByteOffset: o, as: V.self)
             dNz?.storeBytes(of: z, toByteOffset: o, as: V.self)
+        }
+        @inline(__always) func chunk(_ o: Int, _ z: (V, V, V, V), _ zi: (V, V, V, V)) {
+            let x0 = src.loadUnaligned(fromByteOffset: o, as: V.self)
+            let x1v = src.loadUnaligned(fromByteOffset: o + 32, as: V.self)
+            let x2 = src.loadUnaligned(fromByteOffset: o + 64, as: V.self)
+            let x3 = src.loadUnaligned(fromByteOffset: o + 96, as: V.self)
+            check += (x0 - x0) + (x1v - x1v) + (x2 - x2) + (x3 - x3)   // NaN where any x is NaN or ±inf
+            group(o, x0, z.0, zi.0); group(o + 32, x1v, z.1, zi.1)
+            group(o + 64, x2, z.2, zi.2); group(o + 96, x3, z.3, zi.3)
+        }
+        @inline(__always) func mix(_ z: (V, V, V, V), _ e: (V, V, V, V)) -> (V, V, V, V) {
+            (z.0 + l * e.0, z.1 + l * e.1, z.2 + l * e.2, z.3 + l * e.3)
+        }
+        while j + 64 <= count {
+            let (z, y) = chunk64(isa, noiseStream, k)
+            var zi = z, yi = y
+            if perturb {
+                let (e, f) = chunk64(isa, perturbationStream, k)
+                zi = mix(z, e); yi = mix(y, f)
+            }
+            chunk(j * 4, z, zi); chunk(j * 4 + 128, y, yi)
+            j += 64
+            k &+= 2
         }
         while j + 32 <= count {
             let z = chunk32(isa, noiseStream, k)
