@@ -18,6 +18,12 @@ public struct PreparedBatchBuffers {
 /// enough to amortise scheduling, small enough to balance B = 1 jobs over cores.
 let elementBlock = 8192
 
+/// Work items handed to a thread at a time by prepare and loss: about 32K elements, so that the shared
+/// counter is touched rarely while a thread slowed down by another process leaves its share to the others.
+func workGrain(dim: Int, blocks: Int) -> Int {
+    max(1, 32_768 / max(1, min(dim, elementBlock)))
+}
+
 extension Transport {
     /// Fills a MixFlow training batch from data `x1` [batch, dim].
     ///
@@ -49,7 +55,8 @@ extension Transport {
         badRow.initialize(to: -1)
         let outCopy = out
         coeffs.withUnsafeBufferPointer { co in
-            Parallel.forRanges(batch * blocks, threads: Parallel.threads(config.threads)) { items in
+            Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
+                                          grain: workGrain(dim: dim, blocks: blocks)) { items in
                 for item in items {
                     let i = item / blocks, b = item % blocks
                     let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
