@@ -3,6 +3,16 @@
 // Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- MixflowIO <- Mixflow (the C API).
 import PackageDescription
 
+// The Gaussian kernels' sqrt must lower to sqrtps, not to a per-lane sqrtss plus an errno-setting sqrtf call.
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
+// The same kernels compiled for AVX2 (selected at run time, bit-identical; see MixflowCoreAVX2). On other
+// architectures the module builds for the baseline target and reports itself unavailable.
+#if arch(x86_64)
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-march=haswell", "-Xcc", "-fno-math-errno"])]
+#else
+let avx2Flags: [SwiftSetting] = kernelFlags
+#endif
+
 let package = Package(
     name: "mixflow",
     products: [
@@ -22,9 +32,11 @@ let package = Package(
         // ---- data and evaluation: system zlib for .gz IDX files (zlib1g-dev, in scripts/install-deps.sh) ----
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Tensors-free numerics: errors, counter-based randomness, parallel loops, SIMD kernels, BLAS.
-        .target(name: "MixflowCore", dependencies: ["CBLAS"]),
+        .target(name: "MixflowCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        // MixflowCore's Gaussian/transport kernels specialised for AVX2, dispatched at run time.
+        .target(name: "MixflowCoreAVX2", dependencies: ["MixflowCore"], swiftSettings: avx2Flags),
         // The method: paths, time conventions and distributions, the MixFlow transport.
-        .target(name: "MixflowMethod", dependencies: ["MixflowCore", "CBLAS"]),
+        .target(name: "MixflowMethod", dependencies: ["MixflowCore", "MixflowCoreAVX2", "CBLAS"]),
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
         .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
@@ -52,8 +64,8 @@ let package = Package(
         .executableTarget(name: "MixflowCLI",
                           dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore"]),
-        .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod"]),
+        .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
+        .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod", "MixflowCoreAVX2"]),
         .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
         .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim", "MixflowModels"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),

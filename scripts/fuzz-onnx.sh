@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target over the ONNX reader and the SiT model import (fuzz/onnx_reader.swift +
-# MixflowCore + MixflowMethod + MixflowModels + MixflowIO + the OnnxShim C++ compiled with coverage and ASan) and runs it for SECONDS (default 60) on a seed corpus made of
+# MixflowCore (+ MixflowCoreAVX2) + MixflowMethod + MixflowModels + MixflowIO + the OnnxShim C++ compiled with coverage and ASan) and runs it for SECONDS (default 60) on a seed corpus made of
 # Tests/Fixtures/onnx. Exit status is libFuzzer's: non-zero on a crash, leak, ASan report or timeout;
 # the reproducer is left in .build/fuzz/artifacts/.
 #   scripts/fuzz-onnx.sh [SECONDS]          (CI: scripts/fuzz-onnx.sh 60)
@@ -26,6 +26,10 @@ SWIFTFLAGS=(-sanitize=fuzzer,address -parse-as-library -Onone -g -package-name m
             -I Sources/CBLAS $(pkg-config --cflags-only-I openblas | sed 's/-I/-Xcc -I/g'))
 swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowCore -emit-module -emit-module-path "$OUT/modules/MixflowCore.swiftmodule" \
     -c $(find Sources/MixflowCore -name '*.swift') -o "$OUT/obj/MixflowCore.o"
+# MixflowCoreAVX2: the Gaussian kernel built for AVX2 (Package.swift gives it -target-cpu haswell on x86-64).
+AVX2FLAGS=(); [[ "$(uname -m)" == x86_64 ]] && AVX2FLAGS=(-target-cpu haswell -Xcc -march=haswell)
+swiftc "${SWIFTFLAGS[@]}" "${AVX2FLAGS[@]}" -wmo -module-name MixflowCoreAVX2 -emit-module -emit-module-path "$OUT/modules/MixflowCoreAVX2.swiftmodule" \
+    -c $(find Sources/MixflowCoreAVX2 -name '*.swift') -o "$OUT/obj/MixflowCoreAVX2.o"
 swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowMethod -emit-module -emit-module-path "$OUT/modules/MixflowMethod.swiftmodule" \
     -c $(find Sources/MixflowMethod -name '*.swift') -o "$OUT/obj/MixflowMethod.o"
 swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowModels -emit-module -emit-module-path "$OUT/modules/MixflowModels.swiftmodule" \
@@ -33,7 +37,7 @@ swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowModels -emit-module -emit-mod
 swiftc "${SWIFTFLAGS[@]}" -wmo -module-name MixflowIO -emit-module -emit-module-path "$OUT/modules/MixflowIO.swiftmodule" \
     -c $(find Sources/MixflowIO -name '*.swift') -o "$OUT/obj/MixflowIO.o"
 swiftc "${SWIFTFLAGS[@]}" -module-name FuzzOnnx fuzz/onnx_reader.swift \
-    "$OUT/obj/MixflowCore.o" "$OUT/obj/MixflowMethod.o" "$OUT/obj/MixflowModels.o" "$OUT/obj/MixflowIO.o" \
+    "$OUT/obj/MixflowCore.o" "$OUT/obj/MixflowCoreAVX2.o" "$OUT/obj/MixflowMethod.o" "$OUT/obj/MixflowModels.o" "$OUT/obj/MixflowIO.o" \
     "$OUT/obj/onnx_shim.o" "$OUT/obj/onnx_writer.o" "$OUT/obj/onnx_graph_writer.o" \
     -lonnx_proto -lprotobuf -lstdc++ $(pkg-config --libs openblas) -o "$OUT/fuzz-onnx"
 

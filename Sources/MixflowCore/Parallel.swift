@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,4 +29,31 @@ public enum Parallel {
             }
         }
     }
+
+    /// Calls `body` on disjoint ranges of `grain` items (the last may be shorter) covering 0..<count,
+    /// handed out one at a time from a shared counter to up to `threads` threads. Unlike `forRanges`, a
+    /// thread that runs faster (say, on a core not shared with another process) takes more of the work.
+    /// Which thread runs a range varies from call to call, so `body` must make each item's result
+    /// independent of that (per-item outputs, reductions in a fixed order afterwards).
+    public static func forDynamicRanges(_ count: Int, threads: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let grain = max(grain, 1)
+        let parts = max(1, min(threads, (count + grain - 1) / grain))
+        if parts == 1 { body(0..<count); return }
+        let next = WorkCounter()
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: parts) { _ in
+                while true {
+                    let lo = next.value.wrappingAdd(grain, ordering: .relaxed).oldValue
+                    if lo >= count { break }
+                    body(lo..<min(lo + grain, count))
+                }
+            }
+        }
+    }
+}
+
+/// The shared next-item counter of `Parallel.forDynamicRanges`.
+final class WorkCounter: Sendable {
+    let value = Atomic<Int>(0)
 }

@@ -34,7 +34,8 @@ extension Transport {
         let invCount = 2.0 / (Double(batch) * Double(dim))
         partial.withUnsafeMutableBufferPointer { part in
             scale.withUnsafeBufferPointer { sc in
-                Parallel.forRanges(batch * blocks, threads: Parallel.threads(config.threads)) { items in
+                Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
+                                          grain: workGrain(dim: dim, blocks: blocks)) { items in
                     for item in items {
                         let i = item / blocks, b = item % blocks
                         let j0 = b * elementBlock, n = min(elementBlock, dim - j0)

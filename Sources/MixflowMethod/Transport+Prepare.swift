@@ -1,4 +1,5 @@
 import MixflowCore
+import MixflowCoreAVX2
 
 /// Caller-owned output buffers of `Transport.prepare`, each [batch, dim] or [batch].
 public struct PreparedBatchBuffers {
@@ -16,6 +17,12 @@ public struct PreparedBatchBuffers {
 /// Work is cut into (sample, block) items of this many elements: a multiple of the Gaussian chunk, large
 /// enough to amortise scheduling, small enough to balance B = 1 jobs over cores.
 let elementBlock = 8192
+
+/// Work items handed to a thread at a time by prepare and loss: about 32K elements, so that the shared
+/// counter is touched rarely while a thread slowed down by another process leaves its share to the others.
+func workGrain(dim: Int, blocks: Int) -> Int {
+    max(1, 32_768 / max(1, min(dim, elementBlock)))
+}
 
 extension Transport {
     /// Fills a MixFlow training batch from data `x1` [batch, dim].
@@ -48,7 +55,8 @@ extension Transport {
         badRow.initialize(to: -1)
         let outCopy = out
         coeffs.withUnsafeBufferPointer { co in
-            Parallel.forRanges(batch * blocks, threads: Parallel.threads(config.threads)) { items in
+            Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
+                                          grain: workGrain(dim: dim, blocks: blocks)) { items in
                 for item in items {
                     let i = item / blocks, b = item % blocks
                     let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
@@ -72,57 +80,19 @@ extension Transport {
     }
 }
 
-/// The fused element-wise kernel of `prepare` on elements [start, start + count) of one sample.
-/// Returns false if x1 holds a NaN or Inf in the span. `start` is a multiple of 32.
+/// The fused element-wise kernel of `prepare` on elements [start, start + count) of one sample
+/// (`GaussianKernel.affineSpan`: noise, input and target in one pass over the span), on the AVX2 build of
+/// the kernel when the CPU has it. Both builds give the same bits. Returns false if x1 holds a NaN or Inf
+/// in the span. `start` is a multiple of 32.
 @inline(__always)
 func prepareSpan(x1: UnsafePointer<Float>, xIn: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>?,
                  target: UnsafeMutablePointer<Float>, start: Int, count: Int, c: Transport.SampleCoefficients,
                  lambda: Float, noiseStream: RandomStream, perturbationStream: RandomStream) -> Bool {
-    let a = SIMD8<Float>(repeating: c.inX1), s = SIMD8<Float>(repeating: c.inX0)
-    let p = SIMD8<Float>(repeating: c.tgX1), q = SIMD8<Float>(repeating: c.tgX0)
-    let l = SIMD8<Float>(repeating: lambda)
-    let perturb = lambda != 0
-    var check = SIMD8<Float>(repeating: 0)
-    let src = UnsafeRawPointer(x1)
-    let dIn = UnsafeMutableRawPointer(xIn), dTg = UnsafeMutableRawPointer(target)
-    let dNz = noise.map { UnsafeMutableRawPointer($0) }
-    var k = UInt32(start / Gaussian.chunk)
-    var j = 0
-    // Full chunks: 32 elements as four SIMD8 lanes groups, matching Gaussian's element layout.
-    while j + Gaussian.chunk <= count {
-        let z = Gaussian.chunk32(noiseStream, k)
-        var zin = z
-        if perturb {
-            let e = Gaussian.chunk32(perturbationStream, k)
-            zin = (z.0 + l * e.0, z.1 + l * e.1, z.2 + l * e.2, z.3 + l * e.3)
-        }
-        @inline(__always) func lane(_ off: Int, _ zq: SIMD8<Float>, _ ziq: SIMD8<Float>) {
-            let o = (j + off) * 4
-            let x = src.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            check += x - x
-            dIn.storeBytes(of: a * x + s * ziq, toByteOffset: o, as: SIMD8<Float>.self)
-            dTg.storeBytes(of: p * x + q * zq, toByteOffset: o, as: SIMD8<Float>.self)
-            dNz?.storeBytes(of: zq, toByteOffset: o, as: SIMD8<Float>.self)
-        }
-        lane(0, z.0, zin.0); lane(8, z.1, zin.1); lane(16, z.2, zin.2); lane(24, z.3, zin.3)
-        j += Gaussian.chunk
-        k &+= 1
+    let k = AffineNoiseCoefficients(inX1: c.inX1, inX0: c.inX0, tgX1: c.tgX1, tgX0: c.tgX0, lambda: lambda)
+    if AVX2Kernels.isAvailable {
+        return AVX2Kernels.affineSpan(x1: x1, xIn: xIn, target: target, noise: noise, start: start, count: count, c: k,
+                                      noiseStream: noiseStream, perturbationStream: perturbationStream)
     }
-    var finite = !(check.sum().isNaN)
-    // Tail: one partial chunk, element by element, with the same numbers.
-    if j < count {
-        var z = [Float](repeating: 0, count: Gaussian.chunk)
-        var e = [Float](repeating: 0, count: Gaussian.chunk)
-        z.withUnsafeMutableBufferPointer { Gaussian.fill($0, stream: noiseStream, start: start + j) }
-        if perturb { e.withUnsafeMutableBufferPointer { Gaussian.fill($0, stream: perturbationStream, start: start + j) } }
-        for r in 0..<(count - j) {
-            let x = x1[j + r]
-            if !x.isFinite { finite = false }
-            let zi = perturb ? z[r] + lambda * e[r] : z[r]
-            xIn[j + r] = c.inX1 * x + c.inX0 * zi
-            target[j + r] = c.tgX1 * x + c.tgX0 * z[r]
-            noise?[j + r] = z[r]
-        }
-    }
-    return finite
+    return Gaussian.affineSpan(x1: x1, xIn: xIn, target: target, noise: noise, start: start, count: count, c: k,
+                               noiseStream: noiseStream, perturbationStream: perturbationStream)
 }

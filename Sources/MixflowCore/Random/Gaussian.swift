@@ -10,51 +10,35 @@
 public enum Gaussian {
     public static let chunk = 32
 
+    // The entry points below are deliberately not @inlinable: the kernels are specialised and compiled in
+    // this module, whose build flags they need (-fno-math-errno, see GaussianKernel).
+
     /// Writes the elements [start, start + out.count) of `stream` into `out`. `start` must be a multiple of 32.
-    @inlinable
     public static func fill(_ out: UnsafeMutableBufferPointer<Float>, stream: RandomStream, start: Int) {
         precondition(start % chunk == 0, "Gaussian.fill: start must be chunk-aligned")
-        let n = out.count
-        guard let base = out.baseAddress, n > 0 else { return }
-        let raw = UnsafeMutableRawPointer(base)
-        var i = 0
-        var k = UInt32(truncatingIfNeeded: start / chunk)
-        while i + chunk <= n {
-            let z = chunk32(stream, k)
-            raw.storeBytes(of: z.0, toByteOffset: (i + 0) * 4, as: SIMD8<Float>.self)
-            raw.storeBytes(of: z.1, toByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
-            raw.storeBytes(of: z.2, toByteOffset: (i + 16) * 4, as: SIMD8<Float>.self)
-            raw.storeBytes(of: z.3, toByteOffset: (i + 24) * 4, as: SIMD8<Float>.self)
-            i += chunk
-            k &+= 1
-        }
-        if i < n {
-            let z = chunk32(stream, k)
-            withUnsafeBytes(of: z) { bytes in
-                let tail = bytes.bindMemory(to: Float.self)
-                for j in 0..<(n - i) { base[i + j] = tail[j] }
-            }
-        }
+        guard let base = out.baseAddress, out.count > 0 else { return }
+        GaussianKernel.fill(BaselineISA.self, base, count: out.count, stream: stream, start: start)
     }
 
     /// The 32 normals of chunk `k` as four vectors (q = 0…3).
-    @inlinable
     public static func chunk32(_ stream: RandomStream, _ k: UInt32)
         -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
     {
-        let lanes = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7) &+ SIMD8(repeating: k &* 8)
-        let (w0, w1, w2, w3) = Philox.block8(lanes, stream.c1, stream.c2, stream.c3, key: stream.key)
-        let (za, zb) = boxMuller(w0, w1)
-        let (zc, zd) = boxMuller(w2, w3)
-        return (za, zb, zc, zd)
+        GaussianKernel.chunk32(BaselineISA.self, stream, k)
     }
 
-    @inlinable
+    /// The normals (r cos θ, r sin θ) of the words (a, b).
     static func boxMuller(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> (SIMD8<Float>, SIMD8<Float>) {
-        // u = 2 − [1, 2) = 1 − (a >> 9)/2^23 in (0, 1], built from the mantissa bits without a conversion.
-        let u = 2 - unsafeBitCast((a &>> 9) | 0x3F80_0000, to: SIMD8<Float>.self)
-        let r = (-2 * SIMDMath.log(u)).squareRoot()
-        let (s, c) = SIMDMath.sinCosTurns24(b &>> 8)
-        return (r * c, r * s)
+        GaussianKernel.boxMuller(BaselineISA.self, a, b)
+    }
+
+    /// The fused transport kernel (`GaussianKernel.affineSpan`) for the baseline instruction set.
+    public static func affineSpan(
+        x1: UnsafePointer<Float>, xIn: UnsafeMutablePointer<Float>, target: UnsafeMutablePointer<Float>,
+        noise: UnsafeMutablePointer<Float>?, start: Int, count: Int, c: AffineNoiseCoefficients,
+        noiseStream: RandomStream, perturbationStream: RandomStream
+    ) -> Bool {
+        GaussianKernel.affineSpan(BaselineISA.self, x1: x1, xIn: xIn, target: target, noise: noise, start: start,
+                                  count: count, c: c, noiseStream: noiseStream, perturbationStream: perturbationStream)
     }
 }
