@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--snapshot-every", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--export", help="when training is complete, write the EMA weights here as ONNX (checkpoint + "
+                    "runnable graph, one file): the shipped base is models/fmnist-base/base.onnx")
     ap.add_argument("--decay-start", type=int, default=0, help="step where the linear decay of the lr to 0 starts "
                     "(it ends at --steps); 0 = constant lr")
     args = ap.parse_args()
@@ -110,6 +112,14 @@ def main():
             break
     trainer.save(ckpt)
     print(f"saved {ckpt} at step {trainer.step_count}", flush=True)
+    if args.export and trainer.step_count >= args.steps:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_onnx(args.export, graph=True, external_threshold=-1,
+                          transport=mixflow.Transport(time_dist="uniform", gamma=0.0),
+                          metadata={"mixflow.recipe": f"scripts/pretrain_base.py --steps {args.steps} --batch {args.batch} "
+                                    f"--lr {args.lr} --ema {args.ema} --seed {args.seed}"
+                                    + (f" --decay-start {args.decay_start}" if args.decay_start else "")})
+        print(f"exported the EMA weights to {args.export}", flush=True)
 
 
 if __name__ == "__main__":
