@@ -180,6 +180,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--ema", type=float, default=0.99)
     ap.add_argument("--gamma", default="auto", help="MixFlow's gamma, or auto (suggest_gamma of the base, as the CLI)")
+    ap.add_argument("--only", default="", help="configuration names separated by \";\" (names contain commas; default: the whole suite)")
     ap.add_argument("--samples", type=int, default=1000, help="generated samples per evaluation")
     ap.add_argument("--methods", default="euler,heun")
     ap.add_argument("--grids", default="10,20,50", help="grid points (SiT convention)")
@@ -202,6 +203,12 @@ def main():
     jobs = ([("base", None)] if args.suite in ("main", "all") else []) + [(n, o) for n, o in trained.items()]
     if args.suite in ("baselines", "all"):
         jobs += [(n, "baseline") for n in BASELINES]
+    if args.only:
+        wanted = [n.strip() for n in args.only.split(";")]
+        unknown = [n for n in wanted if n not in dict(jobs)]
+        if unknown:
+            sys.exit(f"unknown configuration(s) {unknown} in suite {args.suite}; known: {[n for n, _ in jobs]}")
+        jobs = [(n, o) for n, o in jobs if n in wanted]
     results = out / "results.csv"
     cache = {}
     for seed in seeds:
