@@ -2,6 +2,7 @@
 (`ema-<step>.npz` from scripts/pretrain_base.py), for the FD-vs-steps curve of the base model.
 
     python3 scripts/eval_checkpoint.py runs/base/ckpt.mixflow [runs/base/ema-002000.npz ...] [--samples 1000]
+    python3 scripts/eval_checkpoint.py runs/base/ckpt.mixflow runs/base/ema-*.npz --csv fd.csv --plot fd.png
 
 Every model is sampled from the same noise and labels (Euler, 50 grid points) and goes through the uint8
 round trip real images went through; FD against the shipped 10k test-set statistics.
@@ -34,7 +35,10 @@ def main():
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--method", default="euler")
+    ap.add_argument("--csv", help="write path,step,fd,accuracy rows here")
+    ap.add_argument("--plot", help="PNG of FD against the snapshot step (matplotlib)")
     args = ap.parse_args()
+    rows = []
     template = None
     for p in args.paths:
         if p.endswith(".mixflow"):
@@ -49,6 +53,24 @@ def main():
             label = p
         fd, acc = fd_of(model, args.samples, args.steps, args.method)
         print(f"{label}: FD {fd:.2f}, class accuracy {acc:.3f} ({args.samples} samples, {args.method} {args.steps})", flush=True)
+        step = int(Path(p).stem.split("-")[-1]) if p.endswith(".npz") else tr.step_count
+        rows.append((p, step, fd, acc))
+    if args.csv:
+        with open(args.csv, "w") as f:
+            f.write("path,step,fd,accuracy\n" + "".join(f"{p},{s},{fd:.4f},{a:.4f}\n" for p, s, fd, a in rows))
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        pts = sorted({(s, fd) for _, s, fd, _ in rows})
+        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+        ax.plot([s for s, _ in pts], [fd for _, fd in pts], "o-")
+        ax.set_yscale("log")
+        ax.set_xlabel("pre-training step")
+        ax.set_ylabel(f"FD ({args.samples} samples, {args.method} {args.steps})")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(args.plot)
 
 
 if __name__ == "__main__":

@@ -36,17 +36,20 @@ struct Evaluation {
     }
 }
 
-/// The noise-level Slow Flow of a model (its samples' second moments against the data's), and the γ
-/// that `suggest_gamma` derives from it.
+/// The Slow Flow of a model's Euler trajectories under the three definitions (see the README), and the γ
+/// that `suggest_gamma` derives from each. `gamma` is the nearest-data one: the endpoint definition cannot
+/// see a flow that reaches a wrong end point, and the noise-level one has a plateau (no root) on states whose
+/// second moment is below the marginal curve's minimum, which inflates γ.
 struct SlowFlowRun {
-    let statistics: SlowFlowStatistics
-    let gamma: Double
+    let statistics: [SlowFlowReference: SlowFlowStatistics]
+    let gammas: [SlowFlowReference: Double]
+    static let chosen = SlowFlowReference.nearestData
+    var gamma: Double { gammas[Self.chosen]! }
 
     init(model: NativeModel, transport: TransportConfig, data: [Float], count: Int, seed: UInt64, threads: Int,
          samples: Int = 256, gridPoints: Int = 50, dataPoints: Int = 5000) throws {
         let dim = model.sampleDim
-        let points = gridPoints
-        var traj = [Float](repeating: 0, count: points * samples * dim)
+        var traj = [Float](repeating: 0, count: gridPoints * samples * dim)
         var noise = [Float](repeating: 0, count: samples * dim)
         try traj.withUnsafeMutableBufferPointer { tb in
             try noise.withUnsafeMutableBufferPointer { nb in
@@ -57,16 +60,21 @@ struct SlowFlowRun {
         let times = try samplerConfig(model: model, transport: transport, method: "euler", gridPoints: gridPoints,
                                       seed: seed, threads: threads).outputTimesOfGrid()
         let used = min(count, dataPoints)
-        let measured = try traj.withUnsafeBufferPointer { tb in
-            try noise.withUnsafeBufferPointer { nb in
-                try data.withUnsafeBufferPointer { db in
-                    try SlowFlow.measure(reference: .noiseLevel, path: transport.path, convention: transport.convention,
-                                         times: times, trajectory: tb.baseAddress!, noise: nb.baseAddress!, batch: samples,
-                                         dim: dim, data: db.baseAddress!, numData: used, threads: threads)
+        var statistics: [SlowFlowReference: SlowFlowStatistics] = [:], gammas: [SlowFlowReference: Double] = [:]
+        for reference in SlowFlowReference.allCases {
+            let measured = try traj.withUnsafeBufferPointer { tb in
+                try noise.withUnsafeBufferPointer { nb in
+                    try data.withUnsafeBufferPointer { db in
+                        try SlowFlow.measure(reference: reference, path: transport.path, convention: transport.convention,
+                                             times: times, trajectory: tb.baseAddress!, noise: nb.baseAddress!, batch: samples,
+                                             dim: dim, data: db.baseAddress!, numData: used, threads: threads)
+                    }
                 }
             }
+            statistics[reference] = SlowFlowStatistics(t: measured.t, m: measured.m, batch: samples)
+            gammas[reference] = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: samples, coverage: 0.95)
         }
-        statistics = SlowFlowStatistics(t: measured.t, m: measured.m, batch: samples)
-        gamma = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: samples, coverage: 0.95)
+        self.statistics = statistics
+        self.gammas = gammas
     }
 }

@@ -2,10 +2,10 @@
 load a base model, measure its Slow Flow and pick gamma, post-train on Fashion-MNIST, sample, evaluate
 with the FD (Fashion-MNIST classifier features), save the post-trained model as ONNX.
 
-    python3 examples/python/posttrain.py [BASE.onnx|BASE.mixflow] [STEPS]
+    python3 examples/python/posttrain.py [BASE.onnx|BASE.mixflow|-] [STEPS]
 
-Without a base a small SiT is created from scratch (the shipped base model is not in the repository yet),
-so the example still exercises every call.
+BASE defaults to the shipped base model, models/fmnist-base/base.onnx; "-" creates a small SiT from scratch
+instead (every call is still exercised).
 """
 import sys
 import tempfile
@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "pytho
 import mixflow  # noqa: E402
 
 EVAL = 200
+SHIPPED_BASE = Path(__file__).resolve().parents[2] / "models" / "fmnist-base" / "base.onnx"
 
 
 def load_base(arg):
@@ -29,7 +30,7 @@ def load_base(arg):
 
 
 def main():
-    base_arg = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else None
+    base_arg = (sys.argv[1] if sys.argv[1] != "-" else None) if len(sys.argv) > 1 else str(SHIPPED_BASE)
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 30
     x, y = mixflow.fashion_mnist("train")
     x = x[:, None]                                                  # [N, 1, 28, 28] in [-1, 1]
@@ -47,9 +48,9 @@ def main():
         images = mixflow.to_uint8(images).astype(np.float32) / 127.5 - 1     # the uint8 round trip of real images
         return mixflow.frechet_distance(net.features(images.reshape(EVAL, -1)), reference)
 
-    # gamma from the base model's Slow Flow (noise-level definition, 95 % coverage).
+    # gamma from the base model's Slow Flow (nearest-data definition, 95 % coverage; README, Slow Flow).
     sf = mixflow.slow_flow(lambda a, t, yy: model.forward(a, t, yy), noise[:64], steps=20, method="euler",
-                           reference="noise_level", data=x[:2000])
+                           reference="nearest_data", data=x[:2000], y=labels[:64], null_class=10)
     # A model trained for 30 steps from scratch has no meaningful Slow Flow: use the SiT default there.
     gamma = mixflow.suggest_gamma(sf, coverage=0.95) if base_arg else 0.8
     print(f"FD before: {fd(model):.2f}; gamma = {gamma:.3f}")

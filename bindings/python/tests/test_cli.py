@@ -108,7 +108,12 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
     assert r.returncode == 0, r.stderr
     table = r.stdout.split("lower is better.")[1].split("\nwrote")[0]
     assert all(name in table for name in ("base", "standard", "mixflow"))
-    for f in ("mixflow.onnx", "mixflow-samples.png", "slowflow.csv", "standard.mixflow", "mixflow.mixflow"):
+    # gamma is the nearest-data suggest_gamma, printed with the other two definitions.
+    used = [line for line in r.stdout.splitlines() if line.endswith("<- used")]
+    assert len(used) == 1 and "nearest-data" in used[0]
+    assert f"gamma = {used[0].split(': ')[1].split()[0]}" in r.stdout
+    for f in ("mixflow.onnx", "base-samples.png", "standard-samples.png", "mixflow-samples.png", "slowflow-endpoint.csv",
+              "slowflow-nearest-data.csv", "slowflow-noise-level.csv", "standard.mixflow", "mixflow.mixflow"):
         assert (out / f).exists(), f
     # The post-trained ONNX is a runnable model: it loads natively.
     assert mixflow.Model.from_onnx(out / "mixflow.onnx").num_params == m.num_params
