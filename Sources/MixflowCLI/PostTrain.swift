@@ -8,8 +8,21 @@ import MixflowModels
 import Glibc
 #endif
 
-/// Set by SIGINT/SIGTERM; long loops save a checkpoint and exit when they see it.
+/// Set by SIGINT/SIGTERM; long loops save a checkpoint and exit when they see it. A second signal exits at
+/// once (the checkpoints on disk are always complete: they are written to a temp file and renamed).
 nonisolated(unsafe) var interrupted: Int32 = 0
+
+func onInterrupt(_: Int32) {
+    if interrupted != 0 { _exit(130) }
+    interrupted = 1
+}
+
+/// Exits with 130 when an interrupt arrived, after the post-training checkpoints were saved.
+func exitIfInterrupted(_ during: String) throws {
+    guard interrupted != 0 else { return }
+    print("\ninterrupted during \(during): post-training checkpoints are saved; rerun to resume")
+    throw ExitCode(130)
+}
 
 struct PostTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "posttrain",
@@ -33,8 +46,8 @@ struct PostTrainCommand: ParsableCommand {
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)     // progress and results appear as they happen, also through a pipe
-        signal(SIGINT) { _ in interrupted = 1 }
-        signal(SIGTERM) { _ in interrupted = 1 }
+        signal(SIGINT, onInterrupt)
+        signal(SIGTERM, onInterrupt)
         mkdir(out, 0o755)
         let clock = Stopwatch()
         // Data, base model, evaluation tools.
@@ -63,6 +76,7 @@ struct PostTrainCommand: ParsableCommand {
             }
             g = sf.gamma
             print("gamma = \(fixed(g, 3))  [\(clock)]")
+            try exitIfInterrupted("the Slow Flow measurement")
         } else {
             guard let v = Double(gamma), (0...1).contains(v) else { throw ValidationError("--gamma must be in [0, 1] or auto, got \(gamma)") }
             g = v
@@ -80,7 +94,7 @@ struct PostTrainCommand: ParsableCommand {
             let model = try postTrain(name: name, from: baseModel, transport: tc, data: x, labels: y, clock: clock)
             results.append((name, model))
         }
-        if interrupted != 0 { print("interrupted: checkpoints saved; rerun to resume"); throw ExitCode(130) }
+        try exitIfInterrupted("post-training")
 
         // Evaluation: every model, sampler and grid size on the same noise and labels.
         let table = try Evaluation(net: net, reference: reference, samples: evalSamples, seed: seed &+ 1, threads: threads)
@@ -102,6 +116,7 @@ struct PostTrainCommand: ParsableCommand {
                 accuracyRow.append(fixed(r.accuracy, 3))
                 done += cost
                 progress.update(done, note: "\(name) \(m) \(n): FD \(fixed(r.fd, 2))")
+                try exitIfInterrupted("the evaluation")
             }
             rows.append(row)
             accuracyRows.append(accuracyRow)
@@ -135,6 +150,12 @@ struct PostTrainCommand: ParsableCommand {
         let trainer: Trainer
         if access(path, F_OK) == 0 {
             trainer = try Trainer.resume(from: path, threads: threads) { try nativeModel(fromMetadata: $0, threads: threads) }
+            // Resuming another configuration would silently mix two runs.
+            let was = trainer.transport.config
+            guard was.gamma == transport.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,
+                  trainer.config.schedule == .constant(lr), trainer.config.seed == seed, trainer.step <= steps else {
+                throw ValidationError("\(path) is a run with gamma \(was.gamma), \(was.timeDistribution), \(trainer.config.schedule), EMA \(trainer.config.emaDecay), seed \(trainer.config.seed) at step \(trainer.step); this one asks for gamma \(transport.gamma), \(transport.timeDistribution), lr \(lr), EMA \(ema), seed \(seed), \(steps) steps: use another --out or delete it")
+            }
         } else {
             let model = try base.sibling(seed: 0)
             model.parameters.update(from: base.parameters, count: base.parameterCount)

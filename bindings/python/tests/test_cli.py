@@ -122,6 +122,48 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
     assert r2.returncode == 0 and r2.stdout.split("lower is better.")[1].split("\nwrote")[0] == table
 
 
+def tiny_posttrain_setup(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (64, 28, 28)))
+    write_idx(data / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64))
+    m = mixflow.Model.create(None, depth=1, hidden=32, heads=2, patch=7, input_size=28, in_channels=1,
+                             num_classes=10, learn_sigma=False)
+    mixflow.Trainer(m, mixflow.Transport(gamma=0.0, time_dist="uniform"), lr=1e-3, ema=0.5).save(tmp_path / "base.mixflow")
+    return [CLI, "posttrain", "--base", tmp_path / "base.mixflow", "--data", data, "--featnet", ROOT / "share" / "featnet",
+            "--out", tmp_path / "out", "--batch", "4", "--eval-samples", "12", "--eval-steps", "3", "--eval-methods", "euler"]
+
+
+def test_posttrain_ctrl_c_saves_and_a_rerun_resumes(tmp_path):
+    import signal
+    import time
+    args = tiny_posttrain_setup(tmp_path) + ["--gamma", "0.1"]
+    proc = subprocess.Popen(args + ["--steps", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("base:")          # line-buffered: printed before training starts
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted during post-training" in out
+    done = mixflow.Trainer.resume(tmp_path / "out" / "standard.mixflow").step_count
+    assert 0 < done < 1000000
+    assert mixflow.Trainer.resume(tmp_path / "out" / "mixflow.mixflow").step_count == 0
+    # The rerun continues both runs from their checkpoints and finishes.
+    r = subprocess.run(args + ["--steps", str(done + 2)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert mixflow.Trainer.resume(tmp_path / "out" / "standard.mixflow").step_count == done + 2
+    assert mixflow.Trainer.resume(tmp_path / "out" / "mixflow.mixflow").step_count == done + 2
+
+
+def test_posttrain_refuses_to_resume_another_configuration(tmp_path):
+    args = tiny_posttrain_setup(tmp_path) + ["--steps", "2"]
+    assert subprocess.run(args + ["--gamma", "0.1"], capture_output=True, text=True).returncode == 0
+    r = subprocess.run(args + ["--gamma", "0.3"], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "mixflow.mixflow is a run with gamma 0.1" in r.stderr and "use another --out" in r.stderr
+
+
 # ---- RAE sampling of a DiT^DH: RAE grid, equal labels, autoguidance, depth-to-space, converted checkpoints ----
 
 @pytest.fixture(scope="module")
