@@ -6,6 +6,7 @@ features) and the classifier's accuracy on the generated samples.
     python3 scripts/experiments.py --suite ablations --seeds 0,1,2      # m ~ U[0,1], Beta vs uniform t, gamma sweep, IP
     python3 scripts/experiments.py --suite baselines --seeds 0,1,2      # Epsilon Scaling, time-shifted queries
     python3 scripts/experiments.py --suite slowflow                     # Slow Flow of the base, three definitions
+    python3 scripts/experiments.py --suite samples --seeds 0            # sample grids + pixel statistics, base / standard / MixFlow
 
 Protocol, identical for every configuration of a seed: post-training starts from the same base weights with
 the same minibatches (drawn from (seed, step)), learning rate, EMA and trainer seed, and differs only in the
@@ -150,30 +151,87 @@ def summarise(csv_path, md_path):
     return "\n".join(out)
 
 
-def slowflow_suite(base_path, x, out):
+def slowflow_suite(base_path, x, out, grids):
+    """The base's Slow Flow under the three definitions (256 samples, Euler), one CSV and plot per grid size."""
     model = load_base(base_path)
     noise = np.random.default_rng(2024).standard_normal((256, 1, 28, 28)).astype(np.float32)
     labels = np.arange(256) % 10
     fn = lambda xb, tb, yb: model.forward(xb, tb, yb)  # noqa: E731
-    for ref in ("endpoint", "nearest_data", "noise_level"):
-        data = None if ref == "endpoint" else x[:10000]
-        sf = mixflow.slow_flow(fn, noise, steps=50, method="euler", reference=ref, data=data, y=labels, null_class=10)
-        sf.to_csv(out / f"slowflow-{ref}.csv")
-        try:
-            sf.plot(out / f"slowflow-{ref}.png")
-        except ImportError:
-            pass
-        s = sf.stats
-        k = [i for i, t in enumerate(sf.t) if t > 0]
-        frac = float(np.mean(s["frac_m_le_t"][k]))
-        print(f"{ref:13s} suggest_gamma {mixflow.suggest_gamma(sf, 0.95):.3f}; mean fraction m <= t {frac:.2f}", flush=True)
+    curves = {}
+    for steps in grids:
+        for ref in ("endpoint", "nearest_data", "noise_level"):
+            data = None if ref == "endpoint" else x[:10000]
+            sf = mixflow.slow_flow(fn, noise, steps=steps, method="euler", reference=ref, data=data, y=labels, null_class=10)
+            sf.to_csv(out / f"slowflow-{ref}-euler{steps}.csv")
+            try:
+                sf.plot(out / f"slowflow-{ref}-euler{steps}.png")
+            except ImportError:
+                pass
+            s = sf.stats
+            k = [i for i, t in enumerate(sf.t) if t > 0]
+            frac = float(np.mean(s["frac_m_le_t"][k]))
+            last = s["q50_m"][-1]
+            curves[(steps, ref)] = s
+            print(f"euler {steps:3d} {ref:13s} suggest_gamma {mixflow.suggest_gamma(sf, 0.95):.3f}; "
+                  f"mean fraction m <= t {frac:.2f}; median m at the last grid time {last:.3f}", flush=True)
+    plot_slowflow(curves, grids, out / "slowflow.png")
+
+
+def pixel_stats(x):
+    """Background statistics of images in [-1, 1] (after the uint8 round trip): the fraction of pixels below -0.9
+    (Fashion-MNIST backgrounds are black) and the mean distance to -1 of the pixels below -0.5 (grey residue)."""
+    dark = x < -0.5
+    return float(np.mean(x < -0.9)), float(np.mean(x[dark] + 1)) if dark.any() else float("nan")
+
+
+def samples_suite(base_path, gamma, seed, args, x, y, out):
+    """100 samples (10 per class, one class per row) of base / standard / MixFlow on the same noise, Euler on the
+    last --grids size, as PNG grids, and their background statistics against the test set."""
+    x_test, _ = mixflow.fashion_mnist("test")
+    grid = [int(g) for g in args.grids.split(",")][-1]
+    print(f"{'test set':24s} fraction < -0.9: {pixel_stats(x_test)[0]:.3f}, background grey level: {pixel_stats(x_test)[1]:.4f}")
+    noise = np.random.default_rng([seed, 4321]).standard_normal((100, 1, 28, 28)).astype(np.float32)
+    labels = np.repeat(np.arange(10), 10).astype(np.int32)
+    models = {"base": load_base(base_path),
+              "standard": post_train(base_path, mixflow.Transport(**MAIN["standard"]), seed, args, x, y),
+              f"mixflow gamma={gamma:.3f}": post_train(base_path, mixflow.Transport(time_dist="beta21", gamma=gamma),
+                                                       seed, args, x, y)}
+    for name, model in models.items():
+        s = mixflow.Sampler(method="euler", steps=grid, null_class=10).sample_model(model, noise, y=labels).x
+        u8 = mixflow.to_uint8(s)
+        mixflow.save_png(out / f"samples-{name.split()[0]}.png", u8, columns=10)
+        dark, grey = pixel_stats(u8.astype(np.float32) / 127.5 - 1)
+        print(f"{name:24s} fraction < -0.9: {dark:.3f}, background grey level: {grey:.4f}", flush=True)
+
+
+def plot_slowflow(curves, grids, path):
+    """One panel per grid size: median m against t under each definition, 25-75 % band, the diagonal m = t."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 3.8), dpi=120, squeeze=False)
+    for ax, steps in zip(axes[0], grids):
+        for ref, color in (("endpoint", "C0"), ("nearest_data", "C1"), ("noise_level", "C2")):
+            s = curves[(steps, ref)]
+            ax.fill_between(s["t"], s["q25_m"], s["q75_m"], color=color, alpha=0.25, lw=0)
+            ax.plot(s["t"], s["q50_m"], color=color, label=ref.replace("_", " "))
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="m = t")
+        ax.set_title(f"base model, Euler, {steps} grid points")
+        ax.set_xlabel("sampling time t (0 = noise, 1 = data)")
+        ax.set_ylabel("matched ground-truth time m (median, 25-75 %)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default=str(ROOT / "models" / "fmnist-base" / "base.onnx"))
     ap.add_argument("--out", default="runs/experiments")
-    ap.add_argument("--suite", default="main", choices=["main", "ablations", "baselines", "slowflow", "all"])
+    ap.add_argument("--suite", default="main", choices=["main", "ablations", "baselines", "slowflow", "samples", "all"])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--steps", type=int, default=200, help="post-training steps per configuration")
     ap.add_argument("--batch", type=int, default=64)
@@ -190,12 +248,15 @@ def main():
     x, y = mixflow.fashion_mnist("train")
     x = x[:, None]
     if args.suite == "slowflow":
-        slowflow_suite(args.base, x, out)
+        slowflow_suite(args.base, x, out, [int(g) for g in args.grids.split(",")])
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     evaluate = Evaluator(args.samples, args.methods.split(","), [int(g) for g in args.grids.split(",")])
     gamma = suggest_gamma(load_base(args.base), x, 0) if args.gamma == "auto" else float(args.gamma)
     print(f"MixFlow gamma = {gamma:.3f} ({'suggest_gamma of the base' if args.gamma == 'auto' else 'given'})", flush=True)
+    if args.suite == "samples":
+        samples_suite(args.base, gamma, seeds[0], args, x, y, out)
+        return
 
     trained = {**MAIN, **ABLATIONS} if args.suite == "all" else (ABLATIONS if args.suite == "ablations" else MAIN)
     if args.suite == "baselines":
