@@ -69,3 +69,25 @@ func fixed(_ x: Double, _ digits: Int) -> String {
     while f.count < digits { f = "0" + f }
     return (x < 0 && r != 0 ? "-" : "") + "\(whole)" + (digits > 0 ? "." + f : "")
 }
+
+/// A relative path to a file shipped in the repository (share/featnet, models/...): as given when it exists from
+/// the working directory, else under $MIXFLOW_ROOT, else under the nearest ancestor folder of the executable
+/// that has it (the repository it was built in: <root>/.build/<triple>/<config>/mixflow-cli), so the defaults
+/// work from any directory.
+func repositoryPath(_ path: String) -> String {
+    guard !path.hasPrefix("/"), access(path, F_OK) != 0 else { return path }
+    var roots: [String] = []
+    if let env = getenv("MIXFLOW_ROOT") { roots.append(String(cString: env)) }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    if length > 0 {
+        let exe = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var parts = exe.split(separator: "/", omittingEmptySubsequences: false)
+        while parts.count > 1 {
+            parts.removeLast()
+            roots.append(parts.joined(separator: "/"))
+        }
+    }
+    for root in roots where access("\(root)/\(path)", F_OK) == 0 { return "\(root)/\(path)" }
+    return path
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import MixflowCore
 import MixflowMethod
 import MixflowModels
+import MixflowEval
 import MixflowIO
 
 @main
@@ -9,7 +10,7 @@ struct MixflowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixflow",
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
-        subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self])
+        subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
 }
 
 struct SampleCommand: ParsableCommand {
@@ -88,27 +89,57 @@ struct SampleCommand: ParsableCommand {
 
 struct SlowFlowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "slowflow",
-        abstract: "Measure the Slow Flow of a checkpoint (endpoint definition) and suggest gamma.")
+        abstract: "Measure the Slow Flow of a checkpoint and suggest gamma.",
+        discussion: """
+            Matches every state of the sampling trajectory to the ground-truth interpolation x_m = a_m x1 + s_m x0
+            nearest to it and reports m per grid time, in the paper's convention (0 = noise, 1 = data; m < t = slowed).
+            --reference picks x1: endpoint (the trajectory's own final sample), nearest-data (the training image
+            that comes nearest, from --data), noise-level (the m whose marginal second moment matches the state's).
+            See the README's "Slow Flow and choosing gamma"; `posttrain --gamma auto` uses nearest-data.
+            """)
     @OptionGroup var options: SamplingOptions
+    @Option(help: "endpoint, nearest-data or noise-level.") var reference = "endpoint"
+    @Option(help: "Folder with the Fashion-MNIST IDX files (nearest-data and noise-level).")
+    var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Training images used as the data for nearest-data and noise-level.") var dataPoints = 10000
     @Option(help: "Coverage quantile for suggest_gamma.") var coverage = 0.95
     @Option(help: "CSV file for the per-time statistics.") var csv: String?
     @Option(help: "JSON file for the per-time statistics.") var json: String?
 
     func run() throws {
+        let kinds: [String: SlowFlowReference] = ["endpoint": .endpoint, "nearest-data": .nearestData, "noise-level": .noiseLevel]
+        guard let kind = kinds[reference] else {
+            throw ValidationError("--reference must be endpoint, nearest-data or noise-level, got \(reference)")
+        }
+        guard dataPoints >= 1 else { throw ValidationError("--data-points must be >= 1, got \(dataPoints)") }
+        var data: [Float] = []
+        var count = 0
+        if kind != .endpoint {
+            let images = try IDXArray(path: "\(self.data)/train-images-idx3-ubyte.gz")
+            data = [Float](repeating: 0, count: images.count)
+            try data.withUnsafeMutableBufferPointer { try images.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
+        }
         let r = try options.run(trajectory: true)
         let dim = r.model.sampleDim
+        if kind != .endpoint {
+            guard data.count % dim == 0 else { throw ValidationError("the images in \(self.data) do not have the model's \(dim) values") }
+            count = min(dataPoints, data.count / dim)
+        }
         let measured = try r.traj.withUnsafeBufferPointer { tb in
             try r.noise.withUnsafeBufferPointer { nb in
-                try SlowFlow.measure(reference: .endpoint, path: r.config.path, convention: r.config.convention,
-                                     times: r.times, trajectory: tb.baseAddress!, noise: nb.baseAddress!,
-                                     batch: options.n, dim: dim, data: nil, numData: 0, threads: options.threads)
+                try data.withUnsafeBufferPointer { db in
+                    try SlowFlow.measure(reference: kind, path: r.config.path, convention: r.config.convention,
+                                         times: r.times, trajectory: tb.baseAddress!, noise: nb.baseAddress!,
+                                         batch: options.n, dim: dim, data: kind == .endpoint ? nil : db.baseAddress,
+                                         numData: count, threads: options.threads)
+                }
             }
         }
         let stats = SlowFlowStatistics(t: measured.t, m: measured.m, batch: options.n)
         let gamma = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: options.n, coverage: coverage)
         print(stats.csv(), terminator: "")
-        print("suggested gamma (coverage \(coverage)): \(gamma)")
+        print("suggested gamma (\(reference), coverage \(coverage)): \(gamma)")
         if let csv { try AtomicFile.write(to: csv) { try $0.write(stats.csv()) } }
-        if let json { try AtomicFile.write(to: json) { try $0.write(stats.json(reference: "endpoint")) } }
+        if let json { try AtomicFile.write(to: json) { try $0.write(stats.json(reference: String(reference.map { $0 == "-" ? "_" : $0 }))) } }
     }
 }

@@ -62,6 +62,7 @@ struct PostTrainCommand: ParsableCommand {
         guard dim * y.count == x.count else {
             throw ValidationError("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
         }
+        let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
         print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images  [\(clock)]")
@@ -139,7 +140,7 @@ struct PostTrainCommand: ParsableCommand {
     }
 
     func loadBase() throws -> (NativeModel, TransportConfig) {
-        let loaded = try loadNative(base, ema: true, threads: threads)
+        let loaded = try loadNative(repositoryPath(base), ema: true, threads: threads)
         return (loaded.model, loaded.transport)
     }
 

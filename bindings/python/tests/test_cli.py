@@ -164,6 +164,51 @@ def test_posttrain_refuses_to_resume_another_configuration(tmp_path):
     assert "mixflow.mixflow is a run with gamma 0.1" in r.stderr and "use another --out" in r.stderr
 
 
+def _value(stdout, prefix):
+    line = next(l for l in stdout.splitlines() if l.startswith(prefix))
+    return float(line.split(": ")[-1].split()[0])
+
+
+def test_eval_matches_an_independent_computation_on_the_same_samples(tmp_path):
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eval_reference import forward_numpy, frechet_sqrtm, kid_numpy, load_net, stats
+    common = ["--checkpoint", ROOT / "models" / "fmnist-base" / "base.onnx", "--n", "200", "--method", "euler",
+              "--steps", "4", "--seed", "3"]
+    r = subprocess.run([CLI, "eval", *common, "--kid-subsets", "4", "--kid-subset-size", "50"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    fd, kid, acc = (_value(r.stdout, p) for p in ("FD (", "KID x 1e3", "class accuracy"))
+    # The same samples and labels, written by `sample`, scored by numpy/scipy from the formulas.
+    s = subprocess.run([CLI, "sample", *common, "--latents", tmp_path / "x.npy", "--save-labels", tmp_path / "y.npy"],
+                       capture_output=True, text=True)
+    assert s.returncode == 0, s.stderr
+    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+    images = mixflow.to_uint8(x).astype(np.float32).reshape(200, -1) / 127.5 - 1      # the uint8 round trip
+    feats, logits = forward_numpy(load_net(ROOT / "share" / "featnet" / "fmnist-cnn.mxfnet"), images)
+    ref_mean, ref_cov, _ = mixflow.load_reference_stats()
+    assert fd == pytest.approx(frechet_sqrtm(*stats(feats), ref_mean, ref_cov), rel=1e-3)
+    assert acc == pytest.approx(np.mean(logits.argmax(1) == y), abs=1e-4)
+    real = mixflow.FeatureNet().features(mixflow.fashion_mnist("test")[0].reshape(10000, -1)).astype(np.float64)
+    rms = np.sqrt(np.mean(real ** 2))
+    assert kid == pytest.approx(1e3 * kid_numpy(feats / rms, real / rms, 4, 50, 3)[0], rel=1e-3, abs=2e-3)
+
+
+def test_slowflow_reference_option(tmp_path):
+    base = ROOT / "models" / "fmnist-base" / "base.onnx"
+    common = [CLI, "slowflow", "--checkpoint", base, "--n", "16", "--steps", "5", "--method", "euler"]
+    rows = {}
+    for ref in ("endpoint", "nearest-data", "noise-level"):
+        r = subprocess.run(common + ["--reference", ref, "--data-points", "500", "--csv", tmp_path / f"{ref}.csv"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert f"suggested gamma ({ref}, coverage 0.95)" in r.stdout
+        rows[ref] = np.loadtxt(tmp_path / f"{ref}.csv", delimiter=",", skiprows=1)
+    # Same trajectory, different ground truths: the endpoint definition ends exactly on time, nearest-data does not.
+    assert rows["endpoint"][-1, 4] == pytest.approx(1.0) and rows["nearest-data"][-1, 4] < 0.99
+    bad = subprocess.run(common + ["--reference", "nearest"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--reference must be endpoint, nearest-data or noise-level" in bad.stderr
+
+
 # ---- RAE sampling of a DiT^DH: RAE grid, equal labels, autoguidance, depth-to-space, converted checkpoints ----
 
 @pytest.fixture(scope="module")
