@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MixflowEval
 
 /// Wall-clock time since creation, printed as "1m23s".
 struct Stopwatch: CustomStringConvertible {
@@ -90,4 +91,12 @@ func repositoryPath(_ path: String) -> String {
     }
     for root in roots where access("\(root)/\(path)", F_OK) == 0 { return "\(root)/\(path)" }
     return path
+}
+
+/// The images of an IDX file as float32 in [-1, 1] (x / 127.5 - 1), in file order.
+func readImages(_ path: String) throws -> [Float] {
+    let file = try IDXArray(path: path)
+    var x = [Float](repeating: 0, count: file.count)
+    try x.withUnsafeMutableBufferPointer { try file.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
+    return x
 }

@@ -27,55 +27,38 @@ struct EvalCommand: ParsableCommand {
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
-        let testImages = try IDXArray(path: "\(data)/t10k-images-idx3-ubyte.gz")
-        guard testImages.count % net.inputDim == 0 else {
+        let real = try readImages("\(data)/t10k-images-idx3-ubyte.gz")
+        guard real.count % net.inputDim == 0 else {
             throw ValidationError("\(data)/t10k-images-idx3-ubyte.gz does not hold \(net.inputDim)-pixel images")
         }
         let subsetSize = kidSubsetSize == 0 ? min(options.n, 1000) : kidSubsetSize
         guard kidSubsets >= 1, subsetSize >= 2, subsetSize <= options.n else {
             throw ValidationError("--kid-subsets must be >= 1 and --kid-subset-size in [2, --n], got \(kidSubsets) and \(subsetSize)")
         }
+        let evaluation = try Evaluation(net: net, reference: reference, samples: options.n, seed: options.seed, threads: options.threads)
         let r = try options.run(trajectory: false)
         let n = options.n, d = net.featureDim
         guard r.model.sampleDim == net.inputDim else {
             throw ValidationError("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")
         }
-        // Quantise as a saved image would be, then scale back as the feature net expects.
-        let images = r.x.map { Float(ImageQuantization.byte($0, r.config.convention)) / 127.5 - 1 }
-        let features = featuresOf(images, count: n, net: net)
-        var real = [Float](repeating: 0, count: testImages.count)
-        try real.withUnsafeMutableBufferPointer { try testImages.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
-        let realCount = testImages.count / net.inputDim
-        let realFeatures = featuresOf(real, count: realCount, net: net)
-
-        let stats = features.withUnsafeBufferPointer { FeatureStats(features: $0.baseAddress!, count: n, dim: d) }
-        let fd = try FrechetDistance.distance(stats, reference)
+        let scored = try evaluation.score(r.x, convention: r.config.convention, labels: r.labels)
+        let realCount = real.count / net.inputDim
+        let realFeatures = net.features(of: real, count: realCount)
         // KID's cubic kernel (x·y/d + 1)^3 is not scale-free: both sets are divided by the test features' RMS
         // value, so that x·y/d is O(1) as for Inception features.
         var sumSquares = 0.0
         for v in realFeatures { sumSquares += Double(v) * Double(v) }
         let scale = Float(1 / (sumSquares / Double(max(1, realFeatures.count))).squareRoot())
-        let normalised = features.map { $0 * scale }, realNormalised = realFeatures.map { $0 * scale }
+        let normalised = scored.features.map { $0 * scale }, realNormalised = realFeatures.map { $0 * scale }
         let kid = normalised.withUnsafeBufferPointer { a in
             realNormalised.withUnsafeBufferPointer { b in
                 KID.compute(a: a.baseAddress!, countA: n, b: b.baseAddress!, countB: realCount, dim: d,
                             numSubsets: kidSubsets, subsetSize: subsetSize, seed: options.seed)
             }
         }
-        let accuracy = images.withUnsafeBufferPointer { x in
-            r.labels.withUnsafeBufferPointer { net.accuracy(images: x.baseAddress!, labels: $0.baseAddress!, count: n) }
-        }
         print("model: \(options.checkpoint) (\(r.loaded.arch), \(r.model.parameterCount) parameters); \(n) samples, \(r.config.method), \(r.times.count) grid points, \(r.nfe) NFE, seed \(options.seed)")
-        print("FD (Fashion-MNIST classifier features) vs the 10k test set: \(fixed(fd, 3))")
+        print("FD (Fashion-MNIST classifier features) vs the 10k test set: \(fixed(scored.fd, 3))")
         print("KID x 1e3 (same features / test RMS \(fixed(Double(1 / scale), 3)), \(kidSubsets) subsets of \(subsetSize)): \(fixed(kid.mean * 1e3, 3)) +- \(fixed(kid.standardError * 1e3, 3))")
-        print("class accuracy of the samples: \(fixed(accuracy, 4))")
-    }
-
-    func featuresOf(_ images: [Float], count: Int, net: FeatureNet) -> [Float] {
-        var out = [Float](repeating: 0, count: count * net.featureDim)
-        images.withUnsafeBufferPointer { x in
-            out.withUnsafeMutableBufferPointer { net.forward(images: x.baseAddress!, count: count, features: $0.baseAddress!, logits: nil) }
-        }
-        return out
+        print("class accuracy of the samples: \(fixed(scored.accuracy, 4))")
     }
 }

@@ -19,20 +19,50 @@ struct Evaluation {
     }
 
     func evaluate(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int) throws -> (fd: Double, accuracy: Double) {
-        var x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints,
+        let x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints,
                                  count: samples, seed: seed, threads: threads)
-        // Quantise as a saved image would be (SiT's rule), then scale back as the feature net expects.
-        for i in x.indices { x[i] = Float(ImageQuantization.byte(x[i], transport.convention)) / 127.5 - 1 }
-        let d = net.featureDim
-        var features = [Float](repeating: 0, count: samples * d)
-        x.withUnsafeBufferPointer { xb in
-            features.withUnsafeMutableBufferPointer { net.forward(images: xb.baseAddress!, count: samples, features: $0.baseAddress!, logits: nil) }
-        }
-        let stats = features.withUnsafeBufferPointer { FeatureStats(features: $0.baseAddress!, count: samples, dim: d) }
-        let fd = try FrechetDistance.distance(stats, reference)
         let labels = try LabelSampling.cycle.labels(count: samples, numClasses: max(1, model.numClasses), seed: seed)
-        let accuracy = x.withUnsafeBufferPointer { xb in labels.withUnsafeBufferPointer { net.accuracy(images: xb.baseAddress!, labels: $0.baseAddress!, count: samples) } }
-        return (fd, accuracy)
+        let s = try score(x, convention: transport.convention, labels: labels)
+        return (s.fd, s.accuracy)
+    }
+
+    /// FD against the reference, class accuracy and the features of `samples` generated images (raw model
+    /// output, one per label). They are first quantised as a saved image would be (the convention's uint8
+    /// rule) and scaled back to [-1, 1] as the feature net expects.
+    func score(_ x: [Float], convention: TimeConvention, labels: [Int32]) throws -> (fd: Double, accuracy: Double, features: [Float]) {
+        guard x.count == samples * net.inputDim, labels.count == samples else {
+            throw ValidationError("the feature net scores \(samples) images of \(net.inputDim) values; got \(x.count) values and \(labels.count) labels")
+        }
+        let images = x.map { Float(ImageQuantization.byte($0, convention)) / 127.5 - 1 }
+        let features = net.features(of: images, count: samples)
+        let stats = features.withUnsafeBufferPointer { FeatureStats(features: $0.baseAddress!, count: samples, dim: net.featureDim) }
+        let fd = try FrechetDistance.distance(stats, reference)
+        let accuracy = images.withUnsafeBufferPointer { xb in
+            labels.withUnsafeBufferPointer { net.accuracy(images: xb.baseAddress!, labels: $0.baseAddress!, count: samples) }
+        }
+        return (fd, accuracy, features)
+    }
+}
+
+extension FeatureNet {
+    /// The features of `count` images [count, inputDim] in [-1, 1].
+    func features(of images: [Float], count: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: count * featureDim)
+        images.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { forward(images: x.baseAddress!, count: count, features: $0.baseAddress!, logits: nil) }
+        }
+        return out
+    }
+}
+
+extension SlowFlowReference {
+    /// The name on the command line and in output file names.
+    var cliName: String {
+        switch self {
+        case .endpoint: return "endpoint"
+        case .nearestData: return "nearest-data"
+        case .noiseLevel: return "noise-level"
+        }
     }
 }
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import MixflowCore
 import MixflowMethod
 import MixflowModels
-import MixflowEval
 import MixflowIO
 
 @main
@@ -107,18 +106,12 @@ struct SlowFlowCommand: ParsableCommand {
     @Option(help: "JSON file for the per-time statistics.") var json: String?
 
     func run() throws {
-        let kinds: [String: SlowFlowReference] = ["endpoint": .endpoint, "nearest-data": .nearestData, "noise-level": .noiseLevel]
-        guard let kind = kinds[reference] else {
+        guard let kind = SlowFlowReference.allCases.first(where: { $0.cliName == reference }) else {
             throw ValidationError("--reference must be endpoint, nearest-data or noise-level, got \(reference)")
         }
         guard dataPoints >= 1 else { throw ValidationError("--data-points must be >= 1, got \(dataPoints)") }
-        var data: [Float] = []
+        let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
-        if kind != .endpoint {
-            let images = try IDXArray(path: "\(self.data)/train-images-idx3-ubyte.gz")
-            data = [Float](repeating: 0, count: images.count)
-            try data.withUnsafeMutableBufferPointer { try images.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
-        }
         let r = try options.run(trajectory: true)
         let dim = r.model.sampleDim
         if kind != .endpoint {

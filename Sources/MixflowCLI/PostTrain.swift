@@ -51,11 +51,9 @@ struct PostTrainCommand: ParsableCommand {
         mkdir(out, 0o755)
         let clock = Stopwatch()
         // Data, base model, evaluation tools.
-        let images = try IDXArray(path: "\(data)/train-images-idx3-ubyte.gz")
+        let x = try readImages("\(data)/train-images-idx3-ubyte.gz")
         let labelsFile = try IDXArray(path: "\(data)/train-labels-idx1-ubyte.gz")
-        var x = [Float](repeating: 0, count: images.count)
         var y = [Int32](repeating: 0, count: labelsFile.count)
-        try x.withUnsafeMutableBufferPointer { try images.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
         try y.withUnsafeMutableBufferPointer { try labelsFile.readInt32(into: $0.baseAddress!) }
         let (baseModel, baseTransport) = try loadBase()
         let dim = baseModel.sampleDim
@@ -71,7 +69,8 @@ struct PostTrainCommand: ParsableCommand {
         let g: Double
         if gamma == "auto" {
             let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
-            for (reference, name) in [(SlowFlowReference.endpoint, "endpoint"), (.nearestData, "nearest-data"), (.noiseLevel, "noise-level")] {
+            for reference in SlowFlowReference.allCases {
+                let name = reference.cliName
                 try AtomicFile.write(to: "\(out)/slowflow-\(name).csv") { try $0.write(sf.statistics[reference]!.csv()) }
                 print("suggest_gamma (\(name) Slow Flow of the base, 95 % coverage): \(fixed(sf.gammas[reference]!, 3))\(reference == SlowFlowRun.chosen ? "  <- used" : "")")
             }

@@ -89,7 +89,8 @@ def write_idx(path, array):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
+def tiny_posttrain_setup(tmp_path):
+    """A tiny SiT checkpoint after one step, 64 random IDX images; returns the posttrain command without --steps."""
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
     data.mkdir()
@@ -100,10 +101,14 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
     tr = mixflow.Trainer(m, mixflow.Transport(gamma=0.0, time_dist="uniform"), lr=1e-3, ema=0.5)
     tr.step(rng.standard_normal((4, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 4))
     tr.save(tmp_path / "base.mixflow")
+    return [CLI, "posttrain", "--base", tmp_path / "base.mixflow", "--data", data, "--featnet", ROOT / "share" / "featnet",
+            "--out", tmp_path / "out", "--batch", "4", "--eval-samples", "12", "--eval-steps", "3", "--eval-methods", "euler"]
+
+
+def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
+    args = tiny_posttrain_setup(tmp_path) + ["--steps", "3"]
     out = tmp_path / "out"
-    args = [CLI, "posttrain", "--base", tmp_path / "base.mixflow", "--data", data, "--featnet", ROOT / "share" / "featnet",
-            "--out", out, "--steps", "3", "--batch", "4", "--eval-samples", "12", "--eval-steps", "3",
-            "--eval-methods", "euler"]
+    num_params = mixflow.Trainer.resume(tmp_path / "base.mixflow").ema_model().num_params
     r = subprocess.run(args, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     table = r.stdout.split("lower is better.")[1].split("\nwrote")[0]
@@ -116,23 +121,10 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
               "slowflow-nearest-data.csv", "slowflow-noise-level.csv", "standard.mixflow", "mixflow.mixflow"):
         assert (out / f).exists(), f
     # The post-trained ONNX is a runnable model: it loads natively.
-    assert mixflow.Model.from_onnx(out / "mixflow.onnx").num_params == m.num_params
+    assert mixflow.Model.from_onnx(out / "mixflow.onnx").num_params == num_params
     # Rerunning resumes from the checkpoints (no further steps) and reproduces the table.
     r2 = subprocess.run(args, capture_output=True, text=True)
     assert r2.returncode == 0 and r2.stdout.split("lower is better.")[1].split("\nwrote")[0] == table
-
-
-def tiny_posttrain_setup(tmp_path):
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"
-    data.mkdir()
-    write_idx(data / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (64, 28, 28)))
-    write_idx(data / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64))
-    m = mixflow.Model.create(None, depth=1, hidden=32, heads=2, patch=7, input_size=28, in_channels=1,
-                             num_classes=10, learn_sigma=False)
-    mixflow.Trainer(m, mixflow.Transport(gamma=0.0, time_dist="uniform"), lr=1e-3, ema=0.5).save(tmp_path / "base.mixflow")
-    return [CLI, "posttrain", "--base", tmp_path / "base.mixflow", "--data", data, "--featnet", ROOT / "share" / "featnet",
-            "--out", tmp_path / "out", "--batch", "4", "--eval-samples", "12", "--eval-steps", "3", "--eval-methods", "euler"]
 
 
 def test_posttrain_ctrl_c_saves_and_a_rerun_resumes(tmp_path):
