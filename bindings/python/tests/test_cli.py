@@ -185,6 +185,15 @@ def test_eval_matches_an_independent_computation_on_the_same_samples(tmp_path):
     assert kid == pytest.approx(1e3 * kid_numpy(feats / rms, real / rms, 4, 50, 3)[0], rel=1e-3, abs=2e-3)
 
 
+def test_eval_rejects_bad_input():
+    base = ROOT / "models" / "fmnist-base" / "base.onnx"
+    for extra, message in ((["--kid-subset-size", "1"], "--kid-subset-size in [2, --n]"),
+                           (["--kid-subsets", "0"], "--kid-subsets must be >= 1"),
+                           (["--data", "/nonexistent"], "/nonexistent/t10k-images-idx3-ubyte.gz")):
+        r = subprocess.run([CLI, "eval", "--checkpoint", base, "--n", "8", "--steps", "3", *extra], capture_output=True, text=True)
+        assert r.returncode != 0 and message in r.stderr, (extra, r.stderr)
+
+
 def test_slowflow_reference_option(tmp_path):
     base = ROOT / "models" / "fmnist-base" / "base.onnx"
     common = [CLI, "slowflow", "--checkpoint", base, "--n", "16", "--steps", "5", "--method", "euler"]
