@@ -12,6 +12,13 @@ let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xcc",
 #else
 let avx2Flags: [SwiftSetting] = kernelFlags
 #endif
+// The C model kernels: -ffp-contract=off makes their portable, AVX2 and AVX-512 builds bit-identical (no
+// multiply-add is ever fused); 512-bit vectors are used where the build allows them.
+#if arch(x86_64)
+let modelKernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno", "-mprefer-vector-width=512"])]
+#else
+let modelKernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]
+#endif
 
 let package = Package(
     name: "mixflow",
@@ -37,8 +44,11 @@ let package = Package(
         .target(name: "MixflowCoreAVX2", dependencies: ["MixflowCore"], swiftSettings: avx2Flags),
         // The method: paths, time conventions and distributions, the MixFlow transport.
         .target(name: "MixflowMethod", dependencies: ["MixflowCore", "MixflowCoreAVX2", "CBLAS"]),
+        // The models' element-wise and row-wise kernels (GELU, SiLU/SwiGLU, softmax, LayerNorm/RMSNorm + adaLN,
+        // AdamW, EMA) in C, one source built for portable, AVX2 and AVX-512 and chosen at run time.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: modelKernelFlags),
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
-        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
+        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod", "CKernels"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
         // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (TOOLCHAIN §4).
         .target(
@@ -66,7 +76,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod", "MixflowCoreAVX2"]),
-        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore"]),
+        .testTarget(name: "MixflowModelsTests", dependencies: ["MixflowModels", "MixflowCore", "CKernels"]),
         .testTarget(name: "MixflowIOTests", dependencies: ["MixflowIO", "OnnxShim", "MixflowModels"]),
         .testTarget(name: "MixflowCAPITests", dependencies: ["Mixflow", "CMixflow"]),
         .testTarget(name: "MixflowEvalTests", dependencies: ["MixflowEval", "MixflowCore"]),

@@ -1,3 +1,4 @@
+internal import CKernels
 import MixflowCore
 
 // MARK: - Multi-head self-attention on a fused qkv (timm Attention, no q/k norm, no dropout)
@@ -51,14 +52,7 @@ public func attentionBackward(
                    beta: 1, c: dv, ldc: 3 * d)
         BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: hd, a: dO, lda: d, b: v, ldb: 3 * d,
                    beta: 0, c: dp, ldc: t)
-        for r in 0..<t {
-            let pr = p + r * t, dr = dp + r * t
-            let c = dot(pr, dr, t)
-            var j = 0
-            let cv = SIMD8<Float>(repeating: c)
-            while j + 8 <= t { dr.store8(pr.simd8(j) * (dr.simd8(j) - cv), j); j += 8 }
-            while j < t { dr[j] = pr[j] * (dr[j] - c); j += 1 }
-        }
+        mfx_softmax_backward_rows(kernelISA, dp, p, t, t)
         BLAS.sgemm(transA: false, transB: false, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: k,
                    ldb: 3 * d, beta: 1, c: dq, ldc: 3 * d)
         BLAS.sgemm(transA: true, transB: false, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q,
@@ -71,29 +65,5 @@ func scores(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: Unsafe
             ld: Int, scale: Float) {
     BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: hd, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
                beta: 0, c: p, ldc: t)
-    for r in 0..<t { softmaxRow(p + r * t, t) }
-}
-
-/// In-place softmax of n floats (max-subtracted; SIMD exp; sums in a fixed order).
-@inlinable
-func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-    var mx = -Float.infinity
-    var i = 0
-    var mv = SIMD8<Float>(repeating: -.infinity)
-    while i + 8 <= n { mv = SIMDMath.maximum(mv, x.simd8(i)); i += 8 }
-    mx = mv.max()
-    while i < n { mx = Swift.max(mx, x[i]); i += 1 }
-    let m8 = SIMD8<Float>(repeating: mx)
-    var acc = SIMD8<Float>()
-    i = 0
-    while i + 8 <= n { let e = SIMDMath.exp(x.simd8(i) - m8); x.store8(e, i); acc += e; i += 8 }
-    var s = acc.sum()
-    while i < n {
-        var v = SIMD8<Float>(repeating: 0); v[0] = x[i] - mx
-        let e = SIMDMath.exp(v)[0]; x[i] = e; s += e; i += 1
-    }
-    let inv = SIMD8<Float>(repeating: 1 / s)
-    i = 0
-    while i + 8 <= n { x.store8(x.simd8(i) * inv, i); i += 8 }
-    while i < n { x[i] *= inv[0]; i += 1 }
+    mfx_softmax_rows(kernelISA, p, t, t)
 }

@@ -1,3 +1,4 @@
+internal import CKernels
 import MixflowCore
 
 // MARK: - LayerNorm without affine parameters, then adaLN modulation
@@ -13,6 +14,11 @@ public struct Modulation {
     public init(mod: UnsafePointer<Float>, stride: Int, shift: Int, scale: Int) {
         self.mod = mod; self.stride = stride; self.shift = shift; self.scale = scale
     }
+
+    /// The C kernels' form, with `tokens` token rows per modulation row.
+    func c(tokens: Int) -> mfx_modulation {
+        mfx_modulation(mod: mod, stride: stride, shift: shift, scale: scale, tokens: tokens)
+    }
 }
 
 public let layerNormEps: Float = 1e-6
@@ -22,30 +28,10 @@ public func layerNormModulateForward(
     out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
     x: UnsafePointer<Float>, modulation m: Modulation, b: Int, t: Int, d: Int, threads: Int
 ) {
-    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
-        for row in rows {
-            let xr = x + row * d, or = out + row * d
-            let sample = row / t
-            let shift = m.mod + sample * m.stride + m.shift, scale = m.mod + sample * m.stride + m.scale
-            // Two passes (mean, then centred second moment): no cancellation for large |mean|.
-            let mu = sum(xr, d) / Float(d)
-            var acc = SIMD8<Float>()
-            var i = 0
-            let muv = SIMD8<Float>(repeating: mu)
-            while i + 8 <= d { let c = xr.simd8(i) - muv; acc += c * c; i += 8 }
-            var v = acc.sum()
-            while i < d { let c = xr[i] - mu; v += c * c; i += 1 }
-            let rs = 1 / (v / Float(d) + layerNormEps).squareRoot()
-            mean[row] = mu
-            rstd[row] = rs
-            let rsv = SIMD8<Float>(repeating: rs)
-            i = 0
-            while i + 8 <= d {
-                let n = (xr.simd8(i) - muv) * rsv
-                or.store8(n * (1 + scale.simd8(i)) + shift.simd8(i), i)
-                i += 8
-            }
-            while i < d { or[i] = (xr[i] - mu) * rs * (1 + scale[i]) + shift[i]; i += 1 }
+    withUnsafePointer(to: m.c(tokens: t)) { cm in
+        parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
+            mfx_layernorm_modulate_forward(kernelISA, out, mean, rstd, x, cm, layerNormEps, rows.lowerBound,
+                                           rows.upperBound, d)
         }
     }
 }
@@ -59,37 +45,9 @@ public func layerNormModulateBackward(
     dout: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
     modulation m: Modulation, b: Int, t: Int, d: Int, threads: Int
 ) {
-    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
-        let dn = UnsafeMutablePointer<Float>.allocate(capacity: d)
-        defer { dn.deallocate() }
-        for row in rows {
-            let xr = x + row * d, gr = dout + row * d, dxr = dx + row * d
-            let scale = m.mod + (row / t) * m.stride + m.scale
-            let mu = mean[row], rs = rstd[row]
-            var sDn: Float = 0, sDnN: Float = 0
-            var a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= d {
-                let g = gr.simd8(i) * (1 + scale.simd8(i))
-                dn.store8(g, i)
-                a1 += g
-                a2 += g * (xr.simd8(i) - mu) * rs
-                i += 8
-            }
-            sDn = a1.sum(); sDnN = a2.sum()
-            while i < d {
-                let g = gr[i] * (1 + scale[i]); dn[i] = g
-                sDn += g; sDnN += g * (xr[i] - mu) * rs
-                i += 1
-            }
-            let mDn = sDn / Float(d), mDnN = sDnN / Float(d)
-            i = 0
-            while i + 8 <= d {
-                let n = (xr.simd8(i) - mu) * rs
-                dxr.store8(dxr.simd8(i) + rs * (dn.simd8(i) - mDn - n * mDnN), i)
-                i += 8
-            }
-            while i < d { let n = (xr[i] - mu) * rs; dxr[i] += rs * (dn[i] - mDn - n * mDnN); i += 1 }
+    withUnsafePointer(to: m.c(tokens: t)) { cm in
+        parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
+            mfx_layernorm_modulate_backward(kernelISA, dx, dout, x, mean, rstd, cm, rows.lowerBound, rows.upperBound, d)
         }
     }
     let block = 64, blocks = (d + block - 1) / block

@@ -1,3 +1,4 @@
+internal import CKernels
 import MixflowCore
 
 // MARK: - RMSNorm with a learnable weight, then adaLN modulation (DiT^DH, SPEC §6.3)
@@ -12,21 +13,10 @@ public func rmsNormModulateForward(
     out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, modulation m: Modulation, b: Int, t: Int, d: Int, threads: Int
 ) {
-    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
-        for row in rows {
-            let xr = x + row * d, or = out + row * d
-            let base = m.mod + (row / t) * m.stride
-            let shift = base + m.shift, scale = base + m.scale
-            let r = 1 / (dot(xr, xr, d) / Float(d) + rmsNormEps).squareRoot()
-            rstd[row] = r
-            let rv = SIMD8<Float>(repeating: r)
-            var i = 0
-            while i + 8 <= d {
-                let y = xr.simd8(i) * rv * weight.simd8(i)
-                or.store8(y * (1 + scale.simd8(i)) + shift.simd8(i), i)
-                i += 8
-            }
-            while i < d { or[i] = xr[i] * r * weight[i] * (1 + scale[i]) + shift[i]; i += 1 }
+    withUnsafePointer(to: m.c(tokens: t)) { cm in
+        parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
+            mfx_rmsnorm_modulate_forward(kernelISA, out, rstd, x, weight, cm, rmsNormEps, rows.lowerBound,
+                                         rows.upperBound, d)
         }
     }
 }
@@ -42,34 +32,9 @@ public func rmsNormModulateBackward(
     dout: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
     modulation m: Modulation, b: Int, t: Int, d: Int, threads: Int
 ) {
-    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
-        for row in rows {
-            let xr = x + row * d, gr = dout + row * d, dxr = dx + row * d
-            let scale = m.mod + (row / t) * m.stride + m.scale
-            let r = rstd[row]
-            let rv = SIMD8<Float>(repeating: r)
-            // c = mean(dn ⊙ n) with dn = g ⊙ (1 + scale) ⊙ w.
-            var acc = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= d {
-                acc += gr.simd8(i) * (1 + scale.simd8(i)) * weight.simd8(i) * xr.simd8(i) * rv
-                i += 8
-            }
-            var s = acc.sum()
-            while i < d { s += gr[i] * (1 + scale[i]) * weight[i] * xr[i] * r; i += 1 }
-            let c = SIMD8<Float>(repeating: s / Float(d)), cs = s / Float(d)
-            i = 0
-            while i + 8 <= d {
-                let n = xr.simd8(i) * rv
-                let dn = gr.simd8(i) * (1 + scale.simd8(i)) * weight.simd8(i)
-                dxr.store8(dxr.simd8(i) + rv * (dn - n * c), i)
-                i += 8
-            }
-            while i < d {
-                let n = xr[i] * r, dn = gr[i] * (1 + scale[i]) * weight[i]
-                dxr[i] += r * (dn - n * cs)
-                i += 1
-            }
+    withUnsafePointer(to: m.c(tokens: t)) { cm in
+        parallelFor(b * t, threads: threads, grain: max(1, elementGrain / (4 * d))) { rows in
+            mfx_rmsnorm_modulate_backward(kernelISA, dx, dout, x, weight, rstd, cm, rows.lowerBound, rows.upperBound, d)
         }
     }
     let block = 64, blocks = (d + block - 1) / block

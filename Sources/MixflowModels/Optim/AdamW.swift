@@ -1,3 +1,4 @@
+internal import CKernels
 import MixflowCore
 #if canImport(Glibc)
 import Glibc
@@ -69,18 +70,9 @@ public final class AdamW {
                 let mp = mb.baseAddress!, vp = vb.baseAddress!
                 for range in trainable {
                     Parallel.forRanges(range.count, threads: Parallel.threads(threads), grain: 1 << 15) { sub in
-                        let lo = range.lowerBound + sub.lowerBound, hi = range.lowerBound + sub.upperBound
-                        for i in lo..<hi {
-                            let g = grads[i]
-                            var p = params[i]
-                            if decay != 1 { p *= decay }
-                            let mi = b1 * mp[i] + (1 - b1) * g
-                            let vi = b2 * vp[i] + (1 - b2) * g * g
-                            mp[i] = mi
-                            vp[i] = vi
-                            let denom = vi.squareRoot() / bias2Sqrt + eps
-                            params[i] = p - stepSize * (mi / denom)
-                        }
+                        let lo = range.lowerBound + sub.lowerBound
+                        mfx_adamw(kernelISA, params + lo, grads + lo, mp + lo, vp + lo, sub.count, decay, b1, b2,
+                                  stepSize, bias2Sqrt, eps)
                     }
                 }
             }

@@ -1,3 +1,4 @@
+internal import CKernels
 import MixflowCore
 
 /// Exponential moving average of weights, as SiT and RAE keep it: after every optimiser step
@@ -8,7 +9,7 @@ public enum EMA {
                               decay: Double, threads: Int = 0) {
         let d = Float(decay), w = Float(1 - decay)
         Parallel.forRanges(count, threads: Parallel.threads(threads), grain: 1 << 16) { r in
-            for i in r { ema[i] = d * ema[i] + w * params[i] }
+            mfx_ema(kernelISA, ema + r.lowerBound, params + r.lowerBound, r.count, d, w)
         }
     }
 }

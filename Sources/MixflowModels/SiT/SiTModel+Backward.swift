@@ -68,12 +68,12 @@ extension SiTModel {
         zero(a.gA, btd)
         gatedResidualBackward(dy: a.gA, dmod: a.gMod, dout: a.gB, y: a.fc2[l], mod: mod, stride: 6 * d, gate: 5 * d,
                               b: b, t: tk, d: d, threads: th)
-        geluForward(out: a.hiddenAct, inp: a.fc1[l], count: bt * m, threads: th)
+        // GELU(fc1) is recomputed, with its slope in gHidden2 (one tanh per element for both).
+        geluForwardSlope(act: a.hiddenAct, slope: a.gHidden2, inp: a.fc1[l], count: bt * m, threads: th)
         zero(a.gHidden1, bt * m)
         linearBackward(dinp: a.gHidden1, dweight: g(T.fc2W), dbias: g(T.fc2B), dout: a.gA, inp: a.hiddenAct,
                        weight: w(T.fc2W), n: bt, c: m, oc: d, threads: th)
-        zero(a.gHidden2, bt * m)
-        geluBackward(dinp: a.gHidden2, dout: a.gHidden1, inp: a.fc1[l], count: bt * m, threads: th)
+        multiply(a.gHidden2, by: a.gHidden1, count: bt * m, threads: th)
         layerNormModulateForward(out: a.modulated, mean: a.mean2[l], rstd: a.rstd2[l], x: a.mids[l], modulation: mlp,
                                  b: b, t: tk, d: d, threads: th)
         zero(a.gC, btd)

@@ -1,0 +1,87 @@
+/* libmixflow's element-wise and row-wise model kernels (private: mfx_* symbols are not exported, see mixflow.map).
+ *
+ * Every kernel exists in three builds of ONE source (kernels_body.h): portable (the compiler's baseline: SSE2 on
+ * x86-64, NEON on aarch64), AVX2 and AVX-512, chosen per call by `isa`. All three compute the same float32
+ * operations in the same order on 16-lane vectors (the AVX2 build runs each as two 8-lane halves, the portable
+ * build as four 4-lane quarters), reductions included, and nothing is contracted into an FMA
+ * (-ffp-contract=off, Package.swift). The three builds therefore give the same bits; only the speed differs.
+ *
+ * Layout: row-major float32; a "row" is the last dimension. Sizes are non-negative and already validated by the
+ * caller. "+=" marks outputs that are accumulated into, everything else is overwritten. */
+#ifndef MIXFLOW_KERNELS_H
+#define MIXFLOW_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The instruction-set builds, lowest first. */
+enum {
+    MFX_ISA_PORTABLE = 0, /* baseline target of the compiler */
+    MFX_ISA_AVX2 = 1,     /* AVX2 (x86-64 only) */
+    MFX_ISA_AVX512 = 2,   /* AVX-512 F/BW/DQ/VL (x86-64 only) */
+};
+
+/* 1 when this CPU and its operating system can run the `isa` build (CPUID and the saved register state). */
+int mfx_kernels_supported(int isa);
+
+/* Where the adaLN shift and scale of a token row live: row `row / tokens` of `mod` (row stride `stride`), at
+ * column offsets `shift` and `scale`. */
+typedef struct mfx_modulation {
+    const float *mod;
+    ptrdiff_t stride, shift, scale, tokens;
+} mfx_modulation;
+
+/* GELU, tanh approximation: g(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), tanh(u) = 1 − 2/(e^{2u} + 1). */
+void mfx_gelu_forward(int isa, float *out, const float *x, ptrdiff_t n);
+/* act = g(x), slope = g'(x) (for backward: one tanh per element instead of two). */
+void mfx_gelu_forward_slope(int isa, float *act, float *slope, const float *x, ptrdiff_t n);
+/* dx += g'(x)·dout. */
+void mfx_gelu_backward(int isa, float *dx, const float *dout, const float *x, ptrdiff_t n);
+
+/* SiLU s(x) = x·σ(x), σ(x) = 1/(1 + e^{−x}); backward dx += dout·σ(x)·(1 + x·(1 − σ(x))). */
+void mfx_silu_forward(int isa, float *out, const float *x, ptrdiff_t n);
+void mfx_silu_backward(int isa, float *dx, const float *dout, const float *x, ptrdiff_t n);
+/* SwiGLU over `rows` rows of [a (h) | b (h)]: out[r] = s(a)·b ([rows, h]); backward da += dout·b·s'(a),
+ * db += dout·s(a) into dinp ([rows, 2h]). */
+void mfx_swiglu_forward(int isa, float *out, const float *inp, ptrdiff_t rows, ptrdiff_t h);
+void mfx_swiglu_backward(int isa, float *dinp, const float *dout, const float *inp, ptrdiff_t rows, ptrdiff_t h);
+
+/* y = y ⊙ x over n floats. */
+void mfx_multiply(int isa, float *y, const float *x, ptrdiff_t n);
+
+/* In-place softmax of each of `rows` rows of n floats (max subtracted). */
+void mfx_softmax_rows(int isa, float *p, ptrdiff_t rows, ptrdiff_t n);
+/* Softmax backward in place: dp = p ⊙ (dp − Σ_j p_j·dp_j), row by row. */
+void mfx_softmax_backward_rows(int isa, float *dp, const float *p, ptrdiff_t rows, ptrdiff_t n);
+
+/* LayerNorm (no affine, biased variance, two passes) then adaLN modulation, token rows [row0, row1) of width d:
+ * out = (x − mean)·rstd·(1 + scale) + shift; mean and rstd ([rows]) are saved for backward. */
+void mfx_layernorm_modulate_forward(int isa, float *out, float *mean, float *rstd, const float *x,
+                                    const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d);
+/* dx += rstd·(dn − mean(dn) − n·mean(dn ⊙ n)), dn = dout·(1 + scale), n = (x − mean)·rstd. */
+void mfx_layernorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *mean,
+                                     const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
+                                     ptrdiff_t d);
+
+/* RMSNorm with weight w then adaLN modulation: out = x·r·w·(1 + scale) + shift, r = 1/√(mean(x²) + eps) (saved). */
+void mfx_rmsnorm_modulate_forward(int isa, float *out, float *rstd, const float *x, const float *w,
+                                  const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d);
+/* dx += r·(dn − n·mean(dn ⊙ n)), dn = dout·(1 + scale)·w, n = x·r. */
+void mfx_rmsnorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *w,
+                                   const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
+                                   ptrdiff_t d);
+
+/* AdamW over n elements (torch.optim.AdamW, non-fused): p ← p·decay (when decay ≠ 1); m ← β1·m + (1 − β1)·g;
+ * v ← β2·v + (1 − β2)·g²; p ← p − step_size·m / (√v / bias2_sqrt + eps). */
+void mfx_adamw(int isa, float *p, const float *g, float *m, float *v, ptrdiff_t n, float decay, float beta1,
+               float beta2, float step_size, float bias2_sqrt, float eps);
+/* ema ← decay·ema + weight·p. */
+void mfx_ema(int isa, float *ema, const float *p, ptrdiff_t n, float decay, float weight);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,118 @@
+/* The three builds of kernels_body.h and the per-call dispatch of mixflow_kernels.h. Compiled with
+ * -ffp-contract=off (Package.swift), which is what makes the builds bit-identical. */
+#include "mixflow_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef float vf __attribute__((vector_size(64)));   /* the 16 lanes every build computes on */
+typedef int vi __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+enum { W = 16 };
+
+/* Helpers take and return vf by value: always inlined, so the vector ABI of a build (-Wpsabi) never matters. */
+#define INLINE static inline __attribute__((always_inline))
+#pragma clang diagnostic ignored "-Wpsabi"
+
+#define K_(name, suffix) name##_##suffix
+#define K2(name, suffix) K_(name, suffix)
+#define K(name) K2(name, K_SUFFIX)
+
+#define K_SUFFIX portable
+#include "kernels_body.h"
+#undef K_SUFFIX
+
+#if defined(__x86_64__)
+#define MFX_X86 1
+
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#define K_SUFFIX avx2
+#include "kernels_body.h"
+#undef K_SUFFIX
+#pragma clang attribute pop
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
+#define K_SUFFIX avx512
+#include "kernels_body.h"
+#undef K_SUFFIX
+#pragma clang attribute pop
+#endif
+
+int mfx_kernels_supported(int isa) {
+    switch (isa) {
+    case MFX_ISA_PORTABLE: return 1;
+#if MFX_X86
+    case MFX_ISA_AVX2:
+        __builtin_cpu_init(); /* idempotent; the checks include the OS's saved register state */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case MFX_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    default: return 0;
+    }
+}
+
+/* Calls the build of `fn` for `isa`; an unknown or unavailable isa on this architecture runs the portable build
+ * (the Swift caller only passes supported ones). */
+#if MFX_X86
+#define DISPATCH(isa, fn, args)                                                                               \
+    do {                                                                                                      \
+        if ((isa) == MFX_ISA_AVX512) fn##_avx512 args;                                                        \
+        else if ((isa) == MFX_ISA_AVX2) fn##_avx2 args;                                                       \
+        else fn##_portable args;                                                                              \
+    } while (0)
+#else
+#define DISPATCH(isa, fn, args) ((void)(isa), fn##_portable args)
+#endif
+
+void mfx_gelu_forward(int isa, float *out, const float *x, ptrdiff_t n) { DISPATCH(isa, gelu_forward, (out, x, n)); }
+void mfx_gelu_forward_slope(int isa, float *act, float *slope, const float *x, ptrdiff_t n) {
+    DISPATCH(isa, gelu_forward_slope, (act, slope, x, n));
+}
+void mfx_gelu_backward(int isa, float *dx, const float *dout, const float *x, ptrdiff_t n) {
+    DISPATCH(isa, gelu_backward, (dx, dout, x, n));
+}
+void mfx_silu_forward(int isa, float *out, const float *x, ptrdiff_t n) { DISPATCH(isa, silu_forward, (out, x, n)); }
+void mfx_silu_backward(int isa, float *dx, const float *dout, const float *x, ptrdiff_t n) {
+    DISPATCH(isa, silu_backward, (dx, dout, x, n));
+}
+void mfx_swiglu_forward(int isa, float *out, const float *inp, ptrdiff_t rows, ptrdiff_t h) {
+    DISPATCH(isa, swiglu_forward, (out, inp, rows, h));
+}
+void mfx_swiglu_backward(int isa, float *dinp, const float *dout, const float *inp, ptrdiff_t rows, ptrdiff_t h) {
+    DISPATCH(isa, swiglu_backward, (dinp, dout, inp, rows, h));
+}
+void mfx_multiply(int isa, float *y, const float *x, ptrdiff_t n) { DISPATCH(isa, multiply, (y, x, n)); }
+void mfx_softmax_rows(int isa, float *p, ptrdiff_t rows, ptrdiff_t n) { DISPATCH(isa, softmax_rows, (p, rows, n)); }
+void mfx_softmax_backward_rows(int isa, float *dp, const float *p, ptrdiff_t rows, ptrdiff_t n) {
+    DISPATCH(isa, softmax_backward_rows, (dp, p, rows, n));
+}
+void mfx_layernorm_modulate_forward(int isa, float *out, float *mean, float *rstd, const float *x,
+                                    const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d) {
+    DISPATCH(isa, layernorm_modulate_forward, (out, mean, rstd, x, m, eps, row0, row1, d));
+}
+void mfx_layernorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *mean,
+                                     const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
+                                     ptrdiff_t d) {
+    DISPATCH(isa, layernorm_modulate_backward, (dx, dout, x, mean, rstd, m, row0, row1, d));
+}
+void mfx_rmsnorm_modulate_forward(int isa, float *out, float *rstd, const float *x, const float *w,
+                                  const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d) {
+    DISPATCH(isa, rmsnorm_modulate_forward, (out, rstd, x, w, m, eps, row0, row1, d));
+}
+void mfx_rmsnorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *w,
+                                   const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
+                                   ptrdiff_t d) {
+    DISPATCH(isa, rmsnorm_modulate_backward, (dx, dout, x, w, rstd, m, row0, row1, d));
+}
+void mfx_adamw(int isa, float *p, const float *g, float *m, float *v, ptrdiff_t n, float decay, float beta1,
+               float beta2, float step_size, float bias2_sqrt, float eps) {
+    DISPATCH(isa, adamw, (p, g, m, v, n, decay, beta1, beta2, step_size, bias2_sqrt, eps));
+}
+void mfx_ema(int isa, float *ema, const float *p, ptrdiff_t n, float decay, float weight) {
+    DISPATCH(isa, ema, (ema, p, n, decay, weight));
+}
