@@ -109,6 +109,17 @@ void mfx_rmsnorm_modulate_backward(int isa, float *dx, const float *dout, const 
                                    ptrdiff_t d) {
     DISPATCH(isa, rmsnorm_modulate_backward, (dx, dout, x, w, rstd, m, row0, row1, d));
 }
+void mfx_column_sums(int isa, float *out, const float *a, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols) {
+    DISPATCH(isa, column_sums, (out, a, rows, ld, cols));
+}
+void mfx_product_column_sums(int isa, float *out, const float *a, const float *b, ptrdiff_t rows, ptrdiff_t ld,
+                             ptrdiff_t cols) {
+    DISPATCH(isa, product_column_sums, (out, a, b, rows, ld, cols));
+}
+void mfx_layernorm_modulation_sums(int isa, float *dshift, float *dscale, const float *dout, const float *x,
+                                   const float *mean, const float *rstd, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols) {
+    DISPATCH(isa, layernorm_modulation_sums, (dshift, dscale, dout, x, mean, rstd, rows, ld, cols));
+}
 void mfx_adamw(int isa, float *p, const float *g, float *m, float *v, ptrdiff_t n, float decay, float beta1,
                float beta2, float step_size, float bias2_sqrt, float eps) {
     DISPATCH(isa, adamw, (p, g, m, v, n, decay, beta1, beta2, step_size, bias2_sqrt, eps));

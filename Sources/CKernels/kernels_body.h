@@ -266,6 +266,54 @@ static void K(rmsnorm_modulate_backward)(float *dx, const float *dout, const flo
     }
 }
 
+/* ---- column sums (bias and adaLN gradients) ---- */
+
+/* Runs BODY for each 16-column chunk c_ of [0, cols) with k_ valid lanes; LOADc(p) loads the chunk of row
+ * pointer p. */
+#define COLUMN_CHUNKS(cols, ...)                                                                              \
+    for (ptrdiff_t c_ = 0; c_ < (cols); c_ += W) {                                                            \
+        const ptrdiff_t k_ = (cols) - c_ < W ? (cols) - c_ : W;                                               \
+        __VA_ARGS__                                                                                           \
+    }
+#define LOADc(p) (k_ == W ? K(load)((p) + c_) : K(load_tail)((p) + c_, k_, 0.0f))
+#define STOREc(p, v) (k_ == W ? K(store)((p) + c_, (v)) : K(store_tail)((p) + c_, (v), k_))
+
+static void K(column_sums)(float *out, const float *a, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols) {
+    COLUMN_CHUNKS(cols, {
+        vf acc = LOADc(out);
+        for (ptrdiff_t r = 0; r < rows; r++) acc += LOADc(a + r * ld);
+        STOREc(out, acc);
+    })
+}
+
+static void K(product_column_sums)(float *out, const float *a, const float *b, ptrdiff_t rows, ptrdiff_t ld,
+                                   ptrdiff_t cols) {
+    COLUMN_CHUNKS(cols, {
+        vf acc = LOADc(out);
+        for (ptrdiff_t r = 0; r < rows; r++) acc += LOADc(a + r * ld) * LOADc(b + r * ld);
+        STOREc(out, acc);
+    })
+}
+
+static void K(layernorm_modulation_sums)(float *dshift, float *dscale, const float *dout, const float *x,
+                                         const float *mean, const float *rstd, ptrdiff_t rows, ptrdiff_t ld,
+                                         ptrdiff_t cols) {
+    COLUMN_CHUNKS(cols, {
+        vf s1 = LOADc(dshift), s2 = LOADc(dscale);
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            vf g = LOADc(dout + r * ld);
+            s1 += g;
+            s2 += g * (LOADc(x + r * ld) - mean[r]) * rstd[r];
+        }
+        STOREc(dshift, s1);
+        STOREc(dscale, s2);
+    })
+}
+
+#undef COLUMN_CHUNKS
+#undef LOADc
+#undef STOREc
+
 /* ---- optimiser ---- */
 
 static void K(adamw)(float *p, const float *g, float *m, float *v, ptrdiff_t n, float decay, float beta1,

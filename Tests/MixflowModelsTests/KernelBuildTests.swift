@@ -100,6 +100,24 @@ let oddSizes = [1, 7, 15, 16, 17, 33, 384, 1000, 4099]
     }
 }
 
+@Test func columnSumKernelsGiveTheSameBitsOnEveryBuild() {
+    for cols in [1, 15, 17, 64, 100] {
+        let rows = 5, ld = cols + 3
+        let a = randomArray(rows * ld, seed: 56), b = randomArray(rows * ld, seed: 57, scale: 3)
+        let mean = randomArray(rows, seed: 58), rstd = randomArray(rows, seed: 59).map { 1 + abs($0) }
+        let out0 = randomArray(2 * cols, seed: 60)
+        expectSameBitsOnEveryBuild("column sums cols=\(cols)") { isa in
+            var s = out0, p = out0, ln = out0
+            mfx_column_sums(isa, &s, a, rows, ld, cols)
+            mfx_product_column_sums(isa, &p, a, b, rows, ld, cols)
+            ln.withUnsafeMutableBufferPointer { o in
+                mfx_layernorm_modulation_sums(isa, o.baseAddress, o.baseAddress! + cols, a, b, mean, rstd, rows, ld, cols)
+            }
+            return s + p + ln
+        }
+    }
+}
+
 @Test func optimizerKernelsGiveTheSameBitsOnEveryBuild() {
     for n in oddSizes {
         let p0 = randomArray(n, seed: 61), g = randomArray(n, seed: 62, scale: 3)

@@ -74,6 +74,16 @@ void mfx_rmsnorm_modulate_backward(int isa, float *dx, const float *dout, const 
                                    const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
                                    ptrdiff_t d);
 
+/* Column sums, each column over its rows in row order (so the result is the same however columns are split):
+ * out[j] += Σ_r a[r·ld + j]; with b, out[j] += Σ_r a[r·ld + j]·b[r·ld + j]; j < cols. */
+void mfx_column_sums(int isa, float *out, const float *a, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols);
+void mfx_product_column_sums(int isa, float *out, const float *a, const float *b, ptrdiff_t rows, ptrdiff_t ld,
+                             ptrdiff_t cols);
+/* The adaLN gradients of a LayerNorm-modulate over `rows` token rows of one sample, in row order:
+ * dshift[j] += Σ dout, dscale[j] += Σ dout·(x − mean)·rstd; j < cols, rows ld apart. */
+void mfx_layernorm_modulation_sums(int isa, float *dshift, float *dscale, const float *dout, const float *x,
+                                   const float *mean, const float *rstd, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols);
+
 /* AdamW over n elements (torch.optim.AdamW, non-fused): p ← p·decay (when decay ≠ 1); m ← β1·m + (1 − β1)·g;
  * v ← β2·v + (1 − β2)·g²; p ← p − step_size·m / (√v / bias2_sqrt + eps). */
 void mfx_adamw(int isa, float *p, const float *g, float *m, float *v, ptrdiff_t n, float decay, float beta1,

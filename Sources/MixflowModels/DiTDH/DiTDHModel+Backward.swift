@@ -20,16 +20,16 @@ extension DiTDHModel {
         let finalMod = Modulation(mod: a.finalMod, stride: 2 * dh, shift: 0, scale: dh)
         rmsNormModulateForward(out: a.modulated, rstd: a.finalRstd, x: a.head(c.headDepth), weight: param(tb.finalNorm),
                                modulation: finalMod, b: r, t: 1, d: dh, threads: th)
-        zero(a.gA, r * dh)
         linearBackward(dinp: a.gA, dweight: grad(tb.finalLinW), dbias: grad(tb.finalLinB), dout: a.outTokens,
-                       inp: a.modulated, weight: param(tb.finalLinW), n: r, c: dh, oc: ch, threads: th)
+                       inp: a.modulated, weight: param(tb.finalLinW), n: r, c: dh, oc: ch, threads: th,
+                       overwriteInputGradient: true)
         zero(a.gB, r * dh); zero(a.gMod, r * 2 * dh)
         rmsNormModulateBackward(dx: a.gB, dweight: grad(tb.finalNorm), dmod: a.gMod, dout: a.gA, x: a.head(c.headDepth),
                                 weight: param(tb.finalNorm), rstd: a.finalRstd, modulation: finalMod,
                                 b: r, t: 1, d: dh, threads: th)
-        zero(a.gSProjAct, r * dh)
         linearBackward(dinp: a.gSProjAct, dweight: grad(tb.finalAdaW), dbias: grad(tb.finalAdaB), dout: a.gMod,
-                       inp: a.sProjAct, weight: param(tb.finalAdaW), n: r, c: dh, oc: 2 * dh, threads: th)
+                       inp: a.sProjAct, weight: param(tb.finalAdaW), n: r, c: dh, oc: 2 * dh, threads: th,
+                       overwriteInputGradient: true)
         // Head blocks; gB carries the residual-stream gradient.
         for k in stride(from: c.headDepth - 1, through: 0, by: -1) {
             blockBackward(c.encoderDepth + k, a, b, x: a.head(k), cond: a.sProjAct, dcond: a.gSProjAct)
@@ -73,9 +73,8 @@ extension DiTDHModel {
         siluBackward(dinp: a.gCond, dout: a.gCondAct, inp: a.cond, count: b * de)
         embeddingBackward(dtable: grad(tb.yTable), dout: a.gCond, labels: a.labels, b: b, d: de)
         axpy(a.gT, 1, a.gCond, b * de)
-        zero(a.gTHidden, b * de)
         linearBackward(dinp: a.gTHidden, dweight: grad(tb.tMlp2W), dbias: grad(tb.tMlp2B), dout: a.gT, inp: a.tHiddenAct,
-                       weight: param(tb.tMlp2W), n: b, c: de, oc: de, threads: th)
+                       weight: param(tb.tMlp2W), n: b, c: de, oc: de, threads: th, overwriteInputGradient: true)
         zero(a.gCondAct, b * de)   // reused as dL/d(tHidden)
         siluBackward(dinp: a.gCondAct, dout: a.gTHidden, inp: a.tHidden, count: b * de)
         linearBackward(dinp: nil, dweight: grad(tb.tMlp0W), dbias: grad(tb.tMlp0B), dout: a.gCondAct, inp: a.fourier,
@@ -99,16 +98,14 @@ extension DiTDHModel {
         gatedResidualBackward(dy: a.gA, dmod: a.gMod, dout: a.gB, y: s.w3, mod: s.mod, stride: 6 * d, gate: 5 * d,
                               b: g.mb, t: g.mt, d: d, threads: th)
         swigluForward(out: a.hidden, inp: s.w12, n: r, hidden: hs, threads: th)
-        zero(a.gHidden, r * hs)
         linearBackward(dinp: a.gHidden, dweight: gw(T.w3W), dbias: gw(T.w3B), dout: a.gA, inp: a.hidden,
-                       weight: w(T.w3W), n: r, c: hs, oc: d, threads: th)
+                       weight: w(T.w3W), n: r, c: hs, oc: d, threads: th, overwriteInputGradient: true)
         zero(a.gW12, r * 2 * hs)
         swigluBackward(dinp: a.gW12, dout: a.gHidden, inp: s.w12, n: r, hidden: hs, threads: th)
         rmsNormModulateForward(out: a.modulated, rstd: s.rstd2, x: s.mid, weight: w(T.norm2), modulation: mlp,
                                b: g.mb, t: g.mt, d: d, threads: th)
-        zero(a.gC, r * d)
         linearBackward(dinp: a.gC, dweight: gw(T.w12W), dbias: gw(T.w12B), dout: a.gW12, inp: a.modulated,
-                       weight: w(T.w12W), n: r, c: d, oc: 2 * hs, threads: th)
+                       weight: w(T.w12W), n: r, c: d, oc: 2 * hs, threads: th, overwriteInputGradient: true)
         // gB becomes dL/d(mid): identity path plus the RMSNorm path.
         rmsNormModulateBackward(dx: a.gB, dweight: gw(T.norm2), dmod: a.gMod, dout: a.gC, x: s.mid, weight: w(T.norm2),
                                 rstd: s.rstd2, modulation: mlp, b: g.mb, t: g.mt, d: d, threads: th)
@@ -116,9 +113,8 @@ extension DiTDHModel {
         zero(a.gA, r * d)
         gatedResidualBackward(dy: a.gA, dmod: a.gMod, dout: a.gB, y: s.attProj, mod: s.mod, stride: 6 * d, gate: 2 * d,
                               b: g.mb, t: g.mt, d: d, threads: th)
-        zero(a.gC, r * d)
         linearBackward(dinp: a.gC, dweight: gw(T.projW), dbias: gw(T.projB), dout: a.gA, inp: s.att,
-                       weight: w(T.projW), n: r, c: d, oc: d, threads: th)
+                       weight: w(T.projW), n: r, c: d, oc: d, threads: th, overwriteInputGradient: true)
         zero(a.gQKV, 3 * r * d)
         attentionBackward(dqkv: a.gQKV, dout: a.gC, qkv: s.qkv, b: b, t: config.tokens, d: d, heads: g.heads, threads: th)
         // The saved q, k are rotated; their gradients are rotated back (the map is orthogonal per pair).
@@ -126,9 +122,8 @@ extension DiTDHModel {
                   inverse: true, threads: th)
         rmsNormModulateForward(out: a.modulated, rstd: s.rstd1, x: x, weight: w(T.norm1), modulation: msa,
                                b: g.mb, t: g.mt, d: d, threads: th)
-        zero(a.gA, r * d)
         linearBackward(dinp: a.gA, dweight: gw(T.qkvW), dbias: gw(T.qkvB), dout: a.gQKV, inp: a.modulated,
-                       weight: w(T.qkvW), n: r, c: d, oc: 3 * d, threads: th)
+                       weight: w(T.qkvW), n: r, c: d, oc: 3 * d, threads: th, overwriteInputGradient: true)
         rmsNormModulateBackward(dx: a.gB, dweight: gw(T.norm1), dmod: a.gMod, dout: a.gA, x: x, weight: w(T.norm1),
                                 rstd: s.rstd1, modulation: msa, b: g.mb, t: g.mt, d: d, threads: th)
         // adaLN: mod = Linear(cond).

@@ -54,16 +54,9 @@ public func layerNormModulateBackward(
     parallelFor(b * blocks, threads: b * t * d < elementGrain ? 1 : threads) { items in
         for item in items {
             let s = item / blocks, lo = (item % blocks) * block, w = min(d, lo + block) - lo
-            let dshift = dmod + s * m.stride + m.shift + lo, dscale = dmod + s * m.stride + m.scale + lo
-            for tok in 0..<t {
-                let row = s * t + tok
-                let mu = mean[row], rs = rstd[row]
-                let xr = x + row * d + lo, gr = dout + row * d + lo
-                for j in 0..<w {
-                    dshift[j] += gr[j]
-                    dscale[j] += gr[j] * (xr[j] - mu) * rs
-                }
-            }
+            let row = s * t
+            mfx_layernorm_modulation_sums(kernelISA, dmod + s * m.stride + m.shift + lo, dmod + s * m.stride + m.scale + lo,
+                                          dout + row * d + lo, x + row * d + lo, mean + row, rstd + row, t, d, w)
         }
     }
 }
@@ -102,11 +95,8 @@ public func gatedResidualBackward(
     parallelFor(b * blocks, threads: b * t * d < elementGrain ? 1 : threads) { items in
         for item in items {
             let s = item / blocks, lo = (item % blocks) * block, w = min(d, lo + block) - lo
-            let dg = dmod + s * stride + gate + lo
-            for tok in 0..<t {
-                let off = (s * t + tok) * d + lo
-                for j in 0..<w { dg[j] += dout[off + j] * y[off + j] }
-            }
+            let off = s * t * d + lo
+            mfx_product_column_sums(kernelISA, dmod + s * stride + gate + lo, dout + off, y + off, t, d, w)
         }
     }
 }

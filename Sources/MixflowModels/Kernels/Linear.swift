@@ -1,3 +1,4 @@
+internal import CKernels
 import MixflowCore
 
 // MARK: - Linear layer (PyTorch nn.Linear: weight [out, in], y = x·Wᵀ + b)
@@ -15,18 +16,19 @@ public func linearForward(
     }
 }
 
-/// dout: [N, OC] → dinp: [N, C] (+=, may be nil), dweight: [OC, C] (+=), dbias: [OC] (+=, may be nil).
+/// dout: [N, OC] → dinp: [N, C] (+=, or overwritten with `overwriteInputGradient`; may be nil),
+/// dweight: [OC, C] (+=), dbias: [OC] (+=, may be nil). Overwriting saves the caller zeroing dinp first.
 ///
 /// The bias gradient sums dout over rows in row order for every column, whichever thread owns the
 /// column, so the result does not depend on the thread count.
 public func linearBackward(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    n: Int, c: Int, oc: Int, threads: Int
+    n: Int, c: Int, oc: Int, threads: Int, overwriteInputGradient: Bool = false
 ) {
     if let dinp {
         BLAS.sgemm(transA: false, transB: false, m: n, n: c, k: oc, a: dout, lda: oc, b: weight, ldb: c,
-                   beta: 1, c: dinp, ldc: c, threads: threads)
+                   beta: overwriteInputGradient ? 0 : 1, c: dinp, ldc: c, threads: threads)
     }
     BLAS.sgemm(transA: true, transB: false, m: oc, n: c, k: n, a: dout, lda: oc, b: inp, ldb: c,
                beta: 1, c: dweight, ldc: c, threads: threads)
@@ -42,9 +44,7 @@ func columnSumAccumulate(_ out: UnsafeMutablePointer<Float>, _ m: UnsafePointer<
     let blocks = (cols + block - 1) / block
     let t = rows * cols < elementGrain ? 1 : threads
     parallelFor(blocks, threads: t) { range in
-        for blk in range {
-            let lo = blk * block, hi = min(cols, lo + block)
-            for r in 0..<rows { axpy(out + lo, 1, m + r * cols + lo, hi - lo) }
-        }
+        let lo = range.lowerBound * block, hi = min(cols, range.upperBound * block)
+        mfx_column_sums(kernelISA, out + lo, m + lo, rows, cols, hi - lo)
     }
 }

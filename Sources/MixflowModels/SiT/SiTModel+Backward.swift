@@ -22,15 +22,15 @@ extension SiTModel {
         let finalMod = Modulation(mod: a.finalMod, stride: 2 * d, shift: 0, scale: d)
         layerNormModulateForward(out: a.modulated, mean: a.finalMean, rstd: a.finalRstd, x: a.x(c.depth),
                                  modulation: finalMod, b: b, t: tk, d: d, threads: th)
-        zero(a.gA, btd)
         linearBackward(dinp: a.gA, dweight: grad(f(T.finalLinW)), dbias: grad(f(T.finalLinB)), dout: a.outTokens,
-                       inp: a.modulated, weight: param(f(T.finalLinW)), n: bt, c: d, oc: c.outFeatures, threads: th)
+                       inp: a.modulated, weight: param(f(T.finalLinW)), n: bt, c: d, oc: c.outFeatures, threads: th,
+                       overwriteInputGradient: true)
         zero(a.gB, btd); zero(a.gMod, 2 * b * d)
         layerNormModulateBackward(dx: a.gB, dmod: a.gMod, dout: a.gA, x: a.x(c.depth), mean: a.finalMean,
                                   rstd: a.finalRstd, modulation: finalMod, b: b, t: tk, d: d, threads: th)
-        zero(a.gCondAct, b * d)
         linearBackward(dinp: a.gCondAct, dweight: grad(f(T.finalAdaW)), dbias: grad(f(T.finalAdaB)), dout: a.gMod,
-                       inp: a.condAct, weight: param(f(T.finalAdaW)), n: b, c: d, oc: 2 * d, threads: th)
+                       inp: a.condAct, weight: param(f(T.finalAdaW)), n: b, c: d, oc: 2 * d, threads: th,
+                       overwriteInputGradient: true)
         for l in stride(from: c.depth - 1, through: 0, by: -1) { blockBackward(l, a, b) }
         // Patch embedding (pos_embed is fixed: the residual gradient passes it unchanged).
         zero(a.gHidden1, b * tk * c.patchFeatures)
@@ -44,9 +44,8 @@ extension SiTModel {
         zero(a.gCond, b * d)
         siluBackward(dinp: a.gCond, dout: a.gCondAct, inp: a.cond, count: b * d)
         embeddingBackward(dtable: grad(T.yTable), dout: a.gCond, labels: a.labels, b: b, d: d)
-        zero(a.gT, b * d)
         linearBackward(dinp: a.gT, dweight: grad(T.tMlp2W), dbias: grad(T.tMlp2B), dout: a.gCond, inp: a.tHiddenAct,
-                       weight: param(T.tMlp2W), n: b, c: d, oc: d, threads: th)
+                       weight: param(T.tMlp2W), n: b, c: d, oc: d, threads: th, overwriteInputGradient: true)
         zero(a.gMod, b * d)
         siluBackward(dinp: a.gMod, dout: a.gT, inp: a.tHidden, count: b * d)
         linearBackward(dinp: nil, dweight: grad(T.tMlp0W), dbias: grad(T.tMlp0B), dout: a.gMod, inp: a.tFreq,
@@ -70,15 +69,13 @@ extension SiTModel {
                               b: b, t: tk, d: d, threads: th)
         // GELU(fc1) is recomputed, with its slope in gHidden2 (one tanh per element for both).
         geluForwardSlope(act: a.hiddenAct, slope: a.gHidden2, inp: a.fc1[l], count: bt * m, threads: th)
-        zero(a.gHidden1, bt * m)
         linearBackward(dinp: a.gHidden1, dweight: g(T.fc2W), dbias: g(T.fc2B), dout: a.gA, inp: a.hiddenAct,
-                       weight: w(T.fc2W), n: bt, c: m, oc: d, threads: th)
+                       weight: w(T.fc2W), n: bt, c: m, oc: d, threads: th, overwriteInputGradient: true)
         multiply(a.gHidden2, by: a.gHidden1, count: bt * m, threads: th)
         layerNormModulateForward(out: a.modulated, mean: a.mean2[l], rstd: a.rstd2[l], x: a.mids[l], modulation: mlp,
                                  b: b, t: tk, d: d, threads: th)
-        zero(a.gC, btd)
         linearBackward(dinp: a.gC, dweight: g(T.fc1W), dbias: g(T.fc1B), dout: a.gHidden2, inp: a.modulated,
-                       weight: w(T.fc1W), n: bt, c: d, oc: m, threads: th)
+                       weight: w(T.fc1W), n: bt, c: d, oc: m, threads: th, overwriteInputGradient: true)
         // gB becomes dL/d(mid): identity path plus the LayerNorm path.
         layerNormModulateBackward(dx: a.gB, dmod: a.gMod, dout: a.gC, x: a.mids[l], mean: a.mean2[l], rstd: a.rstd2[l],
                                   modulation: mlp, b: b, t: tk, d: d, threads: th)
@@ -86,16 +83,14 @@ extension SiTModel {
         zero(a.gA, btd)
         gatedResidualBackward(dy: a.gA, dmod: a.gMod, dout: a.gB, y: a.attProj[l], mod: mod, stride: 6 * d, gate: 2 * d,
                               b: b, t: tk, d: d, threads: th)
-        zero(a.gC, btd)
         linearBackward(dinp: a.gC, dweight: g(T.projW), dbias: g(T.projB), dout: a.gA, inp: a.att[l],
-                       weight: w(T.projW), n: bt, c: d, oc: d, threads: th)
+                       weight: w(T.projW), n: bt, c: d, oc: d, threads: th, overwriteInputGradient: true)
         zero(a.gQKV, 3 * btd)
         attentionBackward(dqkv: a.gQKV, dout: a.gC, qkv: a.qkv[l], b: b, t: tk, d: d, heads: c.heads, threads: th)
         layerNormModulateForward(out: a.modulated, mean: a.mean1[l], rstd: a.rstd1[l], x: a.xs[l], modulation: msa,
                                  b: b, t: tk, d: d, threads: th)
-        zero(a.gA, btd)
         linearBackward(dinp: a.gA, dweight: g(T.qkvW), dbias: g(T.qkvB), dout: a.gQKV, inp: a.modulated,
-                       weight: w(T.qkvW), n: bt, c: d, oc: 3 * d, threads: th)
+                       weight: w(T.qkvW), n: bt, c: d, oc: 3 * d, threads: th, overwriteInputGradient: true)
         layerNormModulateBackward(dx: a.gB, dmod: a.gMod, dout: a.gA, x: a.xs[l], mean: a.mean1[l], rstd: a.rstd1[l],
                                   modulation: msa, b: b, t: tk, d: d, threads: th)
         // adaLN: mod = Linear(SiLU(c)).
