@@ -278,36 +278,27 @@ static void K(rmsnorm_modulate_backward)(float *dx, const float *dout, const flo
 #define LOADc(p) (k_ == W ? K(load)((p) + c_) : K(load_tail)((p) + c_, k_, 0.0f))
 #define STOREc(p, v) (k_ == W ? K(store)((p) + c_, (v)) : K(store_tail)((p) + c_, (v), k_))
 
+/* Row by row (sequential memory), each column's running sum kept in `out` (L1-resident): the same additions in
+ * the same order as summing each column alone. */
 static void K(column_sums)(float *out, const float *a, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols) {
-    COLUMN_CHUNKS(cols, {
-        vf acc = LOADc(out);
-        for (ptrdiff_t r = 0; r < rows; r++) acc += LOADc(a + r * ld);
-        STOREc(out, acc);
-    })
+    for (ptrdiff_t r = 0; r < rows; r++) COLUMN_CHUNKS(cols, { STOREc(out, LOADc(out) + LOADc(a + r * ld)); })
 }
 
 static void K(product_column_sums)(float *out, const float *a, const float *b, ptrdiff_t rows, ptrdiff_t ld,
                                    ptrdiff_t cols) {
-    COLUMN_CHUNKS(cols, {
-        vf acc = LOADc(out);
-        for (ptrdiff_t r = 0; r < rows; r++) acc += LOADc(a + r * ld) * LOADc(b + r * ld);
-        STOREc(out, acc);
-    })
+    for (ptrdiff_t r = 0; r < rows; r++)
+        COLUMN_CHUNKS(cols, { STOREc(out, LOADc(out) + LOADc(a + r * ld) * LOADc(b + r * ld)); })
 }
 
 static void K(layernorm_modulation_sums)(float *dshift, float *dscale, const float *dout, const float *x,
                                          const float *mean, const float *rstd, ptrdiff_t rows, ptrdiff_t ld,
                                          ptrdiff_t cols) {
-    COLUMN_CHUNKS(cols, {
-        vf s1 = LOADc(dshift), s2 = LOADc(dscale);
-        for (ptrdiff_t r = 0; r < rows; r++) {
+    for (ptrdiff_t r = 0; r < rows; r++)
+        COLUMN_CHUNKS(cols, {
             vf g = LOADc(dout + r * ld);
-            s1 += g;
-            s2 += g * (LOADc(x + r * ld) - mean[r]) * rstd[r];
-        }
-        STOREc(dshift, s1);
-        STOREc(dscale, s2);
-    })
+            STOREc(dshift, LOADc(dshift) + g);
+            STOREc(dscale, LOADc(dscale) + g * (LOADc(x + r * ld) - mean[r]) * rstd[r]);
+        })
 }
 
 #undef COLUMN_CHUNKS
