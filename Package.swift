@@ -41,7 +41,7 @@ let package = Package(
         // The method: paths, time conventions and distributions, the MixFlow transport.
         .target(name: "MixflowMethod", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
-        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
+        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod", "MixflowCoreAVX2"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
         // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (TOOLCHAIN §4).
         .target(
@@ -65,7 +65,7 @@ let package = Package(
         ),
         // The `mixflow` command line (post-train, sample, Slow Flow), built on the Swift core directly.
         .executableTarget(name: "MixflowCLI",
-                          dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
+                          dependencies: ["CMixflow", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod", "MixflowCoreAVX2"]),

@@ -21,26 +21,16 @@ public enum BLAS {
     public static let tile = 256
 
     /// The GEMM's instruction-set paths (bit-identical; only the speed differs).
-    public enum Path: Int32, CaseIterable, Sendable {
-        case portable = 0, avx2 = 1, avx512 = 2
+    public typealias Path = ISALevel
 
-        public var name: String { ["portable", "avx2", "avx512"][Int(rawValue)] }
-        /// The micro-kernel's register tile, rows × columns of C.
-        public var tile: String { String(cString: mfx_gemm_tile(rawValue)) }
-        /// True when this CPU and OS can run the path.
-        public var isSupported: Bool { mfx_gemm_supported(rawValue) != 0 }
-    }
+    /// True when this CPU and OS can run the GEMM's `path`.
+    public static func supports(_ path: Path) -> Bool { mfx_gemm_supported(path.rawValue) != 0 }
 
-    /// The path `sgemm` uses: the best the CPU supports, lowered by MIXFLOW_DISABLE_AVX512=1 (to AVX2) or
-    /// MIXFLOW_DISABLE_AVX2=1 (to portable).
-    public static let path: Path = {
-        func disabled(_ name: String) -> Bool { getenv(name).map { String(cString: $0) == "1" } ?? false }
-        if !disabled("MIXFLOW_DISABLE_AVX2") && !disabled("MIXFLOW_DISABLE_AVX512") && Path.avx512.isSupported {
-            return .avx512
-        }
-        if !disabled("MIXFLOW_DISABLE_AVX2") && Path.avx2.isSupported { return .avx2 }
-        return .portable
-    }()
+    /// The micro-kernel's register tile of `path`, rows × columns of C ("12x32").
+    public static func tile(_ path: Path) -> String { String(cString: mfx_gemm_tile(path.rawValue)) }
+
+    /// The path `sgemm` uses: the best the CPU supports and the environment allows (`ISALevel.allowed`).
+    public static let path: Path = ISALevel.best(supports)
 
     /// - Parameters:
     ///   - transA/transB: use Aᵀ / Bᵀ. A is stored [m, k] (or [k, m] when transposed) with row stride lda.
@@ -53,7 +43,7 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1, path: Path = BLAS.path
     ) {
         guard m > 0, n > 0 else { return }
-        precondition(path.isSupported, "BLAS.sgemm: path \(path.name) is not supported by this CPU")
+        precondition(supports(path), "BLAS.sgemm: path \(path.name) is not supported by this CPU")
         if m >= 2 * tile {
             Parallel.forRanges((m + tile - 1) / tile, threads: threads) { tiles in
                 for t in tiles {
