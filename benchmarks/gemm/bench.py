@@ -47,7 +47,7 @@ def cpu_info():
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    isa = [f for f in ("avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma")
+    isa = [f for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile", "avx2", "fma")
            if f in flags]
     return model, isa
 
@@ -61,11 +61,15 @@ def build(tmp):
     return exe
 
 
-def run(exe, who, path, threads, seconds, env=None):
+def run(exe, who, path, threads, seconds, coretype=None):
+    """Runs the driver on every shape; coretype forces OpenBLAS's kernel (None: OpenBLAS picks by itself)."""
     args = [str(exe), who, str(path), str(threads), str(seconds)]
     for _, ta, tb, m, n, k, alpha in SHAPES:
         args += [str(ta), str(tb), str(m), str(n), str(k), str(alpha)]
-    r = subprocess.run(args, env=dict(os.environ, **(env or {})), capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    r = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     if r.stdout.strip() == "unsupported":
         return None, ""
     core = re.search(r"core (\S+)", r.stderr)
@@ -117,9 +121,9 @@ def main():
                 rounds = {}
                 for name, path in PATHS.items():
                     rounds[f"ours {name}"] = run(exe, "ours", path, threads, args.seconds)[0]
-                sk, _ = run(exe, "openblas", 0, threads, args.seconds, {"OPENBLAS_CORETYPE": "SkylakeX"})
+                sk, _ = run(exe, "openblas", 0, threads, args.seconds, "SkylakeX")
                 rounds["OpenBLAS SkylakeX"] = sk
-                own, core = run(exe, "openblas", 0, threads, args.seconds, {"OPENBLAS_CORETYPE": ""})
+                own, core = run(exe, "openblas", 0, threads, args.seconds)
                 rounds[f"OpenBLAS own pick ({core})"] = own
                 rounds["PyTorch"] = torch_run(threads, args.seconds)
                 for key, vals in rounds.items():
