@@ -40,7 +40,7 @@ let package = Package(
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
         .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
-        // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (TOOLCHAIN §4).
+        // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (docs/architecture.md §3.2).
         .target(
             name: "OnnxShim", path: "Sources/OnnxShim",
             cxxSettings: [.define("ONNX_NAMESPACE", to: "onnx"), .define("ONNX_ML", to: "1")],
