@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // libmixflow: MixFlow post-training and sampling for flow-matching image models, as a C-ABI shared library.
-// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- MixflowIO <- Mixflow (the C API).
+// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- MixflowIO <- Mixflow (the C API);
+// MixflowEval (data and metrics) sits on MixflowCore alone. The map, module by module: docs/architecture.md §1.
 import PackageDescription
 
 // The Gaussian kernels' sqrt must lower to sqrtps, not to a per-lane sqrtss plus an errno-setting sqrtf call.
