@@ -15,5 +15,6 @@ step "Python tests";               (cd bindings/python && python3 -m pytest -q t
 # Examples that take a minute in full have a --quick mode for CI.
 step "Python examples";            for e in examples/python/*.py; do echo "-- $e"; if grep -q -- '--quick' "$e"; then python3 "$e" --quick; else python3 "$e"; fi; done
 step "Swift tests under ASan";     LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp" swift test --sanitize=address --scratch-path .build/asan 2>&1 | tail -n 30
+step "C-API sweep under ASan";     scripts/capi-sweep.sh 2>&1 | grep -v "ld.gold: warning" | tail -n 20
 step "ONNX reader fuzzing (60 s)"; scripts/fuzz-onnx.sh 60 2>&1 | tail -n 5
 step "done in $((SECONDS - start)) s"
