@@ -147,3 +147,65 @@ def test_read_only_outputs_are_refused_and_left_unwritten():
     with pytest.raises(ValueError, match="out.x_in is read-only"):
         tr.prepare(x, seed=1, out=out)
     assert not frozen.any() and not ro.any()
+
+
+# ---- the CLI: labels, an empty data set, and gamma as one number (items 3, 10, 11) ---------------------------
+
+def _cli_setup(tmp_path):
+    from test_cli import CLI, tiny_posttrain_setup
+    if not CLI.exists():
+        pytest.skip("build with `swift build -c release` first")
+    return tiny_posttrain_setup(tmp_path)
+
+
+def _write_idx_int32(path, labels):
+    import gzip
+    import struct
+    with gzip.open(path, "wb") as f:
+        f.write(bytes([0, 0, 0x0C, 1]) + struct.pack(">I", len(labels)) + np.asarray(labels, ">i4").tobytes())
+
+
+@pytest.mark.parametrize("labels,message", [
+    (np.full(64, 255, np.uint8), "train-labels[0] must be in [0, 10), got 255"),
+    (np.full(64, 0x7FFFFFFF, np.int64), "train-labels[0] must be in [0, 10), got 2147483647"),
+    (np.full(64, -1000000, np.int64), "train-labels[0] must be in [0, 10), got -1000000"),
+])
+def test_cli_refuses_out_of_range_labels_before_training(tmp_path, labels, message):
+    args = _cli_setup(tmp_path) + ["--steps", "2", "--gamma", "0.5"]
+    path = tmp_path / "data" / "train-labels-idx1-ubyte.gz"
+    if labels.dtype == np.uint8:
+        from test_cli import write_idx
+        write_idx(path, labels)
+    else:
+        _write_idx_int32(path, labels)
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and r.returncode < 128, r.stderr   # an error exit, not a signal
+    assert message in r.stderr and not (tmp_path / "out" / "standard.mixflow").exists()
+
+
+def test_cli_refuses_an_empty_data_set(tmp_path):
+    from test_cli import write_idx
+    args = _cli_setup(tmp_path) + ["--steps", "2", "--gamma", "0.5"]
+    write_idx(tmp_path / "data" / "train-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx(tmp_path / "data" / "train-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and r.returncode < 128, r.stderr
+    # The IDX reader refuses an empty array first; posttrain's own guard backs it for any other reader.
+    assert "must be non-empty" in r.stderr or "nothing to post-train on" in r.stderr
+
+
+def test_gamma_0_8_is_the_same_number_from_the_cli_and_from_python(tmp_path):
+    args = _cli_setup(tmp_path) + ["--steps", "1", "--gamma", "0.8"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    m, _ = tiny()
+    trainer = mixflow.Trainer(m, mixflow.Transport.preset("sit", gamma=0.8))
+    trainer.save(tmp_path / "python.mixflow")
+    cli_bytes = (tmp_path / "out" / "mixflow.mixflow").read_bytes()
+    python_bytes = (tmp_path / "python.mixflow").read_bytes()
+    assert b"transport.gamma=0.8\n" in cli_bytes and b"transport.gamma=0.8\n" in python_bytes
+    # And a Python transport built with gamma 0.8 draws the m of one built from the stored decimal.
+    x = np.zeros((4096, 2), np.float32)
+    a = mixflow.Transport(gamma=0.8).prepare(x, seed=3).m
+    b = mixflow.Transport(gamma=float(np.float32(0.8))).prepare(x, seed=3).m
+    assert np.array_equal(a, b)
