@@ -73,6 +73,7 @@ BUFFER_EXEMPT_2_32 = {
     "mixflow_featnet_accuracy": ["n"], "mixflow_featnet_classify": ["n"], "mixflow_featnet_features": ["n"],
     "mixflow_feature_stats_compute": ["n"], "mixflow_frechet_distance_compute": ["n_a", "n_b"],
     "mixflow_kid_compute": ["n_a", "n_b"], "mixflow_model_forward": ["batch"], "mixflow_model_gradients": ["batch"],
+    "mixflow_sample_model": ["batch"],
     "mixflow_sample": ["batch", "dim"], "mixflow_sampler_step": ["batch", "dim"],
     "mixflow_samples_to_uint8": ["batch", "channels", "height", "width"],
     "mixflow_samples_write_npz": ["batch", "height", "width", "channels"],
