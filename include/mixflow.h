@@ -1240,8 +1240,9 @@ SWIFT_EXTERN mixflow_status mixflow_transport_get_params(mixflow_transport * _Nu
 ///
 ///
 /// returns:
-/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf in pred, target, t or m)
-/// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf in pred, target, t or m
+/// — t and m are checked whenever given —, or a loss that overflows) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>. A failed
+/// call writes none of out_per_sample, out_mean and out_grad.
 SWIFT_EXTERN mixflow_status mixflow_transport_loss(mixflow_transport * _Nullable transport, float const * _Nullable pred, float const * _Nullable target, float const * _Nullable t, float const * _Nullable m, int64_t batch, int64_t dim, float * _Nullable out_per_sample, float * _Nullable out_mean, float * _Nullable out_grad) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Prepares a MixFlow training batch from data x1: draws t (the label), the slowed time m and the noise

@@ -134,7 +134,10 @@ typedef enum mixflow_mixture {
     MIXFLOW_MIXTURE_UNIFORM = 1
 } mixflow_mixture;
 
-/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit. */
+/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit.
+ * Each float field is read as the shortest decimal that rounds to it (gamma 0.8f is used as the double 0.8):
+ * the CLI and the Swift core round their values the same way, so every entry point draws the same numbers
+ * and checkpoints store the decimal ("transport.gamma=0.8"). */
 typedef struct mixflow_transport_params {
     uint32_t struct_size;           /* set by the filler; leave it alone */
     mixflow_path path;              /* MIXFLOW_PATH_LINEAR */

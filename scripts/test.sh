@@ -20,5 +20,6 @@ step "Python examples";            for e in examples/python/*.py; do
                                        if [[ $s == 77 ]]; then echo "   (skipped)"; elif [[ $s != 0 ]]; then exit "$s"; fi
                                    done
 step "Swift tests under ASan";     LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp" swift test --sanitize=address --scratch-path .build/asan 2>&1 | tail -n 30
+step "C-API sweep under ASan";     scripts/capi-sweep.sh 2>&1 | grep -v "ld.gold: warning" | tail -n 20
 step "ONNX reader fuzzing (60 s)"; scripts/fuzz-onnx.sh 60 2>&1 | tail -n 5
 step "done in $((SECONDS - start)) s"

@@ -37,10 +37,10 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
         let p = try convertEnum(path.rawValue, "path", InterpolationPath.self)
         let c = try convertEnum(convention.rawValue, "convention", TimeConvention.self)
         let k = try dimension(num_times, "num_times")
+        let (b, d, n) = try matrixShape(batch, dim)
+        let total = try checkedCount([num_times, batch, dim], "trajectory")   // before t is read: bounds num_times
         let times = try finiteDoubles(try require(t, "t"), k, "t", range: 0...1)
         let traj = try require(trajectory, "trajectory"), x0 = try require(noise, "noise")
-        let (b, d, n) = try matrixShape(batch, dim)
-        let total = try checkedCount([num_times, batch, dim], "trajectory")
         let outT = try require(out_t, "out_t"), outM = try require(out_m, "out_m")
         var dataCount = 0
         if ref != .endpoint {

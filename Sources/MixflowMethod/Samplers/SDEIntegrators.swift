@@ -13,7 +13,7 @@ enum SDEIntegrators {
             let base = o.baseAddress!
             Parallel.forRanges(batch, threads: Parallel.threads(0), grain: max(1, 65536 / max(dim, 1))) { range in
                 for i in range {
-                    let stream = RandomStream(seed: seed, step: UInt64(step), sample: UInt32(truncatingIfNeeded: firstSample + UInt64(i)),
+                    let stream = RandomStream(seed: seed, step: UInt64(step), sample: UInt32(truncatingIfNeeded: firstSample &+ UInt64(i)),
                                               tag: .sampler)
                     Gaussian.fill(UnsafeMutableBufferPointer(start: base + i * dim, count: dim), stream: stream, start: 0)
                 }

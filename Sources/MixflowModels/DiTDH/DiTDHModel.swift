@@ -62,6 +62,7 @@ public final class DiTDHModel {
         let a = try activations(batch: b, training: saveForBackward)
         let c = config, tb = table, de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels, tk = c.tokens
         let r = b * tk, th = threads
+        try checkClassLabels(y, count: b, numClasses: c.numClasses)
         for i in 0..<b {
             a.labels[i] = dropout.map { $0.drops(i, probability: c.classDropout) } == true ? Int32(c.numClasses) : y[i]
         }
