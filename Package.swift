@@ -48,21 +48,23 @@ let package = Package(
         ),
         // File formats: validated ONNX tensor I/O (external data included), atomic writes; SiT <-> ONNX
         // (checkpoint import/export and the runnable forward graph), hence the dependency on MixflowModels.
-        .target(name: "MixflowIO", dependencies: ["MixflowCore", "MixflowModels", "OnnxShim"]),
+        .target(name: "MixflowIO", dependencies: ["MixflowCore", "MixflowModels", "OnnxShim", "CZlib"]),
         // ---- data and evaluation: IDX reader, the Fashion-MNIST feature net, FD / KID / conditional accuracy ----
         .target(name: "MixflowEval", dependencies: ["MixflowCore", "CBLAS", "CZlib"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
             dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval"],
+            // SONAME libmixflow.so.<MIXFLOW_VERSION_MAJOR>: scripts/install.sh installs libmixflow.so.X.Y.Z under it.
             linkerSettings: [.unsafeFlags([
-                "-Xlinker", "-soname=libmixflow.so",
+                "-Xlinker", "-soname=libmixflow.so.0",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
             ])]
         ),
         // The `mixflow` command line (post-train, sample, Slow Flow), built on the Swift core directly.
+        // CMixflow for the version macros (mixflow --version), CBLAS for the BLAS line.
         .executableTarget(name: "MixflowCLI",
-                          dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
+                          dependencies: ["CMixflow", "CBLAS", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod", "MixflowCoreAVX2"]),

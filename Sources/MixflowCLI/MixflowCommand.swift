@@ -1,4 +1,6 @@
 import ArgumentParser
+import CBLAS
+import CMixflow
 import MixflowCore
 import MixflowMethod
 import MixflowModels
@@ -9,7 +11,22 @@ struct MixflowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixflow",
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
+        version: versionText,
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
+}
+
+/// `mixflow --version`: the library version and ABI (mixflow_types.h) and the BLAS/GEMM kernel in use.
+let versionText = """
+    mixflow \(MIXFLOW_VERSION_STRING) (ABI \(MIXFLOW_ABI_VERSION))
+    BLAS: \(blasDescription())
+    """
+
+/// The BLAS/GEMM line of --version: OpenBLAS's build configuration and the kernel it picked for this CPU.
+/// When the core describes its GEMM kernel itself (mixflow_blas_info), print that here instead.
+func blasDescription() -> String {
+    let config = openblas_get_config().map { String(cString: $0) } ?? "unknown configuration"
+    let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    return "\(config), kernel \(core)"
 }
 
 struct SampleCommand: ParsableCommand {
@@ -26,8 +43,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "float32 .npy of the raw samples [n, C, S, S] (RAE: the latents to decode with RAE's decoder).")
     var latents: String?
     @Option(help: "int32 .npy of the class labels the samples were drawn with.") var saveLabels: String?
-    @Option(help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
+    @Option(parsing: .unconditional, help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
     var depthToSpace = 1
+
+    func validate() throws { try requireRange(depthToSpace, 1...64, "--depth-to-space") }
 
     func run() throws {
         let r = try options.run(trajectory: false)
@@ -100,16 +119,28 @@ struct SlowFlowCommand: ParsableCommand {
     @Option(help: "endpoint, nearest-data or noise-level.") var reference = "endpoint"
     @Option(help: "Folder with the Fashion-MNIST IDX files (nearest-data and noise-level).")
     var data = "/usr/share/datasets/fashion-mnist"
-    @Option(help: "Training images used as the data for nearest-data and noise-level.") var dataPoints = 10000
-    @Option(help: "Coverage quantile for suggest_gamma.") var coverage = 0.95
+    @Option(parsing: .unconditional, help: "Training images used as the data for nearest-data and noise-level.") var dataPoints = 10000
+    @Option(parsing: .unconditional, help: "Coverage quantile for suggest_gamma, in (0, 1].") var coverage = 0.95
     @Option(help: "CSV file for the per-time statistics.") var csv: String?
     @Option(help: "JSON file for the per-time statistics.") var json: String?
 
-    func run() throws {
+    /// Every option and input file, before anything is read (the sampling options validate themselves).
+    func validate() throws {
+        let kind = try referenceChoice()
+        try requireRange(dataPoints, 1...Int(Int32.max), "--data-points")
+        guard coverage.isFinite, coverage > 0, coverage <= 1 else { throw ValidationError("--coverage must be in (0, 1], got \(coverage)") }
+        if kind != .endpoint { try requireFile("\(data)/train-images-idx3-ubyte.gz", "--data") }
+    }
+
+    func referenceChoice() throws -> SlowFlowReference {
         guard let kind = SlowFlowReference.allCases.first(where: { $0.cliName == reference }) else {
             throw ValidationError("--reference must be endpoint, nearest-data or noise-level, got \(reference)")
         }
-        guard dataPoints >= 1 else { throw ValidationError("--data-points must be >= 1, got \(dataPoints)") }
+        return kind
+    }
+
+    func run() throws {
+        let kind = try referenceChoice()
         let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
         let r = try options.run(trajectory: true)
