@@ -3,7 +3,8 @@
 # if it had no Swift toolchain: every program runs under `env -i PATH=/usr/bin:/bin` (no Swift on PATH, no
 # LD_LIBRARY_PATH) and, where the kernel lets us (unshare), with /opt/swift hidden behind an empty folder.
 #   C:      install into a temporary prefix; check the files, links, SONAME and that no Swift runtime is needed;
-#           build an out-of-tree C program and the C examples with pkg-config only; run it; uninstall.
+#           build an out-of-tree C program and the C examples with pkg-config only, and with docs/install.md's
+#           CMake snippet; run them; uninstall.
 #   Python: build the wheel after `swift build -c release`, install it into a fresh venv (numpy from pip),
 #           import it from another folder and run a transport call; the source tree stays clean.
 # Needs the release build. About 4-8 min on 2 cores, most of it the -static-stdlib build of the library.
@@ -44,6 +45,13 @@ no_swift env PKG_CONFIG_PATH="$lib/pkgconfig" sh -c 'cd "$1" && cc -std=c99 -O2 
 no_swift "$tmp/app/demo" | tail -n 3
 no_swift env PKG_CONFIG_PATH="$lib/pkgconfig" make -s -C examples/c MIXFLOW=pkg-config OUT="$tmp/examples" all
 no_swift "$tmp/examples/model_demo" | tail -n 2
+
+echo "-- C: the CMake usage of docs/install.md (pkg_check_modules)"
+mkdir "$tmp/cmake" && cp examples/c/transport_demo.c "$tmp/cmake/app.c"
+sed -n '/^```cmake$/,/^```$/p' docs/install.md | sed '1d;$d' > "$tmp/cmake/CMakeLists.txt"
+no_swift cmake -S "$tmp/cmake" -B "$tmp/cmake/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+no_swift cmake --build "$tmp/cmake/build" >/dev/null
+no_swift "$tmp/cmake/build/app" | tail -n 1
 
 echo "-- C: scripts/install.sh --uninstall"
 scripts/install.sh --prefix "$prefix" --uninstall >/dev/null
