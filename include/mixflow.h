@@ -177,24 +177,6 @@ mixflow_status mixflow_transport_loss(mixflow_transport *transport, const float 
  * ODE/SDE samplers over a user velocity callback or a model, and writing samples out.
  * -------------------------------------------------------------------------------------------------------------- */
 
-/* Samples with a native model (`mixflow_model`) instead of a callback; otherwise exactly `mixflow_sample`
- * (same grids, integrators, guidance, baselines, noise keys, NFE). The model predicts what
- * `params->prediction` says, in `params->convention` (a SiT trained by libmixflow's transport: velocity in
- * the transport's convention).
- *
- * Parameters:
- *   model: the network. guide_model: the weaker model for MIXFLOW_GUIDANCE_AUTO, otherwise may be NULL.
- *   noise: [batch, dim] with dim = in_channels·input_size², finite. y: [batch] labels in [0, num_classes]
- *     (num_classes = null class), required for CFG; NULL = unconditional.
- *   - out_x, out_trajectory, out_nfe: as in `mixflow_sample`.
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, dim not the model's, label or null class out
- *   of range, NaN/Inf), `MIXFLOW_ERR_INVALID_HANDLE`, `MIXFLOW_ERR_OUT_OF_MEMORY` (activations of the batch) or
- *   `MIXFLOW_ERR_CALLBACK` (the model produced NaN/Inf; the message gives the step and the time).
- */
-mixflow_status mixflow_sample_model(mixflow_sampler *sampler, mixflow_model *model, mixflow_model *guide_model,
-    const float *noise, int64_t batch, int64_t dim, const int32_t *y, uint64_t first_sample, float *out_x,
-    float *out_trajectory, int64_t *out_nfe) MIXFLOW_WARN_UNUSED_RESULT;
-
 /* Fills `out` with the default sampler: Heun (torchdiffeq heun2), Linear path, SiT convention, velocity
  * prediction, 50 grid points, no guidance, no exposure-bias baseline; SDE fields at SiT's CLI defaults
  * (sigma diffusion, norm 1, Mean last step of size 0.04); dopri5 atol 1e-6, rtol 1e-3.
@@ -280,6 +262,22 @@ mixflow_status mixflow_sample(mixflow_sampler *sampler, mixflow_model_fn model, 
 mixflow_status mixflow_sampler_step(mixflow_sampler *sampler, const float *model_output, int64_t index,
     const float *x, int64_t batch, int64_t dim, uint64_t first_sample, float *out_next) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* RAE's "equal" label sampling (`--label-sampling equal`): `n` class labels with ⌊n / num_classes⌋ of every
+ * class, the remaining n mod num_classes drawn uniformly from [0, num_classes), all n then shuffled with a
+ * seeded Fisher–Yates permutation (libmixflow's Philox streams; the same seed gives the same labels on every
+ * machine and thread count). For an FID-50K set: n = 50000, num_classes = 1000 gives 50 of each class.
+ * Stateless; safe from any thread.
+ *
+ * Parameters:
+ *   n: number of labels, in [1, 2^31 − 1].
+ *   num_classes: in [1, 2^24].
+ *   seed: any value.
+ *   out_labels: [n] receives the labels in [0, num_classes).
+ * Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL out_labels, n or num_classes out of range).
+ */
+mixflow_status mixflow_equal_labels(int64_t n, int32_t num_classes, uint64_t seed,
+    int32_t *out_labels) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* Converts decoded images to uint8 with a codebase's rule (SiT: clamp(127.5x + 128), RAE: clamp(x, 0, 1)·255,
  * REPA: clamp(255(x + 1)/2); all truncated) and NCHW → NHWC.
  *
@@ -309,6 +307,24 @@ mixflow_status mixflow_samples_write_png(const char *path, const uint8_t *images
  */
 mixflow_status mixflow_samples_write_npz(const char *path, const uint8_t *images, int64_t batch, int64_t height,
     int64_t width, int64_t channels) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Samples with a native model (`mixflow_model`) instead of a callback; otherwise exactly `mixflow_sample`
+ * (same grids, integrators, guidance, baselines, noise keys, NFE). The model predicts what
+ * `params->prediction` says, in `params->convention` (a SiT trained by libmixflow's transport: velocity in
+ * the transport's convention).
+ *
+ * Parameters:
+ *   model: the network. guide_model: the weaker model for MIXFLOW_GUIDANCE_AUTO, otherwise may be NULL.
+ *   noise: [batch, dim] with dim = in_channels·input_size², finite. y: [batch] labels in [0, num_classes]
+ *     (num_classes = null class), required for CFG; NULL = unconditional.
+ *   - out_x, out_trajectory, out_nfe: as in `mixflow_sample`.
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, dim not the model's, label or null class out
+ *   of range, NaN/Inf), `MIXFLOW_ERR_INVALID_HANDLE`, `MIXFLOW_ERR_OUT_OF_MEMORY` (activations of the batch) or
+ *   `MIXFLOW_ERR_CALLBACK` (the model produced NaN/Inf; the message gives the step and the time).
+ */
+mixflow_status mixflow_sample_model(mixflow_sampler *sampler, mixflow_model *model, mixflow_model *guide_model,
+    const float *noise, int64_t batch, int64_t dim, const int32_t *y, uint64_t first_sample, float *out_x,
+    float *out_trajectory, int64_t *out_nfe) MIXFLOW_WARN_UNUSED_RESULT;
 
 /* --------------------------------------------------------------------------------------------------------------
  * Slow Flow
@@ -843,67 +859,6 @@ mixflow_status mixflow_tensor_writer_finish(mixflow_tensor_writer *writer) MIXFL
  * IDX datasets, class labels, the feature network, FD / KID and accuracy.
  * -------------------------------------------------------------------------------------------------------------- */
 
-/* Reads an IDX file (plain or gzip-compressed, detected from its first bytes) fully into memory and
- * validates it. Free the handle with `mixflow_idx_free`.
- *
- * Supported element types: uint8 (0x08), int8 (0x09), int16 (0x0B), int32 (0x0C), float32 (0x0D),
- * float64 (0x0E). Hostile files (wrong magic, truncated data, dims that overflow or disagree with the file
- * length, corrupt gzip with a bad CRC-32 or length) fail with `MIXFLOW_ERR_FORMAT` and a message giving the
- * path and the byte offset; the library never allocates from a size the file claims before checking it.
- *
- * Parameters:
- *   path: UTF-8 file path, e.g. "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz".
- *   out: receives the new handle; set to NULL on failure.
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL), `MIXFLOW_ERR_IO` (cannot open or read),
- *   `MIXFLOW_ERR_FORMAT` (invalid contents) or `MIXFLOW_ERR_OUT_OF_MEMORY`.
- */
-mixflow_status mixflow_idx_load(const char *path, mixflow_idx **out) MIXFLOW_WARN_UNUSED_RESULT;
-
-/* Frees an IDX handle. NULL is a no-op. */
-void mixflow_idx_free(mixflow_idx *idx);
-
-/* The element type and shape of an IDX array.
- *
- * Parameters:
- *   out_dtype: may be NULL. out_ndim: number of dimensions (1...255), may be NULL.
- *   out_shape: [shape_capacity], receives the ndim dimensions; may be NULL.
- *   shape_capacity: length of out_shape; must be >= ndim when out_shape is not NULL.
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (capacity too small) or `MIXFLOW_ERR_INVALID_HANDLE`.
- */
-mixflow_status mixflow_idx_info(mixflow_idx *idx, mixflow_idx_dtype *out_dtype, int32_t *out_ndim,
-    int64_t *out_shape, int32_t shape_capacity) MIXFLOW_WARN_UNUSED_RESULT;
-
-/* Copies the elements as stored, converted to native byte order, in the file's own element type
- * (uint8 images come out as raw bytes 0..255).
- *
- * Parameters:
- *   out: [count × element size] bytes. out_bytes: its size; must equal count × element size.
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, wrong size) or `MIXFLOW_ERR_INVALID_HANDLE`.
- */
-mixflow_status mixflow_idx_read_raw(mixflow_idx *idx, void *out, int64_t out_bytes) MIXFLOW_WARN_UNUSED_RESULT;
-
-/* Reads the elements as float32: the raw value (`MIXFLOW_PIXEL_SCALING_NONE`, any dtype), or, for uint8
- * images, `x / 127.5 - 1` in [-1, 1] (`_SYMMETRIC`, what the feature net and the models expect) or
- * `x / 255` in [0, 1] (`_UNIT`). An image array [N, 28, 28] becomes N rows of 784 floats.
- *
- * Parameters:
- *   scaling: a `mixflow_pixel_scaling`.
- *   out: [count]. count: must equal the number of elements (the product of the shape).
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, wrong count, unknown scaling, scaling on a
- *   non-uint8 array) or `MIXFLOW_ERR_INVALID_HANDLE`.
- */
-mixflow_status mixflow_idx_read_f32(mixflow_idx *idx, mixflow_pixel_scaling scaling, float *out,
-    int64_t count) MIXFLOW_WARN_UNUSED_RESULT;
-
-/* Reads an integer array (labels) as int32. Float arrays are rejected.
- *
- * Parameters:
- *   out: [count]. count: must equal the number of elements.
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, wrong count, float dtype) or
- *   `MIXFLOW_ERR_INVALID_HANDLE`.
- */
-mixflow_status mixflow_idx_read_i32(mixflow_idx *idx, int32_t *out, int64_t count) MIXFLOW_WARN_UNUSED_RESULT;
-
 /* Loads a feature network (the shipped one is share/featnet/fmnist-cnn.mxfnet; its layout is documented
  * in scripts/train-featnet.py and Sources/MixflowEval/FeatureNet.swift). Free it with `mixflow_featnet_free`.
  *
@@ -1029,21 +984,66 @@ mixflow_status mixflow_kid_compute(const float *features_a, int64_t n_a, const f
     int64_t dim, int64_t num_subsets, int64_t subset_size, uint64_t seed, double *out_mean, double *out_std_error,
     double *out_subset_values) MIXFLOW_WARN_UNUSED_RESULT;
 
-/* RAE's "equal" label sampling (`--label-sampling equal`): `n` class labels with ⌊n / num_classes⌋ of every
- * class, the remaining n mod num_classes drawn uniformly from [0, num_classes), all n then shuffled with a
- * seeded Fisher–Yates permutation (libmixflow's Philox streams; the same seed gives the same labels on every
- * machine and thread count). For an FID-50K set: n = 50000, num_classes = 1000 gives 50 of each class.
- * Stateless; safe from any thread.
+/* Reads an IDX file (plain or gzip-compressed, detected from its first bytes) fully into memory and
+ * validates it. Free the handle with `mixflow_idx_free`.
+ *
+ * Supported element types: uint8 (0x08), int8 (0x09), int16 (0x0B), int32 (0x0C), float32 (0x0D),
+ * float64 (0x0E). Hostile files (wrong magic, truncated data, dims that overflow or disagree with the file
+ * length, corrupt gzip with a bad CRC-32 or length) fail with `MIXFLOW_ERR_FORMAT` and a message giving the
+ * path and the byte offset; the library never allocates from a size the file claims before checking it.
  *
  * Parameters:
- *   n: number of labels, in [1, 2^31 − 1].
- *   num_classes: in [1, 2^24].
- *   seed: any value.
- *   out_labels: [n] receives the labels in [0, num_classes).
- * Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL out_labels, n or num_classes out of range).
+ *   path: UTF-8 file path, e.g. "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz".
+ *   out: receives the new handle; set to NULL on failure.
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL), `MIXFLOW_ERR_IO` (cannot open or read),
+ *   `MIXFLOW_ERR_FORMAT` (invalid contents) or `MIXFLOW_ERR_OUT_OF_MEMORY`.
  */
-mixflow_status mixflow_equal_labels(int64_t n, int32_t num_classes, uint64_t seed,
-    int32_t *out_labels) MIXFLOW_WARN_UNUSED_RESULT;
+mixflow_status mixflow_idx_load(const char *path, mixflow_idx **out) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Frees an IDX handle. NULL is a no-op. */
+void mixflow_idx_free(mixflow_idx *idx);
+
+/* The element type and shape of an IDX array.
+ *
+ * Parameters:
+ *   out_dtype: may be NULL. out_ndim: number of dimensions (1...255), may be NULL.
+ *   out_shape: [shape_capacity], receives the ndim dimensions; may be NULL.
+ *   shape_capacity: length of out_shape; must be >= ndim when out_shape is not NULL.
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (capacity too small) or `MIXFLOW_ERR_INVALID_HANDLE`.
+ */
+mixflow_status mixflow_idx_info(mixflow_idx *idx, mixflow_idx_dtype *out_dtype, int32_t *out_ndim,
+    int64_t *out_shape, int32_t shape_capacity) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Copies the elements as stored, converted to native byte order, in the file's own element type
+ * (uint8 images come out as raw bytes 0..255).
+ *
+ * Parameters:
+ *   out: [count × element size] bytes. out_bytes: its size; must equal count × element size.
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, wrong size) or `MIXFLOW_ERR_INVALID_HANDLE`.
+ */
+mixflow_status mixflow_idx_read_raw(mixflow_idx *idx, void *out, int64_t out_bytes) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Reads the elements as float32: the raw value (`MIXFLOW_PIXEL_SCALING_NONE`, any dtype), or, for uint8
+ * images, `x / 127.5 - 1` in [-1, 1] (`_SYMMETRIC`, what the feature net and the models expect) or
+ * `x / 255` in [0, 1] (`_UNIT`). An image array [N, 28, 28] becomes N rows of 784 floats.
+ *
+ * Parameters:
+ *   scaling: a `mixflow_pixel_scaling`.
+ *   out: [count]. count: must equal the number of elements (the product of the shape).
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, wrong count, unknown scaling, scaling on a
+ *   non-uint8 array) or `MIXFLOW_ERR_INVALID_HANDLE`.
+ */
+mixflow_status mixflow_idx_read_f32(mixflow_idx *idx, mixflow_pixel_scaling scaling, float *out,
+    int64_t count) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Reads an integer array (labels) as int32. Float arrays are rejected.
+ *
+ * Parameters:
+ *   out: [count]. count: must equal the number of elements.
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, wrong count, float dtype) or
+ *   `MIXFLOW_ERR_INVALID_HANDLE`.
+ */
+mixflow_status mixflow_idx_read_i32(mixflow_idx *idx, int32_t *out, int64_t count) MIXFLOW_WARN_UNUSED_RESULT;
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -6,8 +6,8 @@ generates (so the C types are the compiler's), the doc comments from the Swift s
 
 The header is laid out for a reader: a preamble with the conventions, then one section per object in the
 order of SECTIONS. A function joins the first section whose pattern matches its name (a new function with an
-unknown prefix lands in the last, catch-all section), and keeps the order in which it appears in the Swift
-sources (files by name, then line). Only MIXFLOW_* macros and mixflow_* names reach the user's namespace.
+unknown prefix lands in the last, catch-all section). Within a section, functions keep their order in the Swift
+sources: the file holding most of the section's functions first (then by name), and by line within a file. Only MIXFLOW_* macros and mixflow_* names reach the user's namespace.
 Called by scripts/gen-header.sh, which also checks that the result is current and compiles cleanly.
 """
 import re
@@ -22,7 +22,7 @@ SECTIONS = [
     ("Transport", "The MixFlow (and standard flow-matching) training transport: times, interpolations, targets, loss.",
      r"transport_.*"),
     ("Sampler", "ODE/SDE samplers over a user velocity callback or a model, and writing samples out.",
-     r"(sampler_.*|sample|sample_.*|samples_.*)$"),
+     r"(sampler_.*|sample|sample_.*|samples_.*|equal_labels)$"),
     ("Slow Flow", "Measuring how far generated states lag behind ground-truth interpolations, and choosing gamma.",
      r"slow_flow_.*"),
     ("Model", "Native SiT / DiT^DH networks: create, load and save weights, forward, gradients, tensors.",
@@ -32,7 +32,7 @@ SECTIONS = [
     ("ONNX and tensor files", "Reading and writing named float tensors in ONNX files (external data included).",
      r"(tensor_.*|onnx_.*)"),
     ("Data and evaluation", "IDX datasets, class labels, the feature network, FD / KID and accuracy.",
-     r"(idx_.*|equal_labels|featnet_.*|feature_.*|frechet_.*|kid_.*|fid_.*)"),
+     r"(idx_.*|featnet_.*|feature_.*|frechet_.*|kid_.*|fid_.*)"),
     ("Other functions", "Functions not yet assigned to a section in scripts/gen-header.py.", r".*"),
 ]
 
@@ -151,7 +151,7 @@ def c_param(text):
 
 
 def swift_docs(source_dir):
-    """[(name, doc lines)] for every @c function, in source order (files by name, then line)."""
+    """[(name, doc lines, file, line)] for every @c function, files by name, then by line."""
     found = []
     for path in sorted(Path(source_dir).glob("*.swift")):
         lines = path.read_text().splitlines()
@@ -163,7 +163,7 @@ def swift_docs(source_dir):
             while j > 0 and lines[j - 1].lstrip().startswith("///"):
                 j -= 1
             doc = [re.sub(r"^\s*/// ?", "", l) for l in lines[j:i]]
-            found.append((m.group(1), doc, f"{path.name}:{i + 1}"))
+            found.append((m.group(1), doc, path.name, i + 1))
     return found
 
 
@@ -203,19 +203,22 @@ def main():
     compiler_header, source_dir = sys.argv[1], sys.argv[2]
     protos = compiler_prototypes(Path(compiler_header).read_text())
     docs = swift_docs(source_dir)
-    documented = [name for name, _, _ in docs]
+    documented = [name for name, *_ in docs]
     missing = sorted(set(protos) - set(documented))
     if missing:
         sys.exit(f"gen-header: functions in the compiler's header but not found as `@c func` in {source_dir}: {missing}")
     sections = [[] for _ in SECTIONS]
-    for name, doc, where in docs:
+    for name, doc, file, line in docs:
         if name not in protos:
             continue  # e.g. inside #if false
         if not doc:
-            sys.exit(f"gen-header: {name} ({where}) has no /// doc comment: the header is the spec")
+            sys.exit(f"gen-header: {name} ({file}:{line}) has no /// doc comment: the header is the spec")
         short = name[len("mixflow_"):]
         k = next(i for i, (_, _, pattern) in enumerate(SECTIONS) if re.fullmatch(pattern, short))
-        sections[k].append((name, doc))
+        sections[k].append((name, doc, file, line))
+    for fns in sections:
+        count = {file: sum(f == file for _, _, f, _ in fns) for _, _, file, _ in fns}
+        fns.sort(key=lambda fn: (-count[fn[2]], fn[2], fn[3]))
 
     used = [(s, fns) for s, fns in zip(SECTIONS, sections) if fns]
     contents = "\n".join(textwrap.wrap("; ".join(title for (title, _, _), _ in used) + ".", WIDTH - 6,
@@ -224,7 +227,7 @@ def main():
     for (title, blurb, _), fns in used:
         rule = "-" * (WIDTH - 6)
         out += ["/* " + rule, " * " + title, " * " + blurb, " * " + rule + " */", ""]
-        for name, doc in fns:
+        for name, doc, _, _ in fns:
             text = plain_doc(doc)
             if len(text) == 1 and len(text[0]) <= WIDTH - 6:
                 out.append("/* " + text[0] + " */")
