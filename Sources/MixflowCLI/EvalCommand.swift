@@ -38,14 +38,14 @@ struct EvalCommand: ParsableCommand {
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
         let real = try readImages("\(data)/t10k-images-idx3-ubyte.gz")
         guard real.count % net.inputDim == 0 else {
-            throw ValidationError("\(data)/t10k-images-idx3-ubyte.gz does not hold \(net.inputDim)-pixel images")
+            throw MixflowError.invalidArgument("\(data)/t10k-images-idx3-ubyte.gz does not hold \(net.inputDim)-pixel images")
         }
         let subsetSize = kidSubsetSize == 0 ? min(options.n, 1000) : kidSubsetSize
         let evaluation = try Evaluation(net: net, reference: reference, samples: options.n, seed: options.seed, threads: options.threads)
         let r = try options.run(trajectory: false)
         let n = options.n, d = net.featureDim
         guard r.model.sampleDim == net.inputDim else {
-            throw ValidationError("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")
+            throw MixflowError.invalidArgument("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")
         }
         let scored = try evaluation.score(r.x, convention: r.config.convention, labels: r.labels)
         let realCount = real.count / net.inputDim

@@ -82,7 +82,7 @@ struct SampleCommand: ParsableCommand {
         let (images, channels, size) = try MixflowCLI.depthToSpace(r.x, count: n, channels: m.inChannels, size: m.inputSize, factor: depthToSpace)
         if let grid {
             guard channels == 1 || channels == 3 else {
-                throw ValidationError("--grid needs 1- or 3-channel images; the samples have \(channels) channels (see --depth-to-space)")
+                throw MixflowError.invalidArgument("--grid needs 1- or 3-channel images; the samples have \(channels) channels (see --depth-to-space)")
             }
             let g = images.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: channels, size: size, columns: 16) }
             try PNG.write(path: grid, pixels: g.pixels, width: g.width, height: g.height, channels: channels)
@@ -146,7 +146,7 @@ struct SlowFlowCommand: ParsableCommand {
         let r = try options.run(trajectory: true)
         let dim = r.model.sampleDim
         if kind != .endpoint {
-            guard data.count % dim == 0 else { throw ValidationError("the images in \(self.data) do not have the model's \(dim) values") }
+            guard data.count % dim == 0 else { throw MixflowError.invalidArgument("the images in \(self.data) do not have the model's \(dim) values") }
             count = min(dataPoints, data.count / dim)
         }
         let measured = try r.traj.withUnsafeBufferPointer { tb in

@@ -100,7 +100,7 @@ struct PostTrainCommand: ParsableCommand {
         let (baseModel, baseTransport) = try loadBase()
         let dim = baseModel.sampleDim
         guard dim * y.count == x.count else {
-            throw ValidationError("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
+            throw MixflowError.invalidArgument("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
         }
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
@@ -191,7 +191,7 @@ struct PostTrainCommand: ParsableCommand {
             let was = trainer.transport.config
             guard was.gamma == transport.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,
                   trainer.config.schedule == .constant(lr), trainer.config.seed == seed, trainer.step <= steps else {
-                throw ValidationError("\(path) is a run with gamma \(was.gamma), \(was.timeDistribution), \(trainer.config.schedule), EMA \(trainer.config.emaDecay), seed \(trainer.config.seed) at step \(trainer.step); this one asks for gamma \(transport.gamma), \(transport.timeDistribution), lr \(lr), EMA \(ema), seed \(seed), \(steps) steps: use another --out or delete it")
+                throw MixflowError.invalidArgument("\(path) is a run with gamma \(was.gamma), \(was.timeDistribution), \(trainer.config.schedule), EMA \(trainer.config.emaDecay), seed \(trainer.config.seed) at step \(trainer.step); this one asks for gamma \(transport.gamma), \(transport.timeDistribution), lr \(lr), EMA \(ema), seed \(seed), \(steps) steps: use another --out or delete it")
             }
         } else {
             let model = try base.sibling(seed: 0)

@@ -82,7 +82,6 @@ struct SamplingOptions: ParsableArguments {
     /// Every option, before any file is read (ArgumentParser calls this right after parsing).
     func validate() throws {
         try requireFile(checkpoint, "--checkpoint")
-        if let guideCheckpoint { try requireFile(guideCheckpoint, "--guide-checkpoint") }
         guard method.lowercased() == "auto" || samplerMethods[method.lowercased()] != nil else {
             throw ValidationError("--method must be auto or one of \(samplerMethods.keys.sorted().joined(separator: ", ")), got \(method)")
         }
@@ -92,6 +91,7 @@ struct SamplingOptions: ParsableArguments {
         try requireRange(n, 1...Int(Int32.max), "--n")
         let mode = try guidanceChoice()
         if mode != .autoguidance, guideCheckpoint != nil { throw ValidationError("--guide-checkpoint is only used with --guidance auto") }
+        if let guideCheckpoint { try requireFile(guideCheckpoint, "--guide-checkpoint") }
         guard scale.isFinite else { throw ValidationError("--scale must be finite, got \(scale)") }
         _ = try guidanceBounds()
         guard labelSampling.lowercased() == "auto" || LabelSampling(rawValue: labelSampling.lowercased()) != nil else {
@@ -170,7 +170,7 @@ struct SamplingOptions: ParsableArguments {
             let g = try loadNative(path, ema: !raw, threads: threads).model
             let m = loaded.model
             guard g.inChannels == m.inChannels, g.inputSize == m.inputSize, g.numClasses == m.numClasses else {
-                throw ValidationError("--guide-checkpoint takes \(g.inChannels)x\(g.inputSize)x\(g.inputSize) latents with \(g.numClasses) classes; "
+                throw MixflowError.invalidArgument("--guide-checkpoint takes \(g.inChannels)x\(g.inputSize)x\(g.inputSize) latents with \(g.numClasses) classes; "
                                       + "the model takes \(m.inChannels)x\(m.inputSize)x\(m.inputSize) with \(m.numClasses)")
             }
             guide = g
@@ -259,7 +259,7 @@ func depthToSpace(_ x: [Float], count n: Int, channels: Int, size: Int, factor r
     guard r >= 1 else { throw ValidationError("--depth-to-space must be >= 1, got \(r)") }
     if r == 1 { return (x, channels, size) }
     guard channels % (r * r) == 0 else {
-        throw ValidationError("--depth-to-space \(r) needs channels divisible by \(r * r), the model has \(channels)")
+        throw MixflowError.invalidArgument("--depth-to-space \(r) needs channels divisible by \(r * r), the model has \(channels)")
     }
     let c = channels / (r * r), s = size * r
     var out = [Float](repeating: 0, count: x.count)
