@@ -165,8 +165,9 @@ mixflow_status mixflow_transport_prepare(mixflow_transport *transport, const flo
  *     with noise prediction (m may also be NULL when the target time is t).
  *   out_per_sample: [batch], may be NULL. out_mean: may be NULL. out_grad: [batch, dim], may be NULL,
  *     may alias pred.
- * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf in pred, target, t or m)
- *   or `MIXFLOW_ERR_INVALID_HANDLE`.
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf in pred, target, t or m
+ *   — t and m are checked whenever given —, or a loss that overflows) or `MIXFLOW_ERR_INVALID_HANDLE`. A failed
+ *   call writes none of out_per_sample, out_mean and out_grad.
  */
 mixflow_status mixflow_transport_loss(mixflow_transport *transport, const float *pred, const float *target,
     const float *t, const float *m, int64_t batch, int64_t dim, float *out_per_sample, float *out_mean,
@@ -360,7 +361,7 @@ mixflow_status mixflow_slow_flow_stats(const double *t, const double *m, int64_t
 
 /* The γ whose MixFlow mixture interval [(1 − γ)t, t] covers `coverage` of the measured slowed times, pooled
  * over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
- * (0 when nothing is slowed). See README "Choosing γ from the Slow Flow".
+ * (0 when nothing is slowed). See docs/slow-flow.md.
  *
  * Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN, coverage outside (0, 1],
  *   no grid time with t > 0).
@@ -517,8 +518,8 @@ mixflow_status mixflow_model_save_default_params(mixflow_model_save_params *out,
     uint32_t struct_size) MIXFLOW_WARN_UNUSED_RESULT;
 
 /* Loads a SiT or a DiT^DH from an ONNX file. A DiT^DH file is one whose `model.arch` is "DiTDH" or, without
- * `model.arch`, one holding `dec_feat_rope.freqs_cos` or `s_embedder.proj.weight`: every official tensor (SPEC
- * §6.5, RoPE buffers and `t_embedder.W` included) must be there under its exact name and shape; without
+ * `model.arch`, one holding `dec_feat_rope.freqs_cos` or `s_embedder.proj.weight`: every official tensor
+ * (docs/exactness.md §6.5, RoPE buffers and `t_embedder.W` included) must be there under its exact name and shape; without
  * metadata the architecture comes from the shapes (heads from the RoPE tables), and equal encoder and head
  * widths are refused with a message asking for the metadata. For SiT: one written by `mixflow_model_save_onnx`, a checkpoint converted with
  * `python -m mixflow.convert`, or what `torch.onnx.export` writes for the official SiT module (initializer
@@ -969,8 +970,8 @@ mixflow_status mixflow_frechet_distance_compute(const float *features_a, int64_t
  * averaged over `num_subsets` random subsets of `subset_size` rows drawn without replacement from each set,
  * in float64. Unbiased at small n (cheap intermediate checks with 1-2k samples); can be slightly negative.
  * The draws are a pure function of `seed` (Philox4x32-10; the exact rule is in Sources/MixflowEval/KID.swift),
- * so results are identical on every run and thread count. DATA.md's table normalised the features by the
- * reference RMS first; the caller does that (scale both sets by the same factor) when it wants those units.
+ * so results are identical on every run and thread count. The command line reports KID on features divided by
+ * the reference RMS (docs/exactness.md §7.3); a caller who wants those units scales both sets by that factor.
  *
  * Parameters:
  *   features_a: [n_a, dim], finite. features_b: [n_b, dim], finite. dim: > 0.
