@@ -218,7 +218,7 @@ def emit(functions) -> str:
                     v = f"(uint32_t)sizeof({st})" if st else "64"
                 args.append(v)
             label = fn if variant is None else f"{fn}.{params[variant[0]][1]}={variant[1]}"
-            decls = "".join(f" {pt.replace('* *', '*').replace('const', '').strip()} oh_{i} = NULL;"
+            decls = "".join(f" {pt.replace('const', '').replace('*', '').strip()} *oh_{i} = NULL;"
                             for i, (pt, _) in enumerate(params) if kinds[i] == "out_handle")
             decls += "".join(f" {struct_of[i]} po_{i}; memset(&po_{i}, 0, sizeof po_{i});" for i in struct_of)
             frees = "".join(f" if (oh_{i}) {pt.replace('const', '').replace('*', '').strip()}_free(oh_{i});"
