@@ -75,6 +75,13 @@ const char *mixflow_last_error(void) MIXFLOW_WARN_UNUSED_RESULT;
  */
 const char *mixflow_status_name(mixflow_status status) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* What libmixflow computes with in this process, as "key: value" lines (static storage; never NULL): `cpu`,
+ * `gemm` (libmixflow's own GEMM and its instruction-set path), `gemm paths`, `threads`, `openblas` (its
+ * kernel; used only for float64 metrics and LAPACK) and the builds of the other kernels. For logs and for
+ * quoting next to performance figures; the keys may grow, never change meaning.
+ */
+const char *mixflow_blas_info(void) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* --------------------------------------------------------------------------------------------------------------
  * Transport
  * The MixFlow (and standard flow-matching) training transport: times, interpolations, targets, loss.

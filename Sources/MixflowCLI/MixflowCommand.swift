@@ -1,5 +1,4 @@
 import ArgumentParser
-import CBLAS
 import CMixflow
 import MixflowCore
 import MixflowMethod
@@ -15,19 +14,9 @@ struct MixflowCommand: ParsableCommand {
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
 }
 
-/// `mixflow --version`: the library version and ABI (mixflow_types.h) and the BLAS/GEMM kernel in use.
-let versionText = """
-    mixflow \(MIXFLOW_VERSION_STRING) (ABI \(MIXFLOW_ABI_VERSION))
-    BLAS: \(blasDescription())
-    """
-
-/// The BLAS/GEMM line of --version: OpenBLAS's build configuration and the kernel it picked for this CPU.
-/// When the core describes its GEMM kernel itself (mixflow_blas_info), print that here instead.
-func blasDescription() -> String {
-    let config = openblas_get_config().map { String(cString: $0) } ?? "unknown configuration"
-    let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-    return "\(config), kernel \(core)"
-}
+/// `mixflow --version`: the library version and ABI (mixflow_types.h), then what it computes with (ComputeInfo:
+/// CPU, GEMM path, OpenBLAS core, threads), as mixflow_blas_info() reports it.
+let versionText = "mixflow \(MIXFLOW_VERSION_STRING) (ABI \(MIXFLOW_ABI_VERSION))\n\(ComputeInfo.text)"
 
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sample",
