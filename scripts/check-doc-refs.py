@@ -31,11 +31,19 @@ QUICKSTART = re.compile(r"^<!-- quickstart: (\S+) -->$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
+def repository_files():
+    """The tracked files; without git (an exported tree), every file outside build and run folders."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        return [ROOT / n.decode() for n in out.split(b"\0") if n]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", ".build", "runs", "__pycache__", ".pytest_cache", "build"}
+        return [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+
+
 def tracked_text_files():
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
-    for name in names:
-        path = ROOT / name.decode()
-        if not name or not path.is_file():
+    for path in repository_files():
+        if not path.is_file():
             continue
         data = path.read_bytes()
         if b"\0" in data[:8192]:
