@@ -6,21 +6,8 @@
  * ("MixFlow Training: Alleviating Exposure Bias with Slowed Interpolation Mixture", arXiv 2512.19311)
  * and samples from them.
  *
- * Conventions (the header is the spec: what is not stated at a declaration is not promised):
- *  - Every fallible function returns mixflow_status. On failure, mixflow_last_error() returns a message
- *    naming the function, the argument, the value received and the value expected. On success the
- *    message is cleared.
- *  - Buffers are float32, C-contiguous, allocated by the caller; every pointer travels with its shape.
- *    Outputs never alias inputs unless the documentation says so. Optional outputs say "may be NULL".
- *  - Handles come from exactly one _create/_load and go back through exactly one _free (NULL is a no-op).
- *  - Params structs start with struct_size and are filled by their _default_params function, which takes
- *    the caller's sizeof so that the struct can grow without breaking old callers.
- *  - Threads: stateless functions are safe from any thread. A handle is used by one thread at a time.
- *    Callbacks run synchronously on the calling thread, never concurrently, never after the call returns.
- *    Internal worker threads never call user code.
- *  - Determinism: same inputs and seed give the same bits for any num_threads and any batch split;
- *    randomness comes from a counter-based generator keyed by (seed, step, sample index).
- *  - The library never prints.
+ * The conventions (errors, ownership, params structs and struct_size, threads, determinism, time) are
+ * stated once, at the top of mixflow.h.
  */
 #ifndef MIXFLOW_TYPES_H
 #define MIXFLOW_TYPES_H
@@ -134,7 +121,10 @@ typedef enum mixflow_mixture {
     MIXFLOW_MIXTURE_UNIFORM = 1
 } mixflow_mixture;
 
-/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit. */
+/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit.
+ * Each float field is read as the shortest decimal that rounds to it (gamma 0.8f is used as the double 0.8):
+ * the CLI and the Swift core round their values the same way, so every entry point draws the same numbers
+ * and checkpoints store the decimal ("transport.gamma=0.8"). */
 typedef struct mixflow_transport_params {
     uint32_t struct_size;           /* set by the filler; leave it alone */
     mixflow_path path;              /* MIXFLOW_PATH_LINEAR */
@@ -263,7 +253,7 @@ typedef enum mixflow_tensor_storage {
     MIXFLOW_TENSOR_STORAGE_EXTERNAL = 3   /* external data file next to the model */
 } mixflow_tensor_storage;
 /* ---- samplers ---- */
-/* Integrators (SPEC §4). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
+/* Integrators (docs/exactness.md §4.2–§4.3). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
  * the last step; rk4 = torchdiffeq's 'rk4', Kutta's 3/8 rule; dopri5 adaptive with atol/rtol). In the REPA
  * convention EULER/HEUN are REPA's loop (Heun corrects all but the last step) and SDE_EULER is REPA's
  * Euler-Maruyama sampler. SDE methods are SiT's (sit convention) or REPA's; RAE's SDE is not offered.       */

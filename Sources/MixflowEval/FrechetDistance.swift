@@ -24,6 +24,7 @@ public struct FeatureStats {
         }
         for j in 0..<d { mean[j] /= Double(n) }
         var cov = [Double](repeating: 0, count: d * d)
+        BLAS.useOpenBLAS()
         // Centre a block of rows in float64, then accumulate its Gram matrix (upper triangle) with dsyrk.
         let block = 2048
         var centred = [Double](repeating: 0, count: min(n, block) * d)
@@ -47,7 +48,7 @@ public enum FrechetDistance {
     /// The Fréchet distance between the Gaussians N(m1, S1) and N(m2, S2):
     /// `|m1 - m2|^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2`.
     ///
-    /// Computed in the symmetric eigen form (DATA.md §2), never with a general sqrtm: S1^1/2 = V diag(√w) V^T
+    /// Computed in the symmetric eigen form (docs/exactness.md §7.2), never with a general sqrtm: S1^1/2 = V diag(√w) V^T
     /// from the eigendecomposition of S1 (dsyev), then the trace term is the sum of the square roots of the
     /// eigenvalues of the symmetric matrix S1^1/2 S2 S1^1/2. Eigenvalues below the round-off floor
     /// `d · ε · λ_max` of their matrix (including negative ones) count as 0.
@@ -58,6 +59,7 @@ public enum FrechetDistance {
     public static func distance(_ a: FeatureStats, _ b: FeatureStats) throws -> Double {
         let d = a.dim
         precondition(b.dim == d && a.mean.count == d && a.covariance.count == d * d && b.covariance.count == d * d)
+        BLAS.useOpenBLAS()
         var meanTerm = 0.0
         for j in 0..<d { let t = a.mean[j] - b.mean[j]; meanTerm += t * t }
         var s1 = symmetrised(a.covariance, d)

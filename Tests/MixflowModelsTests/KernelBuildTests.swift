@@ -1,5 +1,6 @@
 import CKernels
 import Glibc
+import MixflowCore
 import MixflowModels
 import Testing
 
@@ -9,11 +10,11 @@ import Testing
 // clamps of exp, and the outputs are compared bit for bit with the portable build's.
 
 /// The builds to compare: every supported one (on an AVX-512 machine all three).
-let kernelBuilds = KernelBuild.allCases.filter(\.isSupported)
+let kernelBuilds = ISALevel.allCases.filter(ModelKernels.supports)
 
 /// Runs `body` once per supported build and expects every build's output to equal the portable one's bits.
 func expectSameBitsOnEveryBuild(_ label: String, _ body: (Int32) -> [Float]) {
-    let reference = body(KernelBuild.portable.rawValue).map(\.bitPattern)
+    let reference = body(ISALevel.portable.rawValue).map(\.bitPattern)
     for build in kernelBuilds where build != .portable {
         let out = body(build.rawValue).map(\.bitPattern)
         let differing = zip(reference, out).filter { $0 != $1 }.count
@@ -25,8 +26,8 @@ let oddSizes = [1, 7, 15, 16, 17, 33, 384, 1000, 4099]
 
 @Test func kernelBuildsAreAllAvailableOnAVX512Machines() {
     // On an x86-64 CPU with AVX-512 all three builds must be selectable, so the comparisons below are real.
-    if KernelBuild.avx512.isSupported { #expect(kernelBuilds == [.portable, .avx2, .avx512]) }
-    #expect(KernelBuild.selected.isSupported)
+    if ModelKernels.supports(.avx512) { #expect(kernelBuilds == [.portable, .avx2, .avx512]) }
+    #expect(ModelKernels.supports(ModelKernels.level))
 }
 
 @Test func activationKernelsGiveTheSameBitsOnEveryBuild() {

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-/* The instruction-set builds, lowest first. */
+/* The instruction-set builds, lowest first (the numbers of ISALevel in Sources/MixflowCore/ISA.swift). */
 enum {
     MFX_ISA_PORTABLE = 0, /* baseline target of the compiler */
     MFX_ISA_AVX2 = 1,     /* AVX2 (x86-64 only) */

@@ -1,7 +1,7 @@
 internal import CKernels
 import MixflowCore
 
-// MARK: - SwiGLU gate (SwiGLUFFN of DiT^DH, SPEC §6.3)
+// MARK: - SwiGLU gate (SwiGLUFFN of DiT^DH, docs/exactness.md §6.3)
 // The w12 output row of a token is [a (H) | b (H)] (chunk(2) order: a first); hidden = SiLU(a) ⊙ b.
 // The maths is in the C kernels (Sources/CKernels); rows are shared among threads.
 

@@ -8,17 +8,26 @@ An exception raised by ``model_fn`` stops sampling and is re-raised by ``sample`
 from __future__ import annotations
 
 import ctypes
-import weakref
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
+from ._args import int32_array, integer
 from ._lib import check, fptr, lib
 from .errors import CallbackError
 from .transport import _CONVENTIONS, _PATHS, _PREDICTIONS, _choice, as_float32
+
+if TYPE_CHECKING:
+    from .model import Model
+
+# model_fn(x [B, ...] float32, t [B] float32, y [B] int32 or None) -> an array shaped like x.
+ModelFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], ArrayLike]
 
 _METHODS = {"euler": T.SamplerMethod.EULER, "heun": T.SamplerMethod.HEUN, "midpoint": T.SamplerMethod.MIDPOINT,
             "rk4": T.SamplerMethod.RK4, "dopri5": T.SamplerMethod.DOPRI5, "sde_euler": T.SamplerMethod.SDE_EULER,
@@ -70,8 +79,7 @@ class Sampler(HandleOwner):
         p.query_shift_constant, p.query_shift_proportional = query_shift
         handle = _lib.SA()
         check(lib.mixflow_sampler_create(ctypes.byref(p), ctypes.byref(handle)))
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_sampler_free, handle)
+        self._own(handle, lib.mixflow_sampler_free)
 
 
 
@@ -86,15 +94,13 @@ class Sampler(HandleOwner):
         check(lib.mixflow_sampler_timesteps(self._ptr, out.ctypes.data_as(_lib.DP), count.value, ctypes.byref(count)))
         return out
 
-    def sample(self, model_fn, noise, y=None, *, guide_fn=None, trajectory=False, first_sample=0) -> SampleResult:
+    def sample(self, model_fn: ModelFn, noise: ArrayLike, y: ArrayLike | None = None, *, guide_fn: ModelFn | None = None,
+               trajectory: bool = False, first_sample: int = 0) -> SampleResult:
         noise = as_float32(noise, "noise")
         batch = noise.shape[0]
         dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
-        labels = None
-        if y is not None:
-            labels = np.ascontiguousarray(y, dtype=np.int32)
-            if labels.shape != (batch,):
-                raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        labels = None if y is None else int32_array(y, "y", (batch,))
+        first_sample = integer(first_sample, "first_sample", ctypes.c_uint64)
         times = self.timesteps
         out = np.empty_like(noise)
         traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
@@ -112,14 +118,14 @@ class Sampler(HandleOwner):
         check(status)
         return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
 
-    def sample_model(self, model, noise, y=None, *, guide_model=None, trajectory=False, first_sample=0) -> SampleResult:
+    def sample_model(self, model: Model, noise: ArrayLike, y: ArrayLike | None = None, *, guide_model: Model | None = None,
+                     trajectory: bool = False, first_sample: int = 0) -> SampleResult:
         """Samples with a native ``mixflow.Model`` (no Python callback); ``y=None`` is unconditional."""
         noise = as_float32(noise, "noise")
         batch = noise.shape[0]
         dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
-        labels = None if y is None else np.ascontiguousarray(y, dtype=np.int32)
-        if labels is not None and labels.shape != (batch,):
-            raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        labels = None if y is None else int32_array(y, "y", (batch,))
+        first_sample = integer(first_sample, "first_sample", ctypes.c_uint64)
         times = self.timesteps
         out = np.empty_like(noise)
         traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
@@ -130,7 +136,7 @@ class Sampler(HandleOwner):
                                        first_sample, fptr(out), fptr(traj), ctypes.byref(nfe)))
         return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
 
-    def step(self, model_output, index: int, x, first_sample: int = 0) -> np.ndarray:
+    def step(self, model_output: ArrayLike, index: int, x: ArrayLike, first_sample: int = 0) -> np.ndarray:
         """One step for callers that keep the model loop (euler and sde_euler only)."""
         x = as_float32(x, "x")
         model_output = as_float32(model_output, "model_output")
@@ -138,6 +144,7 @@ class Sampler(HandleOwner):
             raise ValueError(f"model_output has shape {model_output.shape}, x has shape {x.shape}")
         out = np.empty_like(x)
         dim = int(np.prod(x.shape[1:], dtype=np.int64)) if x.ndim > 1 else 1
+        index, first_sample = integer(index, "index"), integer(first_sample, "first_sample", ctypes.c_uint64)
         check(lib.mixflow_sampler_step(self._ptr, fptr(model_output), index, fptr(x), x.shape[0], dim, first_sample,
                                        fptr(out)))
         return out
@@ -147,11 +154,11 @@ def _callback(fn, tail: tuple, errors: list, name: str):
     """A CFUNCTYPE that calls ``fn`` with numpy views; any exception is stored and turned into status 1."""
     def trampoline(_user, batch, dim, x, t, y, out):
         try:
-            xs = np.ctypeslib.as_array(x, shape=(batch, dim)).reshape((batch,) + tuple(tail))
-            xs.flags.writeable = False
-            ts = np.ctypeslib.as_array(t, shape=(batch,))
-            ts.flags.writeable = False
-            ys = np.ctypeslib.as_array(y, shape=(batch,)) if y else None
+            # Copies, not views: x, t and y live in the sampler's scratch memory, freed when sampling returns,
+            # and fn may keep what it is given (e.g. to record a trajectory).
+            xs = np.ctypeslib.as_array(x, shape=(batch, dim)).reshape((batch,) + tuple(tail)).copy()
+            ts = np.ctypeslib.as_array(t, shape=(batch,)).copy()
+            ys = np.ctypeslib.as_array(y, shape=(batch,)).copy() if y else None
             result = np.asarray(fn(xs, ts, ys), dtype=np.float32)
             if result.shape != xs.shape:
                 raise ValueError(f"{name} returned shape {result.shape}, expected {xs.shape}")
@@ -163,9 +170,11 @@ def _callback(fn, tail: tuple, errors: list, name: str):
     return T.MODEL_FN(trampoline)
 
 
-def sample(model_fn, noise, method="heun", steps=50, convention="sit", path="linear", prediction="velocity",
-           y=None, cfg_scale=1.0, seed=0, trajectory=False, *, guide_fn=None, guidance=None, guided_channels=0,
-           return_nfe=False, first_sample=0, **options):
+def sample(model_fn: ModelFn, noise: ArrayLike, method: str = "heun", steps: int = 50, convention: str = "sit",
+           path: str = "linear", prediction: str = "velocity", y: ArrayLike | None = None, cfg_scale: float = 1.0,
+           seed: int = 0, trajectory: bool = False, *, guide_fn: ModelFn | None = None, guidance: str | None = None,
+           guided_channels: int = 0, return_nfe: bool = False, first_sample: int = 0,
+           **options: Any) -> np.ndarray | SampleResult:
     """Samples from ``noise`` [B, ...] with ``model_fn``. Returns the samples, or a ``SampleResult`` when
     ``trajectory`` or ``return_nfe`` is set. Guidance: CFG when ``cfg_scale != 1`` (needs ``y``; the null class
     is ``null_class=1000``), autoguidance when ``guide_fn`` is given; ``guided_channels=3`` is SiT's rule.
@@ -181,7 +190,7 @@ def sample(model_fn, noise, method="heun", steps=50, convention="sit", path="lin
     return result if (trajectory or return_nfe) else result.x
 
 
-def to_uint8(x, convention="sit") -> np.ndarray:
+def to_uint8(x: ArrayLike, convention: str = "sit") -> np.ndarray:
     """Decoded images [B, C, H, W] float → [B, H, W, C] uint8 with the codebase's rule (SiT clamp(127.5x+128);
     RAE clamp(x,0,1)·255; REPA clamp(255(x+1)/2); truncation)."""
     x = as_float32(x, "x")
@@ -205,7 +214,7 @@ def _uint8_nhwc(images, convention) -> np.ndarray:
     return images
 
 
-def save_npz(path, images, convention="sit") -> None:
+def save_npz(path: str | os.PathLike, images: ArrayLike, convention: str = "sit") -> None:
     """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
     or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
     images = _uint8_nhwc(images, convention)
@@ -213,7 +222,7 @@ def save_npz(path, images, convention="sit") -> None:
     check(lib.mixflow_samples_write_npz(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), n, h, w, c))
 
 
-def save_png(path, images, columns: int = 10, convention="sit") -> None:
+def save_png(path: str | os.PathLike, images: ArrayLike, columns: int = 10, convention: str = "sit") -> None:
     """Writes a PNG grid of ``columns`` images per row (2-pixel white border; grey for 1 channel, RGB for 3)
     atomically. ``images`` is either uint8 NHWC or float NCHW (converted with ``to_uint8`` and the convention's
     rule)."""
@@ -223,7 +232,7 @@ def save_png(path, images, columns: int = 10, convention="sit") -> None:
                                         n, h, w, c, int(columns)))
 
 
-def pixel_unshuffle(x, factor: int) -> np.ndarray:
+def pixel_unshuffle(x: ArrayLike, factor: int) -> np.ndarray:
     """PyTorch's ``pixel_unshuffle`` (space-to-depth) in numpy: [B, C, H·r, W·r] → [B, C·r², H, W] with
     out[:, c·r² + i·r + j, h, w] = x[:, c, h·r + i, w·r + j]. Invertible: ``pixel_shuffle`` undoes it."""
     x = np.asarray(x)
@@ -235,7 +244,7 @@ def pixel_unshuffle(x, factor: int) -> np.ndarray:
                                 .reshape(b, c * r * r, hh // r, ww // r))
 
 
-def pixel_shuffle(x, factor: int) -> np.ndarray:
+def pixel_shuffle(x: ArrayLike, factor: int) -> np.ndarray:
     """PyTorch's ``pixel_shuffle`` (depth-to-space), the inverse of ``pixel_unshuffle``: [B, C·r², H, W] →
     [B, C, H·r, W·r]."""
     x = np.asarray(x)
@@ -253,17 +262,11 @@ def equal_labels(n: int, num_classes: int = 1000, seed: int = 0) -> np.ndarray:
     permutation (libmixflow's Philox streams: the same seed gives the same labels everywhere). For FID-50K,
     ``equal_labels(50000)`` holds each of the 1000 classes exactly 50 times. Raises InvalidArgument for n outside
     [1, 2^31 - 1] or num_classes outside [1, 2^24]."""
-    for name, v in (("n", n), ("num_classes", num_classes), ("seed", seed)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"equal_labels: {name} must be an int, got {type(v).__name__}")
-    if not 0 <= int(seed) < 1 << 64:
-        raise ValueError(f"equal_labels: seed must be in [0, 2^64), got {seed}")
-    if not 1 <= int(n) < 1 << 31:  # checked here too so that np.empty never sees a hostile size
+    n, seed = integer(n, "equal_labels: n"), integer(seed, "equal_labels: seed", ctypes.c_uint64)
+    num_classes = integer(num_classes, "equal_labels: num_classes", ctypes.c_int32)
+    if not 1 <= n < 1 << 31:  # checked here too so that np.empty never sees a hostile size
         from .errors import InvalidArgument
         raise InvalidArgument(f"equal_labels: n must be in [1, 2147483647], got {n}")
-    if not -(1 << 31) <= int(num_classes) < 1 << 31:  # would not fit the C int32; the library checks the rest
-        from .errors import InvalidArgument
-        raise InvalidArgument(f"equal_labels: num_classes must be in [1, 16777216], got {num_classes}")
     out = np.empty(int(n), np.int32)
     check(lib.mixflow_equal_labels(int(n), int(num_classes), int(seed), out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))))
     return out
