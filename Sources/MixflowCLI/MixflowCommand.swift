@@ -30,6 +30,7 @@ struct SampleCommand: ParsableCommand {
     var depthToSpace = 1
 
     func run() throws {
+        try prepareOutputs(files: [grid, npz, latents, saveLabels])
         let r = try options.run(trajectory: false)
         let m = r.model, c = r.config, n = options.n
         print("model: \(r.loaded.arch), \(m.parameterCount) parameters, samples \(m.inChannels)x\(m.inputSize)x\(m.inputSize), \(m.numClasses) classes")
@@ -110,6 +111,7 @@ struct SlowFlowCommand: ParsableCommand {
             throw ValidationError("--reference must be endpoint, nearest-data or noise-level, got \(reference)")
         }
         guard dataPoints >= 1 else { throw ValidationError("--data-points must be >= 1, got \(dataPoints)") }
+        try prepareOutputs(files: [csv, json])
         let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
         let r = try options.run(trajectory: true)

@@ -48,7 +48,7 @@ struct PostTrainCommand: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)     // progress and results appear as they happen, also through a pipe
         signal(SIGINT, onInterrupt)
         signal(SIGTERM, onInterrupt)
-        mkdir(out, 0o755)
+        try prepareOutputs(folders: [out])
         let clock = Stopwatch()
         // Data, base model, evaluation tools.
         let x = try readImages("\(data)/train-images-idx3-ubyte.gz")

@@ -63,9 +63,15 @@ public final class OnnxReader {
                 names[info.name] = i
                 infos.append(info)
             }
+            let meta = Self.readMetadata(handle)
+            // Before the last property is set: a throwing init that initialised everything would run deinit,
+            // closing `handle` a second time.
+            try Self.checkSaveID(metadata: meta, tensors: infos, resolver: resolver, path: path)
             tensors = infos
             indexByName = names
-            metadata = Self.readMetadata(handle)
+            // The save id is the writer's integrity record, not the caller's metadata.
+            let idKey = Array(OnnxWriter.saveIDKey.utf8)
+            metadata = meta.filter { $0.key != idKey }
             numNodes = Int(mfx_onnx_num_nodes(handle))
         } catch {
             mfx_onnx_close(handle)
@@ -162,6 +168,24 @@ public final class OnnxReader {
                 try file.read(into: scratch, count: n * elementSize, at: ext.offset + Int64(done * elementSize))
                 _ = mfx_onnx_convert_f32(t.dataType, scratch, Int64(n), base + done)
                 done += n
+            }
+        }
+    }
+
+    /// A model written by `OnnxWriter` with external data records its save id; each data file it names must
+    /// end with the same id, or the two files come from different saves (an interrupted save by an older
+    /// version, or files copied from two saves) and the model is refused instead of silently mixed.
+    static func checkSaveID(metadata: [(key: [UInt8], value: [UInt8])], tensors: [OnnxTensorInfo],
+                            resolver: ExternalResolver, path: String) throws {
+        let key = Array(OnnxWriter.saveIDKey.utf8)
+        guard let id = metadata.first(where: { $0.key == key }).map({ String(decoding: $0.value, as: UTF8.self) }) else { return }
+        var checked: Set<String> = []
+        for t in tensors {
+            guard case .external(let ext) = t.storage, checked.insert(ext.location).inserted else { continue }
+            let found = try OnnxWriter.trailerID(of: try resolver.open(ext.location, tensor: t.name))
+            guard found == id else {
+                throw MixflowError.format("\(path): its data file \(ext.location) belongs to another save (the model's "
+                    + "save id is \(id), the data file's \(found ?? "missing")): the two files do not form one save")
             }
         }
     }
