@@ -119,7 +119,10 @@ def read_onnx(path):
         from onnx import numpy_helper
     except ImportError:  # the built-in reader covers what write_onnx and common exporters produce
         return _read_onnx_minimal(path)
-    model = onnx.load(os.fspath(path), load_external_data=False)
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 (protobuf's DecodeError and friends on a corrupt file)
+        raise CheckpointFormatError("%s: not a readable ONNX file: %s: %s" % (path, type(e).__name__, e)) from None
     base = os.path.dirname(os.path.abspath(path))
     out = collections.OrderedDict()
     for t in model.graph.initializer:
