@@ -1008,6 +1008,19 @@ SWIFT_EXTERN mixflow_status mixflow_tensor_file_read(mixflow_tensor_file * _Null
 /// as <code>mixflow_tensor_file_read</code> (index out of range is <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>).
 SWIFT_EXTERN mixflow_status mixflow_tensor_file_read_index(mixflow_tensor_file * _Nullable file, int64_t index, float * _Nullable out_, int64_t count) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Reads tensor <code>index</code>’s values as stored, without conversion: <code>nbytes</code> = element count × element size
+/// little-endian bytes of its own <code>mixflow_dtype</code> (what a converter needs to keep int64 tensors exact).
+/// \param out <code>nbytes</code> bytes, caller-allocated.
+///
+/// \param nbytes must equal the element count times the size of the tensor’s dtype (<code>mixflow_tensor_file_tensor_info</code>).
+///
+///
+/// returns:
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, index out of range, wrong size),
+/// <code>MIXFLOW_ERR_UNSUPPORTED</code> (STRING, COMPLEX or FLOAT8 elements), <code>MIXFLOW_ERR_IO</code> / <code>MIXFLOW_ERR_FORMAT</code>
+/// (external data changed or vanished since load) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>. On failure <code>out</code> is unspecified.
+SWIFT_EXTERN mixflow_status mixflow_tensor_file_read_stored(mixflow_tensor_file * _Nullable file, int64_t index, void * _Nullable out_, uint64_t nbytes) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Describes tensor <code>index</code>: its element type as stored, its shape, element count and storage.
 /// \param out_dtype receives a <code>mixflow_dtype</code> value (an ONNX TensorProto.DataType code); may be NULL.
 ///
@@ -1054,6 +1067,20 @@ SWIFT_EXTERN mixflow_status mixflow_tensor_file_tensor_name(mixflow_tensor_file 
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, empty or repeated name, dim <= 0, overflowing
 /// size, bad ndim, writer already finished), <code>MIXFLOW_ERR_IO</code> or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_tensor_writer_add(mixflow_tensor_writer * _Nullable writer, char const * _Nullable name, float const * _Nullable data, int64_t const * _Nullable shape, int32_t ndim) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Adds a tensor of any <code>mixflow_dtype</code> the library reads (float16/32/64, bfloat16, 8- to 64-bit integers,
+/// bool), given as its little-endian bytes: what a converter uses to keep integer tensors exact. The bytes are
+/// copied before the call returns.
+/// \param dtype a <code>mixflow_dtype</code> value other than STRING, COMPLEX and FLOAT8.
+///
+/// \param data product(shape) elements of <code>dtype</code>, C-contiguous (1 element for a scalar).
+///
+/// \param shape, ndim as for <code>mixflow_tensor_writer_add</code>, except that dims of 0 (an empty tensor) are allowed.
+///
+///
+/// returns:
+/// as <code>mixflow_tensor_writer_add</code> (an unsupported dtype is <code>MIXFLOW_ERR_INVALID_ARGUMENT</code>).
+SWIFT_EXTERN mixflow_status mixflow_tensor_writer_add_typed(mixflow_tensor_writer * _Nullable writer, char const * _Nullable name, int32_t dtype, void const * _Nullable data, int64_t const * _Nullable shape, int32_t ndim) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Starts writing an ONNX tensor file at <code>path</code>: a model with named float32 initializers, metadata and an
 /// empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and <code>mixflow_tensor_file_load</code>.

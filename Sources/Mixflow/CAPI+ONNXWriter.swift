@@ -62,6 +62,33 @@ import MixflowIO
     }
 }
 
+/// Adds a tensor of any `mixflow_dtype` the library reads (float16/32/64, bfloat16, 8- to 64-bit integers,
+/// bool), given as its little-endian bytes: what a converter uses to keep integer tensors exact. The bytes are
+/// copied before the call returns.
+///
+/// - Parameters:
+///   - dtype: a `mixflow_dtype` value other than STRING, COMPLEX and FLOAT8.
+///   - data: product(shape) elements of `dtype`, C-contiguous (1 element for a scalar).
+///   - shape, ndim: as for `mixflow_tensor_writer_add`, except that dims of 0 (an empty tensor) are allowed.
+/// - Returns: as `mixflow_tensor_writer_add` (an unsupported dtype is `MIXFLOW_ERR_INVALID_ARGUMENT`).
+@c public func mixflow_tensor_writer_add_typed(
+    _ writer: UnsafeMutablePointer<mixflow_tensor_writer>?, _ name: UnsafePointer<CChar>?, _ dtype: Int32,
+    _ data: UnsafeRawPointer?, _ shape: UnsafePointer<Int64>?, _ ndim: Int32
+) -> mixflow_status {
+    capi("mixflow_tensor_writer_add_typed") {
+        let w = try Handle.get(writer, kind: .tensorWriter, "writer", as: OnnxWriter.self)
+        let n = try string(name, "name")
+        guard ndim >= 0, ndim <= 64 else { throw MixflowError.invalidArgument("ndim must be in [0, 64], got \(ndim)") }
+        let size = OnnxReader.elementSize(dtype)
+        guard size > 0 else { throw MixflowError.invalidArgument("dtype \(dtype) is not a type the library writes") }
+        let dims: [Int64] = ndim == 0 ? [] : Array(UnsafeBufferPointer(start: try require(shape, "shape"), count: Int(ndim)))
+        let count = ndim == 0 ? 1 : try checkedCount(dims, "shape", allowEmpty: true)
+        guard count <= Int.max / size else { throw MixflowError.invalidArgument("shape \(dims) has too many bytes") }
+        let data = try require(data?.assumingMemoryBound(to: UInt8.self), "data")
+        try w.add(n, dims: dims, dataType: dtype, bytes: UnsafeRawBufferPointer(start: data, count: count * size))
+    }
+}
+
 /// Sets metadata `key` = `value` (ONNX `metadata_props`), e.g. "mixflow.arch" = "SiT-XL/2".
 ///
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, empty or repeated key, writer already

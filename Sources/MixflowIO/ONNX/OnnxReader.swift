@@ -122,6 +122,40 @@ public final class OnnxReader {
         }
     }
 
+    /// Reads tensor `index` as stored, without conversion: `count × elementSize(dataType)` little-endian bytes
+    /// of its own element type (what a converter needs to keep integer tensors exact).
+    /// - Throws: `.invalidArgument` (wrong size), `.unsupported` (a type `elementSize` does not know),
+    ///   `.io`/`.format` (external file changed, vanished or shrank since `init`).
+    public func readStored(_ index: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        precondition(index >= 0 && index < tensors.count, "tensor index out of range")
+        let t = tensors[index]
+        try requireConvertible(t)
+        let size = Self.elementSize(t.dataType)
+        guard destination.count == t.count * size else {
+            throw MixflowError.invalidArgument("tensor \"\(t.name)\" has \(t.count) elements of \(size) bytes (dims \(t.dims)), "
+                                               + "the buffer holds \(destination.count) bytes")
+        }
+        guard t.count > 0, let base = destination.baseAddress else { return }
+        switch t.storage {
+        case .empty:
+            throw MixflowError.internal("tensor \"\(t.name)\" has no data")
+        case .raw, .typed:
+            var err = [CChar](repeating: 0, count: 512)
+            let rc = mfx_onnx_copy_inline_raw(model, Int64(index), base, Int64(destination.count), &err, err.count)
+            guard rc == MFX_ONNX_OK else {
+                throw Self.shimError(rc, "\(path): initializer \"\(t.name)\": \(String(cString: err))")
+            }
+        case .external(let ext):
+            let file = try ExternalResolver(modelPath: path, folder: folder).open(ext.location, tensor: t.name)
+            let bytes = Int64(destination.count)
+            guard ext.offset <= file.size, bytes <= file.size - ext.offset else {
+                throw MixflowError.format("\(path): initializer \"\(t.name)\": \(ext.location) is now \(file.size) bytes, "
+                                          + "too short for \(bytes) bytes at byte offset \(ext.offset)")
+            }
+            try file.read(into: base, count: destination.count, at: ext.offset)
+        }
+    }
+
     /// Reads tensor `name` into a new array (its size is justified by bytes present in the files).
     public func read(_ name: String) throws -> [Float] {
         guard let i = index(of: name) else {

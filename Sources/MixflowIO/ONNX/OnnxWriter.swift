@@ -81,17 +81,29 @@ public final class OnnxWriter {
 
     /// Adds a float32 tensor named `name` with shape `dims` (every dim > 0; [] is a scalar).
     public func add(_ name: String, dims: [Int64], data: UnsafeBufferPointer<Float>) throws {
+        try add(name, dims: dims, dataType: OnnxDataType.float, bytes: UnsafeRawBufferPointer(data), allowEmpty: false)
+    }
+
+    /// Adds a tensor of ONNX element type `dataType` (any type `OnnxReader.elementSize` knows: float16/32/64,
+    /// bfloat16, 8- to 64-bit integers, bool) whose values are `bytes`, little-endian, C order. With `allowEmpty`,
+    /// dims of 0 (an empty tensor, as converted state dicts may hold) are allowed.
+    public func add(_ name: String, dims: [Int64], dataType: Int32, bytes data: UnsafeRawBufferPointer,
+                    allowEmpty: Bool = true) throws {
         try checkOpen()
         guard !name.isEmpty, !name.utf8.contains(0) else {
             throw MixflowError.invalidArgument("tensor name must be non-empty and NUL-free")
         }
         guard !names.contains(name) else { throw MixflowError.invalidArgument("tensor \"\(name)\" was already added") }
-        let count = dims.isEmpty ? 1 : try checkedCount(dims, "tensor \"\(name)\" shape")
-        guard data.count == count, let base = data.baseAddress else {
-            throw MixflowError.invalidArgument("tensor \"\(name)\" has shape \(dims) (\(count) elements), "
-                                               + "the buffer holds \(data.count)")
+        let size = OnnxReader.elementSize(dataType)
+        guard size > 0 else {
+            throw MixflowError.invalidArgument("tensor \"\(name)\": element type \(OnnxDataType.describe(dataType)) cannot be written")
         }
-        let bytes = Int64(count) * 4
+        let count = dims.isEmpty ? 1 : try checkedCount(dims, "tensor \"\(name)\" shape", allowEmpty: allowEmpty)
+        guard count <= Int.max / size, data.count == count * size else {
+            throw MixflowError.invalidArgument("tensor \"\(name)\" has shape \(dims) (\(count) elements of \(size) bytes), "
+                                               + "the buffer holds \(data.count) bytes")
+        }
+        let bytes = Int64(data.count)
         var nameCopy = name
         let rc: Int32
         if externalThreshold >= 0 && bytes >= externalThreshold {
@@ -100,12 +112,12 @@ public final class OnnxWriter {
             let pad = (Self.alignment - file.offset % Self.alignment) % Self.alignment
             if pad > 0 { try file.write([UInt8](repeating: 0, count: Int(pad))) }
             let offset = file.offset
-            try file.write(UnsafeRawBufferPointer(start: base, count: Int(bytes)))
+            try file.write(data)
             rc = nameCopy.withUTF8 { nb in
                 nb.withMemoryRebound(to: CChar.self) { np in
                     dims.withUnsafeBufferPointer { d in
                         mfx_onnx_writer_add_external(writer, np.baseAddress, np.count, d.baseAddress, Int32(dims.count),
-                                                     dataLocation!, offset, bytes)
+                                                     dataType, dataLocation!, offset, bytes)
                     }
                 }
             }
@@ -114,7 +126,7 @@ public final class OnnxWriter {
                 nb.withMemoryRebound(to: CChar.self) { np in
                     dims.withUnsafeBufferPointer { d in
                         mfx_onnx_writer_add_raw(writer, np.baseAddress, np.count, d.baseAddress, Int32(dims.count),
-                                                base, Int64(count))
+                                                dataType, data.baseAddress, bytes)
                     }
                 }
             }
