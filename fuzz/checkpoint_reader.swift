@@ -32,7 +32,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     close(fd)
     do {
-        let trainer = try Trainer.resume(from: path, threads: 1) { try nativeModel(fromMetadata: $0, threads: 1) }
+        let trainer = try Trainer.resume(from: path, threads: 1, parameterCount: nativeParameterCount) {
+            try nativeModel(fromMetadata: $0, threads: 1)
+        }
         _ = trainer.step
     } catch is MixflowError {
     } catch {

@@ -149,7 +149,9 @@ struct PostTrainCommand: ParsableCommand {
         let path = "\(out)/\(name).mixflow"
         let trainer: Trainer
         if access(path, F_OK) == 0 {
-            trainer = try Trainer.resume(from: path, threads: threads) { try nativeModel(fromMetadata: $0, threads: threads) }
+            trainer = try Trainer.resume(from: path, threads: threads, parameterCount: nativeParameterCount) {
+                try nativeModel(fromMetadata: $0, threads: threads)
+            }
             // Resuming another configuration would silently mix two runs.
             let was = trainer.transport.config
             guard was.gamma == transport.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,

@@ -100,8 +100,8 @@ public final class OnnxWriter {
         }
         let count = dims.isEmpty ? 1 : try checkedCount(dims, "tensor \"\(name)\" shape", allowEmpty: allowEmpty)
         guard count <= Int.max / size, data.count == count * size else {
-            throw MixflowError.invalidArgument("tensor \"\(name)\" has shape \(dims) (\(count) elements of \(size) bytes), "
-                                               + "the buffer holds \(data.count) bytes")
+            let held = data.count % size == 0 ? "\(data.count / size)" : "\(data.count) bytes"
+            throw MixflowError.invalidArgument("tensor \"\(name)\" has shape \(dims) (\(count) elements), the buffer holds \(held)")
         }
         let bytes = Int64(data.count)
         var nameCopy = name
