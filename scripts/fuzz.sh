@@ -8,7 +8,7 @@
 # .build/fuzz/artifacts-TARGET/ (CI keeps that folder).
 #   scripts/fuzz.sh TARGET [SECONDS]          (CI: scripts/fuzz.sh onnx 60)
 # The converter's readers (.pt/.safetensors/.npz, Python) have their own bounded harness, fuzz/convert_mutator.py.
-# swiftc is used directly: a SwiftPM executable built with -sanitize=fuzzer does not link (TOOLCHAIN §8).
+# swiftc is used directly: a SwiftPM executable built with -sanitize=fuzzer does not link (docs/architecture.md §3.3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:?usage: scripts/fuzz.sh onnx|checkpoint|idx [SECONDS]}

@@ -63,7 +63,9 @@ extension Trainer {
             config.schedule = .constant(try number("schedule.lr"))
         }
         do { try config.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
-        let transport = try Transport(try TransportConfig(keyValues: ck.metadata))
+        var transportConfig = try TransportConfig(keyValues: ck.metadata)
+        transportConfig.threads = threads   // a thread count belongs to this process, not to the file
+        let transport = try Transport(transportConfig)
         if let parameterCount {
             let n: Int
             do { n = try parameterCount(ck.metadata) } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }

@@ -136,7 +136,7 @@ def write_npz(path, tensors):
         np.savez(f, **tensors)  # a file object: numpy does not append ".npz" to the name
 
 
-# depth, hidden, heads of the official SiT sizes (SPEC section 5.1)
+# depth, hidden, heads of the official SiT sizes (docs/exactness.md §5.1)
 _SIT_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 
 
@@ -178,13 +178,13 @@ def sit_metadata(arch, tensors):
         ("model.class_dropout", "0.1"), ("model.mlp_ratio", "4")])
 
 
-# encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (SPEC 6.1)
+# encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (docs/exactness.md §6.1)
 _DITDH_SIZES = {"XL": (28, 1152, 16), "S": (12, 384, 6)}
 _DITDH_HEAD = (2, 2048, 16)
 
 
 def ditdh_shapes(depth, hidden, heads, head_depth, head_hidden, head_heads, channels, size, num_classes=1000):
-    """The DiT^DH state dict (SPEC 6.5) as an OrderedDict name -> shape in PyTorch order, from the formulas:
+    """The DiT^DH state dict (docs/exactness.md §6.5) as an OrderedDict name -> shape in PyTorch order, from the formulas:
     SwiGLU width int(2/3 * 4D), RoPE tables [tokens, head_dim], s_projector only when the widths differ."""
     de, dh, tokens = hidden, head_hidden, size * size
     out = collections.OrderedDict()
@@ -298,7 +298,8 @@ def main(argv=None):
     try:
         n, meta = convert(a.src, a.dst, a.use, a.arch, a.external_threshold, a.allow_opaque, a.latent)
     except (UnsafeCheckpointError, CheckpointFormatError, MixflowError, ValueError, OSError) as e:
-        print("mixflow.convert: error: %s" % e, file=sys.stderr)
+        # One line whatever the file put in the message (names inside a hostile archive may hold newlines).
+        print("mixflow.convert: error: %s" % " ".join(str(e).splitlines()), file=sys.stderr)
         return 2
     print("wrote %d tensors to %s%s" % (n, a.dst, " (%s)" % ", ".join(meta) if meta else ""))
     return 0

@@ -218,8 +218,10 @@ MAX_RATIO = 100
 def _check_member(info, path):
     """Refuses a zip member whose declared size is a bomb (before anything is decompressed); zipfile then
     checks that the member inflates to exactly that size (and its CRC)."""
+    if info.flag_bits & 0x1:
+        raise CheckpointFormatError("%s: %r is encrypted, which checkpoints never are" % (path, info.filename))
     if info.file_size > MAX_SMALL_MEMBER and info.file_size > MAX_RATIO * max(1, info.compress_size):
-        raise CheckpointFormatError("%s: %s expands %d bytes to %d (more than %d:1): refused as a decompression bomb"
+        raise CheckpointFormatError("%s: %r expands %d bytes to %d (more than %d:1): refused as a decompression bomb"
                                     % (path, info.filename, info.compress_size, info.file_size, MAX_RATIO))
 
 
@@ -238,6 +240,8 @@ def _load_zip(path, allow_opaque):
     except zipfile.BadZipFile as e:
         raise CheckpointFormatError("%s: not a valid zip archive: %s" % (path, e)) from None
     with zf:
+        for info in zf.infolist():  # before anything is read or inflated
+            _check_member(info, path)
         pkls = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkls) != 1:
             raise CheckpointFormatError("%s: expected one <archive>/data.pkl, found %r" % (path, pkls))
@@ -261,13 +265,11 @@ def _load_zip(path, allow_opaque):
                 if info.file_size != need and not (dtype == "u1"):
                     raise CheckpointFormatError("%s: %s holds %d bytes, %d elements need %d"
                                                 % (path, name, info.file_size, numel, need))
-                _check_member(info, path)
                 # file_size was checked before decompressing, so a zip bomb cannot inflate past `need`.
                 cache[key] = _array_from_bytes(zf.read(name), dtype, numel, big, "%s: %s" % (path, name))
             return cache[key]
 
         info = zf.getinfo(pkls[0])
-        _check_member(info, path)
         if info.file_size > MAX_PICKLE_BYTES:
             raise CheckpointFormatError("%s: data.pkl is %d bytes" % (path, info.file_size))
         return _unpickle(zf.read(pkls[0]), storage, allow_opaque, path)
@@ -604,11 +606,11 @@ def _read_npz(path):
                 read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 shape, _fortran, dtype = read_header(member)
                 if dtype.hasobject:
-                    raise CheckpointFormatError("%s: %s holds Python objects (pickled), which are refused"
+                    raise CheckpointFormatError("%s: %r holds Python objects (pickled), which are refused"
                                                 % (path, info.filename))
                 need = member.tell() + int(np.prod(shape, dtype=object)) * dtype.itemsize
             if info.file_size != need:
-                raise CheckpointFormatError("%s: %s is %d bytes, its header (%s %s) needs %d"
+                raise CheckpointFormatError("%s: %r is %d bytes, its header (%s %s) needs %d"
                                             % (path, info.filename, info.file_size, dtype, shape, need))
     with np.load(path, allow_pickle=False) as z:  # allow_pickle=False: object arrays would unpickle
         return collections.OrderedDict((k, z[k]) for k in z.files), {}

@@ -110,3 +110,23 @@ def test_a_converted_model_with_another_conversions_data_file_is_refused(tmp_pat
     (tmp_path / "a" / "m.onnx.data").write_bytes((tmp_path / "b" / "m.onnx.data").read_bytes())
     code, err, _ = run_convert(tmp_path / "a" / "m.onnx", tmp_path / "a" / "back.npz")
     assert one_line_error(code, err) and "another save" in err, err
+
+
+def test_encrypted_members_and_names_with_newlines_end_in_one_line(tmp_path):
+    """Two classes the converter fuzzer found: zipfile's RuntimeError for an encrypted member (of a .pt or an
+    .npz), and messages quoting a member name that holds a newline."""
+    buf = io.BytesIO()
+    np.savez(buf, w=np.ones(4, np.float32))
+    raw = bytearray(buf.getvalue())
+    central = raw.rfind(b"PK\x01\x02")
+    raw[6] |= 1                                   # general purpose flag bit 0: encrypted (local header)
+    raw[central + 8] |= 1                         # and in the central directory
+    (tmp_path / "enc.npz").write_bytes(bytes(raw))
+    code, err, _ = run_convert(tmp_path / "enc.npz", tmp_path / "x.onnx")
+    assert one_line_error(code, err) and "encrypted" in err, err
+    npy = io.BytesIO()
+    np.save(npy, np.ones(4, np.float32))
+    with zipfile.ZipFile(tmp_path / "nl.npz", "w") as z:
+        z.writestr("w\nsecond line.npy", npy.getvalue() + bytes(8))
+    code, err, _ = run_convert(tmp_path / "nl.npz", tmp_path / "x.onnx")
+    assert one_line_error(code, err), err
