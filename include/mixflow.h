@@ -1084,10 +1084,13 @@ SWIFT_EXTERN mixflow_status mixflow_tensor_writer_add_typed(mixflow_tensor_write
 
 /// Starts writing an ONNX tensor file at <code>path</code>: a model with named float32 initializers, metadata and an
 /// empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and <code>mixflow_tensor_file_load</code>.
-/// Tensors of at least <code>external_threshold_bytes</code> bytes go to one external-data file <code><file name>.data</code> next
-/// to the model (64-byte aligned), which keeps the model under protobuf’s 2 GiB limit. Nothing appears on
-/// disk until <code>mixflow_tensor_writer_finish</code>; both files are then replaced atomically (temporary file,
-/// fsync, rename). Free the handle with <code>mixflow_tensor_writer_free</code>, which abandons an unfinished write.
+/// Tensors of at least <code>external_threshold_bytes</code> bytes go to one external-data file next to the model
+/// (64-byte aligned), which keeps the model under protobuf’s 2 GiB limit: <code><file name>.data</code>, or
+/// <code><file name>.<save id>.data</code> while an earlier save’s data file is still in use. Nothing appears on disk
+/// until <code>mixflow_tensor_writer_finish</code>; the data file, then the model, are then put in place atomically, so
+/// a kill at any moment leaves the previous pair or the new one, and the reader refuses a model and data file
+/// from different saves (docs/reliability.md). Free the handle with <code>mixflow_tensor_writer_free</code>, which
+/// abandons an unfinished write.
 /// \param path UTF-8 path of the <code>.onnx</code> file; its folder must exist and be writable.
 ///
 /// \param external_threshold_bytes -1 = keep every tensor inline; 0 = every tensor external; must be >= -1.

@@ -4,10 +4,13 @@ import MixflowIO
 
 /// Starts writing an ONNX tensor file at `path`: a model with named float32 initializers, metadata and an
 /// empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and `mixflow_tensor_file_load`.
-/// Tensors of at least `external_threshold_bytes` bytes go to one external-data file `<file name>.data` next
-/// to the model (64-byte aligned), which keeps the model under protobuf's 2 GiB limit. Nothing appears on
-/// disk until `mixflow_tensor_writer_finish`; both files are then replaced atomically (temporary file,
-/// fsync, rename). Free the handle with `mixflow_tensor_writer_free`, which abandons an unfinished write.
+/// Tensors of at least `external_threshold_bytes` bytes go to one external-data file next to the model
+/// (64-byte aligned), which keeps the model under protobuf's 2 GiB limit: `<file name>.data`, or
+/// `<file name>.<save id>.data` while an earlier save's data file is still in use. Nothing appears on disk
+/// until `mixflow_tensor_writer_finish`; the data file, then the model, are then put in place atomically, so
+/// a kill at any moment leaves the previous pair or the new one, and the reader refuses a model and data file
+/// from different saves (docs/reliability.md). Free the handle with `mixflow_tensor_writer_free`, which
+/// abandons an unfinished write.
 ///
 /// - Parameters:
 ///   - path: UTF-8 path of the `.onnx` file; its folder must exist and be writable.

@@ -291,7 +291,7 @@ def main(argv=None):
     p.add_argument("--latent", help="DiT^DH latent CxSxS the tensors are checked against, e.g. 768x16x16 (256 px) or "
                    "768x32x32 (512 px); default: read from s_embedder.proj.weight and pos_embed")
     p.add_argument("--external-threshold", type=int, default=1 << 20,
-                   help="ONNX: tensors of at least this many bytes go to DST.data (-1: none; default 1 MiB)")
+                   help="ONNX: tensors of at least this many bytes go to an external data file (-1: none; default 1 MiB)")
     p.add_argument("--allow-opaque", action="store_true",
                    help="turn unknown pickle globals into inert placeholders instead of refusing the file")
     a = p.parse_args(argv)
