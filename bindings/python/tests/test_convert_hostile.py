@@ -130,3 +130,17 @@ def test_encrypted_members_and_names_with_newlines_end_in_one_line(tmp_path):
         z.writestr("w\nsecond line.npy", npy.getvalue() + bytes(8))
     code, err, _ = run_convert(tmp_path / "nl.npz", tmp_path / "x.onnx")
     assert one_line_error(code, err), err
+
+
+def test_the_converters_own_writes_leave_no_temporaries(tmp_path):
+    """safetensors and npz outputs go through torchfile._atomic: an unnamed file while writing (nothing for a
+    kill to leave behind), and the temporaries of dead processes (named ones, where O_TMPFILE is missing)
+    are removed by the next save of the same file."""
+    dead = 2 ** 22 + 12345  # above pid_max's default: no such process
+    (tmp_path / (".w.safetensors.tmp-%d-1" % dead)).write_bytes(b"stale")
+    (tmp_path / (".w.safetensors.tmp-%d-1" % os.getpid())).write_bytes(b"live")
+    with torchfile._atomic(tmp_path / "w.safetensors") as f:
+        f.write(b"partial")
+        assert sorted(os.listdir(tmp_path)) == [".w.safetensors.tmp-%d-1" % os.getpid()]
+    assert sorted(os.listdir(tmp_path)) == [".w.safetensors.tmp-%d-1" % os.getpid(), "w.safetensors"]
+    assert (tmp_path / "w.safetensors").read_bytes() == b"partial"
