@@ -791,6 +791,19 @@ mixflow_status mixflow_tensor_file_read(mixflow_tensor_file *file, const char *n
 mixflow_status mixflow_tensor_file_read_index(mixflow_tensor_file *file, int64_t index, float *out,
     int64_t count) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* Reads tensor `index`'s values as stored, without conversion: `nbytes` = element count × element size
+ * little-endian bytes of its own `mixflow_dtype` (what a converter needs to keep int64 tensors exact).
+ *
+ * Parameters:
+ *   out: `nbytes` bytes, caller-allocated.
+ *   nbytes: must equal the element count times the size of the tensor's dtype (`mixflow_tensor_file_tensor_info`).
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, index out of range, wrong size),
+ *   `MIXFLOW_ERR_UNSUPPORTED` (STRING, COMPLEX or FLOAT8 elements), `MIXFLOW_ERR_IO` / `MIXFLOW_ERR_FORMAT`
+ *   (external data changed or vanished since load) or `MIXFLOW_ERR_INVALID_HANDLE`. On failure `out` is unspecified.
+ */
+mixflow_status mixflow_tensor_file_read_stored(mixflow_tensor_file *file, int64_t index, void *out,
+    uint64_t nbytes) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* The number of metadata entries (ONNX `metadata_props`), or -1 if `file` is not a valid handle. */
 int64_t mixflow_tensor_file_num_metadata(mixflow_tensor_file *file) MIXFLOW_WARN_UNUSED_RESULT;
 
@@ -813,10 +826,13 @@ mixflow_status mixflow_tensor_file_metadata(mixflow_tensor_file *file, const cha
 
 /* Starts writing an ONNX tensor file at `path`: a model with named float32 initializers, metadata and an
  * empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and `mixflow_tensor_file_load`.
- * Tensors of at least `external_threshold_bytes` bytes go to one external-data file `<file name>.data` next
- * to the model (64-byte aligned), which keeps the model under protobuf's 2 GiB limit. Nothing appears on
- * disk until `mixflow_tensor_writer_finish`; both files are then replaced atomically (temporary file,
- * fsync, rename). Free the handle with `mixflow_tensor_writer_free`, which abandons an unfinished write.
+ * Tensors of at least `external_threshold_bytes` bytes go to one external-data file next to the model
+ * (64-byte aligned), which keeps the model under protobuf's 2 GiB limit: `<file name>.data`, or
+ * `<file name>.<save id>.data` while an earlier save's data file is still in use. Nothing appears on disk
+ * until `mixflow_tensor_writer_finish`; the data file, then the model, are then put in place atomically, so
+ * a kill at any moment leaves the previous pair or the new one, and the reader refuses a model and data file
+ * from different saves (docs/reliability.md). Free the handle with `mixflow_tensor_writer_free`, which
+ * abandons an unfinished write.
  *
  * Parameters:
  *   path: UTF-8 path of the `.onnx` file; its folder must exist and be writable.
@@ -844,6 +860,19 @@ void mixflow_tensor_writer_free(mixflow_tensor_writer *writer);
  */
 mixflow_status mixflow_tensor_writer_add(mixflow_tensor_writer *writer, const char *name, const float *data,
     const int64_t *shape, int32_t ndim) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Adds a tensor of any `mixflow_dtype` the library reads (float16/32/64, bfloat16, 8- to 64-bit integers,
+ * bool), given as its little-endian bytes: what a converter uses to keep integer tensors exact. The bytes are
+ * copied before the call returns.
+ *
+ * Parameters:
+ *   dtype: a `mixflow_dtype` value other than STRING, COMPLEX and FLOAT8.
+ *   data: product(shape) elements of `dtype`, C-contiguous (1 element for a scalar).
+ *   - shape, ndim: as for `mixflow_tensor_writer_add`, except that dims of 0 (an empty tensor) are allowed.
+ * Returns: as `mixflow_tensor_writer_add` (an unsupported dtype is `MIXFLOW_ERR_INVALID_ARGUMENT`).
+ */
+mixflow_status mixflow_tensor_writer_add_typed(mixflow_tensor_writer *writer, const char *name, int32_t dtype,
+    const void *data, const int64_t *shape, int32_t ndim) MIXFLOW_WARN_UNUSED_RESULT;
 
 /* Sets metadata `key` = `value` (ONNX `metadata_props`), e.g. "mixflow.arch" = "SiT-XL/2".
  *

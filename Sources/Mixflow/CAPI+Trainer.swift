@@ -244,7 +244,7 @@ extension TrainerConfig {
         let p = try string(path, "path")
         guard num_threads >= 0 else { throw MixflowError.invalidArgument("num_threads must be >= 0, got \(num_threads)") }
         var seed: UInt64 = 0
-        let trainer = try Trainer.resume(from: p, threads: Int(num_threads)) { meta in
+        let trainer = try Trainer.resume(from: p, threads: Int(num_threads), parameterCount: nativeParameterCount) { meta in
             seed = meta.last(where: { $0.key == "model.seed" }).flatMap { UInt64($0.value) } ?? 0
             return try nativeModel(fromMetadata: meta, threads: Int(num_threads))
         }

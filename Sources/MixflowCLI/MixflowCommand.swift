@@ -38,6 +38,7 @@ struct SampleCommand: ParsableCommand {
     func validate() throws { try requireRange(depthToSpace, 1...64, "--depth-to-space") }
 
     func run() throws {
+        try prepareOutputs(files: [grid, npz, latents, saveLabels])
         let r = try options.run(trajectory: false)
         let m = r.model, c = r.config, n = options.n
         print("model: \(r.loaded.arch), \(m.parameterCount) parameters, samples \(m.inChannels)x\(m.inputSize)x\(m.inputSize), \(m.numClasses) classes")
@@ -130,6 +131,7 @@ struct SlowFlowCommand: ParsableCommand {
 
     func run() throws {
         let kind = try referenceChoice()
+        try prepareOutputs(files: [csv, json])
         let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
         let r = try options.run(trajectory: true)

@@ -90,7 +90,7 @@ struct PostTrainCommand: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)     // progress and results appear as they happen, also through a pipe
         signal(SIGINT, onInterrupt)
         signal(SIGTERM, onInterrupt)
-        mkdir(out, 0o755)
+        try prepareOutputs(folders: [out])
         let clock = Stopwatch()
         // Data, base model, evaluation tools.
         let x = try readImages("\(data)/train-images-idx3-ubyte.gz")
@@ -188,7 +188,9 @@ struct PostTrainCommand: ParsableCommand {
         let path = "\(out)/\(name).mixflow"
         let trainer: Trainer
         if access(path, F_OK) == 0 {
-            trainer = try Trainer.resume(from: path, threads: threads) { try nativeModel(fromMetadata: $0, threads: threads) }
+            trainer = try Trainer.resume(from: path, threads: threads, parameterCount: nativeParameterCount) {
+                try nativeModel(fromMetadata: $0, threads: threads)
+            }
             // Resuming another configuration would silently mix two runs.
             let was = trainer.transport.config
             guard was.gamma == transport.canonical.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,

@@ -34,11 +34,12 @@ func loadNative(_ path: String, ema: Bool, threads: Int) throws -> LoadedNative 
         metadata = loaded.metadata
     } else {
         let ck = try Checkpoint.read(from: path)
-        model = try nativeModel(fromMetadata: ck.metadata, threads: threads)
         let name = ema && ck.section("ema") != nil ? "ema" : "params"
-        guard let weights = ck.section(name), weights.count == model.parameterCount else {
+        // Compared before the model is built: metadata alone must not make us allocate a model the file lacks.
+        guard let weights = ck.section(name), weights.count == (try nativeParameterCount(fromMetadata: ck.metadata)) else {
             throw MixflowError.format("\(path): section \(name) is missing or does not match the architecture")
         }
+        model = try nativeModel(fromMetadata: ck.metadata, threads: threads)
         weights.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: weights.count) }
         metadata = ck.metadata
     }

@@ -39,6 +39,16 @@ public func nativeModel(fromMetadata meta: [(key: String, value: String)], threa
     }
 }
 
+/// The parameter count of the architecture `architectureMetadata` describes, without allocating it: what a
+/// reader compares with the weights a file really holds before building the model (a few hundred bytes of
+/// metadata must not make it allocate gigabytes).
+public func nativeParameterCount(fromMetadata meta: [(key: String, value: String)]) throws -> Int {
+    switch meta.last(where: { $0.key == "model.arch" })?.value {
+    case "DiTDH": return DiTDHParameterTable.count(try DiTDHModel.fromMetadataConfig(meta))
+    default: return SiTParameterTable.count(try SiTConfig(metadata: meta))
+    }
+}
+
 /// Merges adjacent trainable entries into as few ranges as possible.
 func trainableRanges(of entries: [ParameterEntry]) -> [Range<Int>] {
     var ranges: [Range<Int>] = []

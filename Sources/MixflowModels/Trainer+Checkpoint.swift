@@ -27,8 +27,11 @@ extension Trainer {
     }
 
     /// Rebuilds a trainer from a checkpoint: `makeModel` builds the architecture from the metadata; the
-    /// weights, EMA, moments and step are restored so training continues bit-identically.
+    /// weights, EMA, moments and step are restored so training continues bit-identically. `parameterCount`
+    /// (the architecture's size, computed without allocating) is checked against the weights the file holds
+    /// before `makeModel` runs, so metadata cannot make the reader allocate a model the file does not carry.
     public static func resume(from path: String, threads: Int = 0,
+                              parameterCount: (([(key: String, value: String)]) throws -> Int)? = nil,
                               makeModel: ([(key: String, value: String)]) throws -> TrainableModel) throws -> Trainer {
         let ck = try Checkpoint.read(from: path)
         guard ck.value("format") == "libmixflow-trainer" else {
@@ -63,6 +66,14 @@ extension Trainer {
         var transportConfig = try TransportConfig(keyValues: ck.metadata)
         transportConfig.threads = threads   // a thread count belongs to this process, not to the file
         let transport = try Transport(transportConfig)
+        if let parameterCount {
+            let n: Int
+            do { n = try parameterCount(ck.metadata) } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
+            let held = ck.section("params")?.count ?? 0
+            guard n == held else {
+                throw MixflowError.format("\(path): the architecture in its metadata has \(n) parameters, its params section \(held)")
+            }
+        }
         let model = try makeModel(ck.metadata)
         let n = model.parameterCount
         func restore(_ name: String) throws -> [Float] {
