@@ -138,13 +138,7 @@ private let saveDefaults: mixflow_model_save_params = {
         }
         metadata += try extraMetadata(p)
         let options = ModelONNX.ExportOptions(graph: p.graph == 1, externalThreshold: p.external_threshold, metadata: metadata)
-        if let d = box.model as? DiTDHModel {
-            try ModelONNX.export(d, to: file, options: options)
-        } else if let sit = box.model as? SiTModel {
-            try ModelONNX.export(sit, to: file, options: options)
-        } else {
-            throw MixflowError.internal("the model handle holds neither a SiT nor a DiT^DH")
-        }
+        try ModelONNX.export(box.model, to: file, options: options)
     }
 }
 

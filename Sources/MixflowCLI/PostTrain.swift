@@ -132,11 +132,7 @@ struct PostTrainCommand: ParsableCommand {
         print("\nClass accuracy of the feature net on the samples (conditional correctness; the test set scores 0.909):")
         print(formatTable([header] + accuracyRows))
         let exportMetadata: [(key: String, value: String)] = [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]
-        if let sit = results[2].1 as? SiTModel {
-            try ModelONNX.export(sit, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
-        } else if let ditdh = results[2].1 as? DiTDHModel {
-            try ModelONNX.export(ditdh, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
-        }
+        try ModelONNX.export(results[2].1, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
         print("wrote \(out)/mixflow.onnx, \(out)/{base,standard,mixflow}-samples.png\(gamma == "auto" ? ", \(out)/slowflow-{endpoint,nearest-data,noise-level}.csv" : "")  [\(clock)]")
     }
 
