@@ -266,7 +266,7 @@ typedef enum mixflow_tensor_storage {
     MIXFLOW_TENSOR_STORAGE_EXTERNAL = 3   /* external data file next to the model */
 } mixflow_tensor_storage;
 /* ---- samplers ---- */
-/* Integrators (SPEC §4). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
+/* Integrators (docs/exactness.md §4.2–§4.3). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
  * the last step; rk4 = torchdiffeq's 'rk4', Kutta's 3/8 rule; dopri5 adaptive with atol/rtol). In the REPA
  * convention EULER/HEUN are REPA's loop (Heun corrects all but the last step) and SDE_EULER is REPA's
  * Euler-Maruyama sampler. SDE methods are SiT's (sit convention) or REPA's; RAE's SDE is not offered.       */

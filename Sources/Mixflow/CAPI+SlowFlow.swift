@@ -80,7 +80,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
 
 /// The γ whose MixFlow mixture interval [(1 − γ)t, t] covers `coverage` of the measured slowed times, pooled
 /// over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
-/// (0 when nothing is slowed). See README "Choosing γ from the Slow Flow".
+/// (0 when nothing is slowed). See docs/slow-flow.md.
 ///
 /// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN, coverage outside (0, 1],
 ///   no grid time with t > 0).

@@ -5,7 +5,7 @@ so every replica applies the same step and the replicas stay bit-identical.
     python3 examples/python/data_parallel.py [WORKERS] [STEPS]
 
 The all-reduce here is a few lines of multiprocessing shared memory so the example runs anywhere; under MPI
-or torch.distributed the hook body is one call (README, "Scaling out"). Two things make the split exact:
+or torch.distributed the hook body is one call (docs/scaling-out.md). Two things make the split exact:
 `first_sample` (each worker passes the global index of its first row, so t, m, noise and class dropout of
 every sample are the ones a single process would draw) and averaging equal-size slices (the mean of the
 slice means is the global mean). At the end the example checks both claims against one process training
@@ -82,6 +82,11 @@ def main():
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     if workers < 1 or GLOBAL_BATCH % workers:
         sys.exit(f"WORKERS must divide the global batch {GLOBAL_BATCH}, got {workers}")
+    try:
+        mixflow.fashion_mnist("test")
+    except FileNotFoundError as e:
+        print(f"skipped: {e}")
+        sys.exit(77)
     count = make_trainer().model.num_params
     ctx = mp.get_context("spawn")                  # a fresh interpreter per worker, as mpirun would start
     slots, barrier, results = ctx.Array("f", workers * count), ctx.Barrier(workers), ctx.Queue()

@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// SiT's SDE sampler (`integrators.py::sde`, SPEC §4.2) and REPA's `euler_maruyama_sampler` (SPEC §4.5).
+/// SiT's SDE sampler (`integrators.py::sde`, docs/exactness.md §4.3) and REPA's `euler_maruyama_sampler` (§4.3).
 ///
 /// Noise ξ of step k for sample i is `Gaussian(RandomStream(seed, step: k, sample: firstSample + i, .sampler))`,
 /// so a sample's path does not depend on the batch it is in or on the thread count.

@@ -1,8 +1,8 @@
 import MixflowCore
 
-/// A validated sampler: the grid of its codebase and the integrator of its method (SPEC §4).
+/// A validated sampler: the grid of its codebase and the integrator of its method (docs/exactness.md §4).
 ///
-/// Two shapes (STYLE §8): `sample` runs the whole trajectory and queries the model itself; `step`
+/// Two shapes: `sample` runs the whole trajectory and queries the model itself; `step`
 /// advances one grid interval from a model output the caller computed (for callers that keep the loop).
 public final class Sampler: @unchecked Sendable {
     public let config: SamplerConfig

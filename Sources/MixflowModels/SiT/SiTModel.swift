@@ -31,7 +31,7 @@ protocol SiTTokenTap: AnyObject {
     func backward(dTokens: UnsafeMutablePointer<Float>, batch: Int)
 }
 
-/// A SiT (Scalable Interpolant Transformer, SPEC §5) with its parameters in one flat buffer laid out as the
+/// A SiT (Scalable Interpolant Transformer, docs/exactness.md §5) with its parameters in one flat buffer laid out as the
 /// official state dict, a parallel gradient buffer, a forward pass that saves what backward needs, and a
 /// hand-written backward pass.
 ///
