@@ -572,6 +572,11 @@ SWIFT_EXTERN mixflow_status mixflow_model_create(mixflow_model_params const * _N
 /// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, size too small) or <code>MIXFLOW_ERR_ABI_MISMATCH</code>.
 SWIFT_EXTERN mixflow_status mixflow_model_default_params(mixflow_model_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Floats of REPA target features per sample for a model with projectors (REPA’s SiT: tokens · Σ z_dims,
+/// the <code>feature_size</code> of <code>mixflow_trainer_step_features</code>); 0 for a model without projectors; -1 if <code>model</code> is
+/// not a live model handle.
+SWIFT_EXTERN int64_t mixflow_model_feature_size(mixflow_model * _Nullable model) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Runs the model in evaluation mode (labels as given, no class dropout): out = v(x, t, y), the first C
 /// channels of the head (the learn_sigma half is dropped, as upstream). Keeps no activations for a
 /// backward pass, so it needs about 1/depth of the memory of <code>mixflow_model_gradients</code>.
@@ -1127,8 +1132,9 @@ SWIFT_EXTERN mixflow_status mixflow_trainer_get_model(mixflow_trainer * _Nullabl
 /// <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
 SWIFT_EXTERN mixflow_status mixflow_trainer_get_params(mixflow_trainer * _Nullable trainer, mixflow_trainer_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
-/// Fills <code>out</code> with an official recipe: “sit”/“repa” (the defaults) or “rae” (lr 2e-4 decaying linearly to
-/// 2e-5 between steps <code>decay_start</code> and <code>decay_end</code>, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+/// Fills <code>out</code> with an official recipe: “sit” (the defaults), “repa” (the defaults plus clip 1.0 and
+/// proj_coeff 0.5, REPA’s train.py) or “rae” (lr 2e-4 decaying linearly to 2e-5 between steps <code>decay_start</code> and
+/// <code>decay_end</code>, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
 /// \param decay_start, decay_end the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
 ///
 ///
@@ -1195,6 +1201,26 @@ SWIFT_EXTERN mixflow_status mixflow_trainer_step(mixflow_trainer * _Nullable tra
 
 /// Number of completed steps (the next step’s number). -1 for an invalid handle.
 SWIFT_EXTERN int64_t mixflow_trainer_step_count(mixflow_trainer * _Nullable trainer) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// <code>mixflow_trainer_step</code> with REPA target features: for a model with projectors (REPA’s SiT) the loss is
+/// denoise + proj_coeff·proj, proj = mean over encoders, samples and tokens of −cos(z, z̃) (REPA’s loss.py).
+/// With <code>features</code> NULL it is exactly <code>mixflow_trainer_step</code> (a model with projectors then trains the denoising
+/// loss alone; <code>mixflow_trainer_trained_without_features</code> reports that it happened).
+/// \param features [batch, feature_size] finite target features, or NULL. Per sample, encoder k’s
+/// [tokens, z_dims[k]] after encoder k−1’s (tokens in the model’s patch order, row-major over the grid).
+///
+/// \param feature_size floats per sample; must equal <code>mixflow_model_feature_size</code> of the trainer’s model
+/// (0 with NULL features).
+///
+///
+/// returns:
+/// as <code>mixflow_trainer_step</code>; <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> also for features given to a model
+/// without projectors, a wrong feature_size, or non-finite features.
+SWIFT_EXTERN mixflow_status mixflow_trainer_step_features(mixflow_trainer * _Nullable trainer, float const * _Nullable x1, int32_t const * _Nullable y, float const * _Nullable features, int64_t feature_size, int64_t batch, uint64_t first_sample, float * _Nullable out_loss) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// 1 when a step of a trainer whose model has projectors ran without features (the denoising loss alone),
+/// else 0; -1 for an invalid handle.
+SWIFT_EXTERN int32_t mixflow_trainer_trained_without_features(mixflow_trainer * _Nullable trainer) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Creates a MixFlow transport. Free it with <code>mixflow_transport_free</code>.
 /// \param params filled by <code>mixflow_transport_default_params</code> or <code>_preset_params</code>, then edited; copied.

@@ -11,6 +11,7 @@ extension Trainer {
             ("optimizer.beta2", "\(config.optimizer.beta2)"), ("optimizer.eps", "\(config.optimizer.eps)"),
             ("optimizer.weight_decay", "\(config.optimizer.weightDecay)"), ("ema.decay", "\(config.emaDecay)"),
             ("clip.max_norm", config.maxGradNorm.map { "\($0)" } ?? "none"),
+            ("repa.proj_coeff", "\(config.alignmentWeight)"),
         ]
         switch config.schedule {
         case .constant(let lr): meta += [("schedule", "constant"), ("schedule.lr", "\(lr)")]
@@ -52,6 +53,7 @@ extension Trainer {
         config.optimizer.weightDecay = try number("optimizer.weight_decay")
         config.emaDecay = try number("ema.decay")
         config.maxGradNorm = ck.value("clip.max_norm") == "none" ? nil : try number("clip.max_norm")
+        if ck.value("repa.proj_coeff") != nil { config.alignmentWeight = try number("repa.proj_coeff") }   // absent before REPA
         if ck.value("schedule") == "linear" {
             config.schedule = .linearDecay(base: try number("schedule.lr"), final: try number("schedule.final_lr"),
                                            decayStart: try integer("schedule.decay_start"), decayEnd: try integer("schedule.decay_end"),

@@ -37,7 +37,11 @@ func runREPAFixture(_ fx: Fixture, threads: Int = 2, lambda: Float? = nil)
     var denoise = 0.0
     for i in 0..<n { denoise += Double(out[i] - target[i]) * Double(out[i] - target[i]) }
     denoise /= Double(n)
-    let z = (0..<c.zDims.count).flatMap { fx.floats["z\($0)"]! }
+    // Sample-major: sample j holds encoder 0's [T, z_0], then encoder 1's [T, z_1], …
+    let tk = c.sit.tokens
+    let z = (0..<b).flatMap { j in
+        c.zDims.indices.flatMap { k in fx.floats["z\(k)"]![(j * tk * c.zDims[k])..<((j + 1) * tk * c.zDims[k])] }
+    }
     let proj = try model.alignmentLoss(features: z, batch: b, weight: lambda ?? Float(fx.rawConfig["proj_coeff"]!)!)
     let dout = (0..<n).map { lambda == nil ? 2 * (out[$0] - target[$0]) / Float(n) : 0 }
     var dx = [Float](repeating: 0, count: n)

@@ -24,11 +24,15 @@ extension ModelONNX {
         return names.contains("dec_feat_rope.freqs_cos") || names.contains("s_embedder.proj.weight")
     }
 
-    /// Loads a SiT or a DiT^DH (see `isDiTDH`); SiT files go through `load(path:heads:threads:)`.
+    /// Loads a SiT, REPA's SiT (see `isREPA`) or a DiT^DH (see `isDiTDH`); SiT files go through
+    /// `load(path:heads:threads:)`.
     public static func loadNative(path: String, heads: Int? = nil, threads: Int = 0) throws -> LoadedNativeModel {
         let reader = try OnnxReader(path: path)
         let metadata = reader.metadata.map { (key: String(decoding: $0.key, as: UTF8.self),
                                               value: String(decoding: $0.value, as: UTF8.self)) }
+        if isREPA(metadata: metadata, names: reader.tensors.map(\.name)) {
+            return try loadREPA(reader, metadata: metadata, path: path, heads: heads, threads: threads)
+        }
         guard isDiTDH(metadata: metadata, names: reader.tensors.map(\.name)) else {
             let l = try load(path: path, heads: heads, threads: threads)
             return LoadedNativeModel(model: l.model, metadata: l.metadata, ignored: l.ignored, inferred: l.inferred)

@@ -30,7 +30,7 @@ final class REPAActivations: ActivationSet {
 /// The trunk's own forward and backward are SiT's; this file holds only the projectors' explicit forward
 /// and backward and the alignment loss. Parameters are one flat buffer in the official state-dict order
 /// (the projectors between the blocks and final_layer). Bit-identical for any thread count, as SiT.
-public final class REPAModel: NativeArchitecture, SiTTokenTap {
+public final class REPAModel: NativeArchitecture, FeatureAlignedModel, SiTTokenTap {
     public let config: REPAConfig
     /// The SiT part; its `state` holds every parameter, projectors included.
     public let trunk: SiTModel
@@ -53,16 +53,26 @@ public final class REPAModel: NativeArchitecture, SiTTokenTap {
         var first = 0
         trunk = try SiTModel(config.sit, beforeFinal: { layout in
             first = layout.entries.count
-            let d = config.sit.hidden, p = config.projectorDim
-            for (k, z) in config.zDims.enumerated() {
-                let q = "projectors.\(k)."
-                layout.add(q + "0.weight", [p, d]); layout.add(q + "0.bias", [p])
-                layout.add(q + "2.weight", [p, p]); layout.add(q + "2.bias", [p])
-                layout.add(q + "4.weight", [z, p]); layout.add(q + "4.bias", [z])
-            }
+            REPAModel.addProjectors(config, to: &layout)
         }, seed: seed, threads: threads)
         firstProjector = first
         trunk.tap = self
+    }
+
+    /// The projectors' tensors, in the official state dict's order and names.
+    static func addProjectors(_ c: REPAConfig, to layout: inout ParameterLayout) {
+        let d = c.sit.hidden, p = c.projectorDim
+        for (k, z) in c.zDims.enumerated() {
+            let q = "projectors.\(k)."
+            layout.add(q + "0.weight", [p, d]); layout.add(q + "0.bias", [p])
+            layout.add(q + "2.weight", [p, p]); layout.add(q + "2.bias", [p])
+            layout.add(q + "4.weight", [z, p]); layout.add(q + "4.bias", [z])
+        }
+    }
+
+    /// The parameter layout of `c` without allocating a model (to check a file against it first).
+    public static func layout(_ c: REPAConfig) -> ParameterLayout {
+        SiTParameterTable(c.sit, beforeFinal: { addProjectors(c, to: &$0) }).layout
     }
 
     public static func config(fromMetadata meta: [(key: String, value: String)]) throws -> REPAConfig {
@@ -74,6 +84,7 @@ public final class REPAModel: NativeArchitecture, SiTTokenTap {
     public var numClasses: Int { config.sit.numClasses }
     public var sampleDim: Int { config.sit.sampleSize }
     public var architectureMetadata: [(key: String, value: String)] { config.metadata }
+    public var featureSize: Int { config.featureSize }
 
     public func activationFloats(batch: Int, training: Bool = true) -> Int {
         let own = REPAActivations.floats(config, batch: batch, training: training)
@@ -103,21 +114,22 @@ public final class REPAModel: NativeArchitecture, SiTTokenTap {
         return UnsafePointer(try acts.saved(batch: batch, state: state).zTilde[k])
     }
 
-    /// REPA's alignment loss of the last saving forward against the target features `z` (encoder-major:
-    /// encoder k's [B, T, z_dims[k]] after encoder k−1's, `config.featureSize` floats a sample), and sets
-    /// λ·d(proj)/d(z̃) for the next backward. proj = 1/(E·B) Σ_k Σ_j mean_n −⟨z/‖z‖, z̃/‖z̃‖⟩ with each norm
-    /// at least 1e-12 (F.normalize). Features are trusted to be finite (the entry points check them).
+    /// REPA's alignment loss of the last saving forward against the target features `z` [B, featureSize]
+    /// (sample-major; within a sample, encoder k's [T, z_dims[k]] after encoder k−1's), and sets λ·d(proj)/d(z̃)
+    /// for the next backward. proj = 1/(E·B) Σ_k Σ_j mean_n −⟨z/‖z‖, z̃/‖z̃‖⟩ with each norm at least 1e-12
+    /// (F.normalize). Features are trusted to be finite (the entry points check them).
     /// - Returns: proj (without λ).
     /// - Throws: `.invalidArgument` without a saving forward of `batch` samples.
     public func alignmentLoss(features z: UnsafePointer<Float>, batch b: Int, weight lambda: Float) throws -> Float {
         let a = try acts.saved(batch: b, state: state)
-        let tk = config.sit.tokens, e = config.zDims.count
+        let tk = config.sit.tokens, e = config.zDims.count, perSample = config.featureSize
         let scale = Double(lambda) / Double(e * b * tk)
-        var total = 0.0, base = 0
+        var total = 0.0, prefix = 0
         for (k, zd) in config.zDims.enumerated() {
-            let zt = a.zTilde[k], dz = a.dzTilde[k]
             for row in 0..<(b * tk) {
-                let u = zt + row * zd, v = z + base + row * zd, du = dz + row * zd
+                let (j, n) = row.quotientAndRemainder(dividingBy: tk)
+                let u = a.zTilde[k] + row * zd, du = a.dzTilde[k] + row * zd
+                let v = z + j * perSample + prefix + n * zd
                 var uv = 0.0, uu = 0.0, vv = 0.0
                 for i in 0..<zd {
                     let ui = Double(u[i]), vi = Double(v[i])
@@ -129,7 +141,7 @@ public final class REPAModel: NativeArchitecture, SiTTokenTap {
                 let radial = uu.squareRoot() > 1e-12 ? uv / (nu * nu * nu * nv) : 0
                 for i in 0..<zd { du[i] = Float(-scale * (Double(v[i]) / (nu * nv) - radial * Double(u[i]))) }
             }
-            base += b * tk * zd
+            prefix += tk * zd
         }
         aligned = true
         return Float(total / Double(e * b * tk))
