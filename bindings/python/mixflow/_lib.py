@@ -190,6 +190,7 @@ _api("mixflow_trainer_step", [TN, FP, IP, c_int64, c_uint64, FP], c_int)
 _api("mixflow_trainer_step_features", [TN, FP, IP, FP, c_int64, c_int64, c_uint64, FP], c_int)
 _api("mixflow_trainer_trained_without_features", [TN], c_int32)
 _api("mixflow_trainer_step_count", [TN], c_int64)
+_api("mixflow_blas_info", [], c_char_p)
 _api("mixflow_version", [], c_char_p)
 _api("mixflow_version_number", [], c_uint32)
 
