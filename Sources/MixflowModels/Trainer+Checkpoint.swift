@@ -61,10 +61,11 @@ extension Trainer {
         } else {
             config.schedule = .constant(try number("schedule.lr"))
         }
-        do { try config.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
-        var transportConfig = try TransportConfig(keyValues: ck.metadata)
+        var transportConfig = try TransportConfig(keyValues: ck.metadata, validating: false)
         transportConfig.threads = threads   // a thread count belongs to this process, not to the file
-        let transport = try Transport(transportConfig)
+        let transport: Transport
+        do { transport = try Transport(transportConfig) }   // validates the transport once
+        catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): transport: \(m)") }
         let model = try makeModel(ck.metadata)
         let n = model.parameterCount
         func restore(_ name: String) throws -> [Float] {
@@ -74,7 +75,9 @@ extension Trainer {
         }
         let params = try restore("params")
         params.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: n) }
-        let trainer = try Trainer(model: model, transport: transport, config: config)
+        let trainer: Trainer
+        do { trainer = try Trainer(model: model, transport: transport, config: config) }   // validates config once
+        catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
         if config.emaDecay > 0 { trainer.ema = try restore("ema") }
         trainer.optimizer.m = try restore("adam_m")
         trainer.optimizer.v = try restore("adam_v")

@@ -28,10 +28,11 @@ class Trainer(HandleOwner):
     """
 
     def __init__(self, model: Model, transport: Transport, *, preset: str = "sit", lr: float | None = None,
-                 final_lr: float | None = None, decay_steps: tuple[int, int] | None = None, warmup: int = 0,
+                 final_lr: float | None = None, decay_steps: tuple[int, int] | None = None, warmup: int | None = None,
                  betas: tuple[float, float] | None = None, eps: float | None = None, weight_decay: float | None = None,
                  ema: float | None = None, max_grad_norm: float | None = None, proj_coeff: float | None = None,
-                 seed: int = 0, num_threads: int = 0, _handle=None):
+                 seed: int | None = None, num_threads: int | None = None, _handle=None):
+        # Every hyper-parameter defaults to None: the preset's value (the C library's) applies.
         self._hook = None
         self._hook_error = None
         if _handle is not None:
@@ -48,7 +49,8 @@ class Trainer(HandleOwner):
                 p.final_lr = final_lr
             if decay_steps is not None:
                 p.decay_start, p.decay_end = decay_steps
-            p.warmup = warmup
+            if warmup is not None:
+                p.warmup = warmup
             if betas is not None:
                 p.beta1, p.beta2 = betas
             if eps is not None:
@@ -61,8 +63,10 @@ class Trainer(HandleOwner):
                 p.max_grad_norm = max_grad_norm
             if proj_coeff is not None:
                 p.proj_coeff = proj_coeff
-            p.seed = seed
-            p.num_threads = num_threads
+            if seed is not None:
+                p.seed = seed
+            if num_threads is not None:
+                p.num_threads = num_threads
             handle = _lib.TN()
             check(lib.mixflow_trainer_create(model._ptr, transport._ptr, ctypes.byref(p), ctypes.byref(handle)))
         self._own(handle, lib.mixflow_trainer_free)
