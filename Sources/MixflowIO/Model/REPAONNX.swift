@@ -3,13 +3,16 @@ import MixflowModels
 
 // REPA's SiT <-> ONNX: the export is the shared one (`ModelONNX.export`, SiT's forward graph; the projectors are
 // initializers under their official names). The import keeps the projectors: a file whose model.arch is
-// "REPA-SiT", or without metadata one that holds `projectors.*` tensors, loads as a `REPAModel`.
+// "REPA-SiT", or without metadata one that holds a whole projector, loads as a `REPAModel`.
 
 extension ModelONNX {
     /// Whether a file holds REPA's SiT (see above); names may carry a prefix (`model.`, `module.`).
     static func isREPA(metadata: [(key: String, value: String)], names: [String]) -> Bool {
         if let arch = metadata.last(where: { $0.key == "model.arch" })?.value { return arch == "REPA-SiT" }
-        return names.contains { officialName($0)?.hasPrefix("projectors.") == true }
+        // Without metadata: a whole first projector (its first and last Linear); stray projector tensors alone
+        // leave the file a SiT, which skips and reports them.
+        let official = Set(names.compactMap { officialName($0) })
+        return official.contains("projectors.0.0.weight") && official.contains("projectors.0.4.weight")
     }
 
     /// Loads REPA's SiT: the architecture from `model.*` metadata, else from the shapes (SiT's `inferConfig`,

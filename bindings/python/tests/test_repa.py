@@ -96,3 +96,10 @@ def test_a_state_dict_without_projectors_still_converts_as_a_sit(tmp_path, monke
     assert convert.main([str(src), str(dst), "--arch", "REPA-SiT-B/4"]) == 0
     m = mixflow.Model.from_onnx(dst, num_threads=1)
     assert m.onnx_metadata["model.arch"] == "SiT" and m.feature_size == 0
+
+
+def test_a_file_without_metadata_loads_as_repa_from_its_shapes(tmp_path):
+    state = {k[6:]: v for k, v in fixture().items() if k.startswith("param:")}
+    convert.write_onnx(tmp_path / "bare.onnx", state)
+    m = mixflow.Model.from_onnx(tmp_path / "bare.onnx", heads=2, num_threads=1)
+    assert m.feature_size == 24 and "projectors.0.2.weight" in m.state_dict()
