@@ -5,7 +5,8 @@ set -euo pipefail
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 PACKAGES=(libopenblas-dev libonnx-dev libprotobuf-dev pkg-config dataset-fashion-mnist libonnx-testdata
-          zlib1g-dev)  # zlib1g-dev: gzip IDX files (data and evaluation)
+          zlib1g-dev   # zlib1g-dev: gzip IDX files (data and evaluation)
+          cmake)       # cmake: scripts/test-packaging.sh checks docs/install.md's pkg_check_modules usage
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,9 +15,10 @@ import Glibc
 /// for any batch split, thread count, and on the AVX-512, AVX2 and portable paths alike.
 ///
 /// Threading: a large product is cut into tiles of `tile` rows (or columns) shared among `threads`
-/// workers; each tile is one single-threaded kernel call. K is never split.
+/// workers, each worker's contiguous run of tiles being one single-threaded kernel call (so the packed B is
+/// shared by all its rows). K is never split. The split changes no bit, only the speed.
 public enum BLAS {
-    /// Rows (or columns) per tile of a split product.
+    /// Rows (or columns) per tile of a split product: the granularity of the split among threads.
     public static let tile = 256
 
     /// The GEMM's instruction-set paths (bit-identical; only the speed differs).
@@ -46,19 +47,15 @@ public enum BLAS {
         precondition(supports(path), "BLAS.sgemm: path \(path.name) is not supported by this CPU")
         if m >= 2 * tile {
             Parallel.forRanges((m + tile - 1) / tile, threads: threads) { tiles in
-                for t in tiles {
-                    let r0 = t * tile, rows = min(tile, m - r0)
-                    call(path, transA, transB, rows, n, k, alpha, transA ? a + r0 : a + r0 * lda, lda, b, ldb,
-                         beta, c + r0 * ldc, ldc)
-                }
+                let r0 = tiles.lowerBound * tile, rows = min(tiles.upperBound * tile, m) - r0
+                call(path, transA, transB, rows, n, k, alpha, transA ? a + r0 : a + r0 * lda, lda, b, ldb,
+                     beta, c + r0 * ldc, ldc)
             }
         } else if n >= 2 * tile {
             Parallel.forRanges((n + tile - 1) / tile, threads: threads) { tiles in
-                for t in tiles {
-                    let c0 = t * tile, cols = min(tile, n - c0)
-                    call(path, transA, transB, m, cols, k, alpha, a, lda, transB ? b + c0 * ldb : b + c0, ldb,
-                         beta, c + c0, ldc)
-                }
+                let c0 = tiles.lowerBound * tile, cols = min(tiles.upperBound * tile, n) - c0
+                call(path, transA, transB, m, cols, k, alpha, a, lda, transB ? b + c0 * ldb : b + c0, ldb,
+                     beta, c + c0, ldc)
             }
         } else {
             call(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

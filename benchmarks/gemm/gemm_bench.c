@@ -1,5 +1,5 @@
 /* GFLOP/s of libmixflow's GEMM (Sources/CGemm, called the way BLAS.sgemm calls it: shape-fixed tiles of 256
- * rows or columns shared among threads) or of OpenBLAS's cblas_sgemm, for the shapes given on the command line.
+ * rows or columns shared among threads, one call per thread's run of tiles) or of OpenBLAS's cblas_sgemm, for the shapes given on the command line.
  * Built and run by bench.py; not part of the library.
  *
  *   gemm_bench ours|openblas PATH THREADS SECONDS  TA TB M N K ALPHA  [TA TB M N K ALPHA ...]
@@ -22,7 +22,7 @@ static double now(void) {
 }
 
 struct job {
-    int path, ta, tb, split_m, first, last; /* tiles [first, last) */
+    int path, ta, tb, split_m, tiles, first, last; /* tiles [first, last) of `tiles` */
     long m, n, k;
     float alpha;
     const float *a, *b;
@@ -32,28 +32,27 @@ struct job {
 static void *run_tiles(void *arg) {
     const struct job *j = arg;
     const long lda = j->ta ? j->m : j->k, ldb = j->tb ? j->k : j->n, ldc = j->n;
-    for (int t = j->first; t < j->last; t++) {
-        if (j->split_m) {
-            long r0 = (long)t * TILE, rows = j->m - r0 < TILE ? j->m - r0 : TILE;
-            mfx_sgemm(j->path, j->ta, j->tb, rows, j->n, j->k, j->alpha, j->ta ? j->a + r0 : j->a + r0 * lda, lda,
-                      j->b, ldb, 0, j->c + r0 * ldc, ldc);
-        } else if (j->last > 1) {
-            long c0 = (long)t * TILE, cols = j->n - c0 < TILE ? j->n - c0 : TILE;
-            mfx_sgemm(j->path, j->ta, j->tb, j->m, cols, j->k, j->alpha, j->a, lda, j->tb ? j->b + c0 * ldb : j->b + c0,
-                      ldb, 0, j->c + c0, ldc);
-        } else {
-            mfx_sgemm(j->path, j->ta, j->tb, j->m, j->n, j->k, j->alpha, j->a, lda, j->b, ldb, 0, j->c, ldc);
-        }
+    if (j->split_m) { /* one call for the worker's contiguous run of row tiles */
+        long r0 = (long)j->first * TILE, rows = ((long)j->last * TILE < j->m ? (long)j->last * TILE : j->m) - r0;
+        mfx_sgemm(j->path, j->ta, j->tb, rows, j->n, j->k, j->alpha, j->ta ? j->a + r0 : j->a + r0 * lda, lda,
+                  j->b, ldb, 0, j->c + r0 * ldc, ldc);
+    } else if (j->last - j->first < j->tiles) { /* one call for the worker's contiguous run of column tiles */
+        long c0 = (long)j->first * TILE, cols = ((long)j->last * TILE < j->n ? (long)j->last * TILE : j->n) - c0;
+        mfx_sgemm(j->path, j->ta, j->tb, j->m, cols, j->k, j->alpha, j->a, lda, j->tb ? j->b + c0 * ldb : j->b + c0,
+                  ldb, 0, j->c + c0, ldc);
+    } else { /* a product too small to split: one call */
+        mfx_sgemm(j->path, j->ta, j->tb, j->m, j->n, j->k, j->alpha, j->a, lda, j->b, ldb, 0, j->c, ldc);
     }
     return NULL;
 }
 
-/* BLAS.sgemm: tiles of 256 rows when m >= 512, else of 256 columns when n >= 512, else one call; the tiles are
- * cut into `threads` contiguous ranges (Parallel.forRanges). */
+/* BLAS.sgemm: tiles of 256 rows when m >= 512, else of 256 columns when n >= 512, else one tile; the tiles are
+ * cut into `threads` contiguous ranges (Parallel.forRanges), one call per range. */
 static void ours(int path, int threads, int ta, int tb, long m, long n, long k, float alpha, const float *a,
                  const float *b, float *c) {
-    struct job base = {path, ta, tb, m >= 2 * TILE, 0, 1, m, n, k, alpha, a, b, c};
-    int tiles = base.split_m ? (int)((m + TILE - 1) / TILE) : n >= 2 * TILE ? (int)((n + TILE - 1) / TILE) : 1;
+    const int split_m = m >= 2 * TILE;
+    const int tiles = split_m ? (int)((m + TILE - 1) / TILE) : n >= 2 * TILE ? (int)((n + TILE - 1) / TILE) : 1;
+    struct job base = {path, ta, tb, split_m, tiles, 0, tiles, m, n, k, alpha, a, b, c};
     int parts = threads < tiles ? threads : tiles;
     pthread_t th[64];
     struct job jobs[64];
@@ -61,7 +60,6 @@ static void ours(int path, int threads, int ta, int tb, long m, long n, long k, 
         jobs[p] = base;
         jobs[p].first = tiles * p / parts;
         jobs[p].last = tiles * (p + 1) / parts;
-        if (!base.split_m && tiles == 1) jobs[p].last = 1;
         if (p > 0) pthread_create(&th[p], NULL, run_tiles, &jobs[p]);
     }
     run_tiles(&jobs[0]);
