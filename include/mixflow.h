@@ -431,6 +431,12 @@ mixflow_status mixflow_model_get_params(mixflow_model *model, mixflow_model_para
  */
 int64_t mixflow_model_num_params(mixflow_model *model) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* Floats of REPA target features per sample for a model with projectors (REPA's SiT: tokens · Σ z_dims,
+ * the `feature_size` of `mixflow_trainer_step_features`); 0 for a model without projectors; -1 if `model` is
+ * not a live model handle.
+ */
+int64_t mixflow_model_feature_size(mixflow_model *model) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* Number of tensors in the state dict (SiT-XL/2: 292; DiT^DH-XL: 382); -1 if `model` is not a live model handle. */
 int32_t mixflow_model_num_tensors(mixflow_model *model) MIXFLOW_WARN_UNUSED_RESULT;
 
@@ -595,7 +601,8 @@ mixflow_status mixflow_model_ignored_tensors(mixflow_model *model, char *buf, si
  * Post-training a model with a transport: AdamW, EMA, gradient clipping, checkpoints.
  * -------------------------------------------------------------------------------------------------------------- */
 
-/* Fills `out` with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
+/* The first released size of mixflow_trainer_params (ABI 1).
+ * Fills `out` with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
  * EMA 0.9999, no clipping, seed 0.
  *
  * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, size too small) or `MIXFLOW_ERR_ABI_MISMATCH`.
@@ -603,8 +610,9 @@ mixflow_status mixflow_model_ignored_tensors(mixflow_model *model, char *buf, si
 mixflow_status mixflow_trainer_default_params(mixflow_trainer_params *out,
     uint32_t struct_size) MIXFLOW_WARN_UNUSED_RESULT;
 
-/* Fills `out` with an official recipe: "sit"/"repa" (the defaults) or "rae" (lr 2e-4 decaying linearly to
- * 2e-5 between steps `decay_start` and `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+/* Fills `out` with an official recipe: "sit" (the defaults), "repa" (the defaults plus clip 1.0 and
+ * proj_coeff 0.5, REPA's train.py) or "rae" (lr 2e-4 decaying linearly to 2e-5 between steps `decay_start` and
+ * `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
  *
  * Parameters:
  *   - decay_start, decay_end: the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
@@ -639,6 +647,28 @@ void mixflow_trainer_free(mixflow_trainer *trainer);
  */
 mixflow_status mixflow_trainer_step(mixflow_trainer *trainer, const float *x1, const int32_t *y, int64_t batch,
     uint64_t first_sample, float *out_loss) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* `mixflow_trainer_step` with REPA target features: for a model with projectors (REPA's SiT) the loss is
+ * denoise + proj_coeff·proj, proj = mean over encoders, samples and tokens of −cos(z, z̃) (REPA's loss.py).
+ * With `features` NULL it is exactly `mixflow_trainer_step` (a model with projectors then trains the denoising
+ * loss alone; `mixflow_trainer_trained_without_features` reports that it happened).
+ *
+ * Parameters:
+ *   features: [batch, feature_size] finite target features, or NULL. Per sample, encoder k's
+ *     [tokens, z_dims[k]] after encoder k−1's (tokens in the model's patch order, row-major over the grid).
+ *   feature_size: floats per sample; must equal `mixflow_model_feature_size` of the trainer's model
+ *     (0 with NULL features).
+ * Returns: as `mixflow_trainer_step`; `MIXFLOW_ERR_INVALID_ARGUMENT` also for features given to a model
+ *   without projectors, a wrong feature_size, or non-finite features.
+ */
+mixflow_status mixflow_trainer_step_features(mixflow_trainer *trainer, const float *x1, const int32_t *y,
+    const float *features, int64_t feature_size, int64_t batch, uint64_t first_sample,
+    float *out_loss) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* 1 when a step of a trainer whose model has projectors ran without features (the denoising loss alone),
+ * else 0; -1 for an invalid handle.
+ */
+int32_t mixflow_trainer_trained_without_features(mixflow_trainer *trainer) MIXFLOW_WARN_UNUSED_RESULT;
 
 /* Installs (or, with fn = NULL, removes) the gradient hook. `user_data` is passed through untouched.
  * The hook runs on the thread that called `mixflow_trainer_step`, once per step.

@@ -41,6 +41,7 @@ struct PostTrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Generated samples per evaluation (the same count, noise and labels for every model).") var evalSamples = 250
     @Option(parsing: .unconditional, help: "Sampling grid sizes to evaluate (grid points, SiT convention).") var evalSteps = "10,20,50"
     @Option(help: "Samplers to evaluate.") var evalMethods = "euler,heun"
+    @Option(parsing: .unconditional, help: "float32 .npy of REPA target features, one row per --data image ([N, tokens, z_dim]): a base model with projectors (REPA's SiT) then trains denoise + λ·proj (λ 0.5).") var features: String?
     @Option(parsing: .unconditional) var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
 
@@ -104,6 +105,7 @@ struct PostTrainCommand: ParsableCommand {
         guard dim * y.count == x.count else {
             throw MixflowError.invalidArgument("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
         }
+        let z = try loadFeatures(for: baseModel, rows: y.count)
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
@@ -134,7 +136,7 @@ struct PostTrainCommand: ParsableCommand {
             tc.timeDistribution = gammaRun == 0 ? .uniform : .beta21
             tc.gamma = gammaRun
             tc.threads = threads
-            let model = try postTrain(name: name, from: baseModel, transport: tc, data: x, labels: y, clock: clock)
+            let model = try postTrain(name: name, from: baseModel, transport: tc, data: x, labels: y, features: z, clock: clock)
             results.append((name, model))
         }
         try exitIfInterrupted("post-training")
@@ -169,11 +171,7 @@ struct PostTrainCommand: ParsableCommand {
         print("\nClass accuracy of the feature net on the samples (conditional correctness; the test set scores 0.909):")
         print(formatTable([header] + accuracyRows))
         let exportMetadata: [(key: String, value: String)] = [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]
-        if let sit = results[2].1 as? SiTModel {
-            try ModelONNX.export(sit, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
-        } else if let ditdh = results[2].1 as? DiTDHModel {
-            try ModelONNX.export(ditdh, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
-        }
+        try ModelONNX.export(results[2].1, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
         print("wrote \(out)/mixflow.onnx, \(out)/{base,standard,mixflow}-samples.png\(gamma == "auto" ? ", \(out)/slowflow-{endpoint,nearest-data,noise-level}.csv" : "")  [\(clock)]")
     }
 
@@ -183,8 +181,26 @@ struct PostTrainCommand: ParsableCommand {
     }
 
     /// Post-trains a copy of `base` (fresh optimiser) for `steps` steps; resumes from `<out>/<name>.mixflow`.
+    /// The --features rows (checked against the model and the data), or nil; says once when a model with
+    /// projectors trains without them.
+    func loadFeatures(for model: NativeModel, rows: Int) throws -> [Float]? {
+        let size = (model as? FeatureAlignedModel)?.featureSize ?? 0
+        guard let path = features else {
+            if size > 0 { print("note: the base model has REPA projectors but no --features: training the denoising loss alone") }
+            return nil
+        }
+        guard size > 0 else { throw ValidationError("--features is for models with REPA projectors; \(base) has none") }
+        let (shape, values) = try NPYReader.readFloat32(path: path)
+        guard shape.first == rows, values.count == rows * size else {
+            throw ValidationError("--features \(path) has shape \(shape); the data have \(rows) images and the model takes \(size) floats of features each")
+        }
+        try values.withUnsafeBufferPointer { try requireFinite($0, "--features") }
+        print("features: \(path) \(shape), denoise + λ·proj")
+        return values
+    }
+
     func postTrain(name: String, from base: NativeModel, transport: TransportConfig, data: [Float], labels: [Int32],
-                   clock: Stopwatch) throws -> NativeModel {
+                   features: [Float]?, clock: Stopwatch) throws -> NativeModel {
         let path = "\(out)/\(name).mixflow"
         let trainer: Trainer
         if access(path, F_OK) == 0 {
@@ -209,6 +225,8 @@ struct PostTrainCommand: ParsableCommand {
         }
         let dim = base.sampleDim, n = labels.count
         var xb = [Float](repeating: 0, count: batch * dim), yb = [Int32](repeating: 0, count: batch)
+        let fs = (base as? FeatureAlignedModel)?.featureSize ?? 0
+        var zb = [Float](repeating: 0, count: features == nil ? 0 : batch * fs)
         let progress = Progress(label: name, total: steps)
         while trainer.step < steps && interrupted == 0 {
             // Minibatch k depends only on (seed, k): both runs see the same data in the same order.
@@ -217,8 +235,11 @@ struct PostTrainCommand: ParsableCommand {
                 let j = min(n - 1, Int(u * Double(n)))
                 for k in 0..<dim { xb[i * dim + k] = data[j * dim + k] }
                 yb[i] = labels[j]
+                if let features { for k in 0..<fs { zb[i * fs + k] = features[j * fs + k] } }
             }
-            let loss = try trainer.trainStep(x1: xb, y: yb, batch: batch)
+            let loss = try zb.withUnsafeBufferPointer { z in
+                try trainer.trainStep(x1: xb, y: yb, batch: batch, features: features == nil ? nil : z.baseAddress)
+            }
             progress.update(trainer.step, note: "loss \(fixed(loss, 4))")
             if trainer.step % 100 == 0 { try trainer.save(to: path) }
         }

@@ -11,6 +11,7 @@ extension Trainer {
             ("optimizer.beta2", "\(config.optimizer.beta2)"), ("optimizer.eps", "\(config.optimizer.eps)"),
             ("optimizer.weight_decay", "\(config.optimizer.weightDecay)"), ("ema.decay", "\(config.emaDecay)"),
             ("clip.max_norm", config.maxGradNorm.map { "\($0)" } ?? "none"),
+            ("repa.proj_coeff", "\(config.alignmentWeight)"),
         ]
         switch config.schedule {
         case .constant(let lr): meta += [("schedule", "constant"), ("schedule.lr", "\(lr)")]
@@ -55,6 +56,7 @@ extension Trainer {
         config.optimizer.weightDecay = try number("optimizer.weight_decay")
         config.emaDecay = try number("ema.decay")
         config.maxGradNorm = ck.value("clip.max_norm") == "none" ? nil : try number("clip.max_norm")
+        if ck.value("repa.proj_coeff") != nil { config.alignmentWeight = try number("repa.proj_coeff") }   // absent before REPA
         if ck.value("schedule") == "linear" {
             config.schedule = .linearDecay(base: try number("schedule.lr"), final: try number("schedule.final_lr"),
                                            decayStart: try integer("schedule.decay_start"), decayEnd: try integer("schedule.decay_end"),
@@ -62,10 +64,11 @@ extension Trainer {
         } else {
             config.schedule = .constant(try number("schedule.lr"))
         }
-        do { try config.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
-        var transportConfig = try TransportConfig(keyValues: ck.metadata)
+        var transportConfig = try TransportConfig(keyValues: ck.metadata, validating: false)
         transportConfig.threads = threads   // a thread count belongs to this process, not to the file
-        let transport = try Transport(transportConfig)
+        let transport: Transport
+        do { transport = try Transport(transportConfig) }   // validates the transport once
+        catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): transport: \(m)") }
         if let parameterCount {
             let n: Int
             do { n = try parameterCount(ck.metadata) } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
@@ -83,7 +86,9 @@ extension Trainer {
         }
         let params = try restore("params")
         params.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: n) }
-        let trainer = try Trainer(model: model, transport: transport, config: config)
+        let trainer: Trainer
+        do { trainer = try Trainer(model: model, transport: transport, config: config) }   // validates config once
+        catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
         if config.emaDecay > 0 { trainer.ema = try restore("ema") }
         trainer.optimizer.m = try restore("adam_m")
         trainer.optimizer.v = try restore("adam_v")

@@ -153,6 +153,7 @@ _api("mixflow_model_load_default_params", [POINTER(T.ModelLoadParams), c_uint32]
 _api("mixflow_model_load_onnx", [c_char_p, POINTER(T.ModelLoadParams), POINTER(MD)], c_int)  # model onnx
 _api("mixflow_model_metadata", [MD, c_char_p, c_size_t, POINTER(c_size_t)], c_int)  # model onnx
 _api("mixflow_model_num_params", [MD], c_int64)
+_api("mixflow_model_feature_size", [MD], c_int64)
 _api("mixflow_model_num_tensors", [MD], c_int32)
 _api("mixflow_model_save_default_params", [POINTER(T.ModelSaveParams), c_uint32], c_int)  # model onnx
 _api("mixflow_model_save_onnx", [MD, c_char_p, POINTER(T.ModelSaveParams)], c_int)  # model onnx
@@ -199,6 +200,8 @@ _api("mixflow_trainer_save", [TN, c_char_p], c_int)
 _api("mixflow_trainer_set_gradient_hook", [TN, T.GradientFn, ctypes.c_void_p], c_int)
 _api("mixflow_trainer_set_params", [TN, POINTER(T.TrainerParams)], c_int)
 _api("mixflow_trainer_step", [TN, FP, IP, c_int64, c_uint64, FP], c_int)
+_api("mixflow_trainer_step_features", [TN, FP, IP, FP, c_int64, c_int64, c_uint64, FP], c_int)
+_api("mixflow_trainer_trained_without_features", [TN], c_int32)
 _api("mixflow_trainer_step_count", [TN], c_int64)
 _api("mixflow_blas_info", [], c_char_p)
 _api("mixflow_version", [], c_char_p)

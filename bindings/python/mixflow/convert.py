@@ -5,6 +5,7 @@ files (named float tensors + metadata, the format libmixflow's mixflow_tensor_fi
     python -m mixflow.convert last.pt repa.onnx --use ema          # a training checkpoint {model, ema, opt, args}
     python -m mixflow.convert sit.onnx sit.safetensors              # and back, to .npz or .safetensors
     python -m mixflow.convert stage2_model.pt dh.onnx --arch DiTDH-XL --latent 768x16x16   # RAE stage 2
+    python -m mixflow.convert last.pt repa.onnx --arch REPA-SiT-XL/2   # REPA {model, ema, opt, args}, projectors kept
 
 Training checkpoints: the "ema" weights are taken by default (SiT's find_model and REPA do the same), "model"
 with --use model; `module.` (DDP) and `_orig_mod.` (torch.compile) prefixes are stripped; `args` (an argparse
@@ -178,6 +179,38 @@ def sit_metadata(arch, tensors):
         ("model.class_dropout", "0.1"), ("model.mlp_ratio", "4")])
 
 
+def repa_metadata(arch, tensors, train_args=None):
+    """The model.* metadata of REPA's SiT ("REPA-SiT-XL/2", -L, -B; REPA's models/sit.py): SiT's keys (no
+    learn_sigma half) plus encoder_depth (from the checkpoint's args when present, else REPA's default 8),
+    projector_dim and z_dims from the `projectors.<k>.{0,4}.weight` shapes. A state dict without projectors (an
+    EMA-only export) gets plain SiT metadata: it loads and post-trains as a SiT."""
+    m = re.fullmatch(r"REPA-(SiT-(?:B|L|XL)[/-](?:2|4|8))", arch, re.I)
+    if not m:
+        raise ValueError("--arch for REPA must be one of REPA-SiT-{B,L,XL}/{2,4,8}, got %r" % arch)
+    meta = sit_metadata(m.group(1), tensors)
+    if meta["model.learn_sigma"] != "0":
+        raise ValueError("--arch %s: final_layer.linear.weight has the learn_sigma rows; REPA's SiT has none" % arch)
+    z_dims, k = [], 0
+    while "projectors.%d.0.weight" % k in tensors:
+        w0 = tuple(tensors["projectors.%d.0.weight" % k].shape)
+        name = "projectors.%d.4.weight" % k
+        if name not in tensors or len(w0) != 2 or len(tensors[name].shape) != 2:
+            raise ValueError("--arch %s: projector %d is not Linear, SiLU, Linear, SiLU, Linear (%s)" % (arch, k, name))
+        z_dims.append(int(tensors[name].shape[0]))
+        projector_dim = w0[0]
+        k += 1
+    if not z_dims:
+        return meta
+    encoder_depth = 8
+    if train_args:
+        encoder_depth = int(json.loads(train_args).get("encoder_depth", 8))
+    meta["model.arch"] = "REPA-SiT"
+    meta["model.encoder_depth"] = str(encoder_depth)
+    meta["model.projector_dim"] = str(projector_dim)
+    meta["model.z_dims"] = ",".join(map(str, z_dims))
+    return meta
+
+
 # encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (docs/exactness.md §6.1)
 _DITDH_SIZES = {"XL": (28, 1152, 16), "S": (12, 384, 6)}
 _DITDH_HEAD = (2, 2048, 16)
@@ -266,7 +299,12 @@ def convert(src, dst, use=None, arch=None, external_threshold=1 << 20, allow_opa
     meta = collections.OrderedDict(meta)
     if arch:
         meta["mixflow.arch"] = arch
-        meta.update(ditdh_metadata(arch, tensors, latent) if arch.upper().startswith("DITDH") else sit_metadata(arch, tensors))
+        if arch.upper().startswith("DITDH"):
+            meta.update(ditdh_metadata(arch, tensors, latent))
+        elif arch.upper().startswith("REPA-"):
+            meta.update(repa_metadata(arch, tensors, meta.get("mixflow.train_args")))
+        else:
+            meta.update(sit_metadata(arch, tensors))
     elif latent is not None:
         raise ValueError("--latent is only used with --arch DiTDH-XL/DiTDH-S")
     dst = os.fspath(dst)
@@ -286,7 +324,8 @@ def main(argv=None):
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--use", choices=["ema", "model"], help="which weights of a training checkpoint (default: ema)")
-    p.add_argument("--arch", help='official architecture, SiT-XL/2 (any SiT-{S,B,L,XL}/{2,4,8}) or DiTDH-XL / DiTDH-S: '
+    p.add_argument("--arch", help='official architecture, SiT-XL/2 (any SiT-{S,B,L,XL}/{2,4,8}), REPA-SiT-XL/2 (REPA-SiT-{B,L,XL}/{2,4,8}, '
+                   'projectors kept) or DiTDH-XL / DiTDH-S: '
                    'checked against the tensors and stored as model.* metadata (what Model.from_onnx reads) and "mixflow.arch"')
     p.add_argument("--latent", help="DiT^DH latent CxSxS the tensors are checked against, e.g. 768x16x16 (256 px) or "
                    "768x32x32 (512 px); default: read from s_embedder.proj.weight and pos_embed")
