@@ -23,7 +23,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "KID subsets.") var kidSubsets = 50
     @Option(help: "KID subset size (0 = min(n, 1000)).") var kidSubsetSize = 0
 
-    func run() throws {
+    mutating func run() throws {
+        options.threads = Cluster.current.threads(options.threads)
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
@@ -36,7 +37,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--kid-subsets must be >= 1 and --kid-subset-size in [2, --n], got \(kidSubsets) and \(subsetSize)")
         }
         let evaluation = try Evaluation(net: net, reference: reference, samples: options.n, seed: options.seed, threads: options.threads)
-        let r = try options.run(trajectory: false)
+        guard let r = try options.run(trajectory: false) else { return }   // ranks > 0 only sample their share
         let n = options.n, d = net.featureDim
         guard r.model.sampleDim == net.inputDim else {
             throw ValidationError("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")

@@ -10,6 +10,29 @@ struct MixflowCommand: ParsableCommand {
         commandName: "mixflow",
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
+
+    /// ArgumentParser's `main`, inside the MPI job when `mpirun` started this process (see Cluster). An error on
+    /// one rank aborts every rank (the others may be waiting for it in a collective), so the job never hangs.
+    static func main() {
+        do { try Cluster.start() } catch { Cluster.current.abort(message: "mixflow: \(error)", code: 1) }
+        let cluster = Cluster.current
+        do {
+            var command = try parseAsRoot()
+            if cluster.isDistributed, !(command is PostTrainCommand || command is SampleCommand || command is EvalCommand) {
+                throw ValidationError("under mpirun, mixflow runs posttrain, sample and eval; start \(type(of: command).configuration.commandName ?? "this command") without mpirun")
+            }
+            try command.run()
+            cluster.finish()
+        } catch {
+            let code = exitCode(for: error)
+            // A help request or an interrupt every rank agreed on (exit 130) ends all ranks cleanly.
+            if cluster.isDistributed, code != .success, !(code.rawValue == 130 && interrupted != 0) {
+                cluster.abort(message: fullMessage(for: error), code: code.rawValue)
+            }
+            cluster.finish()
+            exit(withError: error)
+        }
+    }
 }
 
 struct SampleCommand: ParsableCommand {
@@ -29,8 +52,9 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
     var depthToSpace = 1
 
-    func run() throws {
-        let r = try options.run(trajectory: false)
+    mutating func run() throws {
+        options.threads = Cluster.current.threads(options.threads)
+        guard let r = try options.run(trajectory: false) else { return }   // ranks > 0 only sample their share
         let m = r.model, c = r.config, n = options.n
         print("model: \(r.loaded.arch), \(m.parameterCount) parameters, samples \(m.inChannels)x\(m.inputSize)x\(m.inputSize), \(m.numClasses) classes")
         print("transport: \(c.convention) convention, shift \(fixed(c.timeShift, 4)) (\(r.loaded.transportSource))")
@@ -112,7 +136,7 @@ struct SlowFlowCommand: ParsableCommand {
         guard dataPoints >= 1 else { throw ValidationError("--data-points must be >= 1, got \(dataPoints)") }
         let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
-        let r = try options.run(trajectory: true)
+        let r = try options.run(trajectory: true)!
         let dim = r.model.sampleDim
         if kind != .endpoint {
             guard data.count % dim == 0 else { throw ValidationError("the images in \(self.data) do not have the model's \(dim) values") }

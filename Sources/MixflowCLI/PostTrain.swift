@@ -17,9 +17,9 @@ func onInterrupt(_: Int32) {
     interrupted = 1
 }
 
-/// Exits with 130 when an interrupt arrived, after the post-training checkpoints were saved.
+/// Exits with 130 when an interrupt arrived (on any rank), after the post-training checkpoints were saved.
 func exitIfInterrupted(_ during: String) throws {
-    guard interrupted != 0 else { return }
+    guard Cluster.current.agreeInterrupted() else { return }
     print("\ninterrupted during \(during): post-training checkpoints are saved; rerun to resume")
     throw ExitCode(130)
 }
@@ -42,10 +42,13 @@ struct PostTrainCommand: ParsableCommand {
     @Option(help: "Sampling grid sizes to evaluate (grid points, SiT convention).") var evalSteps = "10,20,50"
     @Option(help: "Samplers to evaluate.") var evalMethods = "euler,heun"
     @Option var seed: UInt64 = 0
-    @Option(help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
+    @Option(help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
 
-    func run() throws {
+    mutating func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)     // progress and results appear as they happen, also through a pipe
+        let cluster = Cluster.current
+        threads = cluster.threads(threads)
+        guard batch >= cluster.size else { throw ValidationError("--batch \(batch) must be at least the number of ranks, \(cluster.size)") }
         signal(SIGINT, onInterrupt)
         signal(SIGTERM, onInterrupt)
         mkdir(out, 0o755)
@@ -63,18 +66,21 @@ struct PostTrainCommand: ParsableCommand {
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
-        print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images  [\(clock)]")
+        print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images\(cluster.isDistributed ? ", \(cluster.size) ranks x \(threads) threads" : "")  [\(clock)]")
 
-        // gamma: given, or the smallest interval covering 95 % of the measured slowed times.
-        let g: Double
+        // gamma: given, or the smallest interval covering 95 % of the measured slowed times (measured by rank 0).
+        var g = 0.0
         if gamma == "auto" {
-            let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
-            for reference in SlowFlowReference.allCases {
-                let name = reference.cliName
-                try AtomicFile.write(to: "\(out)/slowflow-\(name).csv") { try $0.write(sf.statistics[reference]!.csv()) }
-                print("suggest_gamma (\(name) Slow Flow of the base, 95 % coverage): \(fixed(sf.gammas[reference]!, 3))\(reference == SlowFlowRun.chosen ? "  <- used" : "")")
+            if cluster.isRoot {
+                let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
+                for reference in SlowFlowReference.allCases {
+                    let name = reference.cliName
+                    try AtomicFile.write(to: "\(out)/slowflow-\(name).csv") { try $0.write(sf.statistics[reference]!.csv()) }
+                    print("suggest_gamma (\(name) Slow Flow of the base, 95 % coverage): \(fixed(sf.gammas[reference]!, 3))\(reference == SlowFlowRun.chosen ? "  <- used" : "")")
+                }
+                g = sf.gamma
             }
-            g = sf.gamma
+            g = cluster.broadcast(g)
             print("gamma = \(fixed(g, 3))  [\(clock)]")
             try exitIfInterrupted("the Slow Flow measurement")
         } else {
@@ -111,11 +117,11 @@ struct PostTrainCommand: ParsableCommand {
         for (name, model) in results {
             var row = [name], accuracyRow = [name]
             for (m, n, cost) in costs {
-                let r = try table.evaluate(model: model, transport: baseTransport, method: m, gridPoints: n)
-                row.append(fixed(r.fd, 2))
-                accuracyRow.append(fixed(r.accuracy, 3))
+                let r = try table.evaluate(model: model, transport: baseTransport, method: m, gridPoints: n)   // nil on ranks > 0
+                row.append(r.map { fixed($0.fd, 2) } ?? "")
+                accuracyRow.append(r.map { fixed($0.accuracy, 3) } ?? "")
                 done += cost
-                progress.update(done, note: "\(name) \(m) \(n): FD \(fixed(r.fd, 2))")
+                progress.update(done, note: "\(name) \(m) \(n): FD \(row.last!)")
                 try exitIfInterrupted("the evaluation")
             }
             rows.append(row)
@@ -129,6 +135,7 @@ struct PostTrainCommand: ParsableCommand {
         print(formatTable([header] + rows))
         print("\nClass accuracy of the feature net on the samples (conditional correctness; the test set scores 0.909):")
         print(formatTable([header] + accuracyRows))
+        guard cluster.isRoot else { return }
         let exportMetadata: [(key: String, value: String)] = [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]
         if let sit = results[2].1 as? SiTModel {
             try ModelONNX.export(sit, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
@@ -144,6 +151,8 @@ struct PostTrainCommand: ParsableCommand {
     }
 
     /// Post-trains a copy of `base` (fresh optimiser) for `steps` steps; resumes from `<out>/<name>.mixflow`.
+    /// Under MPI every rank trains on its slice of each global minibatch (rows and randomness keyed by the
+    /// global sample index), the gradient hook averages the gradients, and rank 0 writes the checkpoints.
     func postTrain(name: String, from base: NativeModel, transport: TransportConfig, data: [Float], labels: [Int32],
                    clock: Stopwatch) throws -> NativeModel {
         let path = "\(out)/\(name).mixflow"
@@ -166,22 +175,33 @@ struct PostTrainCommand: ParsableCommand {
             config.threads = threads
             trainer = try Trainer(model: model, transport: try Transport(transport), config: config)
         }
+        let cluster = Cluster.current
+        let (first, local) = cluster.slice(of: batch)
+        trainer.gradientHook = { grads, count, _ in cluster.averageGradients(grads, count: count, rows: local, total: batch) }
+        // Replicas must start equal (the same base, or the same checkpoint on a shared --out) and stay equal.
+        func save() throws {
+            try cluster.checkSame([UInt64(trainer.step), trainer.checksum()], "the step and weights of \(path)")
+            if cluster.isRoot { try trainer.save(to: path) }
+        }
+        try cluster.checkSame([UInt64(trainer.step), trainer.checksum()], "the starting step and weights of \(path)")
         let dim = base.sampleDim, n = labels.count
-        var xb = [Float](repeating: 0, count: batch * dim), yb = [Int32](repeating: 0, count: batch)
+        var xb = [Float](repeating: 0, count: local * dim), yb = [Int32](repeating: 0, count: local)
         let progress = Progress(label: name, total: steps)
-        while trainer.step < steps && interrupted == 0 {
-            // Minibatch k depends only on (seed, k): both runs see the same data in the same order.
-            for i in 0..<batch {
-                let u = RandomStream(seed: seed, step: UInt64(trainer.step), sample: UInt32(i), tag: .scalars).uniformPair(2).0
+        while trainer.step < steps && !cluster.agreeInterrupted() {
+            // Minibatch k depends only on (seed, k): both runs see the same data in the same order. This rank
+            // takes rows first..<first + local of it.
+            for i in 0..<local {
+                let u = RandomStream(seed: seed, step: UInt64(trainer.step), sample: UInt32(first + i), tag: .scalars).uniformPair(2).0
                 let j = min(n - 1, Int(u * Double(n)))
                 for k in 0..<dim { xb[i * dim + k] = data[j * dim + k] }
                 yb[i] = labels[j]
             }
-            let loss = try trainer.trainStep(x1: xb, y: yb, batch: batch)
+            let loss = cluster.sum(try trainer.trainStep(x1: xb, y: yb, batch: local, firstSample: UInt64(first))
+                                   * Double(local) / Double(batch))
             progress.update(trainer.step, note: "loss \(fixed(loss, 4))")
-            if trainer.step % 100 == 0 { try trainer.save(to: path) }
+            if trainer.step % 100 == 0 { try save() }
         }
-        try trainer.save(to: path)
+        try save()
         progress.finish()
         let emaModel = try base.sibling(seed: 0)
         let weights = trainer.ema.isEmpty ? Array(UnsafeBufferPointer(start: trainer.model.parameters, count: base.parameterCount)) : trainer.ema
@@ -202,8 +222,8 @@ struct PostTrainCommand: ParsableCommand {
 
     func writeGrid(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, path: String) throws {
         let n = 100
-        let x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints, count: n,
-                                 seed: seed &+ 2, threads: threads)
+        guard let x = try sampleAcrossRanks(model: model, transport: transport, method: method, gridPoints: gridPoints,
+                                            count: n, seed: seed &+ 2, threads: threads) else { return }
         let g = x.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: model.inChannels, size: model.inputSize, columns: 10) }
         try PNG.write(path: path, pixels: g.pixels, width: g.width, height: g.height, channels: model.inChannels)
     }
