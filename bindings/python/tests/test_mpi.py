@@ -23,7 +23,7 @@ LIBRARY = ROOT / ".build" / "release" / "libmixflow.so"
 # Root is allowed (CI), more ranks than cores, shared memory between ranks and loopback for the launcher only.
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
            "OMPI_MCA_btl": "self,vader", "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
-           "OMPI_MCA_oob_tcp_if_include": "lo", "OMPI_MCA_odls_base_sigkill_timeout": "30"}
+           "OMPI_MCA_oob_tcp_if_include": "lo"}
 TIMEOUT = 240   # every job ends well before this; a hang fails the test instead of blocking CI
 
 
@@ -132,6 +132,22 @@ def test_cli_sigterm_on_one_rank_saves_once_and_stops_every_rank(posttrain, tmp_
     r = mpirun(3, CLI, *command(out, done + 2))
     assert r.returncode == 0, r.stderr
     assert weights(out / "standard.mixflow")[0] == weights(out / "mixflow.mixflow")[0] == done + 2
+
+
+def test_cli_ctrl_c_on_mpirun_saves_and_stops(posttrain, tmp_path):
+    """mpirun turns Ctrl-C into SIGTERM for every rank and SIGKILLs them odls_base_sigkill_timeout seconds later
+    (default 1; mpirun then waits about twice that even when the ranks exit sooner)."""
+    tmp, command = posttrain
+    out = tmp_path / "out"
+    proc = subprocess.Popen([MPIRUN, "-n", "2", CLI, *map(str, command(out, 1000000))],
+                            env=os.environ | MPI_ENV | {"OMPI_MCA_odls_base_sigkill_timeout": "5"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("base:")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode != 0 and "interrupted during post-training" in stdout, stderr
+    assert weights(out / "standard.mixflow")[0] > 0 and weights(out / "mixflow.mixflow")[0] == 0
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
