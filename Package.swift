@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // libmixflow: MixFlow post-training and sampling for flow-matching image models, as a C-ABI shared library.
-// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- MixflowIO <- Mixflow (the C API).
+// Layers (dependencies point downward only): MixflowCore <- MixflowMethod <- MixflowModels <- MixflowIO <- Mixflow (the C API);
+// MixflowEval (data and metrics) sits on MixflowCore alone. The map, module by module: docs/architecture.md §1.
 import PackageDescription
 
 // The Gaussian kernels' sqrt must lower to sqrtps, not to a per-lane sqrtss plus an errno-setting sqrtf call.
@@ -40,7 +41,7 @@ let package = Package(
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
         .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
-        // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (TOOLCHAIN §4).
+        // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (docs/architecture.md §3.2).
         .target(
             name: "OnnxShim", path: "Sources/OnnxShim",
             cxxSettings: [.define("ONNX_NAMESPACE", to: "onnx"), .define("ONNX_ML", to: "1")],

@@ -525,8 +525,8 @@ SWIFT_EXTERN mixflow_status mixflow_idx_read_raw(mixflow_idx * _Nullable idx, vo
 /// averaged over <code>num_subsets</code> random subsets of <code>subset_size</code> rows drawn without replacement from each set,
 /// in float64. Unbiased at small n (cheap intermediate checks with 1-2k samples); can be slightly negative.
 /// The draws are a pure function of <code>seed</code> (Philox4x32-10; the exact rule is in Sources/MixflowEval/KID.swift),
-/// so results are identical on every run and thread count. DATA.md’s table normalised the features by the
-/// reference RMS first; the caller does that (scale both sets by the same factor) when it wants those units.
+/// so results are identical on every run and thread count. The command line reports KID on features divided by
+/// the reference RMS (docs/exactness.md §7.3); a caller who wants those units scales both sets by that factor.
 /// \param features_a [n_a, dim], finite. features_b: [n_b, dim], finite. dim: > 0.
 ///
 /// \param num_subsets in [1, 100000]. subset_size: in [2, min(n_a, n_b, 100000)]; dim: at most 65536.
@@ -649,8 +649,8 @@ SWIFT_EXTERN mixflow_status mixflow_model_ignored_tensors(mixflow_model * _Nulla
 SWIFT_EXTERN mixflow_status mixflow_model_load_default_params(mixflow_model_load_params * _Nullable out_, uint32_t struct_size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Loads a SiT or a DiT^DH from an ONNX file. A DiT^DH file is one whose <code>model.arch</code> is “DiTDH” or, without
-/// <code>model.arch</code>, one holding <code>dec_feat_rope.freqs_cos</code> or <code>s_embedder.proj.weight</code>: every official tensor (SPEC
-/// §6.5, RoPE buffers and <code>t_embedder.W</code> included) must be there under its exact name and shape; without
+/// <code>model.arch</code>, one holding <code>dec_feat_rope.freqs_cos</code> or <code>s_embedder.proj.weight</code>: every official tensor
+/// (docs/exactness.md §6.5, RoPE buffers and <code>t_embedder.W</code> included) must be there under its exact name and shape; without
 /// metadata the architecture comes from the shapes (heads from the RoPE tables), and equal encoder and head
 /// widths are refused with a message asking for the metadata. For SiT: one written by <code>mixflow_model_save_onnx</code>, a checkpoint converted with
 /// <code>python -m mixflow.convert</code>, or what <code>torch.onnx.export</code> writes for the official SiT module (initializer
@@ -926,7 +926,7 @@ SWIFT_EXTERN mixflow_status mixflow_slow_flow_stats(double const * _Nullable t, 
 
 /// The γ whose MixFlow mixture interval [(1 − γ)t, t] covers <code>coverage</code> of the measured slowed times, pooled
 /// over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
-/// (0 when nothing is slowed). See README “Choosing γ from the Slow Flow”.
+/// (0 when nothing is slowed). See docs/slow-flow.md.
 ///
 /// returns:
 /// <code>MIXFLOW_OK</code> or <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN, coverage outside (0, 1],
@@ -1240,8 +1240,9 @@ SWIFT_EXTERN mixflow_status mixflow_transport_get_params(mixflow_transport * _Nu
 ///
 ///
 /// returns:
-/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf in pred, target, t or m)
-/// or <code>MIXFLOW_ERR_INVALID_HANDLE</code>.
+/// <code>MIXFLOW_OK</code>, <code>MIXFLOW_ERR_INVALID_ARGUMENT</code> (NULL, bad size, NaN/Inf in pred, target, t or m
+/// — t and m are checked whenever given —, or a loss that overflows) or <code>MIXFLOW_ERR_INVALID_HANDLE</code>. A failed
+/// call writes none of out_per_sample, out_mean and out_grad.
 SWIFT_EXTERN mixflow_status mixflow_transport_loss(mixflow_transport * _Nullable transport, float const * _Nullable pred, float const * _Nullable target, float const * _Nullable t, float const * _Nullable m, int64_t batch, int64_t dim, float * _Nullable out_per_sample, float * _Nullable out_mean, float * _Nullable out_grad) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Prepares a MixFlow training batch from data x1: draws t (the label), the slowed time m and the noise

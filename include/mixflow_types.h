@@ -134,7 +134,10 @@ typedef enum mixflow_mixture {
     MIXFLOW_MIXTURE_UNIFORM = 1
 } mixflow_mixture;
 
-/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit. */
+/* MixFlow transport parameters. Fill with mixflow_transport_default_params (or _preset_params), then edit.
+ * Each float field is read as the shortest decimal that rounds to it (gamma 0.8f is used as the double 0.8):
+ * the CLI and the Swift core round their values the same way, so every entry point draws the same numbers
+ * and checkpoints store the decimal ("transport.gamma=0.8"). */
 typedef struct mixflow_transport_params {
     uint32_t struct_size;           /* set by the filler; leave it alone */
     mixflow_path path;              /* MIXFLOW_PATH_LINEAR */
@@ -263,7 +266,7 @@ typedef enum mixflow_tensor_storage {
     MIXFLOW_TENSOR_STORAGE_EXTERNAL = 3   /* external data file next to the model */
 } mixflow_tensor_storage;
 /* ---- samplers ---- */
-/* Integrators (SPEC §4). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
+/* Integrators (docs/exactness.md §4.2–§4.3). ODE methods follow torchdiffeq (heun = heun2, which evaluates the end point also on
  * the last step; rk4 = torchdiffeq's 'rk4', Kutta's 3/8 rule; dopri5 adaptive with atol/rtol). In the REPA
  * convention EULER/HEUN are REPA's loop (Heun corrects all but the last step) and SDE_EULER is REPA's
  * Euler-Maruyama sampler. SDE methods are SiT's (sit convention) or REPA's; RAE's SDE is not offered.       */

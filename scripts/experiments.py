@@ -1,4 +1,4 @@
-"""The README's results: MixFlow against standard post-training of the shipped base model, the paper's
+"""The results in results/fmnist/README.md: MixFlow against standard post-training of the shipped base model, the paper's
 ablations and the inference-side baselines, over several seeds, with the FD (Fashion-MNIST classifier
 features) and the classifier's accuracy on the generated samples.
 

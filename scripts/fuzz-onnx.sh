@@ -4,7 +4,7 @@
 # Tests/Fixtures/onnx. Exit status is libFuzzer's: non-zero on a crash, leak, ASan report or timeout;
 # the reproducer is left in .build/fuzz/artifacts/.
 #   scripts/fuzz-onnx.sh [SECONDS]          (CI: scripts/fuzz-onnx.sh 60)
-# swiftc is used directly: a SwiftPM executable built with -sanitize=fuzzer does not link (TOOLCHAIN §8).
+# swiftc is used directly: a SwiftPM executable built with -sanitize=fuzzer does not link (docs/architecture.md §3.3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-60}

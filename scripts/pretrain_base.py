@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bindings" / "pytho
 import mixflow  # noqa: E402
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-# The base architecture (DATA.md §4: 49 tokens and width 128 fit this 2-core CPU).
+# The base architecture (docs/architecture.md §3.4: 49 tokens and width 128 fit this 2-core CPU).
 ARCH = dict(arch=None, depth=4, hidden=128, heads=4, patch=4, input_size=28, in_channels=1, num_classes=10,
             learn_sigma=False, class_dropout=0.1)
 

@@ -11,7 +11,7 @@ Network (no BatchNorm, so the native forward is exactly conv/ReLU/max-pool/linea
   conv3x3(1->32)+ReLU, conv3x3(32->32)+ReLU, maxpool2, conv3x3(32->64)+ReLU, maxpool2,
   flatten (c, y, x) 3136 -> linear 128 + ReLU (THE FEATURES) -> linear 10 (logits).
 A convolutional net, not an MLP: an MLP of the same size barely noticed Gaussian pixel noise (FD 0.50 -> 0.51 at
-sigma 0.1 in [-1, 1] units), while convolutions see the lost local structure, as DATA.md's sensitivity table shows.
+sigma 0.1 in [-1, 1] units), while convolutions see the lost local structure, as the sensitivity check of docs/exactness.md §7.2 shows.
 Inputs: the 28x28 image, x / 127.5 - 1 in [-1, 1], the range the generators produce.
 
 Needs the CPU torch wheel: python3 -m venv /tmp/venv-featnet && /tmp/venv-featnet/bin/pip install 'torch<2.14' numpy
@@ -46,7 +46,7 @@ def sha256(path: Path) -> str:
 
 
 def idx(path: Path) -> np.ndarray:
-    """Independent numpy IDX reader (DATA.md): 00 00 08 ndim, big-endian dims, uint8 payload."""
+    """Independent numpy IDX reader (docs/exactness.md §7.4): 00 00 08 ndim, big-endian dims, uint8 payload."""
     b = gzip.open(path, "rb").read()
     assert b[0] == 0 and b[1] == 0 and b[2] == 8, path
     nd = b[3]

@@ -233,8 +233,8 @@ private func featureStats(_ features: UnsafePointer<Float>?, _ n: Int64, _ dim: 
 /// averaged over `num_subsets` random subsets of `subset_size` rows drawn without replacement from each set,
 /// in float64. Unbiased at small n (cheap intermediate checks with 1-2k samples); can be slightly negative.
 /// The draws are a pure function of `seed` (Philox4x32-10; the exact rule is in Sources/MixflowEval/KID.swift),
-/// so results are identical on every run and thread count. DATA.md's table normalised the features by the
-/// reference RMS first; the caller does that (scale both sets by the same factor) when it wants those units.
+/// so results are identical on every run and thread count. The command line reports KID on features divided by
+/// the reference RMS (docs/exactness.md §7.3); a caller who wants those units scales both sets by that factor.
 ///
 /// - Parameters:
 ///   - features_a: [n_a, dim], finite. features_b: [n_b, dim], finite. dim: > 0.

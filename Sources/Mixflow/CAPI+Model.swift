@@ -63,9 +63,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     _ = try checkedCount([batch, Int64(box.model.activationFloats(batch: 1, training: true))], "activations for this batch")
     try requireFinite(UnsafeBufferPointer(start: x, count: n), "x")
     try requireFinite(UnsafeBufferPointer(start: t, count: b), "t")
-    for i in 0..<b where y[i] < 0 || Int(y[i]) > m.numClasses {
-        throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(m.numClasses)] (\(m.numClasses) = null class), got \(y[i])")
-    }
+    try checkClassLabels(y, count: b, numClasses: m.numClasses)
     return (x, t, y, b, n)
 }
 

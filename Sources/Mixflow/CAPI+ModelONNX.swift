@@ -51,8 +51,8 @@ private let saveDefaults: mixflow_model_save_params = {
 }
 
 /// Loads a SiT or a DiT^DH from an ONNX file. A DiT^DH file is one whose `model.arch` is "DiTDH" or, without
-/// `model.arch`, one holding `dec_feat_rope.freqs_cos` or `s_embedder.proj.weight`: every official tensor (SPEC
-/// §6.5, RoPE buffers and `t_embedder.W` included) must be there under its exact name and shape; without
+/// `model.arch`, one holding `dec_feat_rope.freqs_cos` or `s_embedder.proj.weight`: every official tensor
+/// (docs/exactness.md §6.5, RoPE buffers and `t_embedder.W` included) must be there under its exact name and shape; without
 /// metadata the architecture comes from the shapes (heads from the RoPE tables), and equal encoder and head
 /// widths are refused with a message asking for the metadata. For SiT: one written by `mixflow_model_save_onnx`, a checkpoint converted with
 /// `python -m mixflow.convert`, or what `torch.onnx.export` writes for the official SiT module (initializer

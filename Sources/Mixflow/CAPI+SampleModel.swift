@@ -36,9 +36,7 @@ import MixflowModels
                 throw MixflowError.invalidArgument("dim must be \(expected) (in_channels x input_size^2 of \(name)), got \(d)")
             }
             if let y {
-                for i in 0..<b where y[i] < 0 || Int(y[i]) > m.numClasses {
-                    throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(m.numClasses)] (\(m.numClasses) = null class), got \(y[i])")
-                }
+                try checkClassLabels(y, count: b, numClasses: m.numClasses)
             }
             if s.config.guidance == .classifierFree, s.config.nullClass < 0 || Int(s.config.nullClass) > m.numClasses {
                 throw MixflowError.invalidArgument("the sampler's null_class must be in [0, \(m.numClasses)] for \(name), got \(s.config.nullClass)")
@@ -50,9 +48,7 @@ import MixflowModels
         if s.config.guidance == .classifierFree, y == nil {
             throw MixflowError.invalidArgument("y must not be NULL with MIXFLOW_GUIDANCE_CFG")
         }
-        guard first_sample <= UInt64(UInt32.max) - UInt64(b) + 1 else {
-            throw MixflowError.invalidArgument("first_sample + batch must be <= 2^32, got \(first_sample) + \(b)")
-        }
+        try RandomStream.checkSampleRange(firstSample: first_sample, batch: b)
         if out_trajectory != nil { _ = try checkedCount([Int64(s.outputTimes.count), batch, dim], "out_trajectory") }
         try requireFinite(UnsafeBufferPointer(start: noise, count: n), "noise")
         if UnsafePointer(out) != noise { out.update(from: noise, count: n) }

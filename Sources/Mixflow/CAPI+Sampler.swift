@@ -125,9 +125,7 @@ import MixflowMethod
         if s.config.guidance == .classifierFree, y == nil {
             throw MixflowError.invalidArgument("y must not be NULL with MIXFLOW_GUIDANCE_CFG")
         }
-        guard first_sample <= UInt64(UInt32.max) - UInt64(b) + 1 else {
-            throw MixflowError.invalidArgument("first_sample + batch must be <= 2^32, got \(first_sample) + \(b)")
-        }
+        try RandomStream.checkSampleRange(firstSample: first_sample, batch: b)
         if out_trajectory != nil {
             _ = try checkedCount([Int64(s.outputTimes.count), batch, dim], "out_trajectory")
         }
@@ -167,9 +165,7 @@ import MixflowMethod
         guard index >= 0, index < Int64(s.numSteps) else {
             throw MixflowError.invalidArgument("index must be in [0, \(s.numSteps - 1)], got \(index)")
         }
-        guard first_sample <= UInt64(UInt32.max) - UInt64(b) + 1 else {
-            throw MixflowError.invalidArgument("first_sample + batch must be <= 2^32, got \(first_sample) + \(b)")
-        }
+        try RandomStream.checkSampleRange(firstSample: first_sample, batch: b)
         _ = n
         try s.step(modelOutput: output, index: Int(index), x: x, out: out, batch: b, dim: d, firstSample: first_sample)
     }

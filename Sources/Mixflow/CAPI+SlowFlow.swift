@@ -37,10 +37,10 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
         let p = try convertEnum(path.rawValue, "path", InterpolationPath.self)
         let c = try convertEnum(convention.rawValue, "convention", TimeConvention.self)
         let k = try dimension(num_times, "num_times")
+        let (b, d, n) = try matrixShape(batch, dim)
+        let total = try checkedCount([num_times, batch, dim], "trajectory")   // before t is read: bounds num_times
         let times = try finiteDoubles(try require(t, "t"), k, "t", range: 0...1)
         let traj = try require(trajectory, "trajectory"), x0 = try require(noise, "noise")
-        let (b, d, n) = try matrixShape(batch, dim)
-        let total = try checkedCount([num_times, batch, dim], "trajectory")
         let outT = try require(out_t, "out_t"), outM = try require(out_m, "out_m")
         var dataCount = 0
         if ref != .endpoint {
@@ -80,7 +80,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
 
 /// The γ whose MixFlow mixture interval [(1 − γ)t, t] covers `coverage` of the measured slowed times, pooled
 /// over samples and grid times with t > 0: γ = 1 − Q_{1−coverage}(min(1, m/t)), clamped to [0, 1]
-/// (0 when nothing is slowed). See README "Choosing γ from the Slow Flow".
+/// (0 when nothing is slowed). See docs/slow-flow.md.
 ///
 /// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN, coverage outside (0, 1],
 ///   no grid time with t > 0).

@@ -91,10 +91,13 @@ extension TrainerConfig {
 ) -> mixflow_status {
     capi("mixflow_trainer_preset_params") {
         let preset = try string(name, "name")
-        guard decay_start >= 0, decay_end > decay_start || preset.lowercased() != "rae" else {
-            throw MixflowError.invalidArgument("decay_start/decay_end must satisfy 0 <= decay_start < decay_end, got \(decay_start), \(decay_end)")
+        var config = try TrainerConfig.preset(preset)
+        if preset.lowercased() == "rae" {
+            guard decay_start >= 0, decay_end > decay_start else {
+                throw MixflowError.invalidArgument("decay_start/decay_end must satisfy 0 <= decay_start < decay_end, got \(decay_start), \(decay_end)")
+            }
+            config = try TrainerConfig.preset(preset, decaySteps: (Int(decay_start), Int(decay_end)))
         }
-        let config = try TrainerConfig.preset(preset, decaySteps: (Int(decay_start), Int(max(decay_end, decay_start + 1))))
         try writeParams(config.c, to: out, "out", structSize: struct_size, minimumSize: trainerParamsMinimumSize)
     }
 }
@@ -148,9 +151,7 @@ extension TrainerConfig {
         _ = try checkedCount([batch, Int64(m.activationFloats(batch: 1, training: true))], "activations for this batch")
         try requireFinite(UnsafeBufferPointer(start: x1, count: n), "x1")
         if let y {
-            for i in 0..<b where y[i] < 0 || Int(y[i]) > m.numClasses {
-                throw MixflowError.invalidArgument("y[\(i)] must be in [0, \(m.numClasses)] (\(m.numClasses) = null class), got \(y[i])")
-            }
+            try checkClassLabels(y, count: b, numClasses: m.numClasses)
         }
         let loss = try box.trainer.trainStep(x1: x1, y: y, batch: b, firstSample: first_sample)
         out_loss?.pointee = Float(loss)

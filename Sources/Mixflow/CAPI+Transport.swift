@@ -145,8 +145,9 @@ import MixflowMethod
 ///     with noise prediction (m may also be NULL when the target time is t).
 ///   - out_per_sample: [batch], may be NULL. out_mean: may be NULL. out_grad: [batch, dim], may be NULL,
 ///     may alias pred.
-/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf in pred, target, t or m)
-///   or `MIXFLOW_ERR_INVALID_HANDLE`.
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN/Inf in pred, target, t or m
+///   — t and m are checked whenever given —, or a loss that overflows) or `MIXFLOW_ERR_INVALID_HANDLE`. A failed
+///   call writes none of out_per_sample, out_mean and out_grad.
 @c public func mixflow_transport_loss(
     _ transport: UnsafeMutablePointer<mixflow_transport>?,
     _ pred: UnsafePointer<Float>?, _ target: UnsafePointer<Float>?,

@@ -67,7 +67,7 @@ extension SlowFlowReference {
     }
 }
 
-/// The Slow Flow of a model's Euler trajectories under the three definitions (see the README), and the γ
+/// The Slow Flow of a model's Euler trajectories under the three definitions (docs/slow-flow.md), and the γ
 /// that `suggest_gamma` derives from each. `gamma` is the nearest-data one: the endpoint definition cannot
 /// see a flow that reaches a wrong end point, and the noise-level one has a plateau (no root) on states whose
 /// second moment is below the marginal curve's minimum, which inflates γ.

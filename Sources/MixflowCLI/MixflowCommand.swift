@@ -118,7 +118,7 @@ struct SlowFlowCommand: ParsableCommand {
             nearest to it and reports m per grid time, in the paper's convention (0 = noise, 1 = data; m < t = slowed).
             --reference picks x1: endpoint (the trajectory's own final sample), nearest-data (the training image
             that comes nearest, from --data), noise-level (the m whose marginal second moment matches the state's).
-            See the README's "Slow Flow and choosing gamma"; `posttrain --gamma auto` uses nearest-data.
+            See docs/slow-flow.md; `posttrain --gamma auto` uses nearest-data.
             """)
     @OptionGroup var options: SamplingOptions
     @Option(help: "endpoint, nearest-data or noise-level.") var reference = "endpoint"

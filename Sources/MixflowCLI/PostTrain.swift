@@ -59,6 +59,8 @@ struct PostTrainCommand: ParsableCommand {
         var y = [Int32](repeating: 0, count: labelsFile.count)
         try y.withUnsafeMutableBufferPointer { try labelsFile.readInt32(into: $0.baseAddress!) }
         let (baseModel, baseTransport) = try loadBase()
+        guard !y.isEmpty else { throw ValidationError("\(data)/train-labels-idx1-ubyte.gz holds no labels: nothing to post-train on") }
+        try checkClassLabels(y, count: y.count, numClasses: baseModel.numClasses, nullClassAllowed: false, name: "train-labels")
         let dim = baseModel.sampleDim
         guard dim * y.count == x.count else {
             throw ValidationError("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
@@ -161,7 +163,7 @@ struct PostTrainCommand: ParsableCommand {
             trainer = try Trainer.resume(from: path, threads: threads) { try nativeModel(fromMetadata: $0, threads: threads) }
             // Resuming another configuration would silently mix two runs.
             let was = trainer.transport.config
-            guard was.gamma == transport.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,
+            guard was.gamma == transport.canonical.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,
                   trainer.config.schedule == .constant(lr), trainer.config.seed == seed, trainer.step <= steps else {
                 throw ValidationError("\(path) is a run with gamma \(was.gamma), \(was.timeDistribution), \(trainer.config.schedule), EMA \(trainer.config.emaDecay), seed \(trainer.config.seed) at step \(trainer.step); this one asks for gamma \(transport.gamma), \(transport.timeDistribution), lr \(lr), EMA \(ema), seed \(seed), \(steps) steps: use another --out or delete it")
             }

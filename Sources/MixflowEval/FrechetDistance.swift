@@ -47,7 +47,7 @@ public enum FrechetDistance {
     /// The Fréchet distance between the Gaussians N(m1, S1) and N(m2, S2):
     /// `|m1 - m2|^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2`.
     ///
-    /// Computed in the symmetric eigen form (DATA.md §2), never with a general sqrtm: S1^1/2 = V diag(√w) V^T
+    /// Computed in the symmetric eigen form (docs/exactness.md §7.2), never with a general sqrtm: S1^1/2 = V diag(√w) V^T
     /// from the eigendecomposition of S1 (dsyev), then the trace term is the sum of the square roots of the
     /// eigenvalues of the symmetric matrix S1^1/2 S2 S1^1/2. Eigenvalues below the round-off floor
     /// `d · ε · λ_max` of their matrix (including negative ones) count as 0.

@@ -12,41 +12,46 @@ extension Transport {
     ///   - t, m: the times `prepare` returned; needed only when `lossNeedsTimes` (m only for target time m).
     ///   - perSample: [batch] or nil; grad: [batch, dim] or nil (may alias `pred`).
     /// - Returns: the mean loss.
-    /// - Throws: `invalidArgument` when pred or target hold NaN/Inf.
+    /// - Throws: `invalidArgument` when pred, target, t or m hold NaN/Inf or a loss overflows; the outputs are then
+    ///   untouched (the sums are checked before perSample and grad are written).
     public func loss(pred: UnsafePointer<Float>, target: UnsafePointer<Float>, t: UnsafePointer<Float>?,
                      m: UnsafePointer<Float>?, batch: Int, dim: Int,
                      perSample: UnsafeMutablePointer<Float>?, grad: UnsafeMutablePointer<Float>?) throws -> Double {
+        // Times given are checked whether or not this loss reads them (the header lists NaN/Inf t or m as invalid).
+        if let t { try requireFinite(UnsafeBufferPointer(start: t, count: batch), "t") }
+        if let m { try requireFinite(UnsafeBufferPointer(start: m, count: batch), "m") }
         var scale = [Double](repeating: 1, count: batch)
         if lossNeedsTimes {
             guard let t else { throw MixflowError.invalidArgument("t must not be NULL for a weighted noise/score loss") }
             if config.targetTime == .m && m == nil {
                 throw MixflowError.invalidArgument("m must not be NULL when the target is evaluated at m")
             }
-            for i in 0..<batch {
-                guard t[i].isFinite, (m?[i].isFinite ?? true) else {
-                    throw MixflowError.invalidArgument("t[\(i)] / m[\(i)] must be finite, got \(t[i]) / \(m?[i] ?? 0)")
-                }
-                scale[i] = coefficients(t: t[i], m: m?[i] ?? t[i]).lossScale
-            }
+            for i in 0..<batch { scale[i] = coefficients(t: t[i], m: m?[i] ?? t[i]).lossScale }
         }
         let blocks = (dim + elementBlock - 1) / elementBlock
         var partial = [Double](repeating: 0, count: batch * blocks)
         let invCount = 2.0 / (Double(batch) * Double(dim))
-        partial.withUnsafeMutableBufferPointer { part in
-            scale.withUnsafeBufferPointer { sc in
-                Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
-                                          grain: workGrain(dim: dim, blocks: blocks)) { items in
-                    for item in items {
-                        let i = item / blocks, b = item % blocks
-                        let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
-                        let row = i * dim + j0
-                        part[item] = lossSpan(pred: pred + row, target: target + row, grad: grad.map { $0 + row },
-                                              count: n, gradScale: Float(sc[i] * invCount))
+        // Two passes: the sums first (nothing written), the gradient only once every sum is known to be finite,
+        // so a failed call leaves grad untouched (it may alias pred, which the error message then still reads).
+        func pass(writing grad: UnsafeMutablePointer<Float>?) {
+            partial.withUnsafeMutableBufferPointer { part in
+                scale.withUnsafeBufferPointer { sc in
+                    Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
+                                              grain: workGrain(dim: dim, blocks: blocks)) { items in
+                        for item in items {
+                            let i = item / blocks, b = item % blocks
+                            let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
+                            let row = i * dim + j0
+                            part[item] = lossSpan(pred: pred + row, target: target + row, grad: grad.map { $0 + row },
+                                                  count: n, gradScale: Float(sc[i] * invCount))
+                        }
                     }
                 }
             }
         }
+        pass(writing: nil)
         var total = 0.0
+        var losses = [Float](repeating: 0, count: batch)
         for i in 0..<batch {
             var s = 0.0
             for b in 0..<blocks { s += partial[i * blocks + b] }
@@ -62,9 +67,11 @@ extension Transport {
                 throw MixflowError.invalidArgument("the loss of sample \(i) overflows float range")
             }
             let li = scale[i] * s / Double(dim)
-            perSample?[i] = Float(li)
+            losses[i] = Float(li)
             total += li
         }
+        if let grad { pass(writing: grad) }
+        perSample?.update(from: losses, count: batch)
         return total / Double(batch)
     }
 }

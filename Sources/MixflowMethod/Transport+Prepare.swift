@@ -36,14 +36,12 @@ extension Transport {
         guard step <= RandomStream.maxStep else {
             throw MixflowError.invalidArgument("step must be < 2^60, got \(step)")
         }
-        guard firstSample + UInt64(batch) <= UInt64(UInt32.max) + 1 else {
-            throw MixflowError.invalidArgument("first_sample + batch must be <= 2^32, got \(firstSample) + \(batch)")
-        }
+        try RandomStream.checkSampleRange(firstSample: firstSample, batch: batch)
         // Per-sample scalars first (cheap, serial): times and coefficients.
         var coeffs = [SampleCoefficients]()
         coeffs.reserveCapacity(batch)
         for i in 0..<batch {
-            let (t, m) = times(seed: seed, step: step, sample: UInt32(firstSample + UInt64(i)))
+            let (t, m) = times(seed: seed, step: step, sample: UInt32(truncatingIfNeeded: firstSample &+ UInt64(i)))
             out.t[i] = t
             out.m?[i] = m
             coeffs.append(coefficients(t: t, m: m))
@@ -60,7 +58,7 @@ extension Transport {
                 for item in items {
                     let i = item / blocks, b = item % blocks
                     let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
-                    let sample = UInt32(firstSample + UInt64(i))
+                    let sample = UInt32(truncatingIfNeeded: firstSample &+ UInt64(i))
                     let row = i * dim + j0
                     let finite = prepareSpan(
                         x1: x1 + row, xIn: outCopy.xIn + row, noise: outCopy.noise.map { $0 + row },

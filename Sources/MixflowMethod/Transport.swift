@@ -22,6 +22,7 @@ public final class Transport: @unchecked Sendable {
     public let interval: ClosedRange<Double>
 
     public init(_ config: TransportConfig) throws {
+        let config = config.canonical
         try config.validate()
         self.config = config
         self.interval = config.trainingInterval

@@ -47,6 +47,22 @@ public struct TransportConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// This config with every real parameter as the C API carries it: rounded to float32 and read back as the
+    /// shortest decimal that rounds to that float (γ 0.8 from the CLI and 0.8f from C or Python are both 0.8, not
+    /// 0.800000011920929). `Transport` applies it, so every entry point draws the same m from the same bits.
+    public var canonical: TransportConfig {
+        func decimal(_ x: Double) -> Double { Double(Float(x).description) ?? x }
+        var c = self
+        c.gamma = decimal(gamma)
+        c.trainEps = trainEps.map(decimal)
+        c.timeShift = decimal(timeShift)
+        c.inputPerturbation = decimal(inputPerturbation)
+        if case .logitNormal(let mean, let std) = timeDistribution {
+            c.timeDistribution = .logitNormal(mean: decimal(mean), std: decimal(std))
+        }
+        return c
+    }
+
     /// Checks ranges; the messages are the C API's (argument names as in `mixflow_transport_params`).
     public func validate() throws {
         func bad(_ s: String) -> MixflowError { .invalidArgument(s) }

@@ -45,8 +45,14 @@ public struct Checkpoint: Equatable {
 
     /// Writes atomically (temporary file, fsync, rename): a crash never corrupts an existing checkpoint.
     public func write(to path: String) throws {
-        for (k, v) in metadata where k.contains("=") || k.contains("\n") || v.contains("\n") {
-            throw MixflowError.invalidArgument("checkpoint metadata \"\(k)\" may not contain '=' in the key or newlines")
+        var keys = Set<String>()
+        for (k, v) in metadata {
+            guard !k.contains("="), !k.contains("\n"), !v.contains("\n") else {
+                throw MixflowError.invalidArgument("checkpoint metadata \"\(k)\" may not contain '=' in the key or newlines")
+            }
+            guard keys.insert(k).inserted else {
+                throw MixflowError.invalidArgument("checkpoint metadata key \"\(k)\" appears twice; a reader could not tell which value holds")
+            }
         }
         var text = ""
         for (k, v) in metadata { text += "\(k)=\(v)\n" }
@@ -102,9 +108,13 @@ public struct Checkpoint: Equatable {
             throw MixflowError.format("\(path): metadata is not UTF-8")
         }
         var metadata: [(key: String, value: String)] = []
+        var keys = Set<String>()
         for line in string.split(separator: "\n", omittingEmptySubsequences: true) {
             guard let eq = line.firstIndex(of: "=") else { throw MixflowError.format("\(path): metadata line \"\(line)\" has no '='") }
-            metadata.append((String(line[..<eq]), String(line[line.index(after: eq)...])))
+            let key = String(line[..<eq])
+            // One value per key: readers look keys up first-wins or last-wins, and must never disagree.
+            guard keys.insert(key).inserted else { throw MixflowError.format("\(path): metadata key \"\(key)\" appears twice") }
+            metadata.append((key, String(line[line.index(after: eq)...])))
         }
         let count = Int(try reader.integer() as UInt32)
         guard count <= maxSections else { throw MixflowError.format("\(path): \(count) sections exceeds \(maxSections)") }

@@ -19,6 +19,18 @@ public protocol NativeModel: TrainableModel {
     func sibling(seed: UInt64) throws -> NativeModel
 }
 
+/// The one check of class labels before they index a class embedding (every forward runs it, and callers that
+/// want to refuse a batch before doing any work run it first): each of `count` labels must be in
+/// [0, numClasses) or, when `nullClassAllowed`, also numClasses (the null class).
+public func checkClassLabels(_ y: UnsafePointer<Int32>, count: Int, numClasses: Int, nullClassAllowed: Bool = true,
+                             name: String = "y") throws {
+    let limit = nullClassAllowed ? numClasses : numClasses - 1
+    for i in 0..<count where y[i] < 0 || Int(y[i]) > limit {
+        let range = nullClassAllowed ? "[0, \(numClasses)] (\(numClasses) = null class)" : "[0, \(numClasses))"
+        throw MixflowError.invalidArgument("\(name)[\(i)] must be in \(range), got \(y[i])")
+    }
+}
+
 /// Rebuilds a native model from its `architectureMetadata` (dispatching on `model.arch`).
 public func nativeModel(fromMetadata meta: [(key: String, value: String)], threads: Int = 0) throws -> NativeModel {
     switch meta.last(where: { $0.key == "model.arch" })?.value {

@@ -60,7 +60,9 @@ extension Trainer {
             config.schedule = .constant(try number("schedule.lr"))
         }
         do { try config.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
-        let transport = try Transport(try TransportConfig(keyValues: ck.metadata))
+        var transportConfig = try TransportConfig(keyValues: ck.metadata)
+        transportConfig.threads = threads   // a thread count belongs to this process, not to the file
+        let transport = try Transport(transportConfig)
         let model = try makeModel(ck.metadata)
         let n = model.parameterCount
         func restore(_ name: String) throws -> [Float] {

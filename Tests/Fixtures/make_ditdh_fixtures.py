@@ -2,7 +2,7 @@
 """Generates the DiT^DH conformance fixtures in Tests/Fixtures/ditdh/ (DO NOT EDIT the generated files).
 
 An independent PyTorch re-implementation of the RAE stage-2 model DiT^DH (DiTwDDTHead) written from
-/work/shared/SPEC.md section 6 — not the official code and not libmixflow's output. Tiny configs, seeded
+docs/exactness.md §6 — not the official code and not libmixflow's output. Tiny configs, seeded
 non-zero weights EVERYWHERE (adaLN, final layer and RMSNorm weights included, so every path carries
 signal), evaluated in float64 on float32-rounded weights and inputs. Each fixture holds the weights
 (the fixed pos_embed, t_embedder.W and RoPE tables too), the inputs (x, t, y, target), the model output,

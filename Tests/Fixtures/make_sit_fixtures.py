@@ -2,7 +2,7 @@
 """Generates the SiT conformance fixtures in Tests/Fixtures/sit/ (DO NOT EDIT the generated files).
 
 An independent PyTorch re-implementation of the official SiT (willisma/SiT models.py) written from
-/work/shared/SPEC.md section 5 — not the official code and not libmixflow's output. Tiny configs, seeded
+docs/exactness.md §5 — not the official code and not libmixflow's output. Tiny configs, seeded
 non-zero weights EVERYWHERE (adaLN and final layer included, so every path carries signal), evaluated in
 float64 on float32-rounded weights and inputs. Each fixture holds the weights, inputs (x, t, y, target),
 the model output (learn_sigma half dropped, as upstream), and the gradients of

@@ -64,7 +64,7 @@ let nanModel: mixflow_model_fn = { _, batch, dim, _, _, _, out in
          { $0.guidance_t_min = 0.9; $0.guidance_t_max = 0.1 }),
         (MIXFLOW_ERR_INVALID_ARGUMENT, "params->eps_scale_base + eps_scale_slope * n must be > 0 for n in [0, 1], got base 1.0, slope -2.0",
          { $0.eps_scale_slope = -2 }),
-        (MIXFLOW_ERR_UNSUPPORTED, "method: RAE's SDE sampler is unused and buggy in the official code (SPEC §2.1, §4.4); use an ODE method with the RAE convention",
+        (MIXFLOW_ERR_UNSUPPORTED, "method: RAE's SDE sampler is unused and buggy in the official code (docs/exactness.md §2.3); use an ODE method with the RAE convention",
          { $0.convention = MIXFLOW_CONVENTION_RAE; $0.method = MIXFLOW_SAMPLER_SDE_EULER }),
     ]
     for (status, message, edit) in cases {

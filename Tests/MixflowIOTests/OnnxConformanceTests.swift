@@ -36,7 +36,7 @@ func libonnxTestdataReadsLikeNumpyHelper() throws {
             Issue.record("unknown row kind \(row[0])")
         }
     }
-    // The counts of the Debian 1.12.0-2 data (DATA.md §3): a silently empty manifest must fail.
+    // The counts of the Debian 1.12.0-2 data (docs/exactness.md §8): a silently empty manifest must fail.
     #expect(models == 1072 && initializers == 98 && pbs == 3154)
 }
 

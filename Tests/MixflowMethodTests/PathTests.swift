@@ -24,7 +24,7 @@ func pathDerivativesMatchFiniteDifferences(path: InterpolationPath) {
     }
 }
 
-// SPEC §2's closed forms of drift_var: Linear (1−t)/t, GVP (π/2)cot(πt/2), VP β(t)/2.
+// docs/exactness.md §2.2's closed forms of drift_var: Linear (1−t)/t, GVP (π/2)cot(πt/2), VP β(t)/2.
 @Test func driftVarianceMatchesClosedForms() {
     for s in stride(from: 0.1, through: 0.9, by: 0.1) {
         #expect(abs(InterpolationPath.linear.driftVariance(sitTime: s) - (1 - s) / s) < 1e-12)
@@ -38,7 +38,7 @@ func pathDerivativesMatchFiniteDifferences(path: InterpolationPath) {
     #expect(abs(TimeShift.forDimension(768 * 16 * 16) - 6.928203230) < 1e-9)
     #expect(abs(TimeShift.forDimension(768 * 32 * 32) - 13.856406461) < 1e-9)
     #expect(abs(TimeShift.apply(0.001, shift: 48.0.squareRoot()) - 0.0068874) < 1e-7)
-    // SPEC rounds this one to 0.0136807; the exact value is 0.01368052…
+    // docs/exactness.md §4.1 rounds this one to 0.0136807; the exact value is 0.01368052…
     #expect(abs(TimeShift.apply(0.001, shift: 192.0.squareRoot()) - 0.0136805) < 1e-7)
     #expect(TimeShift.apply(0.3, shift: 1) == 0.3)
 }

@@ -15,7 +15,7 @@ func toyModel(_ calls: UnsafeMutablePointer<Int>? = nil) -> ClosureModel {
 }
 func toy(_ x: Double, _ t: Double) -> Double { sin(x) * t + 0.5 }
 
-// MARK: - Step formulas re-implemented from SPEC §4 in float64
+// MARK: - Step formulas re-implemented from docs/exactness.md §4.2–§4.3 in float64
 
 @Test func officialStepFormulasMatchAFloat64Reimplementation() throws {
     let x0: [Float] = [0.3, -1.2, 2.0, 0.7, -0.1, 1.1]
@@ -49,7 +49,7 @@ func toy(_ x: Double, _ t: Double) -> Double { sin(x) * t + 0.5 }
     let x0: [Float] = [0.4, -0.9]
     var c = SamplerConfig(); c.convention = .repa; c.method = .heun; c.numSteps = 3
     let r = try withUnsafeMutablePointer(to: &calls) { try runSampler(c, toyModel($0), x0, batch: 2) }
-    #expect(r.nfe == 5 && calls == 5)   // SPEC §4.6: 2N − 1
+    #expect(r.nfe == 5 && calls == 5)   // docs/exactness.md §4.7: 2N − 1
     let g = [1.0, 2.0 / 3, 1.0 / 3, 0]
     let ref = x0.map { x -> Double in
         var y = Double(x)

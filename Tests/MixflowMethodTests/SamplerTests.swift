@@ -7,7 +7,7 @@ import MixflowCore
 
 // MARK: - Grids
 
-// SPEC Appendix B / §4.4: RAE 256 px, 50 points, s = √48.
+// docs/exactness.md §4.1: RAE 256 px, 50 points, s = √48.
 @Test func raeGridMatchesSpecAppendixB() {
     let g = TimeGrid.rae(numPoints: 50, shift: 48.0.squareRoot())
     let expected: [(Int, Float)] = [(0, 1.0), (1, 0.997005), (2, 0.993902), (47, 0.231979), (48, 0.131505), (49, 0.006887)]
@@ -19,7 +19,7 @@ import MixflowCore
     var c = SamplerConfig()
     c.method = .sdeEuler; c.numSteps = 250
     let g = TimeGrid.integrationGrid(c)
-    // SPEC Appendix B: default SDE dt = 0.96/249 = 0.0038554, last step 0.04 at t = 0.96.
+    // docs/exactness.md §4.1: default SDE dt = 0.96/249 = 0.0038554, last step 0.04 at t = 0.96.
     #expect(g.count == 250 && g[0] == 0 && abs(g[249] - 0.96) < 1e-7)
     #expect(abs((g[1] - g[0]) - 0.0038554) < 1e-7)
     #expect(TimeGrid.outputTimes(c).count == 251 && abs(TimeGrid.outputTimes(c)[250] - 1) < 1e-7)

@@ -126,7 +126,9 @@ func transportDigest(_ config: TransportConfig, threads: Int) throws -> UInt64 {
 let expectedTransportDigests: [String: UInt64] = [
     "sit-linear-velocity": 0xF70E_D3AD_760A_207C,
     "sit-gamma0": 0x11BD_87DD_FC14_DD2D,
-    "rae-preset": 0x56A9_5B29_7660_D147,
+    // Re-recorded when Transport started reading each real as its float32 decimal (issue 12 item 11): the preset's
+    // shift sqrt(dim / 4096), computed in Double, is now the float32 the C and Python paths always used.
+    "rae-preset": 0xA7E6_9622_6F23_0E9B,
     "repa-uniform": 0x6BF5_A141_09D7_008A,
     "gvp-noise-likelihood-m": 0xEF37_C494_0FE2_4362,
     "vp-score-velocityweight": 0x8050_7E3F_EB60_CC7F,

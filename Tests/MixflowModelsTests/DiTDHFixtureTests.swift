@@ -3,7 +3,7 @@ import Testing
 @testable import MixflowModels
 
 // Conformance against Tests/Fixtures/ditdh/*, written by an independent PyTorch re-implementation of DiT^DH
-// from SPEC §6 (Tests/Fixtures/make_ditdh_fixtures.py, float64 reference on float32 weights and inputs).
+// from docs/exactness.md §6 (Tests/Fixtures/make_ditdh_fixtures.py, float64 reference on float32 weights and inputs).
 
 let ditdhFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("Fixtures/ditdh")

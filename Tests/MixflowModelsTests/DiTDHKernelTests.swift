@@ -4,7 +4,7 @@ import Testing
 @testable import MixflowModels
 
 // The DiT^DH kernels: every backward against central finite differences of its own forward, every forward
-// against a direct scalar evaluation of the SPEC formula. Odd sizes exercise the SIMD tails.
+// against a direct scalar evaluation of the formula in docs/exactness.md §6.3–§6.4. Odd sizes exercise the SIMD tails.
 
 @Test(arguments: [false, true])
 func rmsNormModulateBackwardMatchesFiniteDifferences(perToken: Bool) {

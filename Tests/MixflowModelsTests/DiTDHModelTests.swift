@@ -15,7 +15,7 @@ func tinyDiTDHModel(_ c: DiTDHConfig = tinyDiTDH, threads: Int = 2) throws -> Di
 }
 
 @Test func parameterCountsMatchSpecWithoutAllocating() throws {
-    // SPEC §6.1: counts include pos_embed and t_embedder.W; the released state dicts also hold the 4 RoPE tables.
+    // docs/exactness.md §6.1: counts include pos_embed and t_embedder.W; the released state dicts also hold the 4 RoPE tables.
     let xl = try DiTDHConfig.named("DiTDH-XL"), s = try DiTDHConfig.named("ditdh-s")
     let rope = { (c: DiTDHConfig) in 2 * c.tokens * (c.encoderHidden / c.encoderHeads + c.headHidden / c.headHeads) }
     #expect(DiTDHParameterTable.count(xl) - rope(xl) == 838_675_796)

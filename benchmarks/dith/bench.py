@@ -18,7 +18,7 @@ is the best of `--repeats` after one warm-up call. Passes:
            AdamW betas (0.9, 0.95), eps 1e-8, weight decay 0 on both sides.
 
 Both children build every tensor from the same seeded generator (fixed pos_embed and RoPE tables from
-SPEC §6; random non-zero values everywhere else, adaLN and final layer included) one tensor at a time, so
+docs/exactness.md §6; random non-zero values everywhere else, adaLN and final layer included) one tensor at a time, so
 neither RSS holds a second copy of the weights. The parent checks that the two forward outputs agree.
 
 Needs the release library (`swift build -c release`) and torch ('torch<2.14', CPU wheel); `MIXFLOW_LIBRARY`
@@ -53,7 +53,7 @@ def swiglu_hidden(d):
 
 
 def tensor_shapes(c):
-    """The official state dict (SPEC §6.5) in PyTorch order: (name, shape, trainable)."""
+    """The official state dict (docs/exactness.md §6.5) in PyTorch order: (name, shape, trainable)."""
     de, dh, C, T = c["hidden"], c["head_hidden"], c["channels"], c["input"] ** 2
     s = [("pos_embed", (1, T, de), False), ("x_embedder.proj.weight", (dh, C, 1, 1), True),
          ("x_embedder.proj.bias", (dh,), True), ("s_embedder.proj.weight", (de, C, 1, 1), True),

@@ -69,7 +69,11 @@ def main():
     steps, guide_steps, n = (20, 10, 20) if a.quick else (200, 80, 100)
 
     # 1. Data as a 16x7x7 "latent".
-    images, labels = mixflow.fashion_mnist("train")                     # [N, 28, 28] in [-1, 1], labels 0..9
+    try:
+        images, labels = mixflow.fashion_mnist("train")                 # [N, 28, 28] in [-1, 1], labels 0..9
+    except FileNotFoundError as e:
+        print(f"skipped: {e}")
+        sys.exit(77)
     latents = mixflow.pixel_unshuffle(images[:, None], R)               # [N, 16, 7, 7]
     assert np.array_equal(mixflow.pixel_shuffle(latents[:8], R), images[:8, None])   # invertible, bit for bit
     print(f"data: Fashion-MNIST {images.shape} -> latent {latents.shape} (pixel_unshuffle {R}x{R}; "

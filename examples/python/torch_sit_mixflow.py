@@ -9,7 +9,7 @@ The only change to a standard SiT training step is where the batch comes from:
     pred.backward(torch.from_numpy(grad))                             # backprop through torch
 
 Runs a few hundred steps of a small class-conditional conv net on Fashion-MNIST (or synthetic data).
-Skips (exit 0) when torch is not installed.
+Skips (exit 77) when torch is not installed.
 """
 import sys
 from pathlib import Path
@@ -25,8 +25,8 @@ try:
     import torch
     from torch import nn
 except ImportError:
-    print("torch is not installed; skipping (pip install 'torch<2.14' for the CPU wheel)")
-    sys.exit(0)
+    print("skipped: torch is not installed (pip install 'torch<2.14' for the CPU wheel)")
+    sys.exit(77)
 
 
 class TinyVelocityNet(nn.Module):

@@ -79,6 +79,18 @@ public struct RandomStream: Sendable, Equatable {
     /// Largest step number representable in the counter (2^60 - 1).
     public static let maxStep: UInt64 = (1 << 60) - 1
 
+    /// Number of distinct sample indices (the counter word holds 32 bits).
+    public static let sampleIndexCount: UInt64 = 1 << 32
+
+    /// The one range check for the sample indices of a batch: rows `firstSample ..< firstSample + batch` are keyed
+    /// by `firstSample + row`, which must fit the 32-bit counter word. Overflow-safe for any caller value, so
+    /// after it `UInt32(truncatingIfNeeded: firstSample &+ UInt64(row))` is exact.
+    public static func checkSampleRange(firstSample: UInt64, batch: Int) throws {
+        guard batch >= 0, UInt64(batch) <= sampleIndexCount, firstSample <= sampleIndexCount - UInt64(batch) else {
+            throw MixflowError.invalidArgument("first_sample + batch must be <= 2^32, got \(firstSample) + \(batch)")
+        }
+    }
+
     @inlinable
     public init(seed: UInt64, step: UInt64, sample: UInt32, tag: Tag) {
         key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))

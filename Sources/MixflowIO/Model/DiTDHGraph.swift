@@ -1,7 +1,7 @@
 import MixflowCore
 import MixflowModels
 
-/// The DiT^DH forward pass (SPEC §6.2–6.4, evaluation mode: labels used as given) as a standard ONNX graph,
+/// The DiT^DH forward pass (docs/exactness.md §6.2–§6.4, evaluation mode: labels used as given) as a standard ONNX graph,
 /// opset 17, over the initializers a checkpoint export already holds under their official names (RoPE tables
 /// and t_embedder.W included: the graph reads the stored tables, it never recomputes them). Inputs `x`
 /// [B, C, H, W] float, `t` [B] float (RAE convention: noise at 1, the shifted τ the model is conditioned on),

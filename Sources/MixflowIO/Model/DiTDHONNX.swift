@@ -1,7 +1,7 @@
 import MixflowCore
 import MixflowModels
 
-// DiT^DH <-> ONNX: every tensor of the official state dict (SPEC §6.5, RoPE buffers and t_embedder.W included)
+// DiT^DH <-> ONNX: every tensor of the official state dict (docs/exactness.md §6.5, RoPE buffers and t_embedder.W included)
 // as a float32 initializer under its own name, plus the `model.*` architecture metadata, optionally with the
 // runnable forward graph (`DiTDHGraph`) over the same initializers.
 
@@ -122,7 +122,7 @@ extension ModelONNX {
         return LoadedNativeModel(model: model, metadata: metadata, ignored: [], inferred: !hasArch)
     }
 
-    /// The DiT^DH shape from the official tensors' shapes (SPEC §6.5): widths and channels from the two patch
+    /// The DiT^DH shape from the official tensors' shapes (docs/exactness.md §6.5): widths and channels from the two patch
     /// embeds, tokens from pos_embed, head dims (hence heads) from the RoPE tables, classes from the label table,
     /// and the encoder/head split from the block widths. Equal encoder and head widths make the split
     /// ambiguous: such files need the `model.*` metadata.

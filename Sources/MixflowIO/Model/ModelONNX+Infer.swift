@@ -2,7 +2,7 @@ import MixflowCore
 import MixflowModels
 
 extension ModelONNX {
-    /// Heads of the official widths (SPEC §5.1); any other width needs them from metadata or the caller,
+    /// Heads of the official widths (docs/exactness.md §5.1); any other width needs them from metadata or the caller,
     /// because no tensor's shape depends on the number of heads.
     public static let officialHeads: [Int: Int] = [384: 6, 768: 12, 1024: 16, 1152: 16]
 

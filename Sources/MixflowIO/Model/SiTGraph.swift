@@ -1,7 +1,7 @@
 import MixflowCore
 import MixflowModels
 
-/// The SiT forward pass (SPEC §5, evaluation mode: labels used as given) as a standard ONNX graph, opset 17,
+/// The SiT forward pass (docs/exactness.md §5, evaluation mode: labels used as given) as a standard ONNX graph, opset 17,
 /// over the initializers a checkpoint export already holds under their official names. Inputs
 /// `x` [B, C, H, W] float, `t` [B] float (the model's own time convention, raw), `y` [B] int64 (num_classes =
 /// null class); output `out` [B, C, H, W] (the learn_sigma half dropped, as upstream). B is symbolic.

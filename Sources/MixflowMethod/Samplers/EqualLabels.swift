@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// RAE's "equal" label sampling (`--label-sampling equal`, SPEC §4.4): every class the same number of times,
+/// RAE's "equal" label sampling (`--label-sampling equal`, docs/exactness.md §4.5): every class the same number of times,
 /// in a seeded random order, so that an FID set of 50,000 holds exactly 50 images of each of 1,000 classes.
 ///
 /// `n = q·K + r` with `q = ⌊n / K⌋`: labels `i mod K` for `i < q·K` (q of each class), then r labels drawn

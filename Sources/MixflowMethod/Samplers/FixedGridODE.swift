@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// Fixed-grid ODE integrators with torchdiffeq's semantics (`fixed_grid.py`, `rk_common.py`, TDQ in SPEC §0),
+/// Fixed-grid ODE integrators with torchdiffeq's semantics (`fixed_grid.py`, `rk_common.py`, docs/exactness.md §4.2),
 /// and REPA's Euler/Heun loop (`samplers.py::euler_sampler`).
 ///
 /// torchdiffeq steps between consecutive grid values with h = t_{k+1} − t_k computed in the grid's dtype

@@ -1,4 +1,4 @@
-/// Each codebase's float → uint8 rule for decoded images (SPEC §9.10), and the NCHW → NHWC layout change of
+/// Each codebase's float → uint8 rule for decoded images (docs/exactness.md §4.6), and the NCHW → NHWC layout change of
 /// the ADM `.npz` format. All three truncate toward zero after clamping (torch's `.to(uint8)`).
 ///   SiT:  clamp(127.5·x + 128, 0, 255)      (x in [−1, 1])
 ///   RAE:  clamp(x, 0, 1)·255                (x in [0, 1])

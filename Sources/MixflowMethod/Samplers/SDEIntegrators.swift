@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// SiT's SDE sampler (`integrators.py::sde`, SPEC §4.2) and REPA's `euler_maruyama_sampler` (SPEC §4.5).
+/// SiT's SDE sampler (`integrators.py::sde`, docs/exactness.md §4.3) and REPA's `euler_maruyama_sampler` (§4.3).
 ///
 /// Noise ξ of step k for sample i is `Gaussian(RandomStream(seed, step: k, sample: firstSample + i, .sampler))`,
 /// so a sample's path does not depend on the batch it is in or on the thread count.
@@ -13,7 +13,7 @@ enum SDEIntegrators {
             let base = o.baseAddress!
             Parallel.forRanges(batch, threads: Parallel.threads(0), grain: max(1, 65536 / max(dim, 1))) { range in
                 for i in range {
-                    let stream = RandomStream(seed: seed, step: UInt64(step), sample: UInt32(truncatingIfNeeded: firstSample + UInt64(i)),
+                    let stream = RandomStream(seed: seed, step: UInt64(step), sample: UInt32(truncatingIfNeeded: firstSample &+ UInt64(i)),
                                               tag: .sampler)
                     Gaussian.fill(UnsafeMutableBufferPointer(start: base + i * dim, count: dim), stream: stream, start: 0)
                 }

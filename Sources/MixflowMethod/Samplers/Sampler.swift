@@ -1,8 +1,8 @@
 import MixflowCore
 
-/// A validated sampler: the grid of its codebase and the integrator of its method (SPEC §4).
+/// A validated sampler: the grid of its codebase and the integrator of its method (docs/exactness.md §4).
 ///
-/// Two shapes (STYLE §8): `sample` runs the whole trajectory and queries the model itself; `step`
+/// Two shapes: `sample` runs the whole trajectory and queries the model itself; `step`
 /// advances one grid interval from a model output the caller computed (for callers that keep the loop).
 public final class Sampler: @unchecked Sendable {
     public let config: SamplerConfig
@@ -31,6 +31,7 @@ public final class Sampler: @unchecked Sendable {
     public func sample(model: SamplerModel, guide: SamplerModel? = nil, labels: UnsafePointer<Int32>?,
                        x: UnsafeMutablePointer<Float>, batch: Int, dim: Int, firstSample: UInt64 = 0,
                        trajectory: UnsafeMutablePointer<Float>? = nil) throws -> Int {
+        try RandomStream.checkSampleRange(firstSample: firstSample, batch: batch)
         let field = try GuidedField(config: config, model: model, guide: guide, labels: labels, batch: batch, dim: dim)
         switch (config.method, config.convention) {
         case (.sdeEuler, .repa):
@@ -58,6 +59,7 @@ public final class Sampler: @unchecked Sendable {
     /// Supported for the one-evaluation methods: Euler (ODE) and Euler–Maruyama (SDE).
     public func step(modelOutput: UnsafePointer<Float>, index: Int, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                      batch: Int, dim: Int, firstSample: UInt64 = 0) throws {
+        try RandomStream.checkSampleRange(firstSample: firstSample, batch: batch)
         guard config.method == .euler || config.method == .sdeEuler else {
             throw MixflowError.unsupported("the step-wise API supports the euler and sde_euler methods only (one model "
                                            + "evaluation per step); use the whole-trajectory sampler for \(config.method)")
@@ -69,12 +71,16 @@ public final class Sampler: @unchecked Sendable {
             throw MixflowError.invalidArgument("index must be in [0, \(numSteps - 1)], got \(index)")
         }
         let n = batch * dim, c = config
+        // When out aliases x the kernel overwrites x, so x is checked while it is still there (one extra pass,
+        // only in that case); otherwise it is scanned after a failure, only to name the culprit.
+        let aliased = UnsafePointer(out) == x
+        if aliased { try requireFinite(UnsafeBufferPointer(start: x, count: n), "x") }
         try stepKernel(modelOutput: modelOutput, index: index, x: x, out: out, batch: batch, dim: dim, firstSample: firstSample)
         // Non-finite inputs always reach the output (a·x + b·v with b ≠ 0), so one check of the output, which is
         // hot in cache, replaces two passes over the inputs; the inputs are scanned only to name the culprit.
         if (try? requireFinite(UnsafeBufferPointer(start: out, count: n), "out_next")) == nil {
             try requireFinite(UnsafeBufferPointer(start: modelOutput, count: n), "model_output")
-            try requireFinite(UnsafeBufferPointer(start: UnsafePointer(out) == x ? UnsafePointer(out) : x, count: n), "x")
+            if !aliased { try requireFinite(UnsafeBufferPointer(start: x, count: n), "x") }
             throw MixflowError.invalidArgument("the step overflowed float32 at index \(index) (t = \(stepTime(index)))")
         }
         _ = c

@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// Which integrator advances the state (SPEC §4). Fixed-grid ODE solvers follow torchdiffeq's semantics;
+/// Which integrator advances the state (docs/exactness.md §4.2–§4.3). Fixed-grid ODE solvers follow torchdiffeq's semantics;
 /// in the REPA convention, `euler`/`heun` are REPA's own loop (Heun on all but the last step) and
 /// `sdeEuler` is REPA's `euler_maruyama_sampler`.
 public enum SamplerMethod: Int32, Sendable, CaseIterable {
@@ -9,13 +9,13 @@ public enum SamplerMethod: Int32, Sendable, CaseIterable {
     public var isSDE: Bool { self == .sdeEuler || self == .sdeHeun }
 }
 
-/// SiT's `compute_diffusion` forms w(s) at SiT time s (SPEC §2). SiT's `constant` form is broken in the
+/// SiT's `compute_diffusion` forms w(s) at SiT time s (docs/exactness.md §2.2). SiT's `constant` form is broken in the
 /// official code and not offered; `increasingDecreasing` is the form behind SiT's misspelt key.
 public enum DiffusionForm: Int32, Sendable, CaseIterable {
     case sigma = 0, linear = 1, sbdm = 2, decreasing = 3, increasingDecreasing = 4
 }
 
-/// SiT's last SDE step, applied once at t1 after the loop (SPEC §4.2).
+/// SiT's last SDE step, applied once at t1 after the loop (docs/exactness.md §4.3).
 public enum LastStep: Int32, Sendable, CaseIterable {
     case none = 0, mean = 1, euler = 2, tweedie = 3
 }
@@ -36,7 +36,7 @@ public struct SamplerConfig: Equatable, Sendable {
     public var path: InterpolationPath = .linear
     public var convention: TimeConvention = .sit
     public var prediction: Prediction = .velocity
-    /// Grid points (SiT, RAE) or steps (REPA), as each codebase counts them (SPEC §9.5).
+    /// Grid points (SiT, RAE) or steps (REPA), as each codebase counts them (docs/exactness.md §4.1).
     public var numSteps: Int = 50
     /// nil = SiT's rule (VP or non-velocity 1e-3, Linear/GVP velocity 0).
     public var sampleEps: Double? = nil
@@ -115,7 +115,7 @@ public struct SamplerConfig: Equatable, Sendable {
         if method.isSDE {
             if convention == .rae {
                 throw MixflowError.unsupported("method: RAE's SDE sampler is unused and buggy in the official code "
-                                               + "(SPEC §2.1, §4.4); use an ODE method with the RAE convention")
+                                               + "(docs/exactness.md §2.3); use an ODE method with the RAE convention")
             }
             if convention == .repa {
                 guard method == .sdeEuler else {

@@ -36,7 +36,7 @@ public final class ClosureModel: SamplerModel {
     }
 }
 
-// MARK: - Prediction → velocity conversions (SPEC §2), as affine maps of (x, prediction)
+// MARK: - Prediction → velocity conversions (docs/exactness.md §2.2), as affine maps of (x, prediction)
 
 /// `velocity = a·x + b·prediction` in the model's convention at model time τ.
 ///
@@ -85,7 +85,7 @@ public func scoreFromVelocity(path: InterpolationPath, sitTime s: Double) -> (a:
     return (-1 / variance, r / variance)
 }
 
-/// SiT's diffusion weight w at SiT time s (`compute_diffusion`, SPEC §2).
+/// SiT's diffusion weight w at SiT time s (`compute_diffusion`, docs/exactness.md §2.2).
 public func diffusionWeight(_ form: DiffusionForm, norm: Double, path: InterpolationPath, sitTime s: Double) -> Double {
     switch form {
     case .sigma: return norm * path.coefficients(sitTime: s).sigma

@@ -1,4 +1,4 @@
-/// The time grids of the three codebases, in the model's own convention (SPEC §4, §9.5).
+/// The time grids of the three codebases, in the model's own convention (docs/exactness.md §4.1).
 ///
 /// `points` are the grid times; `sitInterval` is the [t0, t1] SiT's `check_interval` chose (SiT only).
 /// Grids count points, not steps: SiT and RAE N points (N − 1 intervals); REPA N steps (N + 1 points).

@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// The shape of a DiT^DH (RAE stage-2 "DiT with DDT head", SPEC §6.1): an encoder of `encoderDepth`
+/// The shape of a DiT^DH (RAE stage-2 "DiT with DDT head", docs/exactness.md §6.1): an encoder of `encoderDepth`
 /// LightningDDT blocks of width `encoderHidden` conditioned per sample, and a wide head of `headDepth` blocks of
 /// width `headHidden` conditioned per token, on a square `inChannels`-channel latent with patch size 1.
 /// Flags fixed as in every released config: SwiGLU, RoPE, RMSNorm, shift on, no qk-norm, pos_embed on.

@@ -1,6 +1,6 @@
 import MixflowCore
 
-// MARK: - Official initialisation for training from scratch (SPEC §6.6, `initialize_weights(xavier_uniform_init=False)`)
+// MARK: - Official initialisation for training from scratch (docs/exactness.md §6.6, `initialize_weights(xavier_uniform_init=False)`)
 //
 // Scheme (part of the reproducibility contract): tensor k of the table draws from
 // RandomStream(seed, step: k, sample: 0, tag: .initialization), element j from uniform j (as SiT) or Gaussian j.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import MixflowCore
 
-/// DiT^DH, the RAE stage-2 model (SPEC §6): a LightningDDT encoder on the noisy latent conditioned per
+/// DiT^DH, the RAE stage-2 model (docs/exactness.md §6): a LightningDDT encoder on the noisy latent conditioned per
 /// sample on c = SiLU(t_emb + y_emb), then a wide head on a second embedding of the same latent conditioned
 /// per token on s = s_projector(SiLU(t_emb + encoder output)), and an RMSNorm final layer without gate.
 /// Parameters live in one flat buffer laid out as the official state dict (RoPE tables and t_embedder.W
@@ -62,6 +62,7 @@ public final class DiTDHModel {
         let a = try activations(batch: b, training: saveForBackward)
         let c = config, tb = table, de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels, tk = c.tokens
         let r = b * tk, th = threads
+        try checkClassLabels(y, count: b, numClasses: c.numClasses)
         for i in 0..<b {
             a.labels[i] = dropout.map { $0.drops(i, probability: c.classDropout) } == true ? Int32(c.numClasses) : y[i]
         }

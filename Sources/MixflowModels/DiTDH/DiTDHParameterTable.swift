@@ -1,4 +1,4 @@
-/// The official DiT^DH state dict in PyTorch order (SPEC §6.5: the root's pos_embed, then the children in
+/// The official DiT^DH state dict in PyTorch order (docs/exactness.md §6.5: the root's pos_embed, then the children in
 /// registration order: x_embedder, s_embedder, s_projector, t_embedder (W first), y_embedder, final_layer,
 /// the two RoPE modules' buffers, then the blocks, encoder first), packed back to back in one flat buffer.
 /// pos_embed, t_embedder.W and the four RoPE tables are stored but fixed (never given a gradient).

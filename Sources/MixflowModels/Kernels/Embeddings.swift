@@ -26,7 +26,7 @@ public func timestepFeaturesForward(out: UnsafeMutablePointer<Float>, t: UnsafeP
     }
 }
 
-// MARK: - 2-D sin-cos positional embedding (fixed), SPEC §5.2
+// MARK: - 2-D sin-cos positional embedding (fixed), docs/exactness.md §5.2
 // For token (row i, col j), K = D/4, ω_k = 10000^(−k/K):
 // [sin(j·ω), cos(j·ω), sin(i·ω), cos(i·ω)] — the FIRST half encodes the column index. Computed in double.
 

@@ -1,6 +1,6 @@
 import MixflowCore
 
-// MARK: - RMSNorm with a learnable weight, then adaLN modulation (DiT^DH, SPEC §6.3)
+// MARK: - RMSNorm with a learnable weight, then adaLN modulation (DiT^DH, docs/exactness.md §6.3)
 // n = x·r, r = 1/√(mean(x²) + eps) (eps 1e-6, float32 as the official `_norm(x.float())`); y = n ⊙ w;
 // out = y·(1 + scale) + shift. The modulation row of token row `row` is row / t: pass (b: B, t: T) for one
 // row per sample (the encoder's adaLN) and (b: B·T, t: 1) for one row per token (the head and final layer).

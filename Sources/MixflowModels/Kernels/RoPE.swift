@@ -3,7 +3,7 @@ import Glibc
 #endif
 import MixflowCore
 
-// MARK: - 2-D rotary position embedding (VisionRotaryEmbeddingFast, SPEC §6.4)
+// MARK: - 2-D rotary position embedding (VisionRotaryEmbeddingFast, docs/exactness.md §6.4)
 // Tables [T, hd] (hd = head_dim): for token (row i, col j) the angles are [row angles (hd/2) | col angles (hd/2)],
 // each half [p·θ_0, p·θ_0, p·θ_1, p·θ_1, …] with θ_k = 10000^(−2k/(hd/2)) — the FIRST half rotates with the
 // ROW index. Applied to q and k of every head: pairs (2m, 2m+1) map
@@ -67,7 +67,7 @@ public func ropeApply(qkv: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float
     }
 }
 
-// MARK: - Gaussian Fourier timestep features (GaussianFourierEmbedding, SPEC §6.2)
+// MARK: - Gaussian Fourier timestep features (GaussianFourierEmbedding, docs/exactness.md §6.2)
 // e(τ) = [sin(2π·τ·W), cos(2π·τ·W)] (SIN first), W: [256] stored in the checkpoint (N(0, 1) at init).
 
 public let fourierFeatures = 256

@@ -1,6 +1,6 @@
 import MixflowCore
 
-// MARK: - SwiGLU gate (SwiGLUFFN of DiT^DH, SPEC §6.3)
+// MARK: - SwiGLU gate (SwiGLUFFN of DiT^DH, docs/exactness.md §6.3)
 // The w12 output row of a token is [a (H) | b (H)] (chunk(2) order: a first); hidden = SiLU(a) ⊙ b.
 
 /// inp: [N, 2H] → out: [N, H] (overwritten).

@@ -1,6 +1,6 @@
 import MixflowCore
 
-/// The shape of a SiT model (SPEC §5.1): depth × hidden × heads transformer on p×p patches of a square
+/// The shape of a SiT model (docs/exactness.md §5.1): depth × hidden × heads transformer on p×p patches of a square
 /// C-channel input, conditioned on a time t and a class label (null class id = numClasses).
 public struct SiTConfig: Equatable, Sendable {
     public var depth: Int

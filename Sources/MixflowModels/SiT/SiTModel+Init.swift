@@ -1,6 +1,6 @@
 import MixflowCore
 
-// MARK: - Official initialisation for training from scratch (SPEC §5.5), from a seed
+// MARK: - Official initialisation for training from scratch (docs/exactness.md §5.5), from a seed
 //
 // Scheme (part of the reproducibility contract): tensor k of the table draws from
 // RandomStream(seed, step: k, sample: 0, tag: .initialization).

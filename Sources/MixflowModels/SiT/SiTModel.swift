@@ -15,13 +15,13 @@ public struct LabelDropout: Sendable {
     }
 
     public func drops(_ i: Int, probability: Float) -> Bool {
-        let u = RandomStream(seed: seed, step: step, sample: UInt32(truncatingIfNeeded: firstSample + UInt64(i)),
+        let u = RandomStream(seed: seed, step: step, sample: UInt32(truncatingIfNeeded: firstSample &+ UInt64(i)),
                              tag: .scalars).uniformPair(1).0
         return u < Double(probability)
     }
 }
 
-/// A SiT (Scalable Interpolant Transformer, SPEC §5) with its parameters in one flat buffer laid out as the
+/// A SiT (Scalable Interpolant Transformer, docs/exactness.md §5) with its parameters in one flat buffer laid out as the
 /// official state dict, a parallel gradient buffer, a forward pass that saves what backward needs, and a
 /// hand-written backward pass.
 ///
@@ -74,7 +74,8 @@ public final class SiTModel {
 
     /// x: [B, C, H, W], t: [B], y: [B] (labels in 0...numClasses; numClasses = null) → out: [B, C, H, W].
     ///
-    /// Inputs are trusted (the C layer validates them). With `dropout` the labels are dropped to the null
+    /// Labels are checked here (an unchecked label would index outside the class table); x and t are trusted
+    /// (the C layer validates them). With `dropout` the labels are dropped to the null
     /// class as in training; without, they are used as given (eval mode). With `saveForBackward` false
     /// only one block's buffers exist (inference: ~1/depth of the memory) and `backward` is unavailable
     /// until the next saving forward. Both modes give bit-identical outputs.
@@ -84,6 +85,7 @@ public final class SiTModel {
         if saveForBackward { lastBatch = 0 }   // a failed or partial pass leaves nothing to differentiate
         let a = try activations(batch: b, training: saveForBackward)
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, th = threads
+        try checkClassLabels(y, count: b, numClasses: c.numClasses)
         typealias T = SiTParameterTable
         for i in 0..<b {
             a.labels[i] = dropout.map { $0.drops(i, probability: c.classDropout) } == true ? Int32(c.numClasses) : y[i]

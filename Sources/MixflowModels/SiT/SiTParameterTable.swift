@@ -9,7 +9,7 @@ public struct ParameterEntry: Equatable, Sendable {
     public let trainable: Bool
 }
 
-/// The official SiT state dict in PyTorch order (SPEC §5.6 and Appendix A): pos_embed, x_embedder,
+/// The official SiT state dict in PyTorch order (docs/exactness.md §5.6): pos_embed, x_embedder,
 /// t_embedder, y_embedder, then the ten tensors of each block, then final_layer. All tensors are packed
 /// back to back in that order in one flat float buffer, so a checkpoint maps one to one and the optimiser
 /// and a gradient all-reduce see a single contiguous vector.

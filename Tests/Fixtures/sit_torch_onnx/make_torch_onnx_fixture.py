@@ -3,7 +3,7 @@
 for an official-architecture SiT, for libmixflow's ONNX model import.
 
 The module below is an independent nn.Module re-implementation of the official SiT written from
-/work/shared/SPEC.md section 5 (module names as in the official state dict: x_embedder.proj, t_embedder.mlp,
+docs/exactness.md §5 (module names as in the official state dict: x_embedder.proj, t_embedder.mlp,
 y_embedder.embedding_table, blocks.i.{attn.qkv, attn.proj, mlp.fc1, mlp.fc2, adaLN_modulation.1},
 final_layer.{linear, adaLN_modulation.1}). It is wrapped in a module under the attribute "net", so the
 exporter may prefix the initializer names; the importer must strip that. Every parameter is non-zero

@@ -11,6 +11,7 @@ from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int6
                     c_uint64, c_void_p)
 from pathlib import Path
 
+from . import _args
 from . import _types as T
 
 _HERE = Path(__file__).resolve().parent
@@ -54,6 +55,17 @@ def _api(name: str, argtypes: list, restype):
     fn.argtypes = argtypes
     fn.restype = restype
     _STUBS[name] = (argtypes, restype)
+    integers = [(i, t) for i, t in enumerate(argtypes) if t in _args.RANGES]
+    if integers:
+        # ctypes would truncate an out-of-range int silently (2**64 -> 0); refuse it with a message instead.
+        def checked(*args, _fn=fn):
+            for i, t in integers:
+                if i < len(args):
+                    _args.integer(args[i], f"{name}: argument {i + 1}", t)
+            return _fn(*args)
+        checked.__name__ = name
+        fn = checked
+        setattr(lib, name, fn)
     globals()[name] = fn
     return fn
 

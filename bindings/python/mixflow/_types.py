@@ -6,6 +6,8 @@ import ctypes
 from ctypes import c_char, c_float, c_int32, c_int64, c_uint32, c_uint64, c_void_p, CFUNCTYPE, POINTER
 from enum import IntEnum
 
+from ._args import CStruct
+
 ABI_VERSION = 1  # MIXFLOW_ABI_VERSION
 
 
@@ -67,7 +69,7 @@ class TransportHandle(ctypes.Structure):
     _fields_ = [("_private", c_char)]
 
 
-class TransportParams(ctypes.Structure):
+class TransportParams(CStruct):
     _fields_ = [
         ("struct_size", c_uint32),
         ("path", c_int32),
@@ -96,7 +98,7 @@ class ModelHandle(ctypes.Structure):
     _fields_ = [("_private", c_char)]
 
 
-class ModelParams(ctypes.Structure):
+class ModelParams(CStruct):
     _fields_ = [
         ("struct_size", c_uint32),
         ("arch", c_char * MODEL_ARCH_SIZE),
@@ -127,7 +129,7 @@ class TrainerHandle(ctypes.Structure):
 GradientFn = CFUNCTYPE(c_int32, c_void_p, POINTER(c_float), c_int64, c_int64)
 
 
-class TrainerParams(ctypes.Structure):
+class TrainerParams(CStruct):
     _fields_ = [
         ("struct_size", c_uint32),
         ("lr", c_float),
@@ -195,7 +197,7 @@ class SamplerHandle(ctypes.Structure):
     _fields_ = [("_private", c_char)]
 
 
-class SamplerParams(ctypes.Structure):
+class SamplerParams(CStruct):
     _fields_ = [
         ("struct_size", c_uint32),
         ("method", c_int32),
@@ -242,7 +244,7 @@ class ExportFormat(IntEnum):
 
 
 # ---- model onnx -------------------------------------------------------------------------------------------
-class ModelLoadParams(ctypes.Structure):
+class ModelLoadParams(CStruct):
     _fields_ = [
         ("struct_size", c_uint32),
         ("heads", c_int32),
@@ -250,7 +252,7 @@ class ModelLoadParams(ctypes.Structure):
     ]
 
 
-class ModelSaveParams(ctypes.Structure):
+class ModelSaveParams(CStruct):
     _fields_ = [
         ("struct_size", c_uint32),
         ("graph", c_int32),

@@ -311,7 +311,7 @@ def write_npz(path, tensors):
         np.savez(f, **tensors)  # a file object: numpy does not append ".npz" to the name
 
 
-# depth, hidden, heads of the official SiT sizes (SPEC section 5.1)
+# depth, hidden, heads of the official SiT sizes (docs/exactness.md §5.1)
 _SIT_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 
 
@@ -353,13 +353,13 @@ def sit_metadata(arch, tensors):
         ("model.class_dropout", "0.1"), ("model.mlp_ratio", "4")])
 
 
-# encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (SPEC 6.1)
+# encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (docs/exactness.md §6.1)
 _DITDH_SIZES = {"XL": (28, 1152, 16), "S": (12, 384, 6)}
 _DITDH_HEAD = (2, 2048, 16)
 
 
 def ditdh_shapes(depth, hidden, heads, head_depth, head_hidden, head_heads, channels, size, num_classes=1000):
-    """The DiT^DH state dict (SPEC 6.5) as an OrderedDict name -> shape in PyTorch order, from the formulas:
+    """The DiT^DH state dict (docs/exactness.md §6.5) as an OrderedDict name -> shape in PyTorch order, from the formulas:
     SwiGLU width int(2/3 * 4D), RoPE tables [tokens, head_dim], s_projector only when the widths differ."""
     de, dh, tokens = hidden, head_hidden, size * size
     out = collections.OrderedDict()

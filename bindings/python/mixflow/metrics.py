@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import weakref
 from pathlib import Path
 
 import numpy as np
 
 from ._handle import HandleOwner
 from . import _lib
+from ._args import int32_array
 from ._lib import check, fptr, lib
 
 _REPO_SHARE = Path(__file__).resolve().parent.parent.parent.parent / "share" / "featnet"
@@ -55,8 +55,7 @@ class FeatureNet(HandleOwner):
         path = default_featnet_path() if path is None else path
         handle = _lib.NET()
         check(lib.mixflow_featnet_load(os.fsencode(str(path)), ctypes.byref(handle)))
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_featnet_free, handle)
+        self._own(handle, lib.mixflow_featnet_free)
         i, f, c = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
         check(lib.mixflow_featnet_info(handle, ctypes.byref(i), ctypes.byref(f), ctypes.byref(c)))
         self.input_dim, self.feature_dim, self.num_classes = i.value, f.value, c.value
@@ -97,9 +96,7 @@ class FeatureNet(HandleOwner):
     def accuracy(self, images, labels) -> float:
         """Conditional accuracy: the fraction of images classified as their label."""
         x = self._images(images)
-        y = np.ascontiguousarray(labels, np.int32)
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"labels must have shape ({x.shape[0]},), got {y.shape}")
+        y = int32_array(labels, "labels", (x.shape[0],))
         acc = ctypes.c_double()
         check(lib.mixflow_featnet_accuracy(self._ptr, fptr(x), y.ctypes.data_as(_lib.I32P), x.shape[0], x.shape[1],
                                            ctypes.byref(acc)))

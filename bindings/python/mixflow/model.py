@@ -4,13 +4,13 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import weakref
 
 import numpy as np
 
 from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
+from ._args import int32_array
 from ._lib import check, fptr, lib
 from .transport import as_float32
 
@@ -22,10 +22,7 @@ def _labels(y, batch: int, num_classes: int) -> np.ndarray:
     """int32 labels; None means the null (unconditional) class for every sample."""
     if y is None:
         return np.full(batch, num_classes, np.int32)
-    y = np.ascontiguousarray(y, dtype=np.int32)
-    if y.shape != (batch,):
-        raise ValueError(f"y must have shape ({batch},), got {y.shape}")
-    return y
+    return int32_array(y, "y", (batch,))
 
 
 class Model(HandleOwner):
@@ -41,8 +38,7 @@ class Model(HandleOwner):
             check(lib.mixflow_model_create(ctypes.byref(params), ctypes.byref(handle)))
         else:
             handle = _handle
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_model_free, handle)
+        self._own(handle, lib.mixflow_model_free)
         p = T.ModelParams()
         check(lib.mixflow_model_get_params(handle, ctypes.byref(p), ctypes.sizeof(p)))
         self.input_size, self.in_channels, self.num_classes = p.input_size, p.in_channels, p.num_classes

@@ -8,7 +8,6 @@ An exception raised by ``model_fn`` stops sampling and is re-raised by ``sample`
 from __future__ import annotations
 
 import ctypes
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
+from ._args import int32_array, integer
 from ._lib import check, fptr, lib
 from .errors import CallbackError
 from .transport import _CONVENTIONS, _PATHS, _PREDICTIONS, _choice, as_float32
@@ -70,8 +70,7 @@ class Sampler(HandleOwner):
         p.query_shift_constant, p.query_shift_proportional = query_shift
         handle = _lib.SA()
         check(lib.mixflow_sampler_create(ctypes.byref(p), ctypes.byref(handle)))
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_sampler_free, handle)
+        self._own(handle, lib.mixflow_sampler_free)
 
 
 
@@ -90,11 +89,8 @@ class Sampler(HandleOwner):
         noise = as_float32(noise, "noise")
         batch = noise.shape[0]
         dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
-        labels = None
-        if y is not None:
-            labels = np.ascontiguousarray(y, dtype=np.int32)
-            if labels.shape != (batch,):
-                raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        labels = None if y is None else int32_array(y, "y", (batch,))
+        first_sample = integer(first_sample, "first_sample", ctypes.c_uint64)
         times = self.timesteps
         out = np.empty_like(noise)
         traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
@@ -117,9 +113,8 @@ class Sampler(HandleOwner):
         noise = as_float32(noise, "noise")
         batch = noise.shape[0]
         dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
-        labels = None if y is None else np.ascontiguousarray(y, dtype=np.int32)
-        if labels is not None and labels.shape != (batch,):
-            raise ValueError(f"y must have shape ({batch},), got {labels.shape}")
+        labels = None if y is None else int32_array(y, "y", (batch,))
+        first_sample = integer(first_sample, "first_sample", ctypes.c_uint64)
         times = self.timesteps
         out = np.empty_like(noise)
         traj = np.empty((len(times),) + noise.shape, np.float32) if trajectory else None
@@ -138,6 +133,7 @@ class Sampler(HandleOwner):
             raise ValueError(f"model_output has shape {model_output.shape}, x has shape {x.shape}")
         out = np.empty_like(x)
         dim = int(np.prod(x.shape[1:], dtype=np.int64)) if x.ndim > 1 else 1
+        index, first_sample = integer(index, "index"), integer(first_sample, "first_sample", ctypes.c_uint64)
         check(lib.mixflow_sampler_step(self._ptr, fptr(model_output), index, fptr(x), x.shape[0], dim, first_sample,
                                        fptr(out)))
         return out
@@ -147,11 +143,11 @@ def _callback(fn, tail: tuple, errors: list, name: str):
     """A CFUNCTYPE that calls ``fn`` with numpy views; any exception is stored and turned into status 1."""
     def trampoline(_user, batch, dim, x, t, y, out):
         try:
-            xs = np.ctypeslib.as_array(x, shape=(batch, dim)).reshape((batch,) + tuple(tail))
-            xs.flags.writeable = False
-            ts = np.ctypeslib.as_array(t, shape=(batch,))
-            ts.flags.writeable = False
-            ys = np.ctypeslib.as_array(y, shape=(batch,)) if y else None
+            # Copies, not views: x, t and y live in the sampler's scratch memory, freed when sampling returns,
+            # and fn may keep what it is given (e.g. to record a trajectory).
+            xs = np.ctypeslib.as_array(x, shape=(batch, dim)).reshape((batch,) + tuple(tail)).copy()
+            ts = np.ctypeslib.as_array(t, shape=(batch,)).copy()
+            ys = np.ctypeslib.as_array(y, shape=(batch,)).copy() if y else None
             result = np.asarray(fn(xs, ts, ys), dtype=np.float32)
             if result.shape != xs.shape:
                 raise ValueError(f"{name} returned shape {result.shape}, expected {xs.shape}")
@@ -253,17 +249,11 @@ def equal_labels(n: int, num_classes: int = 1000, seed: int = 0) -> np.ndarray:
     permutation (libmixflow's Philox streams: the same seed gives the same labels everywhere). For FID-50K,
     ``equal_labels(50000)`` holds each of the 1000 classes exactly 50 times. Raises InvalidArgument for n outside
     [1, 2^31 - 1] or num_classes outside [1, 2^24]."""
-    for name, v in (("n", n), ("num_classes", num_classes), ("seed", seed)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"equal_labels: {name} must be an int, got {type(v).__name__}")
-    if not 0 <= int(seed) < 1 << 64:
-        raise ValueError(f"equal_labels: seed must be in [0, 2^64), got {seed}")
-    if not 1 <= int(n) < 1 << 31:  # checked here too so that np.empty never sees a hostile size
+    n, seed = integer(n, "equal_labels: n"), integer(seed, "equal_labels: seed", ctypes.c_uint64)
+    num_classes = integer(num_classes, "equal_labels: num_classes", ctypes.c_int32)
+    if not 1 <= n < 1 << 31:  # checked here too so that np.empty never sees a hostile size
         from .errors import InvalidArgument
         raise InvalidArgument(f"equal_labels: n must be in [1, 2147483647], got {n}")
-    if not -(1 << 31) <= int(num_classes) < 1 << 31:  # would not fit the C int32; the library checks the rest
-        from .errors import InvalidArgument
-        raise InvalidArgument(f"equal_labels: num_classes must be in [1, 16777216], got {num_classes}")
     out = np.empty(int(n), np.int32)
     check(lib.mixflow_equal_labels(int(n), int(num_classes), int(seed), out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))))
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import weakref
 
 import numpy as np
 
@@ -31,8 +30,7 @@ class TensorFile(HandleOwner):
     def __init__(self, path: str | os.PathLike):
         handle = _lib.TF()
         check(lib.mixflow_tensor_file_load(os.fsencode(path), ctypes.byref(handle)))
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_tensor_file_free, handle)
+        self._own(handle, lib.mixflow_tensor_file_free)
 
 
 

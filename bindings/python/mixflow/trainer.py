@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import weakref
 
 import numpy as np
 
 from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
+from ._args import int32_array, integer
 from ._lib import check, fptr, lib
 from .model import Model
 from .transport import Transport, as_float32
@@ -34,7 +34,7 @@ class Trainer(HandleOwner):
         self._hook = None
         self._hook_error = None
         if _handle is not None:
-            self._handle = _handle
+            handle = _handle
         else:
             p = T.TrainerParams()
             start, end = decay_steps if decay_steps is not None else (40, 800)
@@ -62,8 +62,7 @@ class Trainer(HandleOwner):
             p.num_threads = num_threads
             handle = _lib.TN()
             check(lib.mixflow_trainer_create(model._ptr, transport._ptr, ctypes.byref(p), ctypes.byref(handle)))
-            self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_trainer_free, self._handle)
+        self._own(handle, lib.mixflow_trainer_free)
         self.model = self._model(ema=False)
 
     @classmethod
@@ -103,11 +102,8 @@ class Trainer(HandleOwner):
         m = self.model
         if x1.ndim != 4 or x1.shape[1:] != (m.in_channels, m.input_size, m.input_size):
             raise ValueError(f"x1 must have shape [B, {m.in_channels}, {m.input_size}, {m.input_size}], got {x1.shape}")
-        ys = None
-        if y is not None:
-            ys = np.ascontiguousarray(y, dtype=np.int32)
-            if ys.shape != (x1.shape[0],):
-                raise ValueError(f"y must have shape ({x1.shape[0]},), got {ys.shape}")
+        ys = None if y is None else int32_array(y, "y", (x1.shape[0],))
+        first_sample = integer(first_sample, "first_sample", ctypes.c_uint64)
         loss = ctypes.c_float()
         self._hook_error = None
         status = lib.mixflow_trainer_step(self._ptr, fptr(x1), None if ys is None else ys.ctypes.data_as(_lib.IP),
@@ -149,7 +145,9 @@ class Trainer(HandleOwner):
 
         def trampoline(_user, grads, count, step):
             try:
-                fn(np.ctypeslib.as_array(grads, shape=(count,)), int(step))
+                # A view (fn may modify the gradient in place) that keeps the trainer's memory alive as long as
+                # fn keeps it, even past close().
+                fn(self._view(grads, count), int(step))
                 return 0
             except BaseException as e:  # noqa: BLE001 — re-raised after the C call returns
                 self._hook_error = e

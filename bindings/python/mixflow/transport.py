@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +9,9 @@ import numpy as np
 from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
+from ._args import integer, output
 from ._lib import check, fptr, lib
+from ctypes import c_uint64
 
 _PATHS = {"linear": T.Path.LINEAR, "gvp": T.Path.GVP, "vp": T.Path.VP}
 _CONVENTIONS = {"sit": T.Convention.SIT, "rae": T.Convention.RAE, "repa": T.Convention.REPA}
@@ -87,8 +88,7 @@ class Transport(HandleOwner):
             p = _params
         handle = _lib.TR()
         check(lib.mixflow_transport_create(ctypes.byref(p), ctypes.byref(handle)))
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.mixflow_transport_free, handle)
+        self._own(handle, lib.mixflow_transport_free)
 
     @classmethod
     def preset(cls, name: str, latent_shape=None, dim: int = 0, **overrides) -> "Transport":
@@ -148,14 +148,12 @@ class Transport(HandleOwner):
             t, m = np.empty(batch, np.float32), np.empty(batch, np.float32)
         else:
             for name in ("x_in", "noise", "target"):
-                a = getattr(out, name)
-                if a.shape != x1.shape or a.dtype != np.float32 or not a.flags.c_contiguous:
-                    raise ValueError(f"out.{name} must be a C-contiguous float32 array of shape {x1.shape}")
+                output(getattr(out, name), f"out.{name}", x1.shape)
             for name in ("t", "m"):
-                a = getattr(out, name)
-                if a.shape != (batch,) or a.dtype != np.float32 or not a.flags.c_contiguous:
-                    raise ValueError(f"out.{name} must be a C-contiguous float32 array of shape ({batch},)")
+                output(getattr(out, name), f"out.{name}", (batch,))
             x_in, noise, target, t, m = out.x_in, out.noise, out.target, out.t, out.m
+        seed, step = integer(seed, "seed", c_uint64), integer(step, "step", c_uint64)
+        first_sample = integer(first_sample, "first_sample", c_uint64)
         check(lib.mixflow_transport_prepare(self._ptr, fptr(x1), batch, dim, seed, step, first_sample,
                                             fptr(x_in), fptr(t), fptr(m), fptr(noise), fptr(target)))
         return Batch(x_in=x_in, t=t, m=m, noise=noise, target=target)
@@ -171,9 +169,7 @@ class Transport(HandleOwner):
         dim = int(np.prod(pred.shape[1:], dtype=np.int64)) if pred.ndim > 1 else 1
         per_sample = np.empty(b, np.float32)
         mean = ctypes.c_float()
-        grad = np.empty_like(pred) if grad_out is None else grad_out
-        if grad.dtype != np.float32 or not grad.flags.c_contiguous or grad.shape != pred.shape:
-            raise ValueError("grad_out must be a C-contiguous float32 array shaped like pred")
+        grad = np.empty_like(pred) if grad_out is None else output(grad_out, "grad_out", pred.shape)
         t = as_float32(batch.t, "t")
         m = as_float32(batch.m, "m")
         if t.shape != (b,) or m.shape != (b,):

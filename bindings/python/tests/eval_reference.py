@@ -1,6 +1,6 @@
-"""Independent numpy references for data and evaluation: an IDX reader (DATA.md's recipe), a forward of the
+"""Independent numpy references for data and evaluation: an IDX reader (docs/exactness.md §7.4), a forward of the
 feature CNN written from the file layout, Philox4x32-10, the KID subset rule and the unbiased MMD², and the
-Fréchet distance in both the scipy sqrtm form and the symmetric eigen form of DATA.md."""
+Fréchet distance in both the scipy sqrtm form and the symmetric eigen form of docs/exactness.md §7.2."""
 import gzip
 import struct
 import warnings

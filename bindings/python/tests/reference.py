@@ -1,4 +1,4 @@
-"""Independent numpy reference of the MixFlow transport, written from ../../shared/SPEC.md §1–§3
+"""Independent numpy reference of the MixFlow transport, written from docs/exactness.md §1–§3
 (not from the library's code). Everything in float64.
 
 Paths are stated in the SiT convention (t = 0 noise, 1 data); the noise-at-1 conventions (RAE, REPA) use
@@ -10,7 +10,7 @@ BETA_MIN, BETA_MAX = 0.1, 20.0
 
 
 def path_coefficients(path: str, s):
-    """(alpha, d_alpha, sigma, d_sigma) at SiT time s (SPEC §2 table)."""
+    """(alpha, d_alpha, sigma, d_sigma) at SiT time s (docs/exactness.md §2.1)."""
     s = np.asarray(s, np.float64)
     if path == "linear":
         return s, np.ones_like(s), 1 - s, -np.ones_like(s)
@@ -27,7 +27,7 @@ def path_coefficients(path: str, s):
 
 
 def drift_var(path: str, s):
-    """SPEC §2: (d_alpha/alpha) sigma^2 - sigma d_sigma; closed forms: Linear (1-s)/s, GVP (pi/2)cot(pi s/2),
+    """docs/exactness.md §2.2: (d_alpha/alpha) sigma^2 - sigma d_sigma; closed forms: Linear (1-s)/s, GVP (pi/2)cot(pi s/2),
     VP beta(s)/2."""
     s = np.asarray(s, np.float64)
     if path == "linear":
@@ -49,14 +49,14 @@ def velocity_sign(convention: str) -> float:
 
 
 def train_eps(path: str, prediction: str) -> float:
-    """SiT create_transport (SPEC §3.1 table)."""
+    """SiT create_transport (docs/exactness.md §3.1)."""
     if path == "vp":
         return 1e-5
     return 0.0 if prediction == "velocity" else 1e-3
 
 
 def training_interval(path: str, prediction: str, convention: str):
-    """check_interval(train_eps, sample_eps) for training; RAE starts from t1 = 1 - 1/1000 (SPEC §3.2)."""
+    """check_interval(train_eps, sample_eps) for training; RAE starts from t1 = 1 - 1/1000 (docs/exactness.md §3.1)."""
     eps = train_eps(path, prediction)
     end = 0.999 if convention == "rae" else 1.0
     if path == "vp":
@@ -111,7 +111,7 @@ def expected_loss(pred, tgt, scale):
 
 
 def rae_shift(n, s):
-    """RAE's dimension shift on the noise level (SPEC §3.2)."""
+    """RAE's dimension shift on the noise level (docs/exactness.md §3.2)."""
     return s * n / (1 + (s - 1) * n)
 
 

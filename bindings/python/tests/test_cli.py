@@ -304,7 +304,7 @@ def test_converted_ditdh_without_transport_metadata_gets_the_rae_recipe(ditdh_ch
     r = run_cli("--checkpoint", onnx, "--n", 2, "--steps", 50, "--time-shift", 6.928203)
     assert r.returncode == 0, r.stderr
     assert "rae convention" in r.stdout and "assumed: RAE preset for a DiT^DH" in r.stdout
-    # RAE's 256 px grid: shifted(0.001) = 0.006887 (SPEC §4.4).
+    # RAE's 256 px grid: shifted(0.001) = 0.006887 (docs/exactness.md §4.1).
     assert line(r.stdout, "grid:") == "grid: rae, 50 points (49 steps) from t = 1.000000 to 0.006887, method euler"
 
 

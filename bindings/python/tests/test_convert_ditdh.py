@@ -1,4 +1,4 @@
-"""python -m mixflow.convert --arch DiTDH-XL / DiTDH-S: the shape table against SPEC 6.5's published counts, the
+"""python -m mixflow.convert --arch DiTDH-XL / DiTDH-S: the shape table against the published counts (docs/exactness.md §6.1, §6.5), the
 one-message mismatch list, and a tiny synthetic RAE training checkpoint (.pt written here byte by byte in
 torch's zip layout, "ema" key) and .safetensors state dict converted and loaded by the library."""
 import math
@@ -13,7 +13,7 @@ from mixflow import convert
 
 
 def test_official_tables_match_the_spec_counts():
-    # SPEC 6.1/6.5: DiT^DH-XL 838,675,796 parameters and DiT^DH-S 196,455,764, each plus the four RoPE
+    # docs/exactness.md §6.1, §6.5: DiT^DH-XL 838,675,796 parameters and DiT^DH-S 196,455,764, each plus the four RoPE
     # buffers (2 x 256 x head_dim per half: 72 / 64 for the encoder, 128 for the head); XL has 382 entries.
     xl = convert.ditdh_shapes(28, 1152, 16, 2, 2048, 16, 768, 16)
     s = convert.ditdh_shapes(12, 384, 6, 2, 2048, 16, 768, 16)

@@ -167,7 +167,7 @@ def test_fd_matches_scipy_on_real_features(net):
 
 @needs_data
 def test_fd_sensitivity_ordering(net):
-    """DATA.md: real train 10k vs test 10k gives a small FD; Gaussian noise sigma 0.1 a much larger one."""
+    """docs/exactness.md §7.2: real train 10k vs test 10k gives a small FD; Gaussian noise sigma 0.1 a much larger one."""
     x, _ = mixflow.fashion_mnist("train")
     x = x[:10000]
     ref = mixflow.load_reference_stats()[:2]

@@ -1,4 +1,4 @@
-"""Samplers, Slow Flow and the ADM .npz writer through ctypes, against numpy references written from SPEC §4."""
+"""Samplers, Slow Flow and the ADM .npz writer through ctypes, against numpy references written from docs/exactness.md §4."""
 import numpy as np
 import pytest
 
@@ -41,7 +41,7 @@ def test_rae_convention_receives_its_own_time_and_ends_at_the_shifted_grid():
 
 
 def numpy_fixed_grid(f, x, grid, method):
-    """torchdiffeq fixed-grid steps (SPEC §4.1) in float64."""
+    """torchdiffeq fixed-grid steps (docs/exactness.md §4.2) in float64."""
     x = x.astype(np.float64)
     for t0, t1 in zip(grid[:-1], grid[1:]):
         h = t1 - t0

@@ -1,4 +1,4 @@
-"""MixFlow transport against the independent numpy reference (reference.py, written from SPEC.md)."""
+"""MixFlow transport against the independent numpy reference (reference.py, written from docs/exactness.md §1–§3)."""
 import itertools
 
 import numpy as np

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The C-API sweep: generates a C program from include/mixflow.h (scripts/gen-capi-sweep.py), builds it with
+# AddressSanitizer against libmixflow, and runs it: every exported function with NULL / extreme integers /
+# NaN and ±Inf, one argument at a time, in one process. Fails on a trap, an ASan report, or a failed call
+# without a message. Prints the number of calls. About 10 s after the library is built.
+#   scripts/capi-sweep.sh               the library built with --sanitize=address (.build/asan), as CI runs it
+#   scripts/capi-sweep.sh --release     the release library (quicker to build; only the harness is instrumented)
+#   scripts/capi-sweep.sh --fork        each call in a child process: lists every crashing call (to review exemptions)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lib_mode=asan; args=()
+for a in "$@"; do
+    case "$a" in
+        --release) lib_mode=release ;;
+        *) args+=("$a") ;;
+    esac
+done
+if [[ $lib_mode == asan ]]; then
+    swift build --sanitize=address --scratch-path .build/asan --product mixflow >/dev/null
+    LIBDIR=$(swift build --sanitize=address --scratch-path .build/asan --show-bin-path)
+else
+    swift build -c release --product mixflow >/dev/null
+    LIBDIR=$(swift build -c release --show-bin-path)
+fi
+# The Swift toolchain's clang: its ASan runtime is the one the Swift build links against.
+CC=$(dirname "$(command -v swift)")/clang
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+python3 scripts/gen-capi-sweep.py > "$tmp/sweep.c"
+"$CC" -std=c11 -g -O1 -fsanitize=address -fno-omit-frame-pointer -Wall -Wno-unused-function -isystem include \
+    "$tmp/sweep.c" -o "$tmp/sweep" -L"$LIBDIR" -lmixflow -Wl,-rpath,"$LIBDIR" -lm
+# Leaks are not this test's subject (the Swift runtime keeps caches alive); memory errors and traps are.
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 SWIFT_BACKTRACE=enable=no "$tmp/sweep" "${args[@]}" "$PWD"
