@@ -131,13 +131,10 @@ final class Cluster {
     /// Ends the whole job after an error on this rank (the others may be waiting in a collective): prints the
     /// message with the rank and aborts every rank with `code`.
     func abort(message: String, code: Int32) -> Never {
-        if let mpi {
-            fputs("mixflow (rank \(rank) of \(size)): \(message)\n", stderr)
-            fflush(stderr)
-            mpi.abort(code: code == 0 ? 1 : code)
-        }
-        fputs("\(message)\n", stderr)
-        exit(code)
+        fputs("mixflow\(mpi != nil ? " (rank \(rank) of \(size))" : ""): \(message)\n", stderr)
+        fflush(stderr)
+        mpi?.abort(code: code == 0 ? 1 : code)
+        exit(code == 0 ? 1 : code)
     }
 }
 

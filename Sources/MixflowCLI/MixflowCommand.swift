@@ -14,7 +14,7 @@ struct MixflowCommand: ParsableCommand {
     /// ArgumentParser's `main`, inside the MPI job when `mpirun` started this process (see Cluster). An error on
     /// one rank aborts every rank (the others may be waiting for it in a collective), so the job never hangs.
     static func main() {
-        do { try Cluster.start() } catch { Cluster.current.abort(message: "mixflow: \(error)", code: 1) }
+        do { try Cluster.start() } catch { Cluster.current.abort(message: "\(error)", code: 1) }
         let cluster = Cluster.current
         do {
             var command = try parseAsRoot()
