@@ -22,7 +22,7 @@ final class Cluster {
     /// The launcher's world size from its environment (Open MPI's mpirun, PMIx or PMI, e.g. srun), or nil when
     /// no launcher started this process.
     static func launcherWorldSize() -> Int? {
-        for name in ["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"] {
+        for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
             if let v = getenv(name), let n = Int(String(cString: v)) { return n }
         }
         return getenv("PMIX_RANK") != nil || getenv("PMI_RANK") != nil ? 0 : nil
