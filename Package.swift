@@ -32,14 +32,17 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // ---- data and evaluation: system zlib for .gz IDX files (zlib1g-dev, in scripts/install-deps.sh) ----
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libmixflow's own single-precision GEMM (one FMA chain per element; AVX-512, AVX2 and portable paths
+        // chosen at run time, bit-identical). -ffp-contract=off: the only fused operations are the explicit ones.
+        .target(name: "CGemm", path: "Sources/CGemm", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         // Tensors-free numerics: errors, counter-based randomness, parallel loops, SIMD kernels, BLAS.
-        .target(name: "MixflowCore", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "MixflowCore", dependencies: ["CBLAS", "CGemm"], swiftSettings: kernelFlags),
         // MixflowCore's Gaussian/transport kernels specialised for AVX2, dispatched at run time.
         .target(name: "MixflowCoreAVX2", dependencies: ["MixflowCore"], swiftSettings: avx2Flags),
         // The method: paths, time conventions and distributions, the MixFlow transport.
-        .target(name: "MixflowMethod", dependencies: ["MixflowCore", "MixflowCoreAVX2", "CBLAS"]),
+        .target(name: "MixflowMethod", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
         // Models, optimiser and trainer: native SiT (and later DiT^DH), AdamW, EMA, gradient clipping.
-        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod"]),
+        .target(name: "MixflowModels", dependencies: ["MixflowCore", "MixflowMethod", "MixflowCoreAVX2"]),
         // C++17 over Debian libonnx_proto/libprotobuf with a plain-C internal API (mfx_onnx_*, hidden by mixflow.map).
         // ONNX_ML=1 is mandatory: Debian ships only onnx-ml.pb.h (docs/architecture.md §3.2).
         .target(
@@ -63,7 +66,7 @@ let package = Package(
         ),
         // The `mixflow` command line (post-train, sample, Slow Flow), built on the Swift core directly.
         .executableTarget(name: "MixflowCLI",
-                          dependencies: ["MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
+                          dependencies: ["CMixflow", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MixflowCoreTests", dependencies: ["MixflowCore", "MixflowCoreAVX2"]),
         .testTarget(name: "MixflowMethodTests", dependencies: ["MixflowMethod", "MixflowCoreAVX2"]),

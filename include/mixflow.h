@@ -335,6 +335,12 @@ extern "C" {
 /// The ABI version of this library; a caller built with a different <code>MIXFLOW_ABI_VERSION</code> must not use it.
 SWIFT_EXTERN uint32_t mixflow_abi_version(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// What libmixflow computes with in this process, as “key: value” lines (static storage; never NULL): <code>cpu</code>,
+/// <code>gemm</code> (libmixflow’s own GEMM and its instruction-set path), <code>gemm paths</code>, <code>threads</code>, <code>openblas</code> (its
+/// kernel; used only for float64 metrics and LAPACK) and the builds of the other kernels. For logs and for
+/// quoting next to performance figures; the keys may grow, never change meaning.
+SWIFT_EXTERN char const * _Nullable mixflow_blas_info(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// RAE’s “equal” label sampling (<code>--label-sampling equal</code>): <code>n</code> class labels with ⌊n / num_classes⌋ of every
 /// class, the remaining n mod num_classes drawn uniformly from [0, num_classes), all n then shuffled with a
 /// seeded Fisher–Yates permutation (libmixflow’s Philox streams; the same seed gives the same labels on every

@@ -1,5 +1,6 @@
 import CMixflow
 import MixflowTLS
+import MixflowModels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,3 +45,13 @@ private let unknownStatusName = cString("MIXFLOW_ERR_UNKNOWN")
 private func cString(_ s: String) -> UnsafePointer<CChar> {
     UnsafePointer(strdup(s)!)
 }
+
+/// What libmixflow computes with in this process, as "key: value" lines (static storage; never NULL): `cpu`,
+/// `gemm` (libmixflow's own GEMM and its instruction-set path), `gemm paths`, `threads`, `openblas` (its
+/// kernel; used only for float64 metrics and LAPACK) and the builds of the other kernels. For logs and for
+/// quoting next to performance figures; the keys may grow, never change meaning.
+@c public func mixflow_blas_info() -> UnsafePointer<CChar>? {
+    blasInfoString
+}
+
+private let blasInfoString: UnsafePointer<CChar> = cString(ComputeInfo.text)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMixflow
 import MixflowCore
 import MixflowMethod
 import MixflowModels
@@ -9,6 +10,7 @@ struct MixflowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixflow",
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
+        version: "mixflow \(MIXFLOW_VERSION_STRING)\n\(ComputeInfo.text)",
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
 
     /// ArgumentParser's `main`, inside the MPI job when `mpirun` started this process (see Cluster). An error on

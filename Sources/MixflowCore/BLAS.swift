@@ -1,46 +1,54 @@
 internal import CBLAS
+internal import CGemm
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The one door to OpenBLAS. Row-major single-precision GEMM:
+/// The one door to matrix products. Row-major single-precision GEMM:
 /// `C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C`, op = identity or transpose.
 ///
-/// Threading and determinism: OpenBLAS is pinned to one thread (`openblas_set_num_threads(1)`, process
-/// wide, on first use) and libmixflow parallelises GEMMs itself. A large product is cut into tiles of
-/// `tile` rows (or columns) whose boundaries depend only on the shape, never on the thread count, and
-/// the tiles are shared among `threads` workers; K is never split. Every element of C therefore comes
-/// from the same single-threaded OpenBLAS call whatever `threads` is, so results are bit-identical for
-/// any thread count. (It also avoids OpenBLAS's own pool spinning against ours on small products.)
+/// Why libmixflow's own GEMM (Sources/CGemm) and not OpenBLAS: every element of C is one sequential FMA
+/// chain over k, so its bits depend only on its row of A, its column of B and K. OpenBLAS's kernels make a
+/// row's bits depend on its position in the call (Haswell, Zen) or on the call's shape (the small-matrix and
+/// edge kernels of Prescott and SkylakeX), and on which kernel the library picked for the CPU; a sample's
+/// output would then depend on the batch around it, and differ between machines. Ours gives the same bits
+/// for any batch split, thread count, and on the AVX-512, AVX2 and portable paths alike.
+///
+/// Threading: a large product is cut into tiles of `tile` rows (or columns) shared among `threads`
+/// workers; each tile is one single-threaded kernel call. K is never split.
 public enum BLAS {
     /// Rows (or columns) per tile of a split product.
     public static let tile = 256
 
-    /// Pins OpenBLAS to one thread once; Swift runs a static initializer exactly once, thread-safely.
-    static let pinned: Bool = {
-        openblas_set_num_threads(1)
-        return true
-    }()
+    /// The GEMM's instruction-set paths (bit-identical; only the speed differs).
+    public typealias Path = ISALevel
+
+    /// True when this CPU and OS can run the GEMM's `path`.
+    public static func supports(_ path: Path) -> Bool { mfx_gemm_supported(path.rawValue) != 0 }
+
+    /// The micro-kernel's register tile of `path`, rows × columns of C ("12x32").
+    public static func tile(_ path: Path) -> String { String(cString: mfx_gemm_tile(path.rawValue)) }
+
+    /// The path `sgemm` uses: the best the CPU supports and the environment allows (`ISALevel.allowed`).
+    public static let path: Path = ISALevel.best(supports)
 
     /// - Parameters:
     ///   - transA/transB: use Aᵀ / Bᵀ. A is stored [m, k] (or [k, m] when transposed) with row stride lda.
     ///   - beta: 0 overwrites C (C may hold garbage), 1 accumulates.
     ///   - threads: workers sharing the tiles (1 = the calling thread only).
+    ///   - path: the instruction set (tests compare paths; it must be supported).
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1, path: Path = BLAS.path
     ) {
         guard m > 0, n > 0 else { return }
-        _ = pinned
-        guard k > 0 else {
-            // OpenBLAS would still scale C by beta; do that ourselves and skip the call.
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
-            return
-        }
-        // The tiling is a function of (m, n) only.
+        precondition(supports(path), "BLAS.sgemm: path \(path.name) is not supported by this CPU")
         if m >= 2 * tile {
             Parallel.forRanges((m + tile - 1) / tile, threads: threads) { tiles in
                 for t in tiles {
                     let r0 = t * tile, rows = min(tile, m - r0)
-                    call(transA, transB, rows, n, k, alpha, transA ? a + r0 : a + r0 * lda, lda, b, ldb,
+                    call(path, transA, transB, rows, n, k, alpha, transA ? a + r0 : a + r0 * lda, lda, b, ldb,
                          beta, c + r0 * ldc, ldc)
                 }
             }
@@ -48,19 +56,35 @@ public enum BLAS {
             Parallel.forRanges((n + tile - 1) / tile, threads: threads) { tiles in
                 for t in tiles {
                     let c0 = t * tile, cols = min(tile, n - c0)
-                    call(transA, transB, m, cols, k, alpha, a, lda, transB ? b + c0 * ldb : b + c0, ldb,
+                    call(path, transA, transB, m, cols, k, alpha, a, lda, transB ? b + c0 * ldb : b + c0, ldb,
                          beta, c + c0, ldc)
                 }
             }
         } else {
-            call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            call(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         }
     }
 
-    static func call(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+    static func call(_ path: Path, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let status = mfx_sgemm(path.rawValue, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        // The packing buffers are at most ~1.2 MiB; failing to get them is out of memory, as a Swift allocation.
+        precondition(status == 0, "BLAS.sgemm: out of memory for the packing buffers")
     }
+
+    // MARK: - OpenBLAS (float64 evaluation metrics and LAPACK only)
+
+    /// Pins OpenBLAS to one thread, once, before its first use (libmixflow parallelises itself; OpenBLAS's
+    /// own pool would spin against ours). Call before any direct OpenBLAS call.
+    public static func useOpenBLAS() { _ = pinned }
+
+    /// Swift runs a static initializer exactly once, thread-safely.
+    static let pinned: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    /// The kernel set OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Prescott", ...).
+    public static var openBLASCore: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 }

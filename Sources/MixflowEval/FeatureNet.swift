@@ -104,13 +104,10 @@ public final class FeatureNet {
     static let chunk = 32
 
     /// images: [n, inputDim] → features: [n, featureDim] (may be nil), logits: [n, numClasses] (may be nil).
-    /// The caller validates the input is finite; the forward itself never fails. Rows are independent, so the
-    /// result does not depend on n or on how a set is split into calls.
-    ///
-    /// Why every chunk is a full chunk: a BLAS kernel may compute a row differently depending on the shape of
-    /// the call it is part of (OpenBLAS's small-matrix kernels, its edge kernels for a remainder of rows), so
-    /// a short last chunk is padded with zero images to `chunk` rows. Every GEMM then has the same shape
-    /// whatever n is, and a row's bits depend only on the row (tested under several OPENBLAS_CORETYPE kernels).
+    /// The caller validates the input is finite; the forward itself never fails. Rows are independent and an
+    /// image's bits do not depend on its chunk's size or its place in it (every element of a BLAS.sgemm
+    /// product depends only on its own row and column), so the result does not depend on n or on how a set
+    /// is split into calls.
     public func forward(images: UnsafePointer<Float>, count n: Int,
                         features: UnsafeMutablePointer<Float>?, logits: UnsafeMutablePointer<Float>?) {
         // Chunk c always holds images [32c, 32c + 32), whatever the thread count, and rows are independent:
@@ -121,35 +118,10 @@ public final class FeatureNet {
             defer { scratch.free() }
             for c in range {
                 let start = c * Self.chunk, rows = min(Self.chunk, n - start)
-                if rows == Self.chunk {
-                    forwardChunk(images + start * inputDim, rows, &scratch,
-                                 features.map { $0 + start * featureDim }, logits.map { $0 + start * numClasses })
-                    continue
-                }
-                let pad = PaddedChunk(net: self, images: images + start * inputDim, rows: rows)
-                defer { pad.free() }
-                forwardChunk(pad.images, Self.chunk, &scratch, features == nil ? nil : pad.features,
-                             logits == nil ? nil : pad.logits)
-                features.map { ($0 + start * featureDim).update(from: pad.features, count: rows * featureDim) }
-                logits.map { ($0 + start * numClasses).update(from: pad.logits, count: rows * numClasses) }
+                forwardChunk(images + start * inputDim, rows, &scratch,
+                             features.map { $0 + start * featureDim }, logits.map { $0 + start * numClasses })
             }
         }
-    }
-
-    /// A last, short chunk copied into `chunk` rows (zero images after the real ones) with outputs to match.
-    struct PaddedChunk {
-        let images, features, logits: UnsafeMutablePointer<Float>
-
-        init(net: FeatureNet, images source: UnsafePointer<Float>, rows: Int) {
-            let n = FeatureNet.chunk
-            images = .allocate(capacity: n * net.inputDim)
-            images.initialize(repeating: 0, count: n * net.inputDim)
-            images.update(from: source, count: rows * net.inputDim)
-            features = .allocate(capacity: n * net.featureDim)
-            logits = .allocate(capacity: n * net.numClasses)
-        }
-
-        func free() { images.deallocate(); features.deallocate(); logits.deallocate() }
     }
 
     /// Index of the largest logit per row (ties go to the lowest index, as numpy's argmax).

@@ -24,6 +24,7 @@ public struct FeatureStats {
         }
         for j in 0..<d { mean[j] /= Double(n) }
         var cov = [Double](repeating: 0, count: d * d)
+        BLAS.useOpenBLAS()
         // Centre a block of rows in float64, then accumulate its Gram matrix (upper triangle) with dsyrk.
         let block = 2048
         var centred = [Double](repeating: 0, count: min(n, block) * d)
@@ -58,6 +59,7 @@ public enum FrechetDistance {
     public static func distance(_ a: FeatureStats, _ b: FeatureStats) throws -> Double {
         let d = a.dim
         precondition(b.dim == d && a.mean.count == d && a.covariance.count == d * d && b.covariance.count == d * d)
+        BLAS.useOpenBLAS()
         var meanTerm = 0.0
         for j in 0..<d { let t = a.mean[j] - b.mean[j]; meanTerm += t * t }
         var s1 = symmetrised(a.covariance, d)

@@ -77,6 +77,7 @@ public enum KID {
     /// Σ_ij (p_i·q_j / d + 1)^3 over the m × m kernel matrix, leaving out i == j when asked.
     static func kernelSum(_ p: [Double], _ q: [Double], _ m: Int, _ d: Int, _ scale: Double,
                           _ k: inout [Double], excludeDiagonal: Bool) -> Double {
+        BLAS.useOpenBLAS()
         var total = 0.0
         var start = 0
         while start < m {

@@ -68,6 +68,28 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
     }
 }
 
+/// A sample's output does not depend on the batch around it: the same samples at other offsets and in smaller
+/// batches give the same bits (needed for sampling byte-identity across MPI ranks and batch sizes). This holds
+/// because every element of a BLAS.sgemm product depends only on its own row and column; with OpenBLAS a row's
+/// bits depended on its position in the call or on the call's shape.
+@Test func forwardIsBitIdenticalForAnyBatchSplit() throws {
+    // B·T = 640 rows: the whole batch is cut into 3 GEMM tiles of 256 rows, the sub-batches into other shapes.
+    let config = SiTConfig(depth: 1, hidden: 64, heads: 4, patch: 2, inputSize: 16, inChannels: 4, numClasses: 5)
+    let m = try tinyModel(config, threads: 2)
+    let b = 10, s = config.sampleSize
+    let x = randomArray(b * s, seed: 62)
+    let t: [Float] = (0..<b).map { Float($0) / 9 }, y: [Int32] = (0..<b).map { Int32($0 % 6) }
+    var whole = [Float](repeating: 0, count: b * s)
+    try m.forward(x: x, t: t, y: y, batch: b, out: &whole, saveForBackward: false)
+    for (lo, hi) in [(3, 10), (1, 2), (5, 9), (0, 7)] {
+        let n = hi - lo
+        var part = [Float](repeating: 0, count: n * s)
+        try m.forward(x: Array(x[(lo * s)..<(hi * s)]), t: Array(t[lo..<hi]), y: Array(y[lo..<hi]), batch: n,
+                      out: &part, saveForBackward: false)
+        #expect(part == Array(whole[(lo * s)..<(hi * s)]), "samples \(lo)..<\(hi)")
+    }
+}
+
 @Test func backwardAccumulatesAndRequiresAMatchingForward() throws {
     let m = try tinyModel()
     let b = 1, n = m.config.sampleSize

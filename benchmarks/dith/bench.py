@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks" / "gemm"))
+import machine  # noqa: E402  (CPU, ISA, GEMM kernel and sgemm peak of this run)
 SIZES = {"DITDH-S": (12, 384, 6), "DITDH-XL": (28, 1152, 16)}  # encoder depth, width, heads; head 2 x 2048, 16 heads
 
 
@@ -265,19 +267,6 @@ def forward_flops(c, b):
     return b * (c["depth"] * enc + c["head_depth"] * head + rest)
 
 
-def sgemm_peak(threads, repeats):
-    """OpenBLAS cblas_sgemm 1024³ with the same thread count (the ceiling both libraries' GEMMs run under)."""
-    ob = ctypes.CDLL("libopenblas.so.0")
-    fp = ctypes.POINTER(ctypes.c_float)
-    ob.cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, fp, ctypes.c_int, fp, ctypes.c_int, ctypes.c_float,
-                                                     fp, ctypes.c_int]
-    ob.openblas_set_num_threads(threads)
-    n = 1024
-    x, y, z = (np.ones((n, n), np.float32) for _ in range(3))
-    args = (101, 111, 111, n, n, n, 1.0, x.ctypes.data_as(fp), n, y.ctypes.data_as(fp), n, 0.0, z.ctypes.data_as(fp), n)
-    return 2 * n ** 3 / best(lambda: ob.cblas_sgemm(*args), repeats) / 1e9
-
-
 # ---- parent -----------------------------------------------------------------------------------------------
 def child(a, side, out_path):
     cmd = [sys.executable, __file__, "--child", side, "--out", out_path, "--arch", a.arch, "--input", str(a.input),
@@ -335,7 +324,11 @@ def main():
         ratios = [m[p] / t[p] for m, t in zip(mf, th)]
         print(f"| {p} | {span([m[p] for m in mf], '{:.2f}')} s | {span([t[p] for t in th], '{:.2f}')} s | "
               f"{span(ratios, '{:.2f}')}x |")
-    peak, fwd = sgemm_peak(a.threads, 5), forward_flops(c, a.batch)
+    lib = ctypes.CDLL(os.environ.get("MIXFLOW_LIBRARY") or subprocess.check_output(
+        ["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, text=True).strip() + "/libmixflow.so")
+    about, peak = machine.header(lib, a.threads)
+    print(about)
+    fwd = forward_flops(c, a.batch)
     print(f"| GEMM work | {fwd / 1e9:.0f} GFLOP forward, {3 * fwd / 1e9:.0f} GFLOP gradient pass / step | "
           f"sgemm 1024³ peak now: {peak:.0f} GFLOP/s | |")
     for p, work in (("forward", fwd), ("grads", 3 * fwd)):

@@ -1,5 +1,5 @@
 """SiT forward and training-step (forward + MSE + backward, no optimiser) time: libmixflow through ctypes
-against PyTorch CPU on the same weights and batch, plus the OpenBLAS sgemm peak, all in the same run.
+against PyTorch CPU on the same weights and batch, plus the sgemm peak of libmixflow's GEMM, all in the same run.
 
     python3 benchmarks/sit/bench.py [--arch SiT-S/2] [--batch 16] [--threads 2] [--repeats 5]
 
@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks" / "gemm"))
+import machine  # noqa: E402  (CPU, ISA, GEMM kernel and sgemm peak of this run)
 
 
 class ModelParams(C.Structure):  # mirrors mixflow_model_params in include/mixflow_types.h
@@ -103,17 +105,6 @@ def step_flops(cfg, B):
     return fwd, 3 * fwd
 
 
-def sgemm_peak(threads, repeats):
-    ob = C.CDLL("libopenblas.so.0")
-    fp = C.POINTER(C.c_float)
-    ob.cblas_sgemm.argtypes = [C.c_int] * 6 + [C.c_float, fp, C.c_int, fp, C.c_int, C.c_float, fp, C.c_int]
-    ob.openblas_set_num_threads(threads)
-    n = 1024
-    a, b, c = (np.ones((n, n), np.float32) for _ in range(3))
-    args = (101, 111, 111, n, n, n, 1.0, a.ctypes.data_as(fp), n, b.ctypes.data_as(fp), n, 0.0, c.ctypes.data_as(fp), n)
-    return 2 * n ** 3 / best(lambda: ob.cblas_sgemm(*args), repeats) / 1e9
-
-
 def best(fn, repeats):
     fn()
     times = []
@@ -178,12 +169,12 @@ def main():
         return l
     th_time = best(th_step, a.repeats)
     l_ref = th_step().item()
-    peak = sgemm_peak(a.threads, a.repeats)
+    about, peak = machine.header(lib, a.threads)
     err = float(np.abs(out - ref.numpy()).max() / np.abs(ref.numpy()).max())
     ffwd, fstep = step_flops(cfg, B)
     print(f"{a.arch} input {a.input}x{a.input}x{a.channels} batch {B}, {a.threads} threads, torch {torch.__version__}, lib {path}")
     print(f"check: forward max rel diff {err:.2e}; loss {loss.value:.6f} vs torch {l_ref:.6f}")
-    print(f"sgemm 1024^3 peak: {peak:.1f} GFLOP/s")
+    print(about)
     print(f"forward : libmixflow {mf_fwd * 1e3:8.1f} ms  torch {th_fwd * 1e3:8.1f} ms  ratio {mf_fwd / th_fwd:.2f}x  "
           f"({ffwd / mf_fwd / 1e9:.1f} GFLOP/s = {ffwd / mf_fwd / 1e9 / peak:.0%} of peak)")
     print(f"step    : libmixflow {mf_step * 1e3:8.1f} ms  torch {th_time * 1e3:8.1f} ms  ratio {mf_step / th_time:.2f}x  "

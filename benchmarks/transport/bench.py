@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "gemm"))
+import machine  # noqa: E402  (CPU, ISA, GEMM kernel and sgemm peak of this run)
 import mixflow  # noqa: E402
+from mixflow import _lib  # noqa: E402
 
 CASES = [("SiT latents  B=256 D=4x32x32", 256, 4 * 32 * 32), ("RAE latents  B=32  D=768x16x16", 32, 768 * 16 * 16)]
 BYTES_PER_ELEMENT = 28
@@ -66,7 +69,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
     tr = mixflow.Transport.preset("sit", gamma=0.8)
-    print(f"libmixflow {mixflow.__version__}, best of {args.repeats}; ratios > 1 favour libmixflow\n")
+    print(f"libmixflow {mixflow.__version__}, best of {args.repeats}; ratios > 1 favour libmixflow")
+    print(machine.header(_lib.lib, 2)[0])
+    print(f"transport kernels: {mixflow.blas_info().get('transport kernels', '?')}\n")
     print(f"{'case':32s} {'mixflow':>9s} {'GB/s':>6s} {'copy GB/s':>9s} {'vs copy':>8s} {'numpy':>9s} {'vs numpy':>9s}")
     for name, B, D in CASES:
         rng = np.random.default_rng(0)

@@ -1,5 +1,4 @@
 import MixflowCore
-internal import CBLAS
 
 /// Which "ground truth" the Slow Flow diagnostic compares a generated state with (the paper leaves it open;
 /// the answer changes the result, so all three are offered).
@@ -22,7 +21,7 @@ public enum SlowFlowReference: Int32, Sendable, CaseIterable {
 /// σ = 1 − m) the minimiser is the projection m* = ⟨x̂ − x0, x1 − x0⟩/|x1 − x0|² clamped to [0, 1]; for GVP/VP a
 /// 65-point scan of [0, 1] is refined by golden-section search around the best point (robust to the
 /// non-convexity of the trigonometric/exponential coefficients). Nearest data batches ⟨x̂, x1_j⟩ for all j as one
-/// `cblas_sgemm` per grid time.
+/// `BLAS.sgemm` per grid time.
 public enum SlowFlow {
     /// - Parameters:
     ///   - times: [K] model-convention grid times of the trajectory points.
@@ -161,13 +160,13 @@ public enum SlowFlow {
         let q = (0..<numData).map { dot(data + $0 * dim, data + $0 * dim, dim) }
         var s = [Float](repeating: 0, count: batch * numData), a = s
         // S = X0 · Dataᵀ (once); A_k = X̂_k · Dataᵀ (per grid time).
-        gemm(noise, data, batch, numData, dim, &s)
         let workers = Parallel.threads(threads)
+        gemm(noise, data, batch, numData, dim, &s, threads: workers)
         m.withUnsafeMutableBufferPointer { mp in
             let mOut = mp.baseAddress!
             for g in 0..<k {
                 let xk = trajectory + g * batch * dim
-                gemm(xk, data, batch, numData, dim, &a)
+                gemm(xk, data, batch, numData, dim, &a, threads: workers)
                 a.withUnsafeBufferPointer { ap in
                     s.withUnsafeBufferPointer { sp in
                         q.withUnsafeBufferPointer { qp in
@@ -245,10 +244,11 @@ public enum SlowFlow {
     }
 
     /// out[M, N] = A[M, K] · B[N, K]ᵀ (row-major, float32).
-    static func gemm(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rows: Int, _ cols: Int, _ inner: Int, _ out: inout [Float]) {
+    static func gemm(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rows: Int, _ cols: Int, _ inner: Int,
+                     _ out: inout [Float], threads: Int) {
         out.withUnsafeMutableBufferPointer { o in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(inner),
-                        1, a, Int32(inner), b, Int32(inner), 0, o.baseAddress, Int32(cols))
+            BLAS.sgemm(transA: false, transB: true, m: rows, n: cols, k: inner, a: a, lda: inner, b: b, ldb: inner,
+                       beta: 0, c: o.baseAddress!, ldc: cols, threads: threads)
         }
     }
 }

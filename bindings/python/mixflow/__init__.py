@@ -38,6 +38,15 @@ def __getattr__(name):
     raise AttributeError(f"module 'mixflow' has no attribute {name!r}")
 
 
+def blas_info() -> dict:
+    """What libmixflow computes with in this process (``mixflow_blas_info()``): ``cpu``, ``gemm`` (libmixflow's
+    own GEMM and its instruction-set path), ``gemm paths``, ``threads``, ``openblas`` (float64 metrics only) and
+    the builds of the other kernels, as {key: value} strings."""
+    from . import _lib
+    text = _lib.lib.mixflow_blas_info().decode()
+    return dict(line.split(": ", 1) for line in text.splitlines())
+
+
 __all__ = sorted(_LAZY) + ["MixflowError", "InvalidArgument", "InvalidHandle", "OutOfMemory", "IOFailure",
                            "FormatError", "Unsupported", "CallbackError", "Cancelled", "AbiMismatch",
-                           "InternalError", "ABI_VERSION", "__version__"]
+                           "InternalError", "ABI_VERSION", "__version__", "blas_info"]

@@ -187,6 +187,7 @@ _api("mixflow_trainer_set_gradient_hook", [TN, T.GradientFn, ctypes.c_void_p], c
 _api("mixflow_trainer_set_params", [TN, POINTER(T.TrainerParams)], c_int)
 _api("mixflow_trainer_step", [TN, FP, IP, c_int64, c_uint64, FP], c_int)
 _api("mixflow_trainer_step_count", [TN], c_int64)
+_api("mixflow_blas_info", [], c_char_p)
 _api("mixflow_version", [], c_char_p)
 _api("mixflow_version_number", [], c_uint32)
 

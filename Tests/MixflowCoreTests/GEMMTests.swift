@@ -1,0 +1,156 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import MixflowCore
+
+/// libmixflow's GEMM (BLAS.sgemm over Sources/CGemm): each element of C must be the sequential FMA chain
+/// `acc = beta·C; acc = fma(alpha·A[i,p], B[p,j], acc) for p = 0..<K`, whatever the instruction-set path,
+/// thread count, position of the row in the call or shape of the call; and close to a float64 product.
+/// The chain reference below is written independently with Swift's `addingProduct` (IEEE fusedMultiplyAdd).
+@Suite struct GEMMTests {
+    struct Problem {
+        var transA, transB: Bool
+        var m, n, k: Int
+        var alpha, beta: Float
+        var a, b, c: [Float]
+        var lda: Int { transA ? m : k }
+        var ldb: Int { transB ? k : n }
+
+        init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0, seed: UInt64 = 1) {
+            self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k
+            self.alpha = alpha; self.beta = beta
+            var g = SplitMix(seed)
+            a = (0..<(m * k)).map { _ in g.uniform() }
+            b = (0..<(k * n)).map { _ in g.uniform() }
+            c = (0..<(m * n)).map { _ in g.uniform() }
+        }
+
+        func opA(_ i: Int, _ p: Int) -> Float { transA ? a[p * lda + i] : a[i * lda + p] }
+        func opB(_ p: Int, _ j: Int) -> Float { transB ? b[j * ldb + p] : b[p * ldb + j] }
+
+        /// The promised bits: one FMA chain per element.
+        func chain() -> [Float] {
+            var out = c
+            for i in 0..<m { for j in 0..<n {
+                var acc: Float = beta == 0 ? 0 : beta == 1 ? c[i * n + j] : beta * c[i * n + j]
+                for p in 0..<k { acc = acc.addingProduct(alpha == 1 ? opA(i, p) : alpha * opA(i, p), opB(p, j)) }
+                out[i * n + j] = acc
+            } }
+            return out
+        }
+
+        /// The product in float64, and Σ|terms| per element for the tolerance.
+        func float64() -> (value: [Double], magnitude: [Double]) {
+            var v = [Double](repeating: 0, count: m * n), mag = v
+            for i in 0..<m { for j in 0..<n {
+                var s = Double(beta) * Double(c[i * n + j]), t = abs(s)
+                for p in 0..<k { let x = Double(alpha) * Double(opA(i, p)) * Double(opB(p, j)); s += x; t += abs(x) }
+                v[i * n + j] = s; mag[i * n + j] = t
+            } }
+            return (v, mag)
+        }
+
+        func run(path: BLAS.Path, threads: Int = 1, garbageC: Bool = false) -> [Float] {
+            var out = garbageC ? [Float](repeating: .nan, count: m * n) : c
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { cp in
+                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
+                           b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: n, threads: threads, path: path)
+            } } }
+            return out
+        }
+    }
+
+    static let paths = BLAS.Path.allCases.filter(BLAS.supports)
+    static let edgeSizes = [1, 2, 15, 17, 31, 33, 63, 65]
+
+    @Test func activePathIsTheBestSupported() {
+        // On this project's CI machines (AVX-512 Xeons) the AVX-512 path must be active unless disabled.
+        let expected = Self.paths.last!
+        if getenvString("MIXFLOW_DISABLE_AVX2") != "1" && getenvString("MIXFLOW_DISABLE_AVX512") != "1" {
+            #expect(BLAS.path == expected)
+        }
+    }
+
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func everyPathIsTheFMAChainAndCloseToFloat64(transposes: (Bool, Bool)) {
+        for m in Self.edgeSizes { for n in [1, 17, 33, 65] { for k in [1, 7, 300] {
+            for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.125, 0.5)] {
+                let pr = Problem(transA: transposes.0, transB: transposes.1, m: m, n: n, k: k, alpha: alpha, beta: beta,
+                                 seed: UInt64(m * 1000 + n * 10 + k))
+                let expected = pr.chain()
+                for path in Self.paths {
+                    let got = pr.run(path: path)
+                    #expect(got == expected, "path \(path.name) m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) \(transposes)")
+                }
+                let (ref, mag) = pr.float64()
+                let got = pr.run(path: BLAS.path)
+                for i in 0..<(m * n) {
+                    // One rounding per FMA: |error| <= K·u·Σ|terms| (u = 2^-24), with room for alpha·A's rounding.
+                    let tol = Double(k + 2) * 0x1p-24 * mag[i] + 1e-30
+                    #expect(abs(Double(got[i]) - ref[i]) <= tol, "element \(i) m=\(m) n=\(n) k=\(k)")
+                }
+            }
+        } } }
+    }
+
+    @Test func betaZeroOverwritesGarbage() {
+        for path in Self.paths {
+            let pr = Problem(transA: false, transB: true, m: 17, n: 33, k: 65, beta: 0)
+            #expect(pr.run(path: path, garbageC: true) == pr.chain())
+        }
+    }
+
+    @Test func emptyKScalesC() {
+        for path in Self.paths {
+            var pr = Problem(transA: false, transB: false, m: 5, n: 7, k: 0, beta: 0.5)
+            #expect(pr.run(path: path) == pr.c.map { 0.5 * $0 })
+            pr.beta = 0
+            #expect(pr.run(path: path, garbageC: true) == [Float](repeating: 0, count: 35))
+        }
+    }
+
+    /// Large enough for several cache blocks of K (256) and N (1024) and for the 256-row/column thread tiles.
+    @Test(arguments: [(530, 24, 520), (20, 1100, 300)])
+    func blockedAndThreadedProductsAreTheChain(shape: (Int, Int, Int)) {
+        for (ta, tb) in [(false, true), (true, false)] {
+            let pr = Problem(transA: ta, transB: tb, m: shape.0, n: shape.1, k: shape.2, alpha: 1, beta: 1, seed: 7)
+            let expected = pr.chain()
+            for path in Self.paths where path != .portable {
+                for threads in [1, 2, 3] { #expect(pr.run(path: path, threads: threads) == expected, "\(path.name) \(threads)") }
+            }
+        }
+    }
+
+    /// A row's bits do not depend on where it sits in the call or on how many rows the call has (the property
+    /// OpenBLAS lacks): rows [o, o + len) of a product of A equal the product of A[o ..< o + len].
+    @Test func rowsDoNotDependOnPositionOrBatchSplit() {
+        let full = Problem(transA: false, transB: true, m: 77, n: 384, k: 384, seed: 3)
+        for path in Self.paths {
+            let whole = full.run(path: path)
+            for (o, len) in [(1, 76), (5, 3), (13, 64), (31, 1), (40, 37)] {
+                var part = full
+                part.m = len
+                part.a = Array(full.a[(o * full.k)..<((o + len) * full.k)])
+                part.c = Array(full.c[(o * full.n)..<((o + len) * full.n)])
+                #expect(part.run(path: path) == Array(whole[(o * full.n)..<((o + len) * full.n)]), "\(path.name) offset \(o)")
+            }
+        }
+    }
+}
+
+/// A deterministic uniform generator in [-1, 1) for test matrices (splitmix64).
+struct SplitMix {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func uniform() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(z >> 40) * 0x1p-23 - 1
+    }
+}
+
+func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }

@@ -1,0 +1,48 @@
+"""What a benchmark ran on, printed at its top: the CPU model, the ISA flags libmixflow uses, the GEMM kernel
+(mixflow.blas_info()) and libmixflow's sgemm peak (1024³, measured in the same run with the bench's threads).
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gemm")); import machine
+    print(machine.header(lib, threads))          # lib: a ctypes CDLL of libmixflow.so, or None
+"""
+import ctypes
+import functools
+import subprocess
+import tempfile
+from pathlib import Path
+
+import bench as gemm_bench
+
+# ISA flags that decide which builds libmixflow runs (the GEMM's and the kernels' paths).
+USED_FLAGS = ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma")
+PATH_NUMBERS = {"avx512": 2, "avx2": 1, "portable": 0}
+
+
+@functools.lru_cache(maxsize=None)
+def _harness():
+    return gemm_bench.build(tempfile.mkdtemp(prefix="mixflow-gemm-"))
+
+
+def gemm_peak(threads, path=None, seconds=0.5):
+    """libmixflow's sgemm GFLOP/s at 1024³ (best of repeated runs), on `path` (default: the best the CPU has)."""
+    for name in ([path] if path else list(PATH_NUMBERS)):
+        args = [str(_harness()), "ours", str(PATH_NUMBERS[name]), str(threads), str(seconds), "0", "0",
+                "1024", "1024", "1024", "1"]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+        if out != "unsupported":
+            return float(out), name
+    raise RuntimeError("no GEMM path runs here")
+
+
+def header(lib, threads):
+    model, isa = gemm_bench.cpu_info()
+    lines = [f"CPU: {model}; ISA flags: {' '.join(f for f in isa if f in USED_FLAGS)}"]
+    if lib is not None:
+        lib.mixflow_blas_info.restype = ctypes.c_char_p
+        info = dict(l.split(": ", 1) for l in lib.mixflow_blas_info().decode().splitlines())
+        lines.append(f"GEMM: {info.get('gemm', '?')}; OpenBLAS: {info.get('openblas', '?')}")
+        path = info.get("gemm", "").split(" ")[1] if info.get("gemm", "").startswith("libmixflow ") else None
+    else:
+        path = None
+    peak, used = gemm_peak(threads, path if path in PATH_NUMBERS else None)
+    lines.append(f"sgemm peak (libmixflow {used}, 1024^3, {threads} threads, this run): {peak:.1f} GFLOP/s")
+    return "\n".join(lines), peak
