@@ -6,13 +6,12 @@ SiT-XL/2 for planning a cluster run.
     python3 benchmarks/scaleout/bench.py [--steps 4] [--repeats 3]
 
 The two configurations alternate `repeats` times and the best of each is kept (other jobs on a shared
-machine only ever slow a run down). Every figure is printed with the CPU, its vector ISA and the GEMM kernel.
+machine only ever slow a run down). Every figure is printed with the CPU, its ISA flags and the GEMM kernel (benchmarks/gemm/machine.py).
 Needs the release library (swift build -c release), Open MPI and mpi4py (scripts/install-deps.sh).
 """
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "gemm"))
 GLOBAL_BATCH = 32
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_btl": "self,vader",
            "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OMPI_MCA_oob_tcp_if_include": "lo"}
@@ -88,22 +88,6 @@ def run(ranks, threads, steps):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def machine():
-    """CPU model, vector ISA and the GEMM kernel the library's BLAS runs on this CPU."""
-    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
-    flags = set(re.search(r"flags\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1).split())
-    isa = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "sse2")
-    try:
-        import ctypes
-        blas = ctypes.CDLL("libopenblas.so.0")
-        blas.openblas_get_corename.restype = ctypes.c_char_p
-        kernel = f"OpenBLAS {blas.openblas_get_corename().decode()} kernel"
-    except OSError:
-        kernel = "unknown GEMM"
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {isa.upper()}, {kernel}" + (
-        f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if "OPENBLAS_CORETYPE" in os.environ else "")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=4)
@@ -120,7 +104,9 @@ def main():
             if (ranks, threads) not in best or r["step"] < best[ranks, threads]["step"]:
                 best[ranks, threads] = r
     one, two = best[1, 2], best[2, 1]
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end")
+    import machine  # CPU, ISA, GEMM kernel and sgemm peak of this run
+    from mixflow import _lib
+    print(machine.header(_lib.lib, 2)[0] + f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     print(f"SiT-S/2, 32x32x4 latents, global batch {GLOBAL_BATCH}, {one['params']:,} parameters; "
           f"best of {a.repeats} x {a.steps} steps\n")
     print("| configuration | step | steps/s | samples/s | in the gradient hook | bare all-reduce |")
