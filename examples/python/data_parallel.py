@@ -2,7 +2,7 @@
 its slice of the global batch, and the hook averages the gradients across ranks with one MPI Allreduce
 before the update, so every replica applies the same step and the replicas stay bit-identical.
 
-    mpirun -n 2 python3 examples/python/data_parallel.py [STEPS]
+    mpirun -n 2 python3 examples/python/data_parallel.py [STEPS [CHECKPOINT]]
     (as root add --allow-run-as-root; on one machine with fewer cores than ranks add --oversubscribe)
 
 Two things make the split exact: `first_sample` (each rank passes the global index of its first row, so t, m,
@@ -10,7 +10,9 @@ noise and class dropout of every sample are the ones a single process would draw
 mean-loss gradient by its share of the rows before the sum (slices may differ by one row; the weighted sum
 is the gradient of the global mean loss). At the end the example checks both claims: the replicas are
 bit-identical, and rank 0, training alone on the whole batch, gets the same weights up to float summation
-order (1e-5 relative to the largest weight). Exit status 0 when both hold, 1 otherwise, 77 skipped
+order (1e-5 relative to the largest weight). With CHECKPOINT it resumes from that file when it exists and
+saves there at the end, so a run can continue with another number of ranks (the check still compares with one
+process training from step 0). Exit status 0 when both hold, 1 otherwise, 77 skipped
 (Fashion-MNIST missing).
 """
 import sys
@@ -57,13 +59,15 @@ def allreduce_hook(comm, rows):
     return hook
 
 
-def train(x, y, steps, comm=None):
-    """Trains `steps` steps on this rank's slices (the whole batch without `comm`); returns the trainer."""
-    trainer = make_trainer()
+def train(x, y, steps, comm=None, checkpoint=None):
+    """Trains up to step `steps` on this rank's slices (the whole batch without `comm`), starting from
+    `checkpoint` when it exists (written by a run with any number of ranks); returns the trainer."""
+    resume = checkpoint is not None and Path(checkpoint).exists()
+    trainer = mixflow.Trainer.resume(checkpoint, num_threads=1) if resume else make_trainer()
     rows = rank_slice(comm.rank, comm.size) if comm else slice(0, GLOBAL_BATCH)
     if comm:
         trainer.set_gradient_hook(allreduce_hook(comm, rows.stop - rows.start))
-    for step in range(steps):
+    for step in range(trainer.step_count, steps):
         xb, yb = minibatch(x, y, step)
         trainer.step(xb[rows], yb[rows], first_sample=rows.start)
     return trainer
@@ -80,6 +84,7 @@ def main():
     sys.excepthook = abort_on_error
     comm = MPI.COMM_WORLD
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    checkpoint = sys.argv[2] if len(sys.argv) > 2 else None
     if comm.size > GLOBAL_BATCH:
         sys.exit(f"at most {GLOBAL_BATCH} ranks (one row each), got {comm.size}")
     try:
@@ -88,12 +93,14 @@ def main():
         print(f"skipped: {e}")
         sys.exit(77)
     x = x[:, None]
-    state = train(x, y, steps, comm).model.state_dict()
-    flat = np.concatenate([v.ravel() for v in state.values()])
+    trainer = train(x, y, steps, comm, checkpoint)
+    flat = np.concatenate([v.ravel() for v in trainer.model.state_dict().values()])
     # Replicas: every rank compares its weights with rank 0's.
     identical = comm.allreduce(bool(np.array_equal(flat, comm.bcast(flat, root=0))), op=MPI.LAND)
     if comm.rank != 0:
         sys.exit(0 if identical else 1)
+    if checkpoint:
+        trainer.save(checkpoint)                    # rank 0 writes (atomically); any number of ranks resumes
     reference = train(x, y, steps).model.state_dict()
     ref = np.concatenate([v.ravel() for v in reference.values()])
     worst = float(np.abs(flat - ref).max() / np.abs(ref).max())

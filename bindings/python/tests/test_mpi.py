@@ -228,3 +228,13 @@ def test_python_example_on_mpi4py(ranks):
     r = mpirun(ranks, sys.executable, ROOT / "examples" / "python" / "data_parallel.py", 3)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "replicas bit-identical: True" in r.stdout
+
+
+def test_python_example_resumed_with_another_rank_count(tmp_path):
+    pytest.importorskip("mpi4py")
+    example, checkpoint = ROOT / "examples" / "python" / "data_parallel.py", tmp_path / "dp.mixflow"
+    assert mpirun(2, sys.executable, example, 2, checkpoint).returncode == 0
+    assert mixflow.Trainer.resume(checkpoint).step_count == 2
+    r = mpirun(3, sys.executable, example, 4, checkpoint)   # continues to step 4; checks against one process from 0
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert mixflow.Trainer.resume(checkpoint).step_count == 4
