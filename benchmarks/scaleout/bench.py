@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks" / "gemm"))
 GLOBAL_BATCH = 32
+# Open MPI's defaults (shared memory with single-copy CMA between the ranks), allowed as root, on loopback.
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_btl": "self,vader",
-           "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OMPI_MCA_oob_tcp_if_include": "lo"}
+           "OMPI_MCA_oob_tcp_if_include": "lo"}
 
 
 def sit_parameters(depth, hidden, patch, channels=4, input_size=32, classes=1000, learn_sigma=True):
