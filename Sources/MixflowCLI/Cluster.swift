@@ -110,8 +110,11 @@ final class Cluster {
 
     /// Gathers every rank's slice `local` (its `slice(of: total)` rows of `width` floats) on rank 0 in rank order:
     /// the whole [total, width] array on rank 0, nil on the others.
-    func gather(_ local: [Float], total: Int, width: Int) -> [Float]? {
+    func gather(_ local: [Float], total: Int, width: Int) throws -> [Float]? {
         guard let mpi else { return local }
+        guard total <= Int(Int32.max) else {   // MPI counts rows in int
+            throw MixflowError.invalidArgument("at most \(Int32.max) samples can be gathered across ranks, got \(total)")
+        }
         let counts = sliceCounts(of: total)
         var offsets = [Int32](repeating: 0, count: size)
         for r in 1..<size { offsets[r] = offsets[r - 1] + Int32(counts[r - 1]) }

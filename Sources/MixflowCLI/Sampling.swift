@@ -239,7 +239,7 @@ func sampleAcrossRanks(model: NativeModel, guide: NativeModel? = nil, sampler: S
     let local = count == 0 ? (x: [Float](), nfe: 0)
         : try sampleImages(model: model, guide: guide, sampler: sampler, labels: Array(labels[first..<(first + count)]),
                            seed: seed, firstSample: first)
-    guard let x = cluster.gather(local.x, total: labels.count, width: model.sampleDim) else { return nil }
+    guard let x = try cluster.gather(local.x, total: labels.count, width: model.sampleDim) else { return nil }
     return (x, local.nfe)
 }
 
