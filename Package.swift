@@ -52,15 +52,16 @@ let package = Package(
         ),
         // File formats: validated ONNX tensor I/O (external data included), atomic writes; SiT <-> ONNX
         // (checkpoint import/export and the runnable forward graph), hence the dependency on MixflowModels.
-        .target(name: "MixflowIO", dependencies: ["MixflowCore", "MixflowModels", "OnnxShim"]),
+        .target(name: "MixflowIO", dependencies: ["MixflowCore", "MixflowModels", "OnnxShim", "CZlib"]),
         // ---- data and evaluation: IDX reader, the Fashion-MNIST feature net, FD / KID / conditional accuracy ----
         .target(name: "MixflowEval", dependencies: ["MixflowCore", "CBLAS", "CZlib"]),
         // THE C API: @c wrappers that validate, convert and delegate.
         .target(
             name: "Mixflow",
             dependencies: ["CMixflow", "MixflowTLS", "MixflowCore", "MixflowMethod", "MixflowModels", "MixflowIO", "MixflowEval"],
+            // SONAME libmixflow.so.<MIXFLOW_VERSION_MAJOR>: scripts/install.sh installs libmixflow.so.X.Y.Z under it.
             linkerSettings: [.unsafeFlags([
-                "-Xlinker", "-soname=libmixflow.so",
+                "-Xlinker", "-soname=libmixflow.so.0",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/mixflow.map",
             ])]
         ),

@@ -6,21 +6,8 @@
  * ("MixFlow Training: Alleviating Exposure Bias with Slowed Interpolation Mixture", arXiv 2512.19311)
  * and samples from them.
  *
- * Conventions (the header is the spec: what is not stated at a declaration is not promised):
- *  - Every fallible function returns mixflow_status. On failure, mixflow_last_error() returns a message
- *    naming the function, the argument, the value received and the value expected. On success the
- *    message is cleared.
- *  - Buffers are float32, C-contiguous, allocated by the caller; every pointer travels with its shape.
- *    Outputs never alias inputs unless the documentation says so. Optional outputs say "may be NULL".
- *  - Handles come from exactly one _create/_load and go back through exactly one _free (NULL is a no-op).
- *  - Params structs start with struct_size and are filled by their _default_params function, which takes
- *    the caller's sizeof so that the struct can grow without breaking old callers.
- *  - Threads: stateless functions are safe from any thread. A handle is used by one thread at a time.
- *    Callbacks run synchronously on the calling thread, never concurrently, never after the call returns.
- *    Internal worker threads never call user code.
- *  - Determinism: same inputs and seed give the same bits for any num_threads and any batch split;
- *    randomness comes from a counter-based generator keyed by (seed, step, sample index).
- *  - The library never prints.
+ * The conventions (errors, ownership, params structs and struct_size, threads, determinism, time) are
+ * stated once, at the top of mixflow.h.
  */
 #ifndef MIXFLOW_TYPES_H
 #define MIXFLOW_TYPES_H

@@ -26,7 +26,9 @@ fi
 CC=$(dirname "$(command -v swift)")/clang
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python3 scripts/gen-capi-sweep.py > "$tmp/sweep.c"
-"$CC" -std=c11 -g -O1 -fsanitize=address -fno-omit-frame-pointer -Wall -Wno-unused-function -isystem include \
-    "$tmp/sweep.c" -o "$tmp/sweep" -L"$LIBDIR" -lmixflow -Wl,-rpath,"$LIBDIR" -lm
+# The program asks for the SONAME, libmixflow.so.0: $tmp holds that name for the build's file.
+ln -s "$LIBDIR/libmixflow.so" "$tmp/libmixflow.so.0"
+"$CC" -std=c11 -g -O1 -fsanitize=address -fno-omit-frame-pointer -Wall -Wno-unused-function -I include \
+    "$tmp/sweep.c" -o "$tmp/sweep" -L"$LIBDIR" -lmixflow -Wl,-rpath,"$tmp" -lm
 # Leaks are not this test's subject (the Swift runtime keeps caches alive); memory errors and traps are.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 SWIFT_BACKTRACE=enable=no "$tmp/sweep" "${args[@]}" "$PWD"

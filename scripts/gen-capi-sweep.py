@@ -95,26 +95,19 @@ FLOAT_TYPES = {"double": ["NAN", "INFINITY", "-INFINITY"], "float": ["NAN", "INF
 
 
 def parse_header(text: str):
+    """[(return type, name, [(type, name)])] of the prototypes in mixflow.h (comments dropped; a prototype
+    starts at column 0 and may wrap)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     functions = []
-    for line in text.splitlines():
-        if not line.startswith("SWIFT_EXTERN "):
-            continue
-        decl = line[len("SWIFT_EXTERN "):]
-        decl = decl.split(" SWIFT_NOEXCEPT")[0].rstrip(";").strip()
-        decl = re.sub(r"\s*_Nullable|\s*_Nonnull", "", decl)
-        head, args = decl.split("(", 1)
-        args = args.rsplit(")", 1)[0].strip()
-        ret, name = head.rsplit(None, 1)
-        while name.startswith("*"):
-            ret, name = ret + " *", name[1:]
+    for m in re.finditer(r"^([a-z][^;(#]*?)\b(mixflow_\w+)\(([^)]*)\)[^;]*;", text, re.M):
+        ret, name, args = m.group(1).strip(), m.group(2), " ".join(m.group(3).split())
         params = []
         if args and args != "void":
             for a in args.split(","):
                 a = a.strip()
-                m = re.match(r"(.*?)([A-Za-z_][A-Za-z0-9_]*)$", a)
-                ptype, pname = m.group(1).strip(), m.group(2)
-                params.append((ptype, pname))
-        functions.append((ret.strip(), name, params))
+                pm = re.match(r"(.*?)([A-Za-z_][A-Za-z0-9_]*)$", a)
+                params.append((pm.group(1).strip(), pm.group(2)))
+        functions.append((ret, name, params))
     return functions
 
 
@@ -225,7 +218,7 @@ def emit(functions) -> str:
                     v = f"(uint32_t)sizeof({st})" if st else "64"
                 args.append(v)
             label = fn if variant is None else f"{fn}.{params[variant[0]][1]}={variant[1]}"
-            decls = "".join(f" {pt.replace('* *', '*').replace('const', '').strip()} oh_{i} = NULL;"
+            decls = "".join(f" {pt.replace('const', '').replace('*', '').strip()} *oh_{i} = NULL;"
                             for i, (pt, _) in enumerate(params) if kinds[i] == "out_handle")
             decls += "".join(f" {struct_of[i]} po_{i}; memset(&po_{i}, 0, sizeof po_{i});" for i in struct_of)
             frees = "".join(f" if (oh_{i}) {pt.replace('const', '').replace('*', '').strip()}_free(oh_{i});"

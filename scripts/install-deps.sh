@@ -6,6 +6,7 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 PACKAGES=(libopenblas-dev libonnx-dev libprotobuf-dev pkg-config dataset-fashion-mnist libonnx-testdata
           zlib1g-dev   # zlib1g-dev: gzip IDX files (data and evaluation)
+          cmake        # cmake: scripts/test-packaging.sh checks docs/install.md's pkg_check_modules usage
           openmpi-bin libopenmpi-dev)  # MPI for the data-parallel entry points (never linked by libmixflow.so)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite (what CI runs): Swift tests, the header check, the C examples, the Python tests and
-# examples, and the Swift tests again under AddressSanitizer.
+# The whole test suite (what CI runs): Swift tests, the header check, the C examples, installing (C and Python),
+# the Python tests and examples, and the Swift tests again under AddressSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -12,6 +12,9 @@ step "release build";              swift build -c release
 step "header check";               scripts/gen-header.sh --check
 step "Swift tests";                swift test 2>&1 | tail -n 30
 step "C examples";                 make -C examples/c run
+# Installs into a temporary prefix and builds + runs a C program with pkg-config only, without the Swift
+# toolchain; builds the wheel and imports it in a fresh venv from another folder (4-8 min: a -static-stdlib build).
+step "install, pkg-config and wheel"; scripts/test-packaging.sh
 step "Python tests";               (cd bindings/python && python3 -m pytest -q tests)
 # Examples that take a minute in full have a --quick mode for CI; exit code 77 means "skipped" (it says why).
 # data_parallel.py runs under mpirun in tests/test_mpi.py.

@@ -1,2 +1,2 @@
-/* System zlib (Debian zlib1g-dev), used only to inflate .gz IDX files. */
+/* System zlib (Debian zlib1g-dev): inflates .gz IDX files, deflates PNG grids. */
 #include <zlib.h>

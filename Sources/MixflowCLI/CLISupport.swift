@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
 import MixflowEval
+import MixflowMethod
 
 /// Wall-clock time since creation, printed as "1m23s".
 struct Stopwatch: CustomStringConvertible {
@@ -20,13 +22,14 @@ func format(_ seconds: Double) -> String {
     return s >= 60 ? "\(s / 60)m\(s % 60 < 10 ? "0" : "")\(s % 60)s" : "\(s)s"
 }
 
-/// A one-line progress bar with an ETA, redrawn in place on a terminal (plain lines otherwise).
+/// A one-line progress bar with an ETA on stderr (so that stdout can be piped), redrawn in place on a terminal
+/// (plain lines otherwise).
 final class Progress {
     let label: String, total: Int
     let watch = Stopwatch()
     var first: Int?
     var lastDraw = 0.0
-    let tty = isatty(1) != 0
+    let tty = isatty(2) != 0
 
     init(label: String, total: Int) { self.label = label; self.total = total }
 
@@ -40,12 +43,27 @@ final class Progress {
         let width = 30, filled = total > 0 ? width * done / total : width
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let line = "\(label) [\(bar)] \(done)/\(total)  \(note)  elapsed \(format(t)), eta \(format(eta))"
-        print(tty ? "\r\(line)\u{1B}[K" : line, terminator: tty ? "" : "\n")
-        fflush(stdout)
+        fputs(tty ? "\r\(line)\u{1B}[K" : line + "\n", stderr)
     }
 
-    func finish() { if tty { print("") } }
+    func finish() { if tty { fputs("\n", stderr) } }
 }
+
+/// Fails validation unless `path` is a readable file; `option` names the command-line option it came from.
+func requireFile(_ path: String, _ option: String) throws {
+    guard access(path, R_OK) == 0 else { throw ValidationError("\(option): cannot read \(path)") }
+}
+
+/// Fails validation unless `value` is in `range`; the message names the command-line option.
+func requireRange<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ option: String) throws {
+    guard range.contains(value) else {
+        throw ValidationError("\(option) must be in [\(range.lowerBound), \(range.upperBound)], got \(value)")
+    }
+}
+
+/// The sampler methods the commands accept, by name.
+let samplerMethods: [String: SamplerMethod] = ["euler": .euler, "heun": .heun, "midpoint": .midpoint, "rk4": .rk4,
+                                               "dopri5": .dopri5]
 
 /// Left-aligned first column, right-aligned others.
 func formatTable(_ rows: [[String]]) -> String {

@@ -20,8 +20,17 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Folder with the feature net and the reference statistics.") var featnet = "share/featnet"
     @Option(help: "Folder with the Fashion-MNIST IDX files (the test images are KID's reference).")
     var data = "/usr/share/datasets/fashion-mnist"
-    @Option(help: "KID subsets.") var kidSubsets = 50
-    @Option(help: "KID subset size (0 = min(n, 1000)).") var kidSubsetSize = 0
+    @Option(parsing: .unconditional, help: "KID subsets.") var kidSubsets = 50
+    @Option(parsing: .unconditional, help: "KID subset size (0 = min(n, 1000)).") var kidSubsetSize = 0
+
+    /// Every option and input file, before anything is read (the sampling options validate themselves).
+    func validate() throws {
+        try requireRange(kidSubsets, 1...100_000, "--kid-subsets")
+        if kidSubsetSize != 0 { try requireRange(kidSubsetSize, 2...max(2, options.n), "--kid-subset-size") }
+        guard options.n >= 2 else { throw ValidationError("--n must be >= 2 to score samples, got \(options.n)") }
+        for file in ["fmnist-cnn.mxfnet", "fmnist-test-stats.mxfstat"] { try requireFile("\(repositoryPath(featnet))/\(file)", "--featnet") }
+        try requireFile("\(data)/t10k-images-idx3-ubyte.gz", "--data")
+    }
 
     mutating func run() throws {
         options.threads = Cluster.current.threads(options.threads)
@@ -30,17 +39,14 @@ struct EvalCommand: ParsableCommand {
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
         let real = try readImages("\(data)/t10k-images-idx3-ubyte.gz")
         guard real.count % net.inputDim == 0 else {
-            throw ValidationError("\(data)/t10k-images-idx3-ubyte.gz does not hold \(net.inputDim)-pixel images")
+            throw MixflowError.invalidArgument("\(data)/t10k-images-idx3-ubyte.gz does not hold \(net.inputDim)-pixel images")
         }
         let subsetSize = kidSubsetSize == 0 ? min(options.n, 1000) : kidSubsetSize
-        guard kidSubsets >= 1, subsetSize >= 2, subsetSize <= options.n else {
-            throw ValidationError("--kid-subsets must be >= 1 and --kid-subset-size in [2, --n], got \(kidSubsets) and \(subsetSize)")
-        }
         let evaluation = try Evaluation(net: net, reference: reference, samples: options.n, seed: options.seed, threads: options.threads)
         guard let r = try options.run(trajectory: false) else { return }   // ranks > 0 only sample their share
         let n = options.n, d = net.featureDim
         guard r.model.sampleDim == net.inputDim else {
-            throw ValidationError("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")
+            throw MixflowError.invalidArgument("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")
         }
         let scored = try evaluation.score(r.x, convention: r.config.convention, labels: r.labels)
         let realCount = real.count / net.inputDim

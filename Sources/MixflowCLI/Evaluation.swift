@@ -32,7 +32,7 @@ struct Evaluation {
     /// rule) and scaled back to [-1, 1] as the feature net expects.
     func score(_ x: [Float], convention: TimeConvention, labels: [Int32]) throws -> (fd: Double, accuracy: Double, features: [Float]) {
         guard x.count == samples * net.inputDim, labels.count == samples else {
-            throw ValidationError("the feature net scores \(samples) images of \(net.inputDim) values; got \(x.count) values and \(labels.count) labels")
+            throw MixflowError.invalidArgument("the feature net scores \(samples) images of \(net.inputDim) values; got \(x.count) values and \(labels.count) labels")
         }
         let images = x.map { Float(ImageQuantization.byte($0, convention)) / 127.5 - 1 }
         let features = net.features(of: images, count: samples)

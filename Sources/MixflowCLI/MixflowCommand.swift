@@ -10,7 +10,7 @@ struct MixflowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixflow",
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
-        version: "mixflow \(MIXFLOW_VERSION_STRING)\n\(ComputeInfo.text)",
+        version: versionText,
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
 
     /// ArgumentParser's `main`, inside the MPI job when `mpirun` started this process (see Cluster). An error on
@@ -37,6 +37,10 @@ struct MixflowCommand: ParsableCommand {
     }
 }
 
+/// `mixflow --version`: the library version and ABI (mixflow_types.h), then what it computes with (ComputeInfo:
+/// CPU, GEMM path, OpenBLAS core, threads), as mixflow_blas_info() reports it.
+let versionText = "mixflow \(MIXFLOW_VERSION_STRING) (ABI \(MIXFLOW_ABI_VERSION))\n\(ComputeInfo.text)"
+
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sample",
         abstract: "Sample a SiT or DiT^DH checkpoint (optionally with CFG or autoguidance); write a PNG grid and/or an ADM-format .npz (arr_0 uint8 NHWC).",
@@ -51,8 +55,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "float32 .npy of the raw samples [n, C, S, S] (RAE: the latents to decode with RAE's decoder).")
     var latents: String?
     @Option(help: "int32 .npy of the class labels the samples were drawn with.") var saveLabels: String?
-    @Option(help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
+    @Option(parsing: .unconditional, help: "PyTorch pixel_shuffle factor r applied to the samples before --grid/--npz: [C*r*r, S, S] -> [C, S*r, S*r] (undoes a pixel_unshuffle latent).")
     var depthToSpace = 1
+
+    func validate() throws { try requireRange(depthToSpace, 1...64, "--depth-to-space") }
 
     mutating func run() throws {
         options.threads = Cluster.current.threads(options.threads)
@@ -89,7 +95,7 @@ struct SampleCommand: ParsableCommand {
         let (images, channels, size) = try MixflowCLI.depthToSpace(r.x, count: n, channels: m.inChannels, size: m.inputSize, factor: depthToSpace)
         if let grid {
             guard channels == 1 || channels == 3 else {
-                throw ValidationError("--grid needs 1- or 3-channel images; the samples have \(channels) channels (see --depth-to-space)")
+                throw MixflowError.invalidArgument("--grid needs 1- or 3-channel images; the samples have \(channels) channels (see --depth-to-space)")
             }
             let g = images.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: channels, size: size, columns: 16) }
             try PNG.write(path: grid, pixels: g.pixels, width: g.width, height: g.height, channels: channels)
@@ -126,22 +132,34 @@ struct SlowFlowCommand: ParsableCommand {
     @Option(help: "endpoint, nearest-data or noise-level.") var reference = "endpoint"
     @Option(help: "Folder with the Fashion-MNIST IDX files (nearest-data and noise-level).")
     var data = "/usr/share/datasets/fashion-mnist"
-    @Option(help: "Training images used as the data for nearest-data and noise-level.") var dataPoints = 10000
-    @Option(help: "Coverage quantile for suggest_gamma.") var coverage = 0.95
+    @Option(parsing: .unconditional, help: "Training images used as the data for nearest-data and noise-level.") var dataPoints = 10000
+    @Option(parsing: .unconditional, help: "Coverage quantile for suggest_gamma, in (0, 1].") var coverage = 0.95
     @Option(help: "CSV file for the per-time statistics.") var csv: String?
     @Option(help: "JSON file for the per-time statistics.") var json: String?
 
-    func run() throws {
+    /// Every option and input file, before anything is read (the sampling options validate themselves).
+    func validate() throws {
+        let kind = try referenceChoice()
+        try requireRange(dataPoints, 1...Int(Int32.max), "--data-points")
+        guard coverage.isFinite, coverage > 0, coverage <= 1 else { throw ValidationError("--coverage must be in (0, 1], got \(coverage)") }
+        if kind != .endpoint { try requireFile("\(data)/train-images-idx3-ubyte.gz", "--data") }
+    }
+
+    func referenceChoice() throws -> SlowFlowReference {
         guard let kind = SlowFlowReference.allCases.first(where: { $0.cliName == reference }) else {
             throw ValidationError("--reference must be endpoint, nearest-data or noise-level, got \(reference)")
         }
-        guard dataPoints >= 1 else { throw ValidationError("--data-points must be >= 1, got \(dataPoints)") }
+        return kind
+    }
+
+    func run() throws {
+        let kind = try referenceChoice()
         let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
         let r = try options.run(trajectory: true)!
         let dim = r.model.sampleDim
         if kind != .endpoint {
-            guard data.count % dim == 0 else { throw ValidationError("the images in \(self.data) do not have the model's \(dim) values") }
+            guard data.count % dim == 0 else { throw MixflowError.invalidArgument("the images in \(self.data) do not have the model's \(dim) values") }
             count = min(dataPoints, data.count / dim)
         }
         let measured = try r.traj.withUnsafeBufferPointer { tb in

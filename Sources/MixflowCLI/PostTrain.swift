@@ -33,16 +33,58 @@ struct PostTrainCommand: ParsableCommand {
     @Option(help: "Folder with the Fashion-MNIST IDX files.") var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Folder with the feature net and the reference statistics.") var featnet = "share/featnet"
     @Option(help: "Output folder (rerunning resumes from its checkpoints).") var out = "runs/posttrain"
-    @Option(help: "Post-training steps per method.") var steps = 200
-    @Option(help: "Batch size.") var batch = 64
-    @Option(help: "Learning rate (constant).") var lr = 1e-4
-    @Option(help: "EMA decay of the post-trained weights.") var ema = 0.99
-    @Option(help: "gamma, or \"auto\" for suggest_gamma on the base model (nearest-data Slow Flow, 95 % coverage).") var gamma = "auto"
-    @Option(help: "Generated samples per evaluation (the same count, noise and labels for every model).") var evalSamples = 250
-    @Option(help: "Sampling grid sizes to evaluate (grid points, SiT convention).") var evalSteps = "10,20,50"
+    @Option(parsing: .unconditional, help: "Post-training steps per method.") var steps = 200
+    @Option(parsing: .unconditional, help: "Batch size.") var batch = 64
+    @Option(parsing: .unconditional, help: "Learning rate (constant).") var lr = 1e-4
+    @Option(parsing: .unconditional, help: "EMA decay of the post-trained weights.") var ema = 0.99
+    @Option(parsing: .unconditional, help: "gamma in [0, 1], or \"auto\" for suggest_gamma on the base model (nearest-data Slow Flow, 95 % coverage).") var gamma = "auto"
+    @Option(parsing: .unconditional, help: "Generated samples per evaluation (the same count, noise and labels for every model).") var evalSamples = 250
+    @Option(parsing: .unconditional, help: "Sampling grid sizes to evaluate (grid points, SiT convention).") var evalSteps = "10,20,50"
     @Option(help: "Samplers to evaluate.") var evalMethods = "euler,heun"
-    @Option var seed: UInt64 = 0
-    @Option(help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
+    @Option(parsing: .unconditional) var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
+
+    /// Every option and input file, before the data are read (ArgumentParser calls this right after parsing).
+    func validate() throws {
+        try requireRange(steps, 1...10_000_000, "--steps")
+        try requireRange(batch, 1...65536, "--batch")
+        guard lr.isFinite, lr >= 0 else { throw ValidationError("--lr must be a finite number >= 0, got \(lr)") }
+        guard ema.isFinite else { throw ValidationError("--ema must be in [0, 1], got \(ema)") }
+        try requireRange(ema, 0...1, "--ema")
+        _ = try gammaChoice()
+        try requireRange(evalSamples, 2...1_000_000, "--eval-samples")
+        _ = try evalGridSizes()
+        _ = try evalMethodList()
+        try requireRange(threads, 0...4096, "--threads")
+        try requireFile(repositoryPath(base), "--base")
+        for file in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] { try requireFile("\(data)/\(file)", "--data") }
+        for file in ["fmnist-cnn.mxfnet", "fmnist-test-stats.mxfstat"] { try requireFile("\(repositoryPath(featnet))/\(file)", "--featnet") }
+    }
+
+    /// --gamma: nil for auto.
+    func gammaChoice() throws -> Double? {
+        if gamma == "auto" { return nil }
+        guard let v = Double(gamma), (0...1).contains(v) else { throw ValidationError("--gamma must be in [0, 1] or auto, got \(gamma)") }
+        return v
+    }
+
+    /// --eval-steps as grid sizes.
+    func evalGridSizes() throws -> [Int] {
+        let sizes = evalSteps.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingSpaces) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil && (2...1_000_000).contains($0!) }) else {
+            throw ValidationError("--eval-steps must be a comma-separated list of grid sizes in [2, 1000000], got \(evalSteps)")
+        }
+        return sizes.map { $0! }
+    }
+
+    /// --eval-methods as sampler names.
+    func evalMethodList() throws -> [String] {
+        let methods = evalMethods.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces.lowercased() }
+        guard !methods.isEmpty, methods.allSatisfy({ samplerMethods[$0] != nil }) else {
+            throw ValidationError("--eval-methods must be a comma-separated list of \(samplerMethods.keys.sorted().joined(separator: ", ")), got \(evalMethods)")
+        }
+        return methods
+    }
 
     mutating func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)     // progress and results appear as they happen, also through a pipe
@@ -63,7 +105,7 @@ struct PostTrainCommand: ParsableCommand {
         try checkClassLabels(y, count: y.count, numClasses: baseModel.numClasses, nullClassAllowed: false, name: "train-labels")
         let dim = baseModel.sampleDim
         guard dim * y.count == x.count else {
-            throw ValidationError("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
+            throw MixflowError.invalidArgument("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
         }
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
@@ -72,7 +114,9 @@ struct PostTrainCommand: ParsableCommand {
 
         // gamma: given, or the smallest interval covering 95 % of the measured slowed times (measured by rank 0).
         var g = 0.0
-        if gamma == "auto" {
+        if let given = try gammaChoice() {
+            g = given
+        } else {
             if cluster.isRoot {
                 let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
                 for reference in SlowFlowReference.allCases {
@@ -85,9 +129,6 @@ struct PostTrainCommand: ParsableCommand {
             g = cluster.broadcast(g)
             print("gamma = \(fixed(g, 3))  [\(clock)]")
             try exitIfInterrupted("the Slow Flow measurement")
-        } else {
-            guard let v = Double(gamma), (0...1).contains(v) else { throw ValidationError("--gamma must be in [0, 1] or auto, got \(gamma)") }
-            g = v
         }
 
         // The two post-training runs, from the same weights, seed and minibatches.
@@ -106,11 +147,7 @@ struct PostTrainCommand: ParsableCommand {
 
         // Evaluation: every model, sampler and grid size on the same noise and labels.
         let table = try Evaluation(net: net, reference: reference, samples: evalSamples, seed: seed &+ 1, threads: threads)
-        let methods = evalMethods.split(separator: ",").map { String($0) }
-        let sizes = try evalSteps.split(separator: ",").map { s -> Int in
-            guard let v = Int(s), v >= 2 else { throw ValidationError("--eval-steps must be integers >= 2, got \(evalSteps)") }
-            return v
-        }
+        let methods = try evalMethodList(), sizes = try evalGridSizes()
         var rows: [[String]] = [], accuracyRows: [[String]] = []
         // The ETA counts network evaluations: each (sampler, grid) costs its NFE per sample.
         let costs = methods.flatMap { m in sizes.map { n in (m, n, nfePerSample(method: m, gridPoints: n)) } }
@@ -165,7 +202,7 @@ struct PostTrainCommand: ParsableCommand {
             let was = trainer.transport.config
             guard was.gamma == transport.canonical.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,
                   trainer.config.schedule == .constant(lr), trainer.config.seed == seed, trainer.step <= steps else {
-                throw ValidationError("\(path) is a run with gamma \(was.gamma), \(was.timeDistribution), \(trainer.config.schedule), EMA \(trainer.config.emaDecay), seed \(trainer.config.seed) at step \(trainer.step); this one asks for gamma \(transport.gamma), \(transport.timeDistribution), lr \(lr), EMA \(ema), seed \(seed), \(steps) steps: use another --out or delete it")
+                throw MixflowError.invalidArgument("\(path) is a run with gamma \(was.gamma), \(was.timeDistribution), \(trainer.config.schedule), EMA \(trainer.config.emaDecay), seed \(trainer.config.seed) at step \(trainer.step); this one asks for gamma \(transport.gamma), \(transport.timeDistribution), lr \(lr), EMA \(ema), seed \(seed), \(steps) steps: use another --out or delete it")
             }
         } else {
             let model = try base.sibling(seed: 0)

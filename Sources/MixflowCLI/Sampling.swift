@@ -59,25 +59,77 @@ struct SamplingOptions: ParsableArguments {
     @Flag(help: "Use the raw weights instead of the EMA weights (trainer checkpoints).") var raw = false
     @Option(help: "auto (euler for the RAE convention, heun otherwise), euler, heun, midpoint, rk4, dopri5.")
     var method = "auto"
-    @Option(help: "Grid points: SiT and RAE count N points = N - 1 steps (RAE: 50 -> 49 Euler steps); REPA counts steps.")
+    @Option(parsing: .unconditional, help: "Grid points: SiT and RAE count N points = N - 1 steps (RAE: 50 -> 49 Euler steps); REPA counts steps.")
     var steps = 50
     @Option(help: "Time convention, which also picks the time grid: auto (the checkpoint's), sit, rae (RAE's shifted grid from 1 down to shifted(0.001)), repa.")
     var convention = "auto"
-    @Option(help: "RAE's dimension shift s >= 1 of the grid (default: the checkpoint's training shift; sqrt(C*H*W/4096) for a converted DiT^DH).")
+    @Option(parsing: .unconditional, help: "RAE's dimension shift s >= 1 of the grid (default: the checkpoint's training shift; sqrt(C*H*W/4096) for a converted DiT^DH).")
     var timeShift: Double?
-    @Option(help: "Number of samples.") var n = 64
+    @Option(parsing: .unconditional, help: "Number of samples.") var n = 64
     @Option(help: "none, cfg (classifier-free, null class) or auto (autoguidance with --guide-checkpoint). Default: auto with a guide checkpoint, cfg when --scale != 1, else none.")
     var guidance: String?
-    @Option(name: [.customLong("scale"), .customLong("cfg")], help: "Guidance scale w (1 = off for CFG): CFG u + w(c - u); autoguidance G + w(main - G).")
+    @Option(name: [.customLong("scale"), .customLong("cfg")], parsing: .unconditional, help: "Guidance scale w (1 = off for CFG): CFG u + w(c - u); autoguidance G + w(main - G).")
     var scale = 1.0
-    @Option(help: "Guidance interval \"lo,hi\" in the model's time convention: guidance where lo <= t <= hi, else the plain output.")
+    @Option(parsing: .unconditional, help: "Guidance interval \"lo,hi\" in the model's time convention: guidance where lo <= t <= hi, else the plain output.")
     var guidanceInterval = "0,1"
     @Option(help: "The weaker guide model for --guidance auto (RAE: a DiT^DH-S checkpoint); same formats as --checkpoint.")
     var guideCheckpoint: String?
     @Option(help: "Class labels: auto (equal for the RAE convention, as RAE's sampler; cycle otherwise), cycle (label i = i mod K), random (uniform), equal (floor(n/K) of every class, the rest random, shuffled).")
     var labelSampling = "auto"
-    @Option(help: "Seed of the starting noise and of the labels.") var seed: UInt64 = 0
-    @Option(help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
+    @Option(parsing: .unconditional, help: "Seed of the starting noise and of the labels.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
+
+    /// Every option, before any file is read (ArgumentParser calls this right after parsing).
+    func validate() throws {
+        try requireFile(checkpoint, "--checkpoint")
+        guard method.lowercased() == "auto" || samplerMethods[method.lowercased()] != nil else {
+            throw ValidationError("--method must be auto or one of \(samplerMethods.keys.sorted().joined(separator: ", ")), got \(method)")
+        }
+        let conv = try conventionChoice()
+        try requireRange(steps, (conv == nil || conv == .repa ? 1 : 2)...1_000_000, "--steps")
+        if let timeShift { guard timeShift.isFinite, timeShift >= 1 else { throw ValidationError("--time-shift must be >= 1, got \(timeShift)") } }
+        try requireRange(n, 1...Int(Int32.max), "--n")
+        let mode = try guidanceChoice()
+        if mode != .autoguidance, guideCheckpoint != nil { throw ValidationError("--guide-checkpoint is only used with --guidance auto") }
+        if let guideCheckpoint { try requireFile(guideCheckpoint, "--guide-checkpoint") }
+        guard scale.isFinite else { throw ValidationError("--scale must be finite, got \(scale)") }
+        _ = try guidanceBounds()
+        guard labelSampling.lowercased() == "auto" || LabelSampling(rawValue: labelSampling.lowercased()) != nil else {
+            throw ValidationError("--label-sampling must be auto, cycle, random or equal, got \(labelSampling)")
+        }
+        try requireRange(threads, 0...4096, "--threads")
+    }
+
+    /// --convention: nil for auto (the checkpoint's).
+    func conventionChoice() throws -> TimeConvention? {
+        if convention.lowercased() == "auto" { return nil }
+        guard let c = TimeConvention.allCases.first(where: { "\($0)" == convention.lowercased() }) else {
+            throw ValidationError("--convention must be auto, sit, rae or repa, got \(convention)")
+        }
+        return c
+    }
+
+    /// --guidance, with its default: auto with a guide checkpoint, cfg when --scale != 1, else none.
+    func guidanceChoice() throws -> GuidanceMode {
+        let mode = guidance ?? (guideCheckpoint != nil ? "auto" : (scale != 1 ? "cfg" : "none"))
+        switch mode.lowercased() {
+        case "none": return .none
+        case "cfg": return .classifierFree
+        case "auto":
+            guard guideCheckpoint != nil else { throw ValidationError("--guidance auto needs --guide-checkpoint") }
+            return .autoguidance
+        default: throw ValidationError("--guidance must be none, cfg or auto, got \(mode)")
+        }
+    }
+
+    /// --guidance-interval as a range.
+    func guidanceBounds() throws -> ClosedRange<Double> {
+        let bounds = guidanceInterval.split(separator: ",").map { Double($0.trimmingSpaces) }
+        guard bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo.isFinite, hi.isFinite, lo <= hi else {
+            throw ValidationError("--guidance-interval must be \"lo,hi\" with lo <= hi, got \(guidanceInterval)")
+        }
+        return lo...hi
+    }
 
     /// What a run produced (`noise` and `traj` only with a trajectory, which runs in one process).
     struct Run {
@@ -93,35 +145,17 @@ struct SamplingOptions: ParsableArguments {
 
     func samplerConfig(for loaded: LoadedNative) throws -> SamplerConfig {
         var transport = loaded.transport
-        if convention != "auto" {
-            guard let c = TimeConvention.allCases.first(where: { "\($0)" == convention.lowercased() }) else {
-                throw ValidationError("--convention must be auto, sit, rae or repa, got \(convention)")
-            }
-            transport.convention = c
+        if let c = try conventionChoice() { transport.convention = c }
+        if let timeShift { transport.timeShift = timeShift }
+        if transport.convention != .repa, steps < 2 {
+            throw MixflowError.invalidArgument("--steps counts grid points in the \(transport.convention) convention of \(checkpoint): it must be >= 2, got \(steps)")
         }
-        if let timeShift {
-            guard timeShift.isFinite, timeShift >= 1 else { throw ValidationError("--time-shift must be >= 1, got \(timeShift)") }
-            transport.timeShift = timeShift
-        }
-        let m = method == "auto" ? (transport.convention == .rae ? "euler" : "heun") : method
+        let m = method.lowercased() == "auto" ? (transport.convention == .rae ? "euler" : "heun") : method
         var config = try MixflowCLI.samplerConfig(model: loaded.model, transport: transport, method: m, gridPoints: steps,
                                                   seed: seed, threads: threads)
-        let mode = guidance ?? (guideCheckpoint != nil ? "auto" : (scale != 1 ? "cfg" : "none"))
-        switch mode.lowercased() {
-        case "none": config.guidance = .none
-        case "cfg": config.guidance = .classifierFree
-        case "auto":
-            guard guideCheckpoint != nil else { throw ValidationError("--guidance auto needs --guide-checkpoint") }
-            config.guidance = .autoguidance
-        default: throw ValidationError("--guidance must be none, cfg or auto, got \(mode)")
-        }
-        guard scale.isFinite else { throw ValidationError("--scale must be finite, got \(scale)") }
+        config.guidance = try guidanceChoice()
         config.guidanceScale = scale
-        let bounds = guidanceInterval.split(separator: ",").map { Double($0.trimmingSpaces) }
-        guard bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo.isFinite, hi.isFinite, lo <= hi else {
-            throw ValidationError("--guidance-interval must be \"lo,hi\" with lo <= hi, got \(guidanceInterval)")
-        }
-        config.guidanceInterval = lo...hi
+        config.guidanceInterval = try guidanceBounds()
         return config
     }
 
@@ -129,10 +163,6 @@ struct SamplingOptions: ParsableArguments {
     /// trajectory [points, n, dim] with its times. Under MPI the samples are split across the ranks and
     /// gathered on rank 0; the other ranks get nil.
     func run(trajectory: Bool) throws -> Run? {
-        guard n > 0 else { throw ValidationError("--n must be > 0") }
-        guard labelSampling.lowercased() == "auto" || LabelSampling(rawValue: labelSampling.lowercased()) != nil else {
-            throw ValidationError("--label-sampling must be auto, cycle, random or equal, got \(labelSampling)")
-        }
         let loaded = try loadNative(checkpoint, ema: !raw, threads: threads)
         let config = try samplerConfig(for: loaded)
         let mode = LabelSampling(rawValue: labelSampling.lowercased()) ?? (config.convention == .rae ? .equal : .cycle)
@@ -141,12 +171,10 @@ struct SamplingOptions: ParsableArguments {
             let g = try loadNative(path, ema: !raw, threads: threads).model
             let m = loaded.model
             guard g.inChannels == m.inChannels, g.inputSize == m.inputSize, g.numClasses == m.numClasses else {
-                throw ValidationError("--guide-checkpoint takes \(g.inChannels)x\(g.inputSize)x\(g.inputSize) latents with \(g.numClasses) classes; "
+                throw MixflowError.invalidArgument("--guide-checkpoint takes \(g.inChannels)x\(g.inputSize)x\(g.inputSize) latents with \(g.numClasses) classes; "
                                       + "the model takes \(m.inChannels)x\(m.inputSize)x\(m.inputSize) with \(m.numClasses)")
             }
             guide = g
-        } else if guideCheckpoint != nil {
-            throw ValidationError("--guide-checkpoint is only used with --guidance auto")
         }
         let labels = try mode.labels(count: n, numClasses: max(1, loaded.model.numClasses), seed: seed)
         let sampler = try Sampler(config)
@@ -177,9 +205,8 @@ extension Substring {
 /// The sampler configuration for a native model trained by the transport `transport` (no guidance).
 func samplerConfig(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, seed: UInt64,
                    threads: Int, cfg: Double = 1) throws -> SamplerConfig {
-    let methods: [String: SamplerMethod] = ["euler": .euler, "heun": .heun, "midpoint": .midpoint, "rk4": .rk4, "dopri5": .dopri5]
-    guard let m = methods[method.lowercased()] else {
-        throw ValidationError("--method must be one of \(methods.keys.sorted()), got \(method)")
+    guard let m = samplerMethods[method.lowercased()] else {
+        throw ValidationError("--method must be one of \(samplerMethods.keys.sorted().joined(separator: ", ")), got \(method)")
     }
     var config = SamplerConfig()
     config.method = m
@@ -269,7 +296,7 @@ func depthToSpace(_ x: [Float], count n: Int, channels: Int, size: Int, factor r
     guard r >= 1 else { throw ValidationError("--depth-to-space must be >= 1, got \(r)") }
     if r == 1 { return (x, channels, size) }
     guard channels % (r * r) == 0 else {
-        throw ValidationError("--depth-to-space \(r) needs channels divisible by \(r * r), the model has \(channels)")
+        throw MixflowError.invalidArgument("--depth-to-space \(r) needs channels divisible by \(r * r), the model has \(channels)")
     }
     let c = channels / (r * r), s = size * r
     var out = [Float](repeating: 0, count: x.count)

@@ -1,8 +1,8 @@
+import CZlib
 import MixflowCore
 
-/// A dependency-free PNG writer for sample grids (8-bit grey or RGB). The image data go in stored
-/// (uncompressed) deflate blocks: a grid of a few hundred kilobytes needs no compressor, and every PNG
-/// reader accepts stored blocks. Written atomically.
+/// A PNG writer for sample grids (8-bit grey or RGB): scanlines without filters, deflated by the system zlib
+/// (already linked for .gz IDX files). Written atomically.
 public enum PNG {
     /// Writes `pixels` ([height, width, channels] uint8, row-major) to `path`. channels is 1 or 3.
     public static func write(path: String, pixels: [UInt8], width: Int, height: Int, channels: Int) throws {
@@ -26,28 +26,21 @@ public enum PNG {
         appendBE(&header, UInt32(width)); appendBE(&header, UInt32(height))
         header += [8, channels == 1 ? 0 : 2, 0, 0, 0]   // bit depth 8, grey or RGB, deflate, filter 0, no interlace
         chunk(&png, "IHDR", header)
-        chunk(&png, "IDAT", zlibStored(raw))
+        chunk(&png, "IDAT", try zlibCompressed(raw))
         chunk(&png, "IEND", [])
         let bytes = png
         try AtomicFile.write(to: path) { w in try bytes.withUnsafeBytes { try w.write($0) } }
     }
 
-    /// A zlib stream of stored deflate blocks (at most 65535 bytes each) with its Adler-32.
-    static func zlibStored(_ data: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [0x78, 0x01]
-        var i = 0
-        repeat {
-            let n = min(65535, data.count - i)
-            let last: UInt8 = i + n == data.count ? 1 : 0
-            out.append(last)
-            out += [UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
-            out += data[i..<(i + n)]
-            i += n
-        } while i < data.count
-        var a: UInt32 = 1, b: UInt32 = 0
-        for byte in data { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
-        appendBE(&out, (b << 16) | a)
-        return out
+    /// A zlib stream (RFC 1950: deflate at zlib's best level, with its Adler-32) of `data`.
+    static func zlibCompressed(_ data: [UInt8]) throws -> [UInt8] {
+        var size = compressBound(uLong(data.count))
+        var out = [UInt8](repeating: 0, count: Int(size))
+        let status = out.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { compress2(o.baseAddress!, &size, $0.baseAddress, uLong($0.count), Z_BEST_COMPRESSION) }
+        }
+        guard status == Z_OK else { throw MixflowError.internal("zlib compress2 failed with status \(status)") }
+        return Array(out.prefix(Int(size)))
     }
 
     static func chunk(_ out: inout [UInt8], _ type: String, _ data: [UInt8]) {

@@ -7,6 +7,9 @@ tools such as ``python -m mixflow.convert`` work without a built libmixflow.so.
 """
 import importlib
 
+# The binding's version, equal to the library's MIXFLOW_VERSION_STRING (tests/test_packaging.py checks both).
+__version__ = "0.1.0"
+
 from ._types import ABI_VERSION
 from .errors import (AbiMismatch, CallbackError, Cancelled, FormatError, InternalError, InvalidArgument,
                      InvalidHandle, IOFailure, MixflowError, OutOfMemory, Unsupported)
@@ -32,9 +35,6 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
-    if name == "__version__":
-        from . import _lib
-        return _lib.lib.mixflow_version().decode()
     raise AttributeError(f"module 'mixflow' has no attribute {name!r}")
 
 

@@ -1,44 +1,55 @@
-"""Locating and loading libmixflow.so, and one typed stub per function of include/mixflow.h.
+"""Locating and loading libmixflow, and one typed stub per function of include/mixflow.h.
 
-The library is looked up, in order: the MIXFLOW_LIBRARY environment variable, next to this package, and the
-SwiftPM build folders of the source tree (release first). The error lists every path tried.
+The library is looked up, in order: the MIXFLOW_LIBRARY environment variable, the copy bundled in the wheel
+(next to this file), the SwiftPM build folders when the package runs from a source checkout (release first),
+and then the system loader (an installed prefix, e.g. scripts/install.sh --prefix /usr/local, found through
+ldconfig, LD_LIBRARY_PATH or ctypes.util.find_library). The error lists every place tried.
 Stubs follow the header's order; tests/test_header_parity.py fails when a header function has no stub or
 its arity differs.
 """
 import ctypes
+import ctypes.util
 import os
 from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32,
                     c_uint64, c_void_p)
 from pathlib import Path
 
+from . import __version__
 from . import _args
 from . import _types as T
 
 _HERE = Path(__file__).resolve().parent
 _LIBNAME = "libmixflow.so"
+_SONAME = f"{_LIBNAME}.{__version__.split('.')[0]}"  # libmixflow.so.0, what scripts/install.sh installs
 
 
 def _candidates() -> list[Path]:
+    """Files to try, in order; the source tree's build folders only when this is a source checkout."""
     paths = []
     env = os.environ.get("MIXFLOW_LIBRARY")
     if env:
         paths.append(Path(env))
     paths.append(_HERE / _LIBNAME)
     root = _HERE.parent.parent.parent  # bindings/python/mixflow -> repository root
-    for config in ("release", "debug"):
-        paths.append(root / ".build" / config / _LIBNAME)
+    if (root / "Package.swift").is_file():
+        paths += [root / ".build" / config / _LIBNAME for config in ("release", "debug")]
     return paths
 
 
 def _load() -> ctypes.CDLL:
+    # CDLL (not PyDLL): the GIL is released during calls, and callbacks re-take it.
     tried = []
     for path in _candidates():
-        tried.append(str(path))
         if path.is_file():
-            # CDLL (not PyDLL): the GIL is released during calls, and callbacks re-take it.
             return ctypes.CDLL(str(path))
-    raise OSError("libmixflow.so not found; set MIXFLOW_LIBRARY or build with `swift build -c release`. Tried:\n  "
-                  + "\n  ".join(tried))
+        tried.append(f"{path} (no such file)")
+    for name in dict.fromkeys(n for n in (ctypes.util.find_library("mixflow"), _SONAME) if n):
+        try:
+            return ctypes.CDLL(name)
+        except OSError as e:
+            tried.append(f"{name} through the system loader ({e})")
+    raise OSError("libmixflow.so not found; set MIXFLOW_LIBRARY, install the wheel built after `swift build -c "
+                  "release`, or install the library with scripts/install.sh. Tried:\n  " + "\n  ".join(tried))
 
 
 lib = _load()

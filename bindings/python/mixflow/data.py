@@ -19,7 +19,7 @@ _SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
            "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-def load_idx(path, scaling: str | None = None) -> np.ndarray:
+def load_idx(path: str | os.PathLike, scaling: str | None = None) -> np.ndarray:
     """Reads an IDX file (plain or gzip) into a numpy array of its shape.
 
     ``scaling=None`` keeps the stored dtype (uint8 images stay 0..255). Otherwise the result is float32:
@@ -45,12 +45,13 @@ def load_idx(path, scaling: str | None = None) -> np.ndarray:
         lib.mixflow_idx_free(handle)
 
 
-def fashion_mnist_root(root=None) -> Path:
+def fashion_mnist_root(root: str | os.PathLike | None = None) -> Path:
     """``root``, else $MIXFLOW_FASHION_MNIST, else Debian's /usr/share/datasets/fashion-mnist."""
     return Path(root or os.environ.get("MIXFLOW_FASHION_MNIST") or DEFAULT_ROOT)
 
 
-def fashion_mnist(split: str = "train", root=None, scaling: str | None = "symmetric"):
+def fashion_mnist(split: str = "train", root: str | os.PathLike | None = None,
+                  scaling: str | None = "symmetric") -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(images, labels)`` of Fashion-MNIST: images [N, 28, 28] float32 in [-1, 1] by default
     (``scaling=None`` gives the raw uint8), labels [N] int32 in 0..9. N is 60000 (train) or 10000 (test).
     Files are looked up as ``<name>.gz`` then ``<name>`` under ``root`` (see ``fashion_mnist_root``);

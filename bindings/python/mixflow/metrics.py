@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._handle import HandleOwner
 from . import _lib
@@ -72,20 +73,20 @@ class FeatureNet(HandleOwner):
             raise ValueError(f"images must be [n, ...] with {self.input_dim} values per image, got shape {arr.shape}")
         return np.ascontiguousarray(arr.reshape(arr.shape[0], -1), np.float32)
 
-    def features(self, images) -> np.ndarray:
+    def features(self, images: ArrayLike) -> np.ndarray:
         """[n, feature_dim] penultimate activations."""
         x = self._images(images)
         out = np.empty((x.shape[0], self.feature_dim), np.float32)
         check(lib.mixflow_featnet_features(self._ptr, fptr(x), x.shape[0], x.shape[1], fptr(out)))
         return out
 
-    def logits(self, images) -> np.ndarray:
+    def logits(self, images: ArrayLike) -> np.ndarray:
         x = self._images(images)
         out = np.empty((x.shape[0], self.num_classes), np.float32)
         check(lib.mixflow_featnet_classify(self._ptr, fptr(x), x.shape[0], x.shape[1], fptr(out), None))
         return out
 
-    def classify(self, images) -> np.ndarray:
+    def classify(self, images: ArrayLike) -> np.ndarray:
         """[n] int32 predicted classes (argmax of the logits)."""
         x = self._images(images)
         out = np.empty(x.shape[0], np.int32)
@@ -93,7 +94,7 @@ class FeatureNet(HandleOwner):
                                            out.ctypes.data_as(_lib.I32P)))
         return out
 
-    def accuracy(self, images, labels) -> float:
+    def accuracy(self, images: ArrayLike, labels: ArrayLike) -> float:
         """Conditional accuracy: the fraction of images classified as their label."""
         x = self._images(images)
         y = int32_array(labels, "labels", (x.shape[0],))
@@ -103,7 +104,7 @@ class FeatureNet(HandleOwner):
         return acc.value
 
 
-def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
+def feature_stats(features: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(mean [d], covariance [d, d]) in float64, covariance with divisor n - 1."""
     f = _f32_2d(features, "features")
     mean, cov = np.empty(f.shape[1]), np.empty((f.shape[1], f.shape[1]))
@@ -112,7 +113,7 @@ def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-def load_reference_stats(path=None, dim: int = 128) -> tuple[np.ndarray, np.ndarray, int]:
+def load_reference_stats(path: str | os.PathLike | None = None, dim: int = 128) -> tuple[np.ndarray, np.ndarray, int]:
     """(mean, covariance, count) cached in a .mxfstat file (default: the shipped Fashion-MNIST test set)."""
     path = default_reference_stats_path() if path is None else path
     mean, cov, count = np.empty(dim), np.empty((dim, dim)), ctypes.c_int64()
@@ -121,7 +122,7 @@ def load_reference_stats(path=None, dim: int = 128) -> tuple[np.ndarray, np.ndar
     return mean, cov, count.value
 
 
-def frechet_distance(a, b) -> float:
+def frechet_distance(a: ArrayLike | tuple[ArrayLike, ArrayLike], b: ArrayLike | tuple[ArrayLike, ArrayLike]) -> float:
     """FD between two feature sets [n, d], or between (mean, cov) statistics (either side may be either)."""
     stats = [(np.ascontiguousarray(x[0], np.float64), np.ascontiguousarray(x[1], np.float64))
              if isinstance(x, tuple) else feature_stats(x) for x in (a, b)]
@@ -136,7 +137,8 @@ def frechet_distance(a, b) -> float:
     return out.value
 
 
-def kid(a, b, num_subsets: int = 50, subset_size: int = 1000, seed: int = 0, return_subsets: bool = False):
+def kid(a: ArrayLike, b: ArrayLike, num_subsets: int = 50, subset_size: int = 1000, seed: int = 0,
+        return_subsets: bool = False) -> tuple[float, float] | tuple[float, float, np.ndarray]:
     """KID: unbiased MMD² with the kernel (x·y/d + 1)^3 over random subsets. Returns (mean, standard error)
     [, subset values]. ``subset_size`` is capped at min(len(a), len(b))."""
     fa, fb = _f32_2d(a, "a"), _f32_2d(b, "b")

@@ -6,13 +6,14 @@ import os
 import re
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._handle import HandleOwner
 from . import _lib
 from . import _types as T
 from ._args import int32_array
 from ._lib import check, fptr, lib
-from .transport import as_float32
+from .transport import Transport, as_float32
 
 _ARCH = re.compile(r"^SiT-(S|B|L|XL)/(2|4|8)$", re.I)
 _DITDH = re.compile(r"^DiTDH(-XL|-S)?$", re.I)
@@ -79,7 +80,7 @@ class Model(HandleOwner):
         return cls(p)
 
     @classmethod
-    def from_onnx(cls, path, heads: int | None = None, num_threads: int = 0) -> "Model":
+    def from_onnx(cls, path: str | os.PathLike, heads: int | None = None, num_threads: int = 0) -> "Model":
         """Loads a SiT or a DiT^DH from an ONNX file (ours, a converted checkpoint, or torch.onnx.export of the
         official SiT module). The architecture comes from the file's model.* metadata, else from the tensor
         shapes; ``heads`` is needed only for a SiT when neither the metadata nor the official widths
@@ -95,8 +96,8 @@ class Model(HandleOwner):
         check(lib.mixflow_model_load_onnx(os.fsencode(path), ctypes.byref(p), ctypes.byref(handle)))
         return cls._from_handle(handle)
 
-    def save_onnx(self, path, graph: bool = True, external_threshold: int = 1 << 20, metadata: dict | None = None,
-                  transport=None, step: int | None = None) -> None:
+    def save_onnx(self, path: str | os.PathLike, graph: bool = True, external_threshold: int = 1 << 20, metadata: dict | None = None,
+                  transport: Transport | None = None, step: int | None = None) -> None:
         """Writes the model as ONNX (atomically): official-name initializers + model.* metadata, and with
         ``graph`` the runnable forward graph (inputs x [B,C,H,W] float32, t [B] float32, y [B] int64; output
         ``out``: a SiT's first C channels, a DiT^DH's velocity) for onnxruntime. Tensors of at least
@@ -194,7 +195,7 @@ class Model(HandleOwner):
         t = np.ascontiguousarray(np.broadcast_to(np.asarray(t, np.float32), (b,)))
         return x, t, _labels(y, b, self.num_classes), b
 
-    def forward(self, x, t, y=None) -> np.ndarray:
+    def forward(self, x: ArrayLike, t: ArrayLike | float, y: ArrayLike | None = None) -> np.ndarray:
         """Velocity (or whatever the model predicts) for x [B, C, H, W] at times t [B] (or a scalar) with
         labels y [B] (None = null class). Output [B, C, H, W] (learn_sigma half dropped, as upstream)."""
         x, t, y, b = self._inputs(x, t, y)
@@ -204,7 +205,8 @@ class Model(HandleOwner):
 
     __call__ = forward
 
-    def gradients(self, x, t, y, target, with_input_grad: bool = False):
+    def gradients(self, x: ArrayLike, t: ArrayLike | float, y: ArrayLike | None, target: ArrayLike,
+                  with_input_grad: bool = False) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], np.ndarray, float]:
         """Gradients of the mean squared error mean((forward(x, t, y) - target)^2) with respect to every
         trainable parameter: {official name: array}. With ``with_input_grad`` also returns dL/dx and the loss."""
         x, t, y, b = self._inputs(x, t, y)

@@ -8,9 +8,12 @@ An exception raised by ``model_fn`` stops sampling and is re-raised by ``sample`
 from __future__ import annotations
 
 import ctypes
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._handle import HandleOwner
 from . import _lib
@@ -19,6 +22,12 @@ from ._args import int32_array, integer
 from ._lib import check, fptr, lib
 from .errors import CallbackError
 from .transport import _CONVENTIONS, _PATHS, _PREDICTIONS, _choice, as_float32
+
+if TYPE_CHECKING:
+    from .model import Model
+
+# model_fn(x [B, ...] float32, t [B] float32, y [B] int32 or None) -> an array shaped like x.
+ModelFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], ArrayLike]
 
 _METHODS = {"euler": T.SamplerMethod.EULER, "heun": T.SamplerMethod.HEUN, "midpoint": T.SamplerMethod.MIDPOINT,
             "rk4": T.SamplerMethod.RK4, "dopri5": T.SamplerMethod.DOPRI5, "sde_euler": T.SamplerMethod.SDE_EULER,
@@ -85,7 +94,8 @@ class Sampler(HandleOwner):
         check(lib.mixflow_sampler_timesteps(self._ptr, out.ctypes.data_as(_lib.DP), count.value, ctypes.byref(count)))
         return out
 
-    def sample(self, model_fn, noise, y=None, *, guide_fn=None, trajectory=False, first_sample=0) -> SampleResult:
+    def sample(self, model_fn: ModelFn, noise: ArrayLike, y: ArrayLike | None = None, *, guide_fn: ModelFn | None = None,
+               trajectory: bool = False, first_sample: int = 0) -> SampleResult:
         noise = as_float32(noise, "noise")
         batch = noise.shape[0]
         dim = int(np.prod(noise.shape[1:], dtype=np.int64)) if noise.ndim > 1 else 1
@@ -108,7 +118,8 @@ class Sampler(HandleOwner):
         check(status)
         return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
 
-    def sample_model(self, model, noise, y=None, *, guide_model=None, trajectory=False, first_sample=0) -> SampleResult:
+    def sample_model(self, model: Model, noise: ArrayLike, y: ArrayLike | None = None, *, guide_model: Model | None = None,
+                     trajectory: bool = False, first_sample: int = 0) -> SampleResult:
         """Samples with a native ``mixflow.Model`` (no Python callback); ``y=None`` is unconditional."""
         noise = as_float32(noise, "noise")
         batch = noise.shape[0]
@@ -125,7 +136,7 @@ class Sampler(HandleOwner):
                                        first_sample, fptr(out), fptr(traj), ctypes.byref(nfe)))
         return SampleResult(x=out, t=times, trajectory=traj, nfe=nfe.value)
 
-    def step(self, model_output, index: int, x, first_sample: int = 0) -> np.ndarray:
+    def step(self, model_output: ArrayLike, index: int, x: ArrayLike, first_sample: int = 0) -> np.ndarray:
         """One step for callers that keep the model loop (euler and sde_euler only)."""
         x = as_float32(x, "x")
         model_output = as_float32(model_output, "model_output")
@@ -159,9 +170,11 @@ def _callback(fn, tail: tuple, errors: list, name: str):
     return T.MODEL_FN(trampoline)
 
 
-def sample(model_fn, noise, method="heun", steps=50, convention="sit", path="linear", prediction="velocity",
-           y=None, cfg_scale=1.0, seed=0, trajectory=False, *, guide_fn=None, guidance=None, guided_channels=0,
-           return_nfe=False, first_sample=0, **options):
+def sample(model_fn: ModelFn, noise: ArrayLike, method: str = "heun", steps: int = 50, convention: str = "sit",
+           path: str = "linear", prediction: str = "velocity", y: ArrayLike | None = None, cfg_scale: float = 1.0,
+           seed: int = 0, trajectory: bool = False, *, guide_fn: ModelFn | None = None, guidance: str | None = None,
+           guided_channels: int = 0, return_nfe: bool = False, first_sample: int = 0,
+           **options: Any) -> np.ndarray | SampleResult:
     """Samples from ``noise`` [B, ...] with ``model_fn``. Returns the samples, or a ``SampleResult`` when
     ``trajectory`` or ``return_nfe`` is set. Guidance: CFG when ``cfg_scale != 1`` (needs ``y``; the null class
     is ``null_class=1000``), autoguidance when ``guide_fn`` is given; ``guided_channels=3`` is SiT's rule.
@@ -177,7 +190,7 @@ def sample(model_fn, noise, method="heun", steps=50, convention="sit", path="lin
     return result if (trajectory or return_nfe) else result.x
 
 
-def to_uint8(x, convention="sit") -> np.ndarray:
+def to_uint8(x: ArrayLike, convention: str = "sit") -> np.ndarray:
     """Decoded images [B, C, H, W] float → [B, H, W, C] uint8 with the codebase's rule (SiT clamp(127.5x+128);
     RAE clamp(x,0,1)·255; REPA clamp(255(x+1)/2); truncation)."""
     x = as_float32(x, "x")
@@ -201,7 +214,7 @@ def _uint8_nhwc(images, convention) -> np.ndarray:
     return images
 
 
-def save_npz(path, images, convention="sit") -> None:
+def save_npz(path: str | os.PathLike, images: ArrayLike, convention: str = "sit") -> None:
     """Writes an ADM-suite ``.npz`` (``arr_0`` uint8 [N, H, W, C]) atomically. ``images`` is either uint8 NHWC
     or float NCHW (converted with ``to_uint8`` and the convention's rule)."""
     images = _uint8_nhwc(images, convention)
@@ -209,7 +222,7 @@ def save_npz(path, images, convention="sit") -> None:
     check(lib.mixflow_samples_write_npz(str(path).encode(), images.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), n, h, w, c))
 
 
-def save_png(path, images, columns: int = 10, convention="sit") -> None:
+def save_png(path: str | os.PathLike, images: ArrayLike, columns: int = 10, convention: str = "sit") -> None:
     """Writes a PNG grid of ``columns`` images per row (2-pixel white border; grey for 1 channel, RGB for 3)
     atomically. ``images`` is either uint8 NHWC or float NCHW (converted with ``to_uint8`` and the convention's
     rule)."""
@@ -219,7 +232,7 @@ def save_png(path, images, columns: int = 10, convention="sit") -> None:
                                         n, h, w, c, int(columns)))
 
 
-def pixel_unshuffle(x, factor: int) -> np.ndarray:
+def pixel_unshuffle(x: ArrayLike, factor: int) -> np.ndarray:
     """PyTorch's ``pixel_unshuffle`` (space-to-depth) in numpy: [B, C, H·r, W·r] → [B, C·r², H, W] with
     out[:, c·r² + i·r + j, h, w] = x[:, c, h·r + i, w·r + j]. Invertible: ``pixel_shuffle`` undoes it."""
     x = np.asarray(x)
@@ -231,7 +244,7 @@ def pixel_unshuffle(x, factor: int) -> np.ndarray:
                                 .reshape(b, c * r * r, hh // r, ww // r))
 
 
-def pixel_shuffle(x, factor: int) -> np.ndarray:
+def pixel_shuffle(x: ArrayLike, factor: int) -> np.ndarray:
     """PyTorch's ``pixel_shuffle`` (depth-to-space), the inverse of ``pixel_unshuffle``: [B, C·r², H, W] →
     [B, C, H·r, W·r]."""
     x = np.asarray(x)

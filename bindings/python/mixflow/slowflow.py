@@ -3,9 +3,12 @@ MixFlow γ this suggests. Times are in the paper's convention (0 = noise, 1 = da
 from __future__ import annotations
 
 import ctypes
+import os
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _lib
 from . import _types as T
@@ -46,13 +49,13 @@ class SlowFlow:
         check(lib.mixflow_slow_flow_export(str(path).encode(), int(fmt), int(_REFERENCES[self.reference]), _dp(t), _dp(m),
                                            m.shape[0], len(t)))
 
-    def to_csv(self, path) -> None:
+    def to_csv(self, path: str | os.PathLike) -> None:
         self._export(path, T.ExportFormat.CSV)
 
-    def to_json(self, path) -> None:
+    def to_json(self, path: str | os.PathLike) -> None:
         self._export(path, T.ExportFormat.JSON)
 
-    def plot(self, path=None, ax=None):
+    def plot(self, path: str | os.PathLike | None = None, ax: Any = None) -> Any:
         """A figure like the paper's Figure 1: median m against t with 5–95 % and 25–75 % bands and the
         diagonal m = t (no slowdown). Saves a PNG when ``path`` is given. Needs matplotlib."""
         try:
@@ -80,7 +83,8 @@ class SlowFlow:
         return ax
 
 
-def measure(trajectory, t, noise, reference="endpoint", data=None, path="linear", convention="sit") -> SlowFlow:
+def measure(trajectory: ArrayLike, t: ArrayLike, noise: ArrayLike, reference: str = "endpoint",
+            data: ArrayLike | None = None, path: str = "linear", convention: str = "sit") -> SlowFlow:
     """Slow Flow of an existing trajectory [K, B, ...] at model-convention times ``t`` [K] from ``noise`` [B, ...]."""
     traj = as_float32(trajectory, "trajectory")
     noise = as_float32(noise, "noise")
@@ -101,8 +105,9 @@ def measure(trajectory, t, noise, reference="endpoint", data=None, path="linear"
 slow_flow_measure = measure
 
 
-def slow_flow(model_fn, noise, steps=50, method="euler", convention="sit", reference="endpoint", data=None,
-              path="linear", **sample_options) -> SlowFlow:
+def slow_flow(model_fn: Callable[..., ArrayLike], noise: ArrayLike, steps: int = 50, method: str = "euler",
+              convention: str = "sit", reference: str = "endpoint", data: ArrayLike | None = None, path: str = "linear",
+              **sample_options: Any) -> SlowFlow:
     """Runs the sampler with its trajectory and measures the Slow Flow under ``reference``
     ("endpoint", "nearest_data" or "noise_level"; the last two need ``data`` [N, ...])."""
     result = _sample(model_fn, noise, method=method, steps=steps, convention=convention, path=path, trajectory=True,

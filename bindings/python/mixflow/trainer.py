@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._handle import HandleOwner
 from . import _lib
@@ -96,7 +98,7 @@ class Trainer(HandleOwner):
     def step_count(self) -> int:
         return int(lib.mixflow_trainer_step_count(self._ptr))
 
-    def step(self, x1, y=None, first_sample: int = 0) -> float:
+    def step(self, x1: ArrayLike, y: ArrayLike | None = None, first_sample: int = 0) -> float:
         """One MixFlow step on data x1 [B, C, H, W] with labels y [B] (None = unconditional). Returns the loss."""
         x1 = as_float32(x1, "x1")
         m = self.model
@@ -136,7 +138,7 @@ class Trainer(HandleOwner):
             setattr(p, key, value)
         check(lib.mixflow_trainer_set_params(self._ptr, ctypes.byref(p)))
 
-    def set_gradient_hook(self, fn) -> None:
+    def set_gradient_hook(self, fn: Callable[[np.ndarray, int], None] | None) -> None:
         """``fn(grads, step)`` with ``grads`` a float32 numpy view of the flat gradient (modify in place)."""
         if fn is None:
             self._hook = None

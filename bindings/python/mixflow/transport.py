@@ -5,6 +5,7 @@ import ctypes
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._handle import HandleOwner
 from . import _lib
@@ -34,7 +35,7 @@ def _name_of(table: dict, value: int) -> str:
     return next(k for k, v in table.items() if k is not None and int(v) == value)
 
 
-def as_float32(a, name: str) -> np.ndarray:
+def as_float32(a: ArrayLike, name: str) -> np.ndarray:
     """C-contiguous float32 view of `a`; copies only when `a` is not already float32 and contiguous."""
     arr = np.asarray(a)
     if arr.dtype != np.float32 or not arr.flags.c_contiguous:
@@ -91,7 +92,7 @@ class Transport(HandleOwner):
         self._own(handle, lib.mixflow_transport_free)
 
     @classmethod
-    def preset(cls, name: str, latent_shape=None, dim: int = 0, **overrides) -> "Transport":
+    def preset(cls, name: str, latent_shape: tuple[int, ...] | None = None, dim: int = 0, **overrides) -> "Transport":
         """An official recipe: "sit" (gamma 0.8), "rae" (gamma 0.4; pass ``latent_shape=(768, 16, 16)`` for
         the dimension shift), "repa". Keyword overrides edit the preset (e.g. ``gamma=0.5``)."""
         if latent_shape is not None:
@@ -137,7 +138,7 @@ class Transport(HandleOwner):
 
 
     # ---- training maths -------------------------------------------------------------------------------
-    def prepare(self, x1, seed: int = 0, step: int = 0, first_sample: int = 0, out: Batch | None = None) -> Batch:
+    def prepare(self, x1: ArrayLike, seed: int = 0, step: int = 0, first_sample: int = 0, out: Batch | None = None) -> Batch:
         """Builds a MixFlow batch from data ``x1`` [B, ...] (float32; other dtypes are converted with a copy).
         ``first_sample`` is the global index of row 0 when a batch is split across workers. Pass a previous
         ``Batch`` of the same shape as ``out`` to reuse its arrays (no allocation, no page faults)."""
@@ -158,7 +159,8 @@ class Transport(HandleOwner):
                                             fptr(x_in), fptr(t), fptr(m), fptr(noise), fptr(target)))
         return Batch(x_in=x_in, t=t, m=m, noise=noise, target=target)
 
-    def loss(self, pred, batch: Batch, grad_out: np.ndarray | None = None):
+    def loss(self, pred: ArrayLike, batch: Batch,
+             grad_out: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
         """Returns ``(mean_loss, per_sample_losses [B], grad [same shape as pred])`` where grad is the
         gradient of the mean loss with respect to ``pred``. ``grad_out`` may be given (it may be ``pred``)."""
         pred = as_float32(pred, "pred")

@@ -75,7 +75,7 @@ def test_slowflow_reports_statistics_and_gamma(checkpoint, tmp_path):
 
 def test_bad_arguments_fail_cleanly(checkpoint, tmp_path):
     r = subprocess.run([CLI, "sample", "--checkpoint", checkpoint, "--method", "leapfrog"], capture_output=True, text=True)
-    assert r.returncode != 0 and "--method must be one of" in r.stderr
+    assert r.returncode != 0 and "--method must be auto or one of" in r.stderr
     bad = tmp_path / "bad.mixflow"
     bad.write_bytes(b"not a checkpoint")
     r = subprocess.run([CLI, "sample", "--checkpoint", bad, "--npz", tmp_path / "x.npz"], capture_output=True, text=True)
@@ -113,6 +113,8 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
     assert r.returncode == 0, r.stderr
     table = r.stdout.split("lower is better.")[1].split("\nwrote")[0]
     assert all(name in table for name in ("base", "standard", "mixflow"))
+    # Progress bars go to stderr: stdout holds only results, so it can be piped.
+    assert "elapsed" in r.stderr and "elapsed" not in r.stdout and "[#" not in r.stdout
     # gamma is the nearest-data suggest_gamma, printed with the other two definitions.
     used = [line for line in r.stdout.splitlines() if line.endswith("<- used")]
     assert len(used) == 1 and "nearest-data" in used[0]
@@ -125,6 +127,44 @@ def test_posttrain_runs_end_to_end_on_a_tiny_model(tmp_path):
     # Rerunning resumes from the checkpoints (no further steps) and reproduces the table.
     r2 = subprocess.run(args, capture_output=True, text=True)
     assert r2.returncode == 0 and r2.stdout.split("lower is better.")[1].split("\nwrote")[0] == table
+
+
+def test_every_option_is_validated_before_any_work(tmp_path):
+    """Bad values fail at once (nothing printed on stdout, no output folder), name the CLI option, show the
+    subcommand's usage, and negative numbers parse as values."""
+    args = tiny_posttrain_setup(tmp_path)
+    for extra, message in ((["--eval-steps", "1"], "--eval-steps must be a comma-separated list of grid sizes in [2, 1000000], got 1"),
+                           (["--gamma", "2"], "--gamma must be in [0, 1] or auto, got 2"),
+                           (["--gamma", "-0.1"], "--gamma must be in [0, 1] or auto, got -0.1"),
+                           (["--steps", "0"], "--steps must be in [1, 10000000], got 0"),
+                           (["--lr", "-1e-4"], "--lr must be a finite number >= 0, got -0.0001"),
+                           (["--ema", "1.5"], "--ema must be in [0.0, 1.0], got 1.5"),
+                           (["--eval-methods", "euler,leapfrog"], "--eval-methods must be a comma-separated list of"),
+                           (["--base", tmp_path / "missing.onnx"], "--base: cannot read")):
+        r = subprocess.run(args + extra, capture_output=True, text=True)
+        assert r.returncode != 0 and message in r.stderr, (extra, r.stderr)
+        assert "Usage: mixflow posttrain" in r.stderr and r.stdout == "", (extra, r.stdout)
+        assert not (tmp_path / "out").exists()
+    base = ROOT / "models" / "fmnist-base" / "base.onnx"
+    for extra, message in ((["--steps", "0"], "--steps must be in [1, 1000000], got 0"),
+                           (["--scale", "-1.5", "--n", "-3"], "--n must be in [1, 2147483647], got -3"),
+                           (["--guidance-interval", "0.5,0.1"], "--guidance-interval must be \"lo,hi\" with lo <= hi"),
+                           (["--depth-to-space", "0"], "--depth-to-space must be in [1, 64], got 0")):
+        r = subprocess.run([CLI, "sample", "--checkpoint", base, *extra], capture_output=True, text=True)
+        assert r.returncode != 0 and message in r.stderr and "Usage: mixflow sample" in r.stderr, (extra, r.stderr)
+    r = subprocess.run([CLI, "slowflow", "--checkpoint", base, "--coverage", "-0.5"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--coverage must be in (0, 1], got -0.5" in r.stderr and "Usage: mixflow slowflow" in r.stderr
+
+
+def test_version_names_the_library_abi_and_gemm():
+    header = (ROOT / "include" / "mixflow_types.h").read_text()
+    version = header.split('#define MIXFLOW_VERSION_STRING "')[1].split('"')[0]
+    abi = header.split("#define MIXFLOW_ABI_VERSION ")[1].split()[0]
+    r = subprocess.run([CLI, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"mixflow {version} (ABI {abi})"
+    assert any(l.startswith("gemm: ") for l in lines) and any(l.startswith("openblas: ") for l in lines)
 
 
 def test_posttrain_ctrl_c_saves_and_a_rerun_resumes(tmp_path):
@@ -187,9 +227,9 @@ def test_eval_matches_an_independent_computation_on_the_same_samples(tmp_path):
 
 def test_eval_rejects_bad_input():
     base = ROOT / "models" / "fmnist-base" / "base.onnx"
-    for extra, message in ((["--kid-subset-size", "1"], "--kid-subset-size in [2, --n]"),
-                           (["--kid-subsets", "0"], "--kid-subsets must be >= 1"),
-                           (["--data", "/nonexistent"], "/nonexistent/t10k-images-idx3-ubyte.gz")):
+    for extra, message in ((["--kid-subset-size", "1"], "--kid-subset-size must be in [2, 8], got 1"),
+                           (["--kid-subsets", "0"], "--kid-subsets must be in [1, 100000], got 0"),
+                           (["--data", "/nonexistent"], "--data: cannot read /nonexistent/t10k-images-idx3-ubyte.gz")):
         r = subprocess.run([CLI, "eval", "--checkpoint", base, "--n", "8", "--steps", "3", *extra], capture_output=True, text=True)
         assert r.returncode != 0 and message in r.stderr, (extra, r.stderr)
 

@@ -12,7 +12,7 @@ TYPES = (ROOT / "include" / "mixflow_types.h").read_text()
 
 def header_functions() -> dict[str, int]:
     out = {}
-    for m in re.finditer(r"^SWIFT_EXTERN [^;]*?\b(mixflow_\w+)\(([^)]*)\)", HEADER, re.M):
+    for m in re.finditer(r"^[a-z][^;(/]*?\b(mixflow_\w+)\(([^)]*)\)[^;]*;", HEADER, re.M):
         args = m.group(2).strip()
         out[m.group(1)] = 0 if args in ("", "void") else args.count(",") + 1
     return out
