@@ -3,7 +3,7 @@
 // (protobuf parse + all validation) and, when that succeeds, every convertible tensor is read and the SiT
 // model import (ModelONNX.load: name matching, graph walk, shape inference, metadata) is run. Any outcome
 // other than a value or a MixflowError (a crash, an ASan report, a leak, a timeout) is a finding.
-// Built and run by scripts/fuzz-onnx.sh; not part of the SwiftPM package.
+// Built and run by scripts/fuzz.sh onnx; not part of the SwiftPM package.
 #if canImport(Glibc)
 import Glibc
 #endif

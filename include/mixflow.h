@@ -431,6 +431,12 @@ mixflow_status mixflow_model_get_params(mixflow_model *model, mixflow_model_para
  */
 int64_t mixflow_model_num_params(mixflow_model *model) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* Floats of REPA target features per sample for a model with projectors (REPA's SiT: tokens · Σ z_dims,
+ * the `feature_size` of `mixflow_trainer_step_features`); 0 for a model without projectors; -1 if `model` is
+ * not a live model handle.
+ */
+int64_t mixflow_model_feature_size(mixflow_model *model) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* Number of tensors in the state dict (SiT-XL/2: 292; DiT^DH-XL: 382); -1 if `model` is not a live model handle. */
 int32_t mixflow_model_num_tensors(mixflow_model *model) MIXFLOW_WARN_UNUSED_RESULT;
 
@@ -595,7 +601,8 @@ mixflow_status mixflow_model_ignored_tensors(mixflow_model *model, char *buf, si
  * Post-training a model with a transport: AdamW, EMA, gradient clipping, checkpoints.
  * -------------------------------------------------------------------------------------------------------------- */
 
-/* Fills `out` with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
+/* The first released size of mixflow_trainer_params (ABI 1).
+ * Fills `out` with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
  * EMA 0.9999, no clipping, seed 0.
  *
  * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, size too small) or `MIXFLOW_ERR_ABI_MISMATCH`.
@@ -603,8 +610,9 @@ mixflow_status mixflow_model_ignored_tensors(mixflow_model *model, char *buf, si
 mixflow_status mixflow_trainer_default_params(mixflow_trainer_params *out,
     uint32_t struct_size) MIXFLOW_WARN_UNUSED_RESULT;
 
-/* Fills `out` with an official recipe: "sit"/"repa" (the defaults) or "rae" (lr 2e-4 decaying linearly to
- * 2e-5 between steps `decay_start` and `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+/* Fills `out` with an official recipe: "sit" (the defaults), "repa" (the defaults plus clip 1.0 and
+ * proj_coeff 0.5, REPA's train.py) or "rae" (lr 2e-4 decaying linearly to 2e-5 between steps `decay_start` and
+ * `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
  *
  * Parameters:
  *   - decay_start, decay_end: the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
@@ -639,6 +647,28 @@ void mixflow_trainer_free(mixflow_trainer *trainer);
  */
 mixflow_status mixflow_trainer_step(mixflow_trainer *trainer, const float *x1, const int32_t *y, int64_t batch,
     uint64_t first_sample, float *out_loss) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* `mixflow_trainer_step` with REPA target features: for a model with projectors (REPA's SiT) the loss is
+ * denoise + proj_coeff·proj, proj = mean over encoders, samples and tokens of −cos(z, z̃) (REPA's loss.py).
+ * With `features` NULL it is exactly `mixflow_trainer_step` (a model with projectors then trains the denoising
+ * loss alone; `mixflow_trainer_trained_without_features` reports that it happened).
+ *
+ * Parameters:
+ *   features: [batch, feature_size] finite target features, or NULL. Per sample, encoder k's
+ *     [tokens, z_dims[k]] after encoder k−1's (tokens in the model's patch order, row-major over the grid).
+ *   feature_size: floats per sample; must equal `mixflow_model_feature_size` of the trainer's model
+ *     (0 with NULL features).
+ * Returns: as `mixflow_trainer_step`; `MIXFLOW_ERR_INVALID_ARGUMENT` also for features given to a model
+ *   without projectors, a wrong feature_size, or non-finite features.
+ */
+mixflow_status mixflow_trainer_step_features(mixflow_trainer *trainer, const float *x1, const int32_t *y,
+    const float *features, int64_t feature_size, int64_t batch, uint64_t first_sample,
+    float *out_loss) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* 1 when a step of a trainer whose model has projectors ran without features (the denoising loss alone),
+ * else 0; -1 for an invalid handle.
+ */
+int32_t mixflow_trainer_trained_without_features(mixflow_trainer *trainer) MIXFLOW_WARN_UNUSED_RESULT;
 
 /* Installs (or, with fn = NULL, removes) the gradient hook. `user_data` is passed through untouched.
  * The hook runs on the thread that called `mixflow_trainer_step`, once per step.
@@ -791,6 +821,19 @@ mixflow_status mixflow_tensor_file_read(mixflow_tensor_file *file, const char *n
 mixflow_status mixflow_tensor_file_read_index(mixflow_tensor_file *file, int64_t index, float *out,
     int64_t count) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* Reads tensor `index`'s values as stored, without conversion: `nbytes` = element count × element size
+ * little-endian bytes of its own `mixflow_dtype` (what a converter needs to keep int64 tensors exact).
+ *
+ * Parameters:
+ *   out: `nbytes` bytes, caller-allocated.
+ *   nbytes: must equal the element count times the size of the tensor's dtype (`mixflow_tensor_file_tensor_info`).
+ * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, index out of range, wrong size),
+ *   `MIXFLOW_ERR_UNSUPPORTED` (STRING, COMPLEX or FLOAT8 elements), `MIXFLOW_ERR_IO` / `MIXFLOW_ERR_FORMAT`
+ *   (external data changed or vanished since load) or `MIXFLOW_ERR_INVALID_HANDLE`. On failure `out` is unspecified.
+ */
+mixflow_status mixflow_tensor_file_read_stored(mixflow_tensor_file *file, int64_t index, void *out,
+    uint64_t nbytes) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* The number of metadata entries (ONNX `metadata_props`), or -1 if `file` is not a valid handle. */
 int64_t mixflow_tensor_file_num_metadata(mixflow_tensor_file *file) MIXFLOW_WARN_UNUSED_RESULT;
 
@@ -813,10 +856,13 @@ mixflow_status mixflow_tensor_file_metadata(mixflow_tensor_file *file, const cha
 
 /* Starts writing an ONNX tensor file at `path`: a model with named float32 initializers, metadata and an
  * empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and `mixflow_tensor_file_load`.
- * Tensors of at least `external_threshold_bytes` bytes go to one external-data file `<file name>.data` next
- * to the model (64-byte aligned), which keeps the model under protobuf's 2 GiB limit. Nothing appears on
- * disk until `mixflow_tensor_writer_finish`; both files are then replaced atomically (temporary file,
- * fsync, rename). Free the handle with `mixflow_tensor_writer_free`, which abandons an unfinished write.
+ * Tensors of at least `external_threshold_bytes` bytes go to one external-data file next to the model
+ * (64-byte aligned), which keeps the model under protobuf's 2 GiB limit: `<file name>.data`, or
+ * `<file name>.<save id>.data` while an earlier save's data file is still in use. Nothing appears on disk
+ * until `mixflow_tensor_writer_finish`; the data file, then the model, are then put in place atomically, so
+ * a kill at any moment leaves the previous pair or the new one, and the reader refuses a model and data file
+ * from different saves (docs/reliability.md). Free the handle with `mixflow_tensor_writer_free`, which
+ * abandons an unfinished write.
  *
  * Parameters:
  *   path: UTF-8 path of the `.onnx` file; its folder must exist and be writable.
@@ -844,6 +890,19 @@ void mixflow_tensor_writer_free(mixflow_tensor_writer *writer);
  */
 mixflow_status mixflow_tensor_writer_add(mixflow_tensor_writer *writer, const char *name, const float *data,
     const int64_t *shape, int32_t ndim) MIXFLOW_WARN_UNUSED_RESULT;
+
+/* Adds a tensor of any `mixflow_dtype` the library reads (float16/32/64, bfloat16, 8- to 64-bit integers,
+ * bool), given as its little-endian bytes: what a converter uses to keep integer tensors exact. The bytes are
+ * copied before the call returns.
+ *
+ * Parameters:
+ *   dtype: a `mixflow_dtype` value other than STRING, COMPLEX and FLOAT8.
+ *   data: product(shape) elements of `dtype`, C-contiguous (1 element for a scalar).
+ *   - shape, ndim: as for `mixflow_tensor_writer_add`, except that dims of 0 (an empty tensor) are allowed.
+ * Returns: as `mixflow_tensor_writer_add` (an unsupported dtype is `MIXFLOW_ERR_INVALID_ARGUMENT`).
+ */
+mixflow_status mixflow_tensor_writer_add_typed(mixflow_tensor_writer *writer, const char *name, int32_t dtype,
+    const void *data, const int64_t *shape, int32_t ndim) MIXFLOW_WARN_UNUSED_RESULT;
 
 /* Sets metadata `key` = `value` (ONNX `metadata_props`), e.g. "mixflow.arch" = "SiT-XL/2".
  *

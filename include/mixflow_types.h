@@ -210,9 +210,11 @@ typedef struct mixflow_trainer_params {
     float eps;              /* 1e-8; > 0 */
     float weight_decay;     /* 0; decoupled (AdamW); >= 0 */
     float ema_decay;        /* 0.9999 (SiT); 0.9995 (RAE); 0 = no EMA copy; in [0, 1] */
-    float max_grad_norm;    /* 0 = no clipping (SiT); 1.0 (RAE); >= 0 */
+    float max_grad_norm;    /* 0 = no clipping (SiT); 1.0 (RAE, REPA); >= 0 */
     uint64_t seed;          /* 0; keys every random draw together with the step and the sample index */
     int32_t num_threads;    /* 0 = all cores; results are identical for every value; >= 0 */
+    double proj_coeff;      /* 0.5; REPA's lambda in denoise + lambda*proj (models with projectors, steps with
+                               features only); >= 0. Appended after ABI 1: an older, shorter struct gets 0.5 */
 } mixflow_trainer_params;
 
 /* ---- onnx ---- */

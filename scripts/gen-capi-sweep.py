@@ -49,7 +49,9 @@ VALID = {
     "mixflow_model_set_tensor.name": '"y_embedder.embedding_table.weight"',
     "mixflow_tensor_file_read.name": '"y_embedder.embedding_table.weight"',
     "mixflow_tensor_file_find.name": '"y_embedder.embedding_table.weight"',
-    "mixflow_tensor_writer_add.name": '"w"',
+    "mixflow_tensor_writer_add.name": '"w"', "mixflow_tensor_writer_add_typed.name": '"w_typed"',
+    "mixflow_tensor_writer_add_typed.dtype": "7",   # int64 (2 x 4 of them fit the zeroed pool buffer)
+    "mixflow_tensor_file_read_stored.nbytes": "16",
     "mixflow_tensor_file_metadata.key": '"model.arch"',
     "mixflow_transport_preset_params.dim": "0", "mixflow_sampler_step.index": "0",
     "mixflow_equal_labels.n": "4",
@@ -63,7 +65,8 @@ VALID = {
     "mixflow_slow_flow_export.path": "tmp_path(\"sf.csv\")",
 }
 # Shapes passed as `const int64_t *shape`: the y embedding of the tiny model is [num_classes + 1, hidden].
-SHAPES = {"mixflow_model_get_tensor", "mixflow_model_get_grad", "mixflow_model_set_tensor", "mixflow_tensor_writer_add"}
+SHAPES = {"mixflow_model_get_tensor", "mixflow_model_get_grad", "mixflow_model_set_tensor", "mixflow_tensor_writer_add",
+          "mixflow_tensor_writer_add_typed"}
 
 # Cases not run: with the value 2^32 these sizes are valid (2^32 rows of the tiny shape fit in 64 bits and pass
 # every range check), so the call must read (or write) a caller buffer of the size the caller claims, which no C

@@ -63,7 +63,9 @@ before=$(git status --porcelain --ignored bindings/python)
 python3 -m pip wheel -q --no-deps ./bindings/python -w "$tmp/wheel"
 wheel=$(ls "$tmp"/wheel/mixflow-*.whl)
 [[ "$wheel" == *"-py3-none-linux_"* ]] || fail "the wheel is not tagged for the platform: $(basename "$wheel")"
-python3 -m zipfile -l "$wheel" | grep -q 'mixflow/libmixflow.so' || fail "the wheel does not contain libmixflow.so"
+# (zipfile's own check, not `zipfile -l | grep -q`: grep -q closes the pipe early and pipefail fails the listing.)
+python3 -c 'import sys, zipfile; sys.exit("mixflow/libmixflow.so" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$wheel" \
+    || fail "the wheel does not contain libmixflow.so"
 [[ "$(git status --porcelain --ignored bindings/python)" == "$before" ]] || fail "building the wheel left files in bindings/python"
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel"

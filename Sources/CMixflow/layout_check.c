@@ -12,7 +12,8 @@ _Static_assert(offsetof(mixflow_model_params, seed) == 72, "model params: seed i
 _Static_assert(sizeof(mixflow_model_params) == 104, "model params layout (88 before the DiT^DH fields)");
 _Static_assert(offsetof(mixflow_model_params, head_depth) == 88, "DiT^DH fields are appended");
 _Static_assert(sizeof(((mixflow_model_params *)0)->arch) == MIXFLOW_MODEL_ARCH_SIZE, "arch capacity");
-_Static_assert(sizeof(mixflow_trainer_params) == 80, "trainer params layout");
+_Static_assert(sizeof(mixflow_trainer_params) == 88, "trainer params layout");
+_Static_assert(offsetof(mixflow_trainer_params, proj_coeff) == 80, "trainer params: proj_coeff appended after ABI 1");
 _Static_assert(sizeof(mixflow_dtype) == 4 && sizeof(mixflow_tensor_storage) == 4, "enums are 32-bit");
 _Static_assert(offsetof(mixflow_sampler_params, seed) == 24, "sampler params: seed is 8-aligned");
 _Static_assert(sizeof(mixflow_sampler_params) == 112, "sampler params layout");

@@ -136,6 +136,14 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     return Int64(box.model.parameterCount)
 }
 
+/// Floats of REPA target features per sample for a model with projectors (REPA's SiT: tokens · Σ z_dims,
+/// the `feature_size` of `mixflow_trainer_step_features`); 0 for a model without projectors; -1 if `model` is
+/// not a live model handle.
+@c public func mixflow_model_feature_size(_ model: UnsafeMutablePointer<mixflow_model>?) -> Int64 {
+    guard let box = try? modelBox(model) else { return -1 }
+    return Int64((box.model as? FeatureAlignedModel)?.featureSize ?? 0)
+}
+
 /// Number of tensors in the state dict (SiT-XL/2: 292; DiT^DH-XL: 382); -1 if `model` is not a live model handle.
 @c public func mixflow_model_num_tensors(_ model: UnsafeMutablePointer<mixflow_model>?) -> Int32 {
     guard let box = try? modelBox(model) else { return -1 }

@@ -89,8 +89,7 @@ private let saveDefaults: mixflow_model_save_params = {
         let loaded = try ModelONNX.loadNative(path: file, heads: p.heads > 0 ? Int(p.heads) : nil, threads: Int(p.num_threads))
         // A DiT^DH reports its shape as the custom arch "DiTDH" (mixflow_model_get_params); a SiT as arch "".
         let shape = ModelShape(of: loaded.model)
-        let arch: String
-        if case .ditdh = shape { arch = "DiTDH" } else { arch = "" }
+        let arch = shape.customArch
         let settings = ModelSettings(shape: shape, arch: arch, seed: 0, threads: Int(p.num_threads))
         let box = Model(wrapping: loaded.model, settings: settings)
         box.fileMetadata = loaded.metadata
@@ -138,13 +137,7 @@ private let saveDefaults: mixflow_model_save_params = {
         }
         metadata += try extraMetadata(p)
         let options = ModelONNX.ExportOptions(graph: p.graph == 1, externalThreshold: p.external_threshold, metadata: metadata)
-        if let d = box.model as? DiTDHModel {
-            try ModelONNX.export(d, to: file, options: options)
-        } else if let sit = box.model as? SiTModel {
-            try ModelONNX.export(sit, to: file, options: options)
-        } else {
-            throw MixflowError.internal("the model handle holds neither a SiT nor a DiT^DH")
-        }
+        try ModelONNX.export(box.model, to: file, options: options)
     }
 }
 

@@ -147,6 +147,27 @@ import MixflowIO
     }
 }
 
+/// Reads tensor `index`'s values as stored, without conversion: `nbytes` = element count × element size
+/// little-endian bytes of its own `mixflow_dtype` (what a converter needs to keep int64 tensors exact).
+///
+/// - Parameters:
+///   - out: `nbytes` bytes, caller-allocated.
+///   - nbytes: must equal the element count times the size of the tensor's dtype (`mixflow_tensor_file_tensor_info`).
+/// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, index out of range, wrong size),
+///   `MIXFLOW_ERR_UNSUPPORTED` (STRING, COMPLEX or FLOAT8 elements), `MIXFLOW_ERR_IO` / `MIXFLOW_ERR_FORMAT`
+///   (external data changed or vanished since load) or `MIXFLOW_ERR_INVALID_HANDLE`. On failure `out` is unspecified.
+@c public func mixflow_tensor_file_read_stored(
+    _ file: UnsafeMutablePointer<mixflow_tensor_file>?, _ index: Int64, _ out: UnsafeMutableRawPointer?, _ nbytes: UInt64
+) -> mixflow_status {
+    capi("mixflow_tensor_file_read_stored") {
+        let r = try Handle.get(file, kind: .tensorFile, "file", as: OnnxReader.self)
+        _ = try tensor(r, index)
+        guard nbytes <= UInt64(Int.max) else { throw MixflowError.invalidArgument("nbytes \(nbytes) is too large") }
+        let out = nbytes == 0 ? nil : UnsafeMutableRawPointer(try require(out?.assumingMemoryBound(to: UInt8.self), "out"))
+        try r.readStored(Int(index), into: UnsafeMutableRawBufferPointer(start: out, count: Int(nbytes)))
+    }
+}
+
 /// The number of metadata entries (ONNX `metadata_props`), or -1 if `file` is not a valid handle.
 @c public func mixflow_tensor_file_num_metadata(_ file: UnsafeMutablePointer<mixflow_tensor_file>?) -> Int64 {
     (try? Handle.get(file, kind: .tensorFile, "file", as: OnnxReader.self)).map { Int64($0.metadata.count) } ?? -1

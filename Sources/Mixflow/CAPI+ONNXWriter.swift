@@ -4,10 +4,13 @@ import MixflowIO
 
 /// Starts writing an ONNX tensor file at `path`: a model with named float32 initializers, metadata and an
 /// empty graph (IR 8, opset 17), readable by pip onnx, onnxruntime tools and `mixflow_tensor_file_load`.
-/// Tensors of at least `external_threshold_bytes` bytes go to one external-data file `<file name>.data` next
-/// to the model (64-byte aligned), which keeps the model under protobuf's 2 GiB limit. Nothing appears on
-/// disk until `mixflow_tensor_writer_finish`; both files are then replaced atomically (temporary file,
-/// fsync, rename). Free the handle with `mixflow_tensor_writer_free`, which abandons an unfinished write.
+/// Tensors of at least `external_threshold_bytes` bytes go to one external-data file next to the model
+/// (64-byte aligned), which keeps the model under protobuf's 2 GiB limit: `<file name>.data`, or
+/// `<file name>.<save id>.data` while an earlier save's data file is still in use. Nothing appears on disk
+/// until `mixflow_tensor_writer_finish`; the data file, then the model, are then put in place atomically, so
+/// a kill at any moment leaves the previous pair or the new one, and the reader refuses a model and data file
+/// from different saves (docs/reliability.md). Free the handle with `mixflow_tensor_writer_free`, which
+/// abandons an unfinished write.
 ///
 /// - Parameters:
 ///   - path: UTF-8 path of the `.onnx` file; its folder must exist and be writable.
@@ -59,6 +62,33 @@ import MixflowIO
         let count = ndim == 0 ? 1 : try checkedCount(dims, "shape")
         let data = try require(data, "data")
         try w.add(n, dims: dims, data: UnsafeBufferPointer(start: data, count: count))
+    }
+}
+
+/// Adds a tensor of any `mixflow_dtype` the library reads (float16/32/64, bfloat16, 8- to 64-bit integers,
+/// bool), given as its little-endian bytes: what a converter uses to keep integer tensors exact. The bytes are
+/// copied before the call returns.
+///
+/// - Parameters:
+///   - dtype: a `mixflow_dtype` value other than STRING, COMPLEX and FLOAT8.
+///   - data: product(shape) elements of `dtype`, C-contiguous (1 element for a scalar).
+///   - shape, ndim: as for `mixflow_tensor_writer_add`, except that dims of 0 (an empty tensor) are allowed.
+/// - Returns: as `mixflow_tensor_writer_add` (an unsupported dtype is `MIXFLOW_ERR_INVALID_ARGUMENT`).
+@c public func mixflow_tensor_writer_add_typed(
+    _ writer: UnsafeMutablePointer<mixflow_tensor_writer>?, _ name: UnsafePointer<CChar>?, _ dtype: Int32,
+    _ data: UnsafeRawPointer?, _ shape: UnsafePointer<Int64>?, _ ndim: Int32
+) -> mixflow_status {
+    capi("mixflow_tensor_writer_add_typed") {
+        let w = try Handle.get(writer, kind: .tensorWriter, "writer", as: OnnxWriter.self)
+        let n = try string(name, "name")
+        guard ndim >= 0, ndim <= 64 else { throw MixflowError.invalidArgument("ndim must be in [0, 64], got \(ndim)") }
+        let size = OnnxReader.elementSize(dtype)
+        guard size > 0 else { throw MixflowError.invalidArgument("dtype \(dtype) is not a type the library writes") }
+        let dims: [Int64] = ndim == 0 ? [] : Array(UnsafeBufferPointer(start: try require(shape, "shape"), count: Int(ndim)))
+        let count = ndim == 0 ? 1 : try checkedCount(dims, "shape", allowEmpty: true)
+        guard count <= Int.max / size else { throw MixflowError.invalidArgument("shape \(dims) has too many bytes") }
+        let data = try require(data?.assumingMemoryBound(to: UInt8.self), "data")
+        try w.add(n, dims: dims, dataType: dtype, bytes: UnsafeRawBufferPointer(start: data, count: count * size))
     }
 }
 

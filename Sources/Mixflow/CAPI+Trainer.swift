@@ -17,56 +17,6 @@ private func trainerBox(_ t: UnsafeMutablePointer<mixflow_trainer>?) throws -> T
 }
 
 /// The first released size of mixflow_trainer_params (ABI 1).
-let trainerParamsMinimumSize = 80
-
-extension TrainerConfig {
-    init(c p: mixflow_trainer_params) throws {
-        self.init()
-        func finite(_ v: Float, _ name: String) throws -> Double {
-            guard v.isFinite else { throw MixflowError.invalidArgument("params->\(name) must be finite, got \(v)") }
-            return Double(v)
-        }
-        let lr = try finite(p.lr, "lr"), finalLr = try finite(p.final_lr, "final_lr")
-        if p.decay_end == 0 && p.warmup == 0 {
-            schedule = .constant(lr)
-        } else {
-            guard p.decay_end > p.decay_start, p.decay_start >= 0, p.warmup >= 0 else {
-                throw MixflowError.invalidArgument("params->decay_start/decay_end/warmup must satisfy 0 <= decay_start < decay_end "
-                                                   + "and warmup >= 0, got \(p.decay_start), \(p.decay_end), \(p.warmup)")
-            }
-            schedule = .linearDecay(base: lr, final: finalLr, decayStart: Int(p.decay_start), decayEnd: Int(p.decay_end),
-                                    warmup: Int(p.warmup))
-        }
-        optimizer.beta1 = try finite(p.beta1, "beta1")
-        optimizer.beta2 = try finite(p.beta2, "beta2")
-        optimizer.eps = try finite(p.eps, "eps")
-        optimizer.weightDecay = try finite(p.weight_decay, "weight_decay")
-        emaDecay = try finite(p.ema_decay, "ema_decay")
-        let clip = try finite(p.max_grad_norm, "max_grad_norm")
-        guard clip >= 0 else { throw MixflowError.invalidArgument("params->max_grad_norm must be >= 0 (0 = no clipping), got \(p.max_grad_norm)") }
-        maxGradNorm = clip == 0 ? nil : clip
-        seed = p.seed
-        threads = Int(p.num_threads)
-        do { try validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.invalidArgument("params->" + m) }
-    }
-
-    var c: mixflow_trainer_params {
-        var p = mixflow_trainer_params()
-        p.struct_size = UInt32(MemoryLayout<mixflow_trainer_params>.size)
-        switch schedule {
-        case .constant(let lr):
-            p.lr = Float(lr); p.final_lr = Float(lr)
-        case .linearDecay(let base, let final, let start, let end, let warmup):
-            p.lr = Float(base); p.final_lr = Float(final)
-            p.decay_start = Int64(start); p.decay_end = Int64(end); p.warmup = Int64(warmup)
-        }
-        p.beta1 = Float(optimizer.beta1); p.beta2 = Float(optimizer.beta2); p.eps = Float(optimizer.eps)
-        p.weight_decay = Float(optimizer.weightDecay); p.ema_decay = Float(emaDecay)
-        p.max_grad_norm = Float(maxGradNorm ?? 0); p.seed = seed; p.num_threads = Int32(clamping: threads)
-        return p
-    }
-}
-
 /// Fills `out` with the SiT recipe: lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, no weight decay,
 /// EMA 0.9999, no clipping, seed 0.
 ///
@@ -79,8 +29,9 @@ extension TrainerConfig {
     }
 }
 
-/// Fills `out` with an official recipe: "sit"/"repa" (the defaults) or "rae" (lr 2e-4 decaying linearly to
-/// 2e-5 between steps `decay_start` and `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
+/// Fills `out` with an official recipe: "sit" (the defaults), "repa" (the defaults plus clip 1.0 and
+/// proj_coeff 0.5, REPA's train.py) or "rae" (lr 2e-4 decaying linearly to 2e-5 between steps `decay_start` and
+/// `decay_end`, betas (0.9, 0.95), clip 1.0, EMA 0.9995).
 ///
 /// - Parameters:
 ///   - decay_start, decay_end: the RAE decay window in steps (RAE: epochs 40 and 800); ignored otherwise.
@@ -118,7 +69,7 @@ extension TrainerConfig {
         let m = try modelBox(model)
         let tr = try Handle.get(transport, kind: .transport, "transport", as: Transport.self)
         let p = try readParams(params, "params", defaults: TrainerConfig().c, minimumSize: trainerParamsMinimumSize)
-        let trainer = try Trainer(model: m.model, transport: tr, config: try TrainerConfig(c: p))
+        let trainer = try asParams { try Trainer(model: m.model, transport: tr, config: try TrainerConfig(c: p)) }
         out.pointee = Handle.make(TrainerBox(trainer, settings: m.settings), kind: .trainer, as: mixflow_trainer.self)
     }
 }
@@ -143,19 +94,69 @@ extension TrainerConfig {
     _ batch: Int64, _ first_sample: UInt64, _ out_loss: UnsafeMutablePointer<Float>?
 ) -> mixflow_status {
     capi("mixflow_trainer_step") {
-        let box = try trainerBox(trainer)
-        let x1 = try require(x1, "x1")
-        let m = box.model
-        let b = try dimension(batch, "batch")
-        let n = try checkedCount([batch, Int64(m.sampleDim)], "x1")
-        _ = try checkedCount([batch, Int64(m.activationFloats(batch: 1, training: true))], "activations for this batch")
-        try requireFinite(UnsafeBufferPointer(start: x1, count: n), "x1")
-        if let y {
-            try checkClassLabels(y, count: b, numClasses: m.numClasses)
-        }
-        let loss = try box.trainer.trainStep(x1: x1, y: y, batch: b, firstSample: first_sample)
-        out_loss?.pointee = Float(loss)
+        try trainerStep(trainer, x1, y, nil, 0, batch, first_sample, out_loss)
     }
+}
+
+/// `mixflow_trainer_step` with REPA target features: for a model with projectors (REPA's SiT) the loss is
+/// denoise + proj_coeff·proj, proj = mean over encoders, samples and tokens of −cos(z, z̃) (REPA's loss.py).
+/// With `features` NULL it is exactly `mixflow_trainer_step` (a model with projectors then trains the denoising
+/// loss alone; `mixflow_trainer_trained_without_features` reports that it happened).
+///
+/// - Parameters:
+///   - features: [batch, feature_size] finite target features, or NULL. Per sample, encoder k's
+///     [tokens, z_dims[k]] after encoder k−1's (tokens in the model's patch order, row-major over the grid).
+///   - feature_size: floats per sample; must equal `mixflow_model_feature_size` of the trainer's model
+///     (0 with NULL features).
+/// - Returns: as `mixflow_trainer_step`; `MIXFLOW_ERR_INVALID_ARGUMENT` also for features given to a model
+///   without projectors, a wrong feature_size, or non-finite features.
+@c public func mixflow_trainer_step_features(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ x1: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?,
+    _ features: UnsafePointer<Float>?, _ feature_size: Int64, _ batch: Int64, _ first_sample: UInt64,
+    _ out_loss: UnsafeMutablePointer<Float>?
+) -> mixflow_status {
+    capi("mixflow_trainer_step_features") {
+        try trainerStep(trainer, x1, y, features, feature_size, batch, first_sample, out_loss)
+    }
+}
+
+/// 1 when a step of a trainer whose model has projectors ran without features (the denoising loss alone),
+/// else 0; -1 for an invalid handle.
+@c public func mixflow_trainer_trained_without_features(_ trainer: UnsafeMutablePointer<mixflow_trainer>?) -> Int32 {
+    (try? trainerBox(trainer)).map { $0.trainer.trainedWithoutFeatures ? 1 : 0 } ?? -1
+}
+
+/// The one validation and delegation of both step entry points.
+private func trainerStep(
+    _ trainer: UnsafeMutablePointer<mixflow_trainer>?, _ x1: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?,
+    _ features: UnsafePointer<Float>?, _ featureSize: Int64, _ batch: Int64, _ firstSample: UInt64,
+    _ outLoss: UnsafeMutablePointer<Float>?
+) throws {
+    let box = try trainerBox(trainer)
+    let x1 = try require(x1, "x1")
+    let m = box.model
+    let b = try dimension(batch, "batch")
+    let n = try checkedCount([batch, Int64(m.sampleDim)], "x1")
+    _ = try checkedCount([batch, Int64(m.activationFloats(batch: 1, training: true))], "activations for this batch")
+    try requireFinite(UnsafeBufferPointer(start: x1, count: n), "x1")
+    let expected = Int64((m as? FeatureAlignedModel)?.featureSize ?? 0)
+    if let features {
+        guard expected > 0 else {
+            throw MixflowError.invalidArgument("features: the model has no REPA projectors; pass NULL")
+        }
+        guard featureSize == expected else {
+            throw MixflowError.invalidArgument("feature_size must be \(expected) for this model, got \(featureSize)")
+        }
+        let count = try checkedCount([batch, featureSize], "features")
+        try requireFinite(UnsafeBufferPointer(start: features, count: count), "features")
+    } else if featureSize != 0 {
+        throw MixflowError.invalidArgument("feature_size must be 0 when features is NULL, got \(featureSize)")
+    }
+    if let y {
+        try checkClassLabels(y, count: b, numClasses: m.numClasses)
+    }
+    let loss = try box.trainer.trainStep(x1: x1, y: y, batch: b, firstSample: firstSample, features: features)
+    outLoss?.pointee = Float(loss)
 }
 
 /// Installs (or, with fn = NULL, removes) the gradient hook. `user_data` is passed through untouched.
@@ -208,7 +209,7 @@ extension TrainerConfig {
     capi("mixflow_trainer_set_params") {
         let box = try trainerBox(trainer)
         let p = try readParams(params, "params", defaults: box.trainer.config.c, minimumSize: trainerParamsMinimumSize)
-        try box.trainer.update(config: try TrainerConfig(c: p))
+        try asParams { try box.trainer.update(config: try TrainerConfig(c: p)) }
     }
 }
 
@@ -244,15 +245,14 @@ extension TrainerConfig {
         let p = try string(path, "path")
         guard num_threads >= 0 else { throw MixflowError.invalidArgument("num_threads must be >= 0, got \(num_threads)") }
         var seed: UInt64 = 0
-        let trainer = try Trainer.resume(from: p, threads: Int(num_threads)) { meta in
+        let trainer = try Trainer.resume(from: p, threads: Int(num_threads), parameterCount: nativeParameterCount) { meta in
             seed = meta.last(where: { $0.key == "model.seed" }).flatMap { UInt64($0.value) } ?? 0
             return try nativeModel(fromMetadata: meta, threads: Int(num_threads))
         }
         let model = trainer.model as! NativeModel
         let shape = ModelShape(of: model)
         // Custom-shape arch strings: the checkpoint stores the shape, not the name it was created under.
-        let arch: String
-        if case .ditdh = shape { arch = "DiTDH" } else { arch = "" }
+        let arch = shape.customArch
         let settings = ModelSettings(shape: shape, arch: arch, seed: seed, threads: Int(num_threads))
         out.pointee = Handle.make(TrainerBox(trainer, settings: settings), kind: .trainer, as: mixflow_trainer.self)
     }

@@ -58,7 +58,7 @@ import MixflowMethod
         let out = try require(out, "out")
         out.pointee = nil
         let p = try readParams(params, "params", defaults: TransportConfig().c, minimumSize: transportParamsMinimumSize)
-        let transport = try Transport(try TransportConfig(c: p))
+        let transport = try asParams { try Transport(try TransportConfig(c: p)) }
         out.pointee = Handle.make(transport, kind: .transport, as: mixflow_transport.self)
     }
 }

@@ -9,17 +9,35 @@ let modelParamsMinimumSize = 88
 enum ModelShape {
     case sit(SiTConfig)
     case ditdh(DiTDHConfig)
+    case repa(REPAConfig)
 
     func make(seed: UInt64, threads: Int) throws -> NativeModel {
         switch self {
         case .sit(let c): return try SiTModel(c, seed: seed, threads: threads)
         case .ditdh(let c): return try DiTDHModel(c, seed: seed, threads: threads)
+        case .repa(let c): return try REPAModel(c, seed: seed, threads: threads)
         }
     }
 
-    /// The shape of an existing model (a resumed trainer's).
+    /// The shape of an existing model (a resumed trainer's, a loaded file's).
     init(of model: NativeModel) {
-        if let d = model as? DiTDHModel { self = .ditdh(d.config) } else { self = .sit((model as! SiTModel).config) }
+        if let d = model as? DiTDHModel {
+            self = .ditdh(d.config)
+        } else if let r = model as? REPAModel {
+            self = .repa(r.config)
+        } else {
+            self = .sit((model as! SiTModel).config)
+        }
+    }
+
+    /// The arch string a handle reports for a model it did not create by name: "DiTDH" and "REPA-SiT" name the
+    /// custom-shape architectures, "" a SiT (mixflow_model_get_params).
+    var customArch: String {
+        switch self {
+        case .sit: return ""
+        case .ditdh: return "DiTDH"
+        case .repa: return "REPA-SiT"
+        }
     }
 }
 
@@ -67,7 +85,16 @@ struct ModelSettings {
         func rethrowPrefixed<T>(_ body: () throws -> T) throws -> T {
             do { return try body() } catch let MixflowError.invalidArgument(m) { throw MixflowError.invalidArgument("params->" + m) }
         }
-        if DiTDHConfig.isDiTDH(arch) {
+        if arch.uppercased().hasPrefix("REPA-SIT-") {
+            // REPA's SiT by name (REPA-SiT-XL/2 …): official encoder_depth 8, projector 2048, one 768-wide encoder.
+            guard custom == (0, 0, 0, 0), head == (0, 0, 0), p.learn_sigma == 0 else {
+                throw MixflowError.invalidArgument("params->depth, hidden, heads, patch, head_* and learn_sigma must be 0 for \"\(arch)\"")
+            }
+            var c = try rethrowPrefixed { try REPAConfig.named(archName, inputSize: input, inChannels: channels, numClasses: classes) }
+            c.sit.classDropout = p.class_dropout
+            try rethrowPrefixed { try c.validate() }
+            shape = .repa(c)
+        } else if DiTDHConfig.isDiTDH(arch) {
             var c: DiTDHConfig
             if arch.uppercased() == "DITDH" {
                 guard custom.patch <= 1 else {
@@ -148,6 +175,14 @@ struct ModelSettings {
             p.input_size = Int32(config.inputSize); p.in_channels = Int32(config.inChannels)
             p.num_classes = Int32(config.numClasses); p.learn_sigma = 0
             p.class_dropout = config.classDropout
+        case .repa(let config):
+            let sit = config.sit
+            if !arch.uppercased().hasPrefix("REPA-SIT-") {
+                p.depth = Int32(sit.depth); p.hidden = Int32(sit.hidden); p.heads = Int32(sit.heads); p.patch = Int32(sit.patch)
+            }
+            p.input_size = Int32(sit.inputSize); p.in_channels = Int32(sit.inChannels)
+            p.num_classes = Int32(sit.numClasses); p.learn_sigma = 0
+            p.class_dropout = sit.classDropout
         }
         p.num_threads = Int32(threads); p.seed = seed
         return p

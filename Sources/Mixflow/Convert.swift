@@ -48,10 +48,9 @@ extension TransportConfig {
         guard p.logit_normal_std.isFinite, p.logit_normal_std > 0 else {
             throw MixflowError.invalidArgument("params->logit_normal_std must be > 0, got \(p.logit_normal_std)")
         }
-        do { try validate() } catch let MixflowError.invalidArgument(m) {
-            throw MixflowError.invalidArgument("params->" + m)
-        }
+        // The values are validated once, by the Transport that receives them (reported under "params->").
     }
+
 
     var c: mixflow_transport_params {
         var p = mixflow_transport_params()
@@ -78,5 +77,12 @@ extension TransportConfig {
         p.num_threads = Int32(clamping: threads)
         p.mixture = mixflow_mixture(UInt32(mixture.rawValue))
         return p
+    }
+}
+
+/// Runs `body`, reporting an invalid value as a field of the caller's params struct ("params->gamma …").
+func asParams<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let MixflowError.invalidArgument(m) where !m.hasPrefix("params->") {
+        throw MixflowError.invalidArgument("params->" + m)
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import MixflowCore
 import MixflowEval
 import MixflowMethod
 
@@ -114,7 +115,34 @@ func repositoryPath(_ path: String) -> String {
 /// The images of an IDX file as float32 in [-1, 1] (x / 127.5 - 1), in file order.
 func readImages(_ path: String) throws -> [Float] {
     let file = try IDXArray(path: path)
+    try MemoryBudget.check(file.count, elementSize: MemoryLayout<Float>.size, "\(path) as float32 (\(file.shape))")
     var x = [Float](repeating: 0, count: file.count)
     try x.withUnsafeMutableBufferPointer { try file.readFloat(into: $0.baseAddress!, scaling: .symmetric) }
     return x
+}
+
+/// Creates the output folders `folders` and the folders of the output files `files` (with their missing
+/// parents, like `mkdir -p`) and checks that each is writable: called first thing, so a bad output path is
+/// refused before any work instead of after a training run.
+func prepareOutputs(folders: [String] = [], files: [String?] = []) throws {
+    let all = folders + files.compactMap { $0 }.map { path in
+        path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
+    }
+    for folder in all {
+        var prefix = folder.hasPrefix("/") ? "/" : ""
+        for part in folder.split(separator: "/") {
+            prefix += part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw ValidationError("cannot create the output folder \(prefix): \(String(cString: strerror(errno)))")
+            }
+            prefix += "/"
+        }
+        var st = stat()
+        guard stat(folder, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw ValidationError("the output folder \(folder) is not a folder")
+        }
+        guard access(folder, W_OK) == 0 else {
+            throw ValidationError("the output folder \(folder) is not writable: \(String(cString: strerror(errno)))")
+        }
+    }
 }

@@ -32,7 +32,8 @@ struct EvalCommand: ParsableCommand {
         try requireFile("\(data)/t10k-images-idx3-ubyte.gz", "--data")
     }
 
-    func run() throws {
+    mutating func run() throws {
+        options.threads = Cluster.current.threads(options.threads)
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
@@ -42,7 +43,7 @@ struct EvalCommand: ParsableCommand {
         }
         let subsetSize = kidSubsetSize == 0 ? min(options.n, 1000) : kidSubsetSize
         let evaluation = try Evaluation(net: net, reference: reference, samples: options.n, seed: options.seed, threads: options.threads)
-        let r = try options.run(trajectory: false)
+        guard let r = try options.run(trajectory: false) else { return }   // ranks > 0 only sample their share
         let n = options.n, d = net.featureDim
         guard r.model.sampleDim == net.inputDim else {
             throw MixflowError.invalidArgument("the model's samples have \(r.model.sampleDim) values, the feature net takes \(net.inputDim) (1x28x28)")

@@ -18,9 +18,10 @@ struct Evaluation {
         self.net = net; self.reference = reference; self.samples = samples; self.seed = seed; self.threads = threads
     }
 
-    func evaluate(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int) throws -> (fd: Double, accuracy: Double) {
-        let x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints,
-                                 count: samples, seed: seed, threads: threads)
+    /// The FD and accuracy of a model's samples, on rank 0 (the other ranks sample their share and get nil).
+    func evaluate(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int) throws -> (fd: Double, accuracy: Double)? {
+        guard let x = try sampleAcrossRanks(model: model, transport: transport, method: method, gridPoints: gridPoints,
+                                            count: samples, seed: seed, threads: threads) else { return nil }
         let labels = try LabelSampling.cycle.labels(count: samples, numClasses: max(1, model.numClasses), seed: seed)
         let s = try score(x, convention: transport.convention, labels: labels)
         return (s.fd, s.accuracy)

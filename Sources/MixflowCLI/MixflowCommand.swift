@@ -12,6 +12,29 @@ struct MixflowCommand: ParsableCommand {
         abstract: "MixFlow post-training and sampling for flow-matching image models.",
         version: versionText,
         subcommands: [PostTrainCommand.self, SampleCommand.self, SlowFlowCommand.self, EvalCommand.self])
+
+    /// ArgumentParser's `main`, inside the MPI job when `mpirun` started this process (see Cluster). An error on
+    /// one rank aborts every rank (the others may be waiting for it in a collective), so the job never hangs.
+    static func main() {
+        do { try Cluster.start() } catch { Cluster.current.abort(message: "\(error)", code: 1) }
+        let cluster = Cluster.current
+        do {
+            var command = try parseAsRoot()
+            if cluster.isDistributed, !(command is PostTrainCommand || command is SampleCommand || command is EvalCommand) {
+                throw ValidationError("under mpirun, mixflow runs posttrain, sample and eval; start \(type(of: command).configuration.commandName ?? "this command") without mpirun")
+            }
+            try command.run()
+            cluster.finish()
+        } catch {
+            let code = exitCode(for: error)
+            // A help request or an interrupt every rank agreed on (exit 130) ends all ranks cleanly.
+            if cluster.isDistributed, code != .success, !(code.rawValue == 130 && interrupted != 0) {
+                cluster.abort(message: fullMessage(for: error), code: code.rawValue)
+            }
+            cluster.finish()
+            exit(withError: error)
+        }
+    }
 }
 
 /// `mixflow --version`: the library version and ABI (mixflow_types.h), then what it computes with (ComputeInfo:
@@ -37,8 +60,10 @@ struct SampleCommand: ParsableCommand {
 
     func validate() throws { try requireRange(depthToSpace, 1...64, "--depth-to-space") }
 
-    func run() throws {
-        let r = try options.run(trajectory: false)
+    mutating func run() throws {
+        options.threads = Cluster.current.threads(options.threads)
+        try prepareOutputs(files: [grid, npz, latents, saveLabels])
+        guard let r = try options.run(trajectory: false) else { return }   // ranks > 0 only sample their share
         let m = r.model, c = r.config, n = options.n
         print("model: \(r.loaded.arch), \(m.parameterCount) parameters, samples \(m.inChannels)x\(m.inputSize)x\(m.inputSize), \(m.numClasses) classes")
         print("transport: \(c.convention) convention, shift \(fixed(c.timeShift, 4)) (\(r.loaded.transportSource))")
@@ -130,9 +155,10 @@ struct SlowFlowCommand: ParsableCommand {
 
     func run() throws {
         let kind = try referenceChoice()
+        try prepareOutputs(files: [csv, json])
         let data = kind == .endpoint ? [] : try readImages("\(self.data)/train-images-idx3-ubyte.gz")
         var count = 0
-        let r = try options.run(trajectory: true)
+        let r = try options.run(trajectory: true)!
         let dim = r.model.sampleDim
         if kind != .endpoint {
             guard data.count % dim == 0 else { throw MixflowError.invalidArgument("the images in \(self.data) do not have the model's \(dim) values") }

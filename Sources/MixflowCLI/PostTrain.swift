@@ -17,9 +17,9 @@ func onInterrupt(_: Int32) {
     interrupted = 1
 }
 
-/// Exits with 130 when an interrupt arrived, after the post-training checkpoints were saved.
+/// Exits with 130 when an interrupt arrived (on any rank), after the post-training checkpoints were saved.
 func exitIfInterrupted(_ during: String) throws {
-    guard interrupted != 0 else { return }
+    guard Cluster.current.agreeInterrupted() else { return }
     print("\ninterrupted during \(during): post-training checkpoints are saved; rerun to resume")
     throw ExitCode(130)
 }
@@ -41,8 +41,9 @@ struct PostTrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Generated samples per evaluation (the same count, noise and labels for every model).") var evalSamples = 250
     @Option(parsing: .unconditional, help: "Sampling grid sizes to evaluate (grid points, SiT convention).") var evalSteps = "10,20,50"
     @Option(help: "Samplers to evaluate.") var evalMethods = "euler,heun"
+    @Option(parsing: .unconditional, help: "float32 .npy of REPA target features, one row per --data image ([N, tokens, z_dim]): a base model with projectors (REPA's SiT) then trains denoise + λ·proj (λ 0.5).") var features: String?
     @Option(parsing: .unconditional) var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
+    @Option(parsing: .unconditional, help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
 
     /// Every option and input file, before the data are read (ArgumentParser calls this right after parsing).
     func validate() throws {
@@ -86,11 +87,14 @@ struct PostTrainCommand: ParsableCommand {
         return methods
     }
 
-    func run() throws {
+    mutating func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)     // progress and results appear as they happen, also through a pipe
+        let cluster = Cluster.current
+        threads = cluster.threads(threads)
+        guard batch >= cluster.size else { throw ValidationError("--batch \(batch) must be at least the number of ranks, \(cluster.size)") }
         signal(SIGINT, onInterrupt)
         signal(SIGTERM, onInterrupt)
-        mkdir(out, 0o755)
+        try prepareOutputs(folders: [out])
         let clock = Stopwatch()
         // Data, base model, evaluation tools.
         let x = try readImages("\(data)/train-images-idx3-ubyte.gz")
@@ -104,23 +108,27 @@ struct PostTrainCommand: ParsableCommand {
         guard dim * y.count == x.count else {
             throw MixflowError.invalidArgument("the base model takes \(dim) floats per sample; the data have \(x.count / max(1, y.count))")
         }
+        let z = try loadFeatures(for: baseModel, rows: y.count)
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
-        print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images  [\(clock)]")
+        print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images\(cluster.isDistributed ? ", \(cluster.size) ranks x \(threads) threads" : "")  [\(clock)]")
 
-        // gamma: given, or the smallest interval covering 95 % of the measured slowed times.
-        let g: Double
+        // gamma: given, or the smallest interval covering 95 % of the measured slowed times (measured by rank 0).
+        var g = 0.0
         if let given = try gammaChoice() {
             g = given
         } else {
-            let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
-            for reference in SlowFlowReference.allCases {
-                let name = reference.cliName
-                try AtomicFile.write(to: "\(out)/slowflow-\(name).csv") { try $0.write(sf.statistics[reference]!.csv()) }
-                print("suggest_gamma (\(name) Slow Flow of the base, 95 % coverage): \(fixed(sf.gammas[reference]!, 3))\(reference == SlowFlowRun.chosen ? "  <- used" : "")")
+            if cluster.isRoot {
+                let sf = try SlowFlowRun(model: baseModel, transport: baseTransport, data: x, count: y.count, seed: seed, threads: threads)
+                for reference in SlowFlowReference.allCases {
+                    let name = reference.cliName
+                    try AtomicFile.write(to: "\(out)/slowflow-\(name).csv") { try $0.write(sf.statistics[reference]!.csv()) }
+                    print("suggest_gamma (\(name) Slow Flow of the base, 95 % coverage): \(fixed(sf.gammas[reference]!, 3))\(reference == SlowFlowRun.chosen ? "  <- used" : "")")
+                }
+                g = sf.gamma
             }
-            g = sf.gamma
+            g = cluster.broadcast(g)
             print("gamma = \(fixed(g, 3))  [\(clock)]")
             try exitIfInterrupted("the Slow Flow measurement")
         }
@@ -134,7 +142,7 @@ struct PostTrainCommand: ParsableCommand {
             tc.timeDistribution = gammaRun == 0 ? .uniform : .beta21
             tc.gamma = gammaRun
             tc.threads = threads
-            let model = try postTrain(name: name, from: baseModel, transport: tc, data: x, labels: y, clock: clock)
+            let model = try postTrain(name: name, from: baseModel, transport: tc, data: x, labels: y, features: z, clock: clock)
             results.append((name, model))
         }
         try exitIfInterrupted("post-training")
@@ -150,11 +158,11 @@ struct PostTrainCommand: ParsableCommand {
         for (name, model) in results {
             var row = [name], accuracyRow = [name]
             for (m, n, cost) in costs {
-                let r = try table.evaluate(model: model, transport: baseTransport, method: m, gridPoints: n)
-                row.append(fixed(r.fd, 2))
-                accuracyRow.append(fixed(r.accuracy, 3))
+                let r = try table.evaluate(model: model, transport: baseTransport, method: m, gridPoints: n)   // nil on ranks > 0
+                row.append(r.map { fixed($0.fd, 2) } ?? "")
+                accuracyRow.append(r.map { fixed($0.accuracy, 3) } ?? "")
                 done += cost
-                progress.update(done, note: "\(name) \(m) \(n): FD \(fixed(r.fd, 2))")
+                progress.update(done, note: "\(name) \(m) \(n): FD \(row.last!)")
                 try exitIfInterrupted("the evaluation")
             }
             rows.append(row)
@@ -168,12 +176,9 @@ struct PostTrainCommand: ParsableCommand {
         print(formatTable([header] + rows))
         print("\nClass accuracy of the feature net on the samples (conditional correctness; the test set scores 0.909):")
         print(formatTable([header] + accuracyRows))
+        guard cluster.isRoot else { return }
         let exportMetadata: [(key: String, value: String)] = [("transport.gamma", "\(g)"), ("mixflow.step", "\(steps)")]
-        if let sit = results[2].1 as? SiTModel {
-            try ModelONNX.export(sit, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
-        } else if let ditdh = results[2].1 as? DiTDHModel {
-            try ModelONNX.export(ditdh, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
-        }
+        try ModelONNX.export(results[2].1, to: "\(out)/mixflow.onnx", options: .init(graph: true, metadata: exportMetadata))
         print("wrote \(out)/mixflow.onnx, \(out)/{base,standard,mixflow}-samples.png\(gamma == "auto" ? ", \(out)/slowflow-{endpoint,nearest-data,noise-level}.csv" : "")  [\(clock)]")
     }
 
@@ -183,12 +188,34 @@ struct PostTrainCommand: ParsableCommand {
     }
 
     /// Post-trains a copy of `base` (fresh optimiser) for `steps` steps; resumes from `<out>/<name>.mixflow`.
+    /// The --features rows (checked against the model and the data), or nil; says once when a model with
+    /// projectors trains without them.
+    func loadFeatures(for model: NativeModel, rows: Int) throws -> [Float]? {
+        let size = (model as? FeatureAlignedModel)?.featureSize ?? 0
+        guard let path = features else {
+            if size > 0 { print("note: the base model has REPA projectors but no --features: training the denoising loss alone") }
+            return nil
+        }
+        guard size > 0 else { throw ValidationError("--features is for models with REPA projectors; \(base) has none") }
+        let (shape, values) = try NPYReader.readFloat32(path: path)
+        guard shape.first == rows, values.count == rows * size else {
+            throw ValidationError("--features \(path) has shape \(shape); the data have \(rows) images and the model takes \(size) floats of features each")
+        }
+        try values.withUnsafeBufferPointer { try requireFinite($0, "--features") }
+        print("features: \(path) \(shape), denoise + λ·proj")
+        return values
+    }
+
+    /// Under MPI every rank trains on its slice of each global minibatch (rows and randomness keyed by the
+    /// global sample index), the gradient hook averages the gradients, and rank 0 writes the checkpoints.
     func postTrain(name: String, from base: NativeModel, transport: TransportConfig, data: [Float], labels: [Int32],
-                   clock: Stopwatch) throws -> NativeModel {
+                   features: [Float]?, clock: Stopwatch) throws -> NativeModel {
         let path = "\(out)/\(name).mixflow"
         let trainer: Trainer
         if access(path, F_OK) == 0 {
-            trainer = try Trainer.resume(from: path, threads: threads) { try nativeModel(fromMetadata: $0, threads: threads) }
+            trainer = try Trainer.resume(from: path, threads: threads, parameterCount: nativeParameterCount) {
+                try nativeModel(fromMetadata: $0, threads: threads)
+            }
             // Resuming another configuration would silently mix two runs.
             let was = trainer.transport.config
             guard was.gamma == transport.canonical.gamma, was.timeDistribution == transport.timeDistribution, trainer.config.emaDecay == ema,
@@ -205,22 +232,38 @@ struct PostTrainCommand: ParsableCommand {
             config.threads = threads
             trainer = try Trainer(model: model, transport: try Transport(transport), config: config)
         }
+        let cluster = Cluster.current
+        let (first, local) = cluster.slice(of: batch)
+        trainer.gradientHook = { grads, count, _ in cluster.averageGradients(grads, count: count, rows: local, total: batch) }
+        // Replicas must start equal (the same base, or the same checkpoint on a shared --out) and stay equal.
+        func save() throws {
+            try cluster.checkSame([UInt64(trainer.step), trainer.checksum()], "the step and weights of \(path)")
+            if cluster.isRoot { try trainer.save(to: path) }
+        }
+        try cluster.checkSame([UInt64(trainer.step), trainer.checksum()], "the starting step and weights of \(path)")
         let dim = base.sampleDim, n = labels.count
-        var xb = [Float](repeating: 0, count: batch * dim), yb = [Int32](repeating: 0, count: batch)
+        var xb = [Float](repeating: 0, count: local * dim), yb = [Int32](repeating: 0, count: local)
+        let fs = (base as? FeatureAlignedModel)?.featureSize ?? 0
+        var zb = [Float](repeating: 0, count: features == nil ? 0 : local * fs)
         let progress = Progress(label: name, total: steps)
-        while trainer.step < steps && interrupted == 0 {
-            // Minibatch k depends only on (seed, k): both runs see the same data in the same order.
-            for i in 0..<batch {
-                let u = RandomStream(seed: seed, step: UInt64(trainer.step), sample: UInt32(i), tag: .scalars).uniformPair(2).0
+        while trainer.step < steps && !cluster.agreeInterrupted() {
+            // Minibatch k depends only on (seed, k): both runs see the same data in the same order. This rank
+            // takes rows first..<first + local of it.
+            for i in 0..<local {
+                let u = RandomStream(seed: seed, step: UInt64(trainer.step), sample: UInt32(first + i), tag: .scalars).uniformPair(2).0
                 let j = min(n - 1, Int(u * Double(n)))
                 for k in 0..<dim { xb[i * dim + k] = data[j * dim + k] }
                 yb[i] = labels[j]
+                if let features { for k in 0..<fs { zb[i * fs + k] = features[j * fs + k] } }
             }
-            let loss = try trainer.trainStep(x1: xb, y: yb, batch: batch)
+            let loss = cluster.sum(try zb.withUnsafeBufferPointer { z in
+                try trainer.trainStep(x1: xb, y: yb, batch: local, firstSample: UInt64(first),
+                                      features: features == nil ? nil : z.baseAddress)
+            } * Double(local) / Double(batch))
             progress.update(trainer.step, note: "loss \(fixed(loss, 4))")
-            if trainer.step % 100 == 0 { try trainer.save(to: path) }
+            if trainer.step % 100 == 0 { try save() }
         }
-        try trainer.save(to: path)
+        try save()
         progress.finish()
         let emaModel = try base.sibling(seed: 0)
         let weights = trainer.ema.isEmpty ? Array(UnsafeBufferPointer(start: trainer.model.parameters, count: base.parameterCount)) : trainer.ema
@@ -241,8 +284,8 @@ struct PostTrainCommand: ParsableCommand {
 
     func writeGrid(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, path: String) throws {
         let n = 100
-        let x = try sampleImages(model: model, transport: transport, method: method, gridPoints: gridPoints, count: n,
-                                 seed: seed &+ 2, threads: threads)
+        guard let x = try sampleAcrossRanks(model: model, transport: transport, method: method, gridPoints: gridPoints,
+                                            count: n, seed: seed &+ 2, threads: threads) else { return }
         let g = x.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: model.inChannels, size: model.inputSize, columns: 10) }
         try PNG.write(path: path, pixels: g.pixels, width: g.width, height: g.height, channels: model.inChannels)
     }

@@ -34,11 +34,12 @@ func loadNative(_ path: String, ema: Bool, threads: Int) throws -> LoadedNative 
         metadata = loaded.metadata
     } else {
         let ck = try Checkpoint.read(from: path)
-        model = try nativeModel(fromMetadata: ck.metadata, threads: threads)
         let name = ema && ck.section("ema") != nil ? "ema" : "params"
-        guard let weights = ck.section(name), weights.count == model.parameterCount else {
+        // Compared before the model is built: metadata alone must not make us allocate a model the file lacks.
+        guard let weights = ck.section(name), weights.count == (try nativeParameterCount(fromMetadata: ck.metadata)) else {
             throw MixflowError.format("\(path): section \(name) is missing or does not match the architecture")
         }
+        model = try nativeModel(fromMetadata: ck.metadata, threads: threads)
         weights.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: weights.count) }
         metadata = ck.metadata
     }
@@ -77,7 +78,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Class labels: auto (equal for the RAE convention, as RAE's sampler; cycle otherwise), cycle (label i = i mod K), random (uniform), equal (floor(n/K) of every class, the rest random, shuffled).")
     var labelSampling = "auto"
     @Option(parsing: .unconditional, help: "Seed of the starting noise and of the labels.") var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads (0 = all cores; results do not depend on it).") var threads = 0
+    @Option(parsing: .unconditional, help: "Worker threads (0 = all cores, shared among the MPI ranks on this machine; results do not depend on it).") var threads = 0
 
     /// Every option, before any file is read (ArgumentParser calls this right after parsing).
     func validate() throws {
@@ -131,7 +132,7 @@ struct SamplingOptions: ParsableArguments {
         return lo...hi
     }
 
-    /// What a run produced.
+    /// What a run produced (`noise` and `traj` only with a trajectory, which runs in one process).
     struct Run {
         let loaded: LoadedNative
         let config: SamplerConfig
@@ -159,9 +160,10 @@ struct SamplingOptions: ParsableArguments {
         return config
     }
 
-    /// Runs the sampler; returns the samples [n, dim], the starting noise, the labels and, if asked, the
-    /// trajectory [points, n, dim] with its times.
-    func run(trajectory: Bool) throws -> Run {
+    /// Runs the sampler; returns the samples [n, dim], the labels and, if asked, the starting noise and the
+    /// trajectory [points, n, dim] with its times. Under MPI the samples are split across the ranks and
+    /// gathered on rank 0; the other ranks get nil.
+    func run(trajectory: Bool) throws -> Run? {
         let loaded = try loadNative(checkpoint, ema: !raw, threads: threads)
         let config = try samplerConfig(for: loaded)
         let mode = LabelSampling(rawValue: labelSampling.lowercased()) ?? (config.convention == .rae ? .equal : .cycle)
@@ -179,12 +181,18 @@ struct SamplingOptions: ParsableArguments {
         let sampler = try Sampler(config)
         let times = sampler.outputTimes
         let dim = loaded.model.sampleDim
+        if !trajectory {
+            guard let (x, nfe) = try sampleAcrossRanks(model: loaded.model, guide: guide, sampler: sampler, labels: labels,
+                                                       seed: seed) else { return nil }
+            return Run(loaded: loaded, config: config, x: x, noise: [], traj: [], times: times, labels: labels,
+                       labelSampling: mode, nfe: nfe)
+        }
         var noise = [Float](repeating: 0, count: n * dim)
-        var traj = [Float](repeating: 0, count: trajectory ? times.count * n * dim : 0)
+        var traj = [Float](repeating: 0, count: times.count * n * dim)
         let (x, nfe) = try traj.withUnsafeMutableBufferPointer { tb in
             try noise.withUnsafeMutableBufferPointer { nb in
                 try sampleImages(model: loaded.model, guide: guide, sampler: sampler, labels: labels, seed: seed,
-                                 trajectory: trajectory ? tb.baseAddress : nil, noiseOut: nb.baseAddress)
+                                 trajectory: tb.baseAddress, noiseOut: nb.baseAddress)
             }
         }
         return Run(loaded: loaded, config: config, x: x, noise: noise, traj: traj, times: times, labels: labels, labelSampling: mode, nfe: nfe)
@@ -220,29 +228,50 @@ extension SamplerConfig {
     func outputTimesOfGrid() throws -> [Double] { try Sampler(self).outputTimes }
 }
 
-/// Samples `labels.count` images: noise keyed by (seed, sample i), the given labels. Returns the samples and the NFE.
+/// Samples `labels.count` images: noise keyed by (seed, sample firstSample + i), the given labels (rows
+/// firstSample... of a larger run). Returns the samples and the NFE.
 func sampleImages(model: NativeModel, guide: NativeModel? = nil, sampler: Sampler, labels: [Int32], seed: UInt64,
-                  trajectory: UnsafeMutablePointer<Float>? = nil,
+                  firstSample: Int = 0, trajectory: UnsafeMutablePointer<Float>? = nil,
                   noiseOut: UnsafeMutablePointer<Float>? = nil) throws -> (x: [Float], nfe: Int) {
     let dim = model.sampleDim, n = labels.count
     var x = [Float](repeating: 0, count: n * dim)
     x.withUnsafeMutableBufferPointer { buf in
         for i in 0..<n {
             Gaussian.fill(UnsafeMutableBufferPointer(rebasing: buf[(i * dim)..<((i + 1) * dim)]),
-                          stream: RandomStream(seed: seed, step: 0, sample: UInt32(i), tag: .noise), start: 0)
+                          stream: RandomStream(seed: seed, step: 0, sample: UInt32(truncatingIfNeeded: firstSample + i), tag: .noise),
+                          start: 0)
         }
         noiseOut?.update(from: buf.baseAddress!, count: n * dim)
     }
     let nfe = try labels.withUnsafeBufferPointer { y in
         try x.withUnsafeMutableBufferPointer { xb in
             try sampler.sample(model: NativeSamplerModel(model), guide: guide.map(NativeSamplerModel.init), labels: y.baseAddress,
-                               x: xb.baseAddress!, batch: n, dim: dim, trajectory: trajectory)
+                               x: xb.baseAddress!, batch: n, dim: dim, firstSample: UInt64(firstSample), trajectory: trajectory)
         }
     }
     return (x, nfe)
 }
 
-/// The samples of the old helpers: labels i mod K, no guidance unless `cfg` != 1.
+/// Samples `labels.count` images split across the ranks (each its `Cluster.slice`, noise keyed by the global
+/// sample index) and gathers them on rank 0 in order: the bits one process sampling them all would get, as
+/// long as a row's forward does not depend on the rows batched with it. dopri5 is refused under MPI: its
+/// adaptive step size depends on the whole batch. Returns nil on the other ranks; one process samples all.
+func sampleAcrossRanks(model: NativeModel, guide: NativeModel? = nil, sampler: Sampler, labels: [Int32],
+                       seed: UInt64) throws -> (x: [Float], nfe: Int)? {
+    let cluster = Cluster.current
+    guard cluster.isDistributed else { return try sampleImages(model: model, guide: guide, sampler: sampler, labels: labels, seed: seed) }
+    guard sampler.config.method != .dopri5 else {
+        throw ValidationError("dopri5 adapts its step size to the whole batch, so it cannot be split across ranks: run it without mpirun, or use a fixed-grid method")
+    }
+    let (first, count) = cluster.slice(of: labels.count)
+    let local = count == 0 ? (x: [Float](), nfe: 0)
+        : try sampleImages(model: model, guide: guide, sampler: sampler, labels: Array(labels[first..<(first + count)]),
+                           seed: seed, firstSample: first)
+    guard let x = try cluster.gather(local.x, total: labels.count, width: model.sampleDim) else { return nil }
+    return (x, local.nfe)
+}
+
+/// The samples of the old helpers: labels i mod K, no guidance unless `cfg` != 1 (in one process).
 func sampleImages(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, count n: Int,
                   seed: UInt64, threads: Int, trajectory: UnsafeMutablePointer<Float>? = nil,
                   noiseOut: UnsafeMutablePointer<Float>? = nil, cfg: Double = 1) throws -> [Float] {
@@ -251,6 +280,15 @@ func sampleImages(model: NativeModel, transport: TransportConfig, method: String
     let labels = try LabelSampling.cycle.labels(count: n, numClasses: max(1, model.numClasses), seed: seed)
     return try sampleImages(model: model, sampler: sampler, labels: labels, seed: seed, trajectory: trajectory,
                             noiseOut: noiseOut).x
+}
+
+/// The same samples split across the ranks (see `sampleAcrossRanks`): all of them on rank 0, nil on the others.
+func sampleAcrossRanks(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, count n: Int,
+                       seed: UInt64, threads: Int) throws -> [Float]? {
+    let sampler = try Sampler(try samplerConfig(model: model, transport: transport, method: method, gridPoints: gridPoints,
+                                                seed: seed, threads: threads))
+    let labels = try LabelSampling.cycle.labels(count: n, numClasses: max(1, model.numClasses), seed: seed)
+    return try sampleAcrossRanks(model: model, sampler: sampler, labels: labels, seed: seed)?.x
 }
 
 /// PyTorch's `pixel_shuffle` (depth-to-space) of samples [n, C·r², S, S] → [n, C, S·r, S·r]:

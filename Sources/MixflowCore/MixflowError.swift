@@ -59,10 +59,12 @@ public func requireFinite(_ values: UnsafeBufferPointer<Float>, _ name: String) 
 }
 
 /// Multiplies positive sizes with an overflow check (sizes come from callers and must never wrap).
-public func checkedCount(_ dims: [Int64], _ name: String) throws -> Int {
+public func checkedCount(_ dims: [Int64], _ name: String, allowEmpty: Bool = false) throws -> Int {
     var total: Int64 = 1
     for (k, d) in dims.enumerated() {
-        guard d > 0 else { throw MixflowError.invalidArgument("\(name) dimension \(k) must be > 0, got \(d)") }
+        guard d > 0 || (allowEmpty && d == 0) else {
+            throw MixflowError.invalidArgument("\(name) dimension \(k) must be \(allowEmpty ? ">= 0" : "> 0"), got \(d)")
+        }
         let (p, overflow) = total.multipliedReportingOverflow(by: d)
         // Keep the byte count of a float32 buffer representable too.
         guard !overflow, p <= Int64.max / 8 else {

@@ -44,10 +44,18 @@ enum Gzip {
             throw MixflowError.format("\(name): dims \(header.shape) need \(total) decompressed bytes but the gzip trailer "
                 + "at byte offset \(n - 4) says \(isize) (mod 2^32): the file is corrupt, truncated or has data after the gzip member")
         }
-        var payload = [UInt8](repeating: 0, count: header.payloadBytes)
-        got = try inflater.read(into: &payload, 0, header.payloadBytes)
-        guard got == header.payloadBytes else {
-            throw MixflowError.format("\(name): truncated at decompressed byte offset \(header.length + got): dims \(header.shape) need \(total) bytes")
+        try MemoryBudget.check(header.payloadBytes, "\(name): dims \(header.shape)")
+        // The payload grows with what the stream really holds (4 MiB at a time), so a header that claims more
+        // than the stream holds costs at most twice the real size before it is refused.
+        var payload = [UInt8]()
+        payload.reserveCapacity(min(header.payloadBytes, 1 << 22))
+        while payload.count < header.payloadBytes {
+            let start = payload.count, want = min(1 << 22, header.payloadBytes - start)
+            payload.append(contentsOf: repeatElement(0, count: want))
+            got = try inflater.read(into: &payload, start, want)
+            guard got == want else {
+                throw MixflowError.format("\(name): truncated at decompressed byte offset \(header.length + start + got): dims \(header.shape) need \(total) bytes")
+            }
         }
         // The stream must end exactly here (this also verifies the CRC-32 and the length trailer).
         var extra = [UInt8](repeating: 0, count: 1)

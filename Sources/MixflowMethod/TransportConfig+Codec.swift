@@ -22,7 +22,7 @@ extension TransportConfig {
     }
 
     /// Parses `keyValues`; unknown keys are ignored, missing ones keep their defaults, bad values throw.
-    public init(keyValues: [(key: String, value: String)]) throws {
+    public init(keyValues: [(key: String, value: String)], validating: Bool = true) throws {
         self.init()
         func value(_ k: String) -> String? { keyValues.last(where: { $0.key == "transport." + k })?.value }
         func number(_ k: String) throws -> Double? {
@@ -54,6 +54,12 @@ extension TransportConfig {
             timeDistribution = .logitNormal(mean: try number("logit_normal_mean") ?? 0, std: try number("logit_normal_std") ?? 1)
         case let other?: throw MixflowError.format("transport.time_dist has unknown value \"\(other)\"")
         }
+        // `validating` false: the caller hands the config to `Transport`, which validates it (once).
+        if validating { try validateAsFileContent() }
+    }
+
+    /// `validate`, reporting a bad value as file content (`.format`, "transport: …").
+    public func validateAsFileContent() throws {
         do { try validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("transport: " + m) }
     }
 }

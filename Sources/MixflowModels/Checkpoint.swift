@@ -154,13 +154,15 @@ public struct Checkpoint: Equatable {
 /// FNV-1a's mixing step over the stream's 64-bit little-endian words (the last 0–7 bytes one by one):
 /// a dependency-free corruption check at memory speed, not a cryptographic hash. Streaming: the value
 /// depends only on the bytes, not on how they are split across `add` calls.
-struct FNV1a {
+package struct FNV1a {
     private var h: UInt64 = 0xCBF2_9CE4_8422_2325
     private var pending: UInt64 = 0
     private var pendingCount = 0
     static let prime: UInt64 = 0x0000_0100_0000_01B3
 
-    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+    package init() {}
+
+    package mutating func add(_ bytes: UnsafeRawBufferPointer) {
         var i = 0
         let n = bytes.count
         // Complete a partial word first.
@@ -182,7 +184,7 @@ struct FNV1a {
     }
 
     /// The hash of everything added so far (the pending tail mixed byte by byte).
-    var value: UInt64 {
+    package var value: UInt64 {
         var v = h
         for k in 0..<pendingCount { v = (v ^ ((pending >> (8 * UInt64(k))) & 0xFF)) &* Self.prime }
         return v

@@ -23,3 +23,13 @@ public protocol TrainableModel: AnyObject {
     /// Backward of the last `forwardTraining` for upstream gradient dL/d(out); overwrites `gradients`.
     func backward(gradOutput: UnsafePointer<Float>) throws
 }
+
+/// A model trained with REPA's representation alignment: projector heads whose outputs z̃ are pulled toward
+/// target features z from a pretrained encoder (proj = mean −cos(z, z̃)).
+public protocol FeatureAlignedModel: TrainableModel {
+    /// Floats of target features per sample (encoder-major: Σ_k tokens · z_dims[k]).
+    var featureSize: Int { get }
+    /// The alignment loss of the last training forward against `features` [batch, featureSize]; sets
+    /// weight·d(proj)/d(z̃) for the next `backward`. Returns proj (without the weight).
+    func alignmentLoss(features: UnsafePointer<Float>, batch: Int, weight: Float) throws -> Float
+}

@@ -11,6 +11,7 @@ extension Trainer {
             ("optimizer.beta2", "\(config.optimizer.beta2)"), ("optimizer.eps", "\(config.optimizer.eps)"),
             ("optimizer.weight_decay", "\(config.optimizer.weightDecay)"), ("ema.decay", "\(config.emaDecay)"),
             ("clip.max_norm", config.maxGradNorm.map { "\($0)" } ?? "none"),
+            ("repa.proj_coeff", "\(config.alignmentWeight)"),
         ]
         switch config.schedule {
         case .constant(let lr): meta += [("schedule", "constant"), ("schedule.lr", "\(lr)")]
@@ -27,8 +28,11 @@ extension Trainer {
     }
 
     /// Rebuilds a trainer from a checkpoint: `makeModel` builds the architecture from the metadata; the
-    /// weights, EMA, moments and step are restored so training continues bit-identically.
+    /// weights, EMA, moments and step are restored so training continues bit-identically. `parameterCount`
+    /// (the architecture's size, computed without allocating) is checked against the weights the file holds
+    /// before `makeModel` runs, so metadata cannot make the reader allocate a model the file does not carry.
     public static func resume(from path: String, threads: Int = 0,
+                              parameterCount: (([(key: String, value: String)]) throws -> Int)? = nil,
                               makeModel: ([(key: String, value: String)]) throws -> TrainableModel) throws -> Trainer {
         let ck = try Checkpoint.read(from: path)
         guard ck.value("format") == "libmixflow-trainer" else {
@@ -52,6 +56,7 @@ extension Trainer {
         config.optimizer.weightDecay = try number("optimizer.weight_decay")
         config.emaDecay = try number("ema.decay")
         config.maxGradNorm = ck.value("clip.max_norm") == "none" ? nil : try number("clip.max_norm")
+        if ck.value("repa.proj_coeff") != nil { config.alignmentWeight = try number("repa.proj_coeff") }   // absent before REPA
         if ck.value("schedule") == "linear" {
             config.schedule = .linearDecay(base: try number("schedule.lr"), final: try number("schedule.final_lr"),
                                            decayStart: try integer("schedule.decay_start"), decayEnd: try integer("schedule.decay_end"),
@@ -59,10 +64,19 @@ extension Trainer {
         } else {
             config.schedule = .constant(try number("schedule.lr"))
         }
-        do { try config.validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
-        var transportConfig = try TransportConfig(keyValues: ck.metadata)
+        var transportConfig = try TransportConfig(keyValues: ck.metadata, validating: false)
         transportConfig.threads = threads   // a thread count belongs to this process, not to the file
-        let transport = try Transport(transportConfig)
+        let transport: Transport
+        do { transport = try Transport(transportConfig) }   // validates the transport once
+        catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): transport: \(m)") }
+        if let parameterCount {
+            let n: Int
+            do { n = try parameterCount(ck.metadata) } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
+            let held = ck.section("params")?.count ?? 0
+            guard n == held else {
+                throw MixflowError.format("\(path): the architecture in its metadata has \(n) parameters, its params section \(held)")
+            }
+        }
         let model = try makeModel(ck.metadata)
         let n = model.parameterCount
         func restore(_ name: String) throws -> [Float] {
@@ -72,7 +86,9 @@ extension Trainer {
         }
         let params = try restore("params")
         params.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: n) }
-        let trainer = try Trainer(model: model, transport: transport, config: config)
+        let trainer: Trainer
+        do { trainer = try Trainer(model: model, transport: transport, config: config) }   // validates config once
+        catch let MixflowError.invalidArgument(m) { throw MixflowError.format("\(path): \(m)") }
         if config.emaDecay > 0 { trainer.ema = try restore("ema") }
         trainer.optimizer.m = try restore("adam_m")
         trainer.optimizer.v = try restore("adam_v")

@@ -9,19 +9,27 @@ public struct TrainerConfig: Equatable, Sendable {
     public var emaDecay: Double = 0.9999
     /// Global gradient-norm clip (torch `clip_grad_norm_`); nil = none (SiT), 1.0 for RAE.
     public var maxGradNorm: Double? = nil
+    /// λ of REPA's total loss denoise + λ·proj (`--proj-coeff`, 0.5); used only by models with projectors
+    /// (`FeatureAlignedModel`) and only in steps given target features.
+    public var alignmentWeight: Double = 0.5
     public var seed: UInt64 = 0
     public var threads: Int = 0
 
     public init() {}
 
     /// `sit`: AdamW lr 1e-4 constant, betas (0.9, 0.999), EMA 0.9999, no clipping (SiT train.py).
+    /// `repa`: as `sit` plus gradient clipping at 1.0 and λ = 0.5 (REPA train.py: `--max-grad-norm 1.0`,
+    /// `--proj-coeff 0.5`, AdamW weight decay 0, eps 1e-8).
     /// `rae`: AdamW lr 2e-4, betas (0.9, 0.95), linear decay to 2e-5, clip 1.0, EMA 0.9995 (RAE stage 2);
     /// `decaySteps` gives the (start, end) of the decay in steps (RAE: epochs 40 and 800).
     public static func preset(_ name: String, decaySteps: (Int, Int) = (40, 800)) throws -> TrainerConfig {
         var c = TrainerConfig()
         switch name.lowercased() {
-        case "sit", "repa":
+        case "sit":
             break
+        case "repa":
+            c.maxGradNorm = 1.0
+            c.alignmentWeight = 0.5
         case "rae":
             c.optimizer.beta2 = 0.95
             c.schedule = .linearDecay(base: 2e-4, final: 2e-5, decayStart: decaySteps.0, decayEnd: decaySteps.1, warmup: 0)
@@ -41,6 +49,9 @@ public struct TrainerConfig: Equatable, Sendable {
         }
         if let m = maxGradNorm, !(m.isFinite && m > 0) {
             throw MixflowError.invalidArgument("max_grad_norm must be > 0 (or 0 = no clipping), got \(describe(m))")
+        }
+        guard alignmentWeight.isFinite, alignmentWeight >= 0 else {
+            throw MixflowError.invalidArgument("proj_coeff must be finite and >= 0, got \(describe(alignmentWeight))")
         }
         guard threads >= 0 else { throw MixflowError.invalidArgument("num_threads must be >= 0, got \(threads)") }
     }
@@ -74,11 +85,23 @@ public final class Trainer {
         ema = config.emaDecay > 0 ? Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount)) : []
     }
 
+    /// true once a step of a model with projectors ran without target features (the denoising loss alone),
+    /// so that an entry point can say so once.
+    public private(set) var trainedWithoutFeatures = false
+
     /// One training step on data x1 [batch, sampleDim] with labels y [batch] (nil = unconditional).
-    /// `firstSample` is the global index of row 0 when a batch is split across processes.
+    /// `firstSample` is the global index of row 0 when a batch is split across processes. `features` are the
+    /// target features of a model with projectors ([batch, featureSize], see `FeatureAlignedModel`): the loss
+    /// is then denoise + λ·proj (REPA); without them, or for other models, the denoising loss alone.
     /// - Returns: the mean loss over this batch.
+    /// - Throws: `.invalidArgument` for features given to a model without projectors.
     @discardableResult
-    public func trainStep(x1: UnsafePointer<Float>, y: UnsafePointer<Int32>?, batch: Int, firstSample: UInt64 = 0) throws -> Double {
+    public func trainStep(x1: UnsafePointer<Float>, y: UnsafePointer<Int32>?, batch: Int, firstSample: UInt64 = 0,
+                          features: UnsafePointer<Float>? = nil) throws -> Double {
+        let aligned = model as? FeatureAlignedModel
+        if features != nil, aligned == nil {
+            throw MixflowError.invalidArgument("features are for models with REPA projectors; this model has none")
+        }
         let dim = model.sampleDim
         scratch.ensure(batch: batch, dim: dim)
         let s = UInt64(step)
@@ -88,8 +111,14 @@ public final class Trainer {
             try model.forwardTraining(x: xIn, t: t, y: y, batch: batch, seed: config.seed, step: s,
                                       firstSample: firstSample, out: pred)
             // The gradient of the mean loss overwrites pred (allowed to alias).
-            let value = try transport.loss(pred: pred, target: target, t: t, m: m, batch: batch, dim: dim,
+            var value = try transport.loss(pred: pred, target: target, t: t, m: m, batch: batch, dim: dim,
                                            perSample: nil, grad: pred)
+            if let aligned, let features {
+                let weight = Float(config.alignmentWeight)
+                value += Double(weight) * Double(try aligned.alignmentLoss(features: features, batch: batch, weight: weight))
+            } else if aligned != nil {
+                trainedWithoutFeatures = true
+            }
             try model.backward(gradOutput: pred)
             return value
         }

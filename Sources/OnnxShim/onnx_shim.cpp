@@ -388,4 +388,51 @@ int mfx_onnx_copy_inline_f32(const mfx_onnx_model *m, int64_t index, float *dst,
     });
 }
 
+int mfx_onnx_copy_inline_raw(const mfx_onnx_model *m, int64_t index, void *dst, int64_t nbytes, char *err, size_t cap) {
+    const onnx::TensorProto *t = tensorAt(m, index);
+    if (t == nullptr || nbytes < 0 || (dst == nullptr && nbytes > 0)) return MFX_ONNX_ERR_ARGUMENT;
+    return guarded(err, cap, [&]() -> int {
+        int32_t type = t->data_type();
+        int32_t size = mfx_onnx_element_size(type);
+        if (size == 0) {
+            setError(err, cap, "data type " + std::to_string(type) + " is not supported");
+            return MFX_ONNX_ERR_UNSUPPORTED;
+        }
+        if (nbytes % size != 0) return MFX_ONNX_ERR_ARGUMENT;
+        int64_t count = nbytes / size;
+        unsigned char *out = static_cast<unsigned char *>(dst);
+        if (!t->raw_data().empty()) {
+            const std::string &raw = t->raw_data();
+            if (static_cast<uint64_t>(raw.size()) != static_cast<uint64_t>(nbytes)) {
+                setError(err, cap, "raw_data has " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(nbytes));
+                return MFX_ONNX_ERR_FORMAT;
+            }
+            std::memcpy(out, raw.data(), raw.size());
+            return MFX_ONNX_OK;
+        }
+        int32_t field = mfx_onnx_expected_field(type);
+        int64_t n = field == MFX_ONNX_FIELD_FLOAT ? t->float_data_size() : field == MFX_ONNX_FIELD_INT32 ? t->int32_data_size()
+                  : field == MFX_ONNX_FIELD_INT64 ? t->int64_data_size() : field == MFX_ONNX_FIELD_DOUBLE ? t->double_data_size()
+                  : field == MFX_ONNX_FIELD_UINT64 ? t->uint64_data_size() : -1;
+        if (n != count) {
+            setError(err, cap, "the typed field for data type " + std::to_string(type) + " has " + std::to_string(n) +
+                               " values, expected " + std::to_string(count));
+            return MFX_ONNX_ERR_FORMAT;
+        }
+        for (int64_t i = 0; i < count; ++i) {
+            int k = static_cast<int>(i);
+            uint64_t bits = 0;
+            switch (field) {
+            case MFX_ONNX_FIELD_FLOAT: { float v = t->float_data(k); std::memcpy(&bits, &v, 4); break; }
+            case MFX_ONNX_FIELD_DOUBLE: { double v = t->double_data(k); std::memcpy(&bits, &v, 8); break; }
+            case MFX_ONNX_FIELD_INT32: bits = static_cast<uint64_t>(static_cast<uint32_t>(t->int32_data(k))); break;
+            case MFX_ONNX_FIELD_INT64: bits = static_cast<uint64_t>(t->int64_data(k)); break;
+            default: bits = t->uint64_data(k); break;
+            }
+            for (int32_t b = 0; b < size; ++b) out[i * size + b] = static_cast<unsigned char>(bits >> (8 * b));  // little-endian
+        }
+        return MFX_ONNX_OK;
+    });
+}
+
 }  // extern "C"

@@ -18,10 +18,11 @@ void setError(char *err, size_t cap, const std::string &message) {
     err[n] = '\0';
 }
 
-onnx::TensorProto *addTensor(mfx_onnx_writer *w, const char *name, size_t name_len, const int64_t *dims, int32_t ndim) {
+onnx::TensorProto *addTensor(mfx_onnx_writer *w, const char *name, size_t name_len, const int64_t *dims, int32_t ndim,
+                             int32_t data_type) {
     onnx::TensorProto *t = w->model.mutable_graph()->add_initializer();
     t->set_name(std::string(name, name_len));
-    t->set_data_type(onnx::TensorProto_DataType_FLOAT);
+    t->set_data_type(data_type);
     for (int32_t i = 0; i < ndim; ++i) t->add_dims(dims[i]);
     return t;
 }
@@ -59,24 +60,24 @@ int mfx_onnx_writer_add_metadata(mfx_onnx_writer *w, const char *key, size_t key
 }
 
 int mfx_onnx_writer_add_raw(mfx_onnx_writer *w, const char *name, size_t name_len, const int64_t *dims, int32_t ndim,
-                            const float *data, int64_t count) {
-    if (w == nullptr || name == nullptr || ndim < 0 || (dims == nullptr && ndim > 0) || count < 0 ||
-        (data == nullptr && count > 0) || count > INT_MAX / 4)
+                            int32_t data_type, const void *data, int64_t nbytes) {
+    if (w == nullptr || name == nullptr || ndim < 0 || (dims == nullptr && ndim > 0) || nbytes < 0 ||
+        (data == nullptr && nbytes > 0) || nbytes > INT_MAX || mfx_onnx_element_size(data_type) == 0)
         return MFX_ONNX_ERR_ARGUMENT;
     try {
-        onnx::TensorProto *t = addTensor(w, name, name_len, dims, ndim);
-        t->set_raw_data(std::string(reinterpret_cast<const char *>(data), static_cast<size_t>(count) * 4));
+        onnx::TensorProto *t = addTensor(w, name, name_len, dims, ndim, data_type);
+        t->set_raw_data(std::string(reinterpret_cast<const char *>(data), static_cast<size_t>(nbytes)));
         return MFX_ONNX_OK;
     } catch (const std::bad_alloc &) { return MFX_ONNX_ERR_NOMEM; } catch (...) { return MFX_ONNX_ERR_INTERNAL; }
 }
 
 int mfx_onnx_writer_add_external(mfx_onnx_writer *w, const char *name, size_t name_len, const int64_t *dims,
-                                 int32_t ndim, const char *location, int64_t offset, int64_t length) {
+                                 int32_t ndim, int32_t data_type, const char *location, int64_t offset, int64_t length) {
     if (w == nullptr || name == nullptr || location == nullptr || ndim < 0 || (dims == nullptr && ndim > 0) ||
-        offset < 0 || length < 0)
+        offset < 0 || length < 0 || mfx_onnx_element_size(data_type) == 0)
         return MFX_ONNX_ERR_ARGUMENT;
     try {
-        onnx::TensorProto *t = addTensor(w, name, name_len, dims, ndim);
+        onnx::TensorProto *t = addTensor(w, name, name_len, dims, ndim, data_type);
         t->set_data_location(onnx::TensorProto_DataLocation_EXTERNAL);
         const std::pair<const char *, std::string> entries[] = {
             {"location", location}, {"offset", std::to_string(offset)}, {"length", std::to_string(length)}};

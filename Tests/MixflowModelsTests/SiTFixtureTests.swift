@@ -7,9 +7,13 @@ import Testing
 
 struct Fixture {
     var config: [String: Int] = [:]
+    /// Every config value as written (lists and reals, which `config` leaves out).
+    var rawConfig: [String: String] = [:]
     var floats: [String: [Float]] = [:]
     var ints: [String: [Int32]] = [:]
     var shapes: [String: [Int]] = [:]
+    /// Position of each tensor in the manifest.
+    var order: [String: Int] = [:]
 
     static let directory: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/sit")
@@ -21,11 +25,16 @@ struct Fixture {
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let f = line.split(separator: " ").map(String.init)
             if f[0] == "config" {
-                for kv in f.dropFirst() { let p = kv.split(separator: "="); config[String(p[0])] = Int(p[1])! }
+                for kv in f.dropFirst() {
+                    let p = kv.split(separator: "=")
+                    config[String(p[0])] = Int(p[1])
+                    rawConfig[String(p[0])] = String(p[1])
+                }
                 continue
             }
             let n = Int(f[2])!
             shapes[f[0]] = f.dropFirst(3).map { Int($0)! }
+            order[f[0]] = order.count
             let bytes = data.subdata(in: offset..<(offset + 4 * n))
             if f[1] == "f32" {
                 floats[f[0]] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

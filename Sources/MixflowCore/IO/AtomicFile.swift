@@ -2,32 +2,22 @@
 import Glibc
 #endif
 
-/// Writes a file so that readers see either the old content or the complete new one, never a mix:
-/// write a temporary file in the same folder, fsync it, rename it over the destination, fsync the folder.
-/// A crash at any point leaves the previous file intact (at worst a stray `.tmp-*` file remains).
+/// Writes a file so that readers see either the old content or the complete new one, never a mix: the
+/// new bytes go to an unnamed (or, where unsupported, a hidden) temporary file in the same folder, which is
+/// fsynced and renamed over the destination, then the folder is fsynced (see `AtomicFile.Stream`). A crash
+/// at any point leaves the previous file intact and no temporary that a later save would not remove.
 public enum AtomicFile {
     /// Calls `produce` with a writer, then commits. If `produce` throws, the destination is untouched.
     public static func write(to path: String, _ produce: (inout FileWriter) throws -> Void) throws {
         guard !path.isEmpty else { throw MixflowError.invalidArgument("path must not be empty") }
-        let folder = directory(of: path)
-        let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw MixflowError.io("\(path): cannot create a temporary file in \(folder): \(errnoString())") }
-        var writer = FileWriter(fd: fd, path: path)
+        var writer = FileWriter(stream: try Stream(path: path))
         do {
             try produce(&writer)
-            guard fsync(fd) == 0 else { throw MixflowError.io("\(path): fsync failed: \(errnoString())") }
-            guard close(fd) == 0 else { writer.closed = true; throw MixflowError.io("\(path): close failed: \(errnoString())") }
-            writer.closed = true
-            guard rename(temp, path) == 0 else { throw MixflowError.io("\(path): rename failed: \(errnoString())") }
+            try writer.stream.commit()
         } catch {
-            if !writer.closed { close(fd) }
-            unlink(temp)
+            writer.stream.discard()
             throw error
         }
-        // Make the rename itself durable.
-        let dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
     static func directory(of path: String) -> String {
@@ -37,25 +27,12 @@ public enum AtomicFile {
     }
 }
 
-/// Sequential writer over a file descriptor (used inside `AtomicFile.write`).
+/// Sequential writer handed to the closure of `AtomicFile.write`.
 public struct FileWriter {
-    let fd: Int32
-    let path: String
-    var closed = false
-    public private(set) var offset: Int = 0
+    let stream: AtomicFile.Stream
+    public var offset: Int { Int(stream.offset) }
 
-    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw MixflowError.io("\(path): write failed at byte \(offset + done): \(errnoString())")
-            }
-            done += n
-        }
-        offset += done
-    }
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws { try stream.write(bytes) }
 
     public mutating func write(_ string: String) throws {
         var s = string

@@ -17,35 +17,6 @@ public struct LoadedNativeModel {
 }
 
 extension ModelONNX {
-    /// Writes a DiT^DH to `path` atomically: the `model.*` keys of `architectureMetadata`, "mixflow.format"
-    /// ("ditdh-forward" with the graph, else "ditdh-checkpoint"), the caller's metadata, with `options.graph` the
-    /// runnable forward graph (`DiTDHGraph`: inputs x, t, y; output out), then every tensor bit for bit.
-    /// - Throws: `.invalidArgument` (reserved, empty or repeated key; threshold < -1), `.io`, `.format` (inline
-    ///   part over 2 GiB).
-    public static func export(_ model: DiTDHModel, to path: String, options: ExportOptions = ExportOptions()) throws {
-        guard options.externalThreshold >= -1 else {
-            throw MixflowError.invalidArgument("external threshold must be >= -1 (-1 = all inline), got \(options.externalThreshold)")
-        }
-        for (key, _) in options.metadata where reservedPrefixes.contains(where: { key.hasPrefix($0) }) {
-            throw MixflowError.invalidArgument("metadata key \"\(key)\" is reserved (the exporter writes model.* and mixflow.format)")
-        }
-        let writer = try OnnxWriter(path: path, externalThreshold: options.externalThreshold, graphName: "DiTDH")
-        do {
-            for (k, v) in model.architectureMetadata { try writer.setMetadata(k, v) }
-            try writer.setMetadata("mixflow.format", options.graph ? "ditdh-forward" : "ditdh-checkpoint")
-            for (k, v) in options.metadata { try writer.setMetadata(k, v) }
-            if options.graph { try DiTDHGraph.add(model.config, to: writer) }
-            for e in model.table.entries {
-                try writer.add(e.name, dims: e.shape.map(Int64.init),
-                               data: UnsafeBufferPointer(start: model.params + e.offset, count: e.count))
-            }
-            try writer.finish()
-        } catch {
-            writer.discard()
-            throw error
-        }
-    }
-
     /// Whether a file holds a DiT^DH: `model.arch` = "DiTDH", or, without `model.arch`, an initializer only
     /// DiT^DH has (`dec_feat_rope.freqs_cos`, `s_embedder.proj.weight`).
     static func isDiTDH(metadata: [(key: String, value: String)], names: [String]) -> Bool {
@@ -53,11 +24,15 @@ extension ModelONNX {
         return names.contains("dec_feat_rope.freqs_cos") || names.contains("s_embedder.proj.weight")
     }
 
-    /// Loads a SiT or a DiT^DH (see `isDiTDH`); SiT files go through `load(path:heads:threads:)`.
+    /// Loads a SiT, REPA's SiT (see `isREPA`) or a DiT^DH (see `isDiTDH`); SiT files go through
+    /// `load(path:heads:threads:)`.
     public static func loadNative(path: String, heads: Int? = nil, threads: Int = 0) throws -> LoadedNativeModel {
         let reader = try OnnxReader(path: path)
         let metadata = reader.metadata.map { (key: String(decoding: $0.key, as: UTF8.self),
                                               value: String(decoding: $0.value, as: UTF8.self)) }
+        if isREPA(metadata: metadata, names: reader.tensors.map(\.name)) {
+            return try loadREPA(reader, metadata: metadata, path: path, heads: heads, threads: threads)
+        }
         guard isDiTDH(metadata: metadata, names: reader.tensors.map(\.name)) else {
             let l = try load(path: path, heads: heads, threads: threads)
             return LoadedNativeModel(model: l.model, metadata: l.metadata, ignored: l.ignored, inferred: l.inferred)
@@ -79,46 +54,21 @@ extension ModelONNX {
         let hasArch = metadata.contains(where: { $0.key == "model.arch" })
         let config: DiTDHConfig
         do {
-            config = hasArch ? try DiTDHModel.fromMetadataConfig(metadata)
+            config = hasArch ? try DiTDHModel.config(fromMetadata: metadata)
                              : try inferDiTDHConfig(byName.mapValues { reader.tensors[$0].dims })
         } catch let error as MixflowError {
             throw error.prefixed("\(path): ")
         }
         let table = DiTDHParameterTable(config)
-        // Checked before allocating: a hostile model.depth cannot make us allocate more than the file holds.
-        var missing: [String] = [], misShaped: [String] = [], unexpected: [String] = []
-        for e in table.entries {
-            guard let i = byName[e.name] else { missing.append(e.name); continue }
-            let t = reader.tensors[i]
-            if t.dims != e.shape.map(Int64.init) {
-                misShaped.append("\(t.name) is \(t.dims), DiT^DH needs \(e.shape)")
-            } else if !t.isConvertibleToFloat {
-                misShaped.append("\(t.name) has element type \(OnnxDataType.describe(t.dataType)), DiT^DH needs a float type")
-            }
-        }
-        for name in byName.keys where table.index(of: name) == nil { unexpected.append(name) }
-        guard missing.isEmpty && misShaped.isEmpty && unexpected.isEmpty else {
-            func list(_ title: String, _ items: [String]) -> String? {
-                guard !items.isEmpty else { return nil }
-                let shown = items.sorted().prefix(12).joined(separator: ", ")
-                return "\(title) (\(items.count)): \(shown)" + (items.count > 12 ? ", …" : "")
-            }
-            let parts = [list("missing", missing), list("unexpected", unexpected), list("mis-shaped", misShaped)].compactMap { $0 }
-            let c = config
-            throw MixflowError.format("\(path): the initializers do not fit DiT^DH(depth \(c.encoderDepth), hidden \(c.encoderHidden), "
-                                      + "heads \(c.encoderHeads), head_depth \(c.headDepth), head_hidden \(c.headHidden), "
-                                      + "head_heads \(c.headHeads), input \(c.inputSize), channels \(c.inChannels), "
-                                      + "classes \(c.numClasses)): " + parts.joined(separator: "; "))
-        }
+        let c = config
+        try checkInitializers(table.entries, reader: reader, found: { byName[$0.name].map { Source(index: $0) } },
+                              unexpected: byName.keys.filter { table.index(of: $0) == nil },
+                              architecture: "DiT^DH(depth \(c.encoderDepth), hidden \(c.encoderHidden), heads \(c.encoderHeads), "
+                                  + "head_depth \(c.headDepth), head_hidden \(c.headHidden), head_heads \(c.headHeads), "
+                                  + "input \(c.inputSize), channels \(c.inChannels), classes \(c.numClasses))",
+                              path: path)
         let model = try DiTDHModel(config, seed: 0, threads: threads)
-        for e in model.table.entries {
-            let i = byName[e.name]!
-            let dst = UnsafeMutableBufferPointer(start: model.params + e.offset, count: e.count)
-            try reader.read(i, into: dst)
-            if let bad = dst.firstIndex(where: { !$0.isFinite }) {
-                throw MixflowError.format("\(path): initializer \"\(e.name)\" element \(bad) is \(dst[bad]); weights must be finite")
-            }
-        }
+        try readWeights(model, reader: reader, found: { Source(index: byName[$0.name]!) }, path: path)
         return LoadedNativeModel(model: model, metadata: metadata, ignored: [], inferred: !hasArch)
     }
 

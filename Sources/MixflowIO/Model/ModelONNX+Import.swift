@@ -59,63 +59,16 @@ extension ModelONNX {
         } catch let error as MixflowError {
             throw error.prefixed("\(path): ")
         }
-        // Checked before allocating: only when every tensor of the table is present with its shape do the
-        // file's bytes vouch for the size metadata asks for (a hostile model.depth cannot make us allocate).
-        try check(config, SiTParameterTable(config), reader: reader, official: official, unexpected: unmatched, path: path)
+        let table = SiTParameterTable(config)
+        let c = config
+        let unexpected = unmatched + official.compactMap { name, s in table.index(of: name) == nil ? reader.tensors[s.index].name : nil }
+        try checkInitializers(table.entries, reader: reader, found: { official[$0.name] }, unexpected: unexpected,
+                              architecture: "SiT(depth \(c.depth), hidden \(c.hidden), patch \(c.patch), input \(c.inputSize), "
+                                  + "channels \(c.inChannels), classes \(c.numClasses), learn_sigma \(c.learnSigma ? 1 : 0))",
+                              path: path)
         let model = try SiTModel(config, seed: 0, threads: threads)
-        for e in model.table.entries {
-            let source = official[e.name]!, i = source.index
-            let dst = UnsafeMutableBufferPointer(start: model.params + e.offset, count: e.count)
-            if source.transposed {
-                // The exporter stored Wᵀ [in, out]; only these few tensors go through a temporary copy.
-                let wt = try reader.read(reader.tensors[i].name)
-                let rows = e.shape[0], cols = e.shape[1]
-                for r in 0..<rows { for c in 0..<cols { dst[r * cols + c] = wt[c * rows + r] } }
-            } else {
-                try reader.read(i, into: dst)
-            }
-            if let bad = dst.firstIndex(where: { !$0.isFinite }) {
-                throw MixflowError.format("\(path): initializer \"\(reader.tensors[i].name)\" element \(bad) is \(dst[bad]); "
-                                          + "weights must be finite")
-            }
-        }
+        try readWeights(model, reader: reader, found: { official[$0.name]! }, path: path)
         return LoadedModel(model: model, metadata: metadata, ignored: ignored, inferred: !hasArch)
-    }
-
-    /// Compares the file against the model's table and throws one error listing every problem.
-    static func check(_ c: SiTConfig, _ table: SiTParameterTable, reader: OnnxReader, official: [String: Source],
-                      unexpected unmatched: [String], path: String) throws {
-        var missing: [String] = [], misShaped: [String] = [], unexpected = unmatched
-        for e in table.entries {
-            guard let source = official[e.name] else { missing.append(e.name); continue }
-            let t = reader.tensors[source.index]
-            let expected = e.shape.map(Int64.init)
-            if source.transposed, t.dims != expected.reversed() {
-                misShaped.append("\(t.name) (\(e.name) transposed) is \(t.dims), SiT needs \(expected.reversed())")
-            } else if !source.transposed, t.dims != expected {
-                misShaped.append("\(t.name) is \(t.dims), SiT needs \(e.shape)")
-            } else if !t.isConvertibleToFloat {
-                misShaped.append("\(t.name) has element type \(OnnxDataType.describe(t.dataType)), SiT needs a float type")
-            }
-        }
-        for (name, s) in official where table.index(of: name) == nil { unexpected.append(reader.tensors[s.index].name) }
-        guard missing.isEmpty && misShaped.isEmpty && unexpected.isEmpty else {
-            func list(_ title: String, _ items: [String]) -> String? {
-                guard !items.isEmpty else { return nil }
-                let shown = items.sorted().prefix(12).joined(separator: ", ")
-                return "\(title) (\(items.count)): \(shown)" + (items.count > 12 ? ", …" : "")
-            }
-            let parts = [list("missing", missing), list("unexpected", unexpected), list("mis-shaped", misShaped)].compactMap { $0 }
-            throw MixflowError.format("\(path): the initializers do not fit SiT(depth \(c.depth), hidden \(c.hidden), "
-                                      + "patch \(c.patch), input \(c.inputSize), channels \(c.inChannels), classes \(c.numClasses), "
-                                      + "learn_sigma \(c.learnSigma ? 1 : 0)): " + parts.joined(separator: "; "))
-        }
-    }
-
-    /// Where an official tensor is in the file: an initializer, possibly stored transposed.
-    struct Source {
-        let index: Int
-        let transposed: Bool
     }
 
     /// Linear weights an exporter stored transposed under a generated name: `torch.onnx.export` folds the

@@ -63,9 +63,15 @@ public final class OnnxReader {
                 names[info.name] = i
                 infos.append(info)
             }
+            let meta = Self.readMetadata(handle)
+            // Before the last property is set: a throwing init that initialised everything would run deinit,
+            // closing `handle` a second time.
+            try Self.checkSaveID(metadata: meta, tensors: infos, resolver: resolver, path: path)
             tensors = infos
             indexByName = names
-            metadata = Self.readMetadata(handle)
+            // The save id is the writer's integrity record, not the caller's metadata.
+            let idKey = Array(OnnxWriter.saveIDKey.utf8)
+            metadata = meta.filter { $0.key != idKey }
             numNodes = Int(mfx_onnx_num_nodes(handle))
         } catch {
             mfx_onnx_close(handle)
@@ -116,6 +122,40 @@ public final class OnnxReader {
         }
     }
 
+    /// Reads tensor `index` as stored, without conversion: `count × elementSize(dataType)` little-endian bytes
+    /// of its own element type (what a converter needs to keep integer tensors exact).
+    /// - Throws: `.invalidArgument` (wrong size), `.unsupported` (a type `elementSize` does not know),
+    ///   `.io`/`.format` (external file changed, vanished or shrank since `init`).
+    public func readStored(_ index: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        precondition(index >= 0 && index < tensors.count, "tensor index out of range")
+        let t = tensors[index]
+        try requireConvertible(t)
+        let size = Self.elementSize(t.dataType)
+        guard destination.count == t.count * size else {
+            throw MixflowError.invalidArgument("tensor \"\(t.name)\" has \(t.count) elements of \(size) bytes (dims \(t.dims)), "
+                                               + "the buffer holds \(destination.count) bytes")
+        }
+        guard t.count > 0, let base = destination.baseAddress else { return }
+        switch t.storage {
+        case .empty:
+            throw MixflowError.internal("tensor \"\(t.name)\" has no data")
+        case .raw, .typed:
+            var err = [CChar](repeating: 0, count: 512)
+            let rc = mfx_onnx_copy_inline_raw(model, Int64(index), base, Int64(destination.count), &err, err.count)
+            guard rc == MFX_ONNX_OK else {
+                throw Self.shimError(rc, "\(path): initializer \"\(t.name)\": \(String(cString: err))")
+            }
+        case .external(let ext):
+            let file = try ExternalResolver(modelPath: path, folder: folder).open(ext.location, tensor: t.name)
+            let bytes = Int64(destination.count)
+            guard ext.offset <= file.size, bytes <= file.size - ext.offset else {
+                throw MixflowError.format("\(path): initializer \"\(t.name)\": \(ext.location) is now \(file.size) bytes, "
+                                          + "too short for \(bytes) bytes at byte offset \(ext.offset)")
+            }
+            try file.read(into: base, count: destination.count, at: ext.offset)
+        }
+    }
+
     /// Reads tensor `name` into a new array (its size is justified by bytes present in the files).
     public func read(_ name: String) throws -> [Float] {
         guard let i = index(of: name) else {
@@ -162,6 +202,24 @@ public final class OnnxReader {
                 try file.read(into: scratch, count: n * elementSize, at: ext.offset + Int64(done * elementSize))
                 _ = mfx_onnx_convert_f32(t.dataType, scratch, Int64(n), base + done)
                 done += n
+            }
+        }
+    }
+
+    /// A model written by `OnnxWriter` with external data records its save id; each data file it names must
+    /// end with the same id, or the two files come from different saves (an interrupted save by an older
+    /// version, or files copied from two saves) and the model is refused instead of silently mixed.
+    static func checkSaveID(metadata: [(key: [UInt8], value: [UInt8])], tensors: [OnnxTensorInfo],
+                            resolver: ExternalResolver, path: String) throws {
+        let key = Array(OnnxWriter.saveIDKey.utf8)
+        guard let id = metadata.first(where: { $0.key == key }).map({ String(decoding: $0.value, as: UTF8.self) }) else { return }
+        var checked: Set<String> = []
+        for t in tensors {
+            guard case .external(let ext) = t.storage, checked.insert(ext.location).inserted else { continue }
+            let found = try OnnxWriter.trailerID(of: try resolver.open(ext.location, tensor: t.name))
+            guard found == id else {
+                throw MixflowError.format("\(path): its data file \(ext.location) belongs to another save (the model's "
+                    + "save id is \(id), the data file's \(found ?? "missing")): the two files do not form one save")
             }
         }
     }

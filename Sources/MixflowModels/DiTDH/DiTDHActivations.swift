@@ -3,30 +3,6 @@ import Glibc
 #endif
 import MixflowCore
 
-/// Separate float buffers handed out one by one, all freed together. In counting mode nothing is allocated
-/// and only the total is kept, so the size of a layout comes from the very code that builds it.
-final class FloatArena {
-    private(set) var total = 0
-    private var buffers: [UnsafeMutableRawPointer] = []
-    let counting: Bool
-    /// What a counting arena hands out: never read or written.
-    private static let placeholder = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-
-    init(counting: Bool) { self.counting = counting }
-
-    func take(_ n: Int) throws -> UnsafeMutablePointer<Float> {
-        total += n
-        if counting || n == 0 { return FloatArena.placeholder }
-        guard let raw = malloc(n * MemoryLayout<Float>.stride) else {
-            throw MixflowError.outOfMemory("\(n * 4) bytes of activations")
-        }
-        buffers.append(raw)
-        return raw.bindMemory(to: Float.self, capacity: n)
-    }
-
-    deinit { buffers.forEach { free($0) } }
-}
-
 /// Saved tensors of one LightningDDT block (R = B·T token rows, width d, SwiGLU width hs).
 /// The normalised-and-modulated inputs and the SwiGLU hidden are recomputed in backward.
 struct DDTBlockActs {
@@ -47,7 +23,7 @@ struct DDTBlockActs {
 /// Everything the backward pass of a DiT^DH needs from one forward pass, plus the scratch of both passes.
 /// Inference sets keep one encoder and one head block slot and two residual streams per path (about
 /// 1/depth of the training memory) and no backward scratch.
-final class DiTDHActivations {
+final class DiTDHActivations: ActivationSet {
     let batch: Int
     let training: Bool
     private let arena: FloatArena
@@ -65,15 +41,7 @@ final class DiTDHActivations {
     let gA, gB, gC, gQKV, gW12, gHidden, gMod, gSProjAct, gSProj, gSAct, gEnc, gTokens: UnsafeMutablePointer<Float>
     let gCondAct2, gCondAct, gCond, gT, gTHidden: UnsafeMutablePointer<Float>   // [B, de]
 
-    static func floats(_ c: DiTDHConfig, batch: Int, training: Bool) -> Int {
-        (try? DiTDHActivations(c, batch: batch, training: training, arena: FloatArena(counting: true)).arena.total) ?? Int.max
-    }
-
-    convenience init(_ c: DiTDHConfig, batch: Int, training: Bool) throws {
-        try self.init(c, batch: batch, training: training, arena: FloatArena(counting: false))
-    }
-
-    private init(_ c: DiTDHConfig, batch b: Int, training: Bool, arena a: FloatArena) throws {
+    init(_ c: DiTDHConfig, batch b: Int, training: Bool, arena a: FloatArena) throws {
         self.batch = b
         self.training = training
         arena = a

@@ -59,18 +59,15 @@ public struct DiTDHConfig: Equatable, Sendable {
 
     /// Checks every constraint; messages name the fields of the C params struct.
     public func validate() throws {
-        func positive(_ v: Int, _ name: String, max: Int = 1 << 16) throws {
-            guard v > 0, v <= max else { throw MixflowError.invalidArgument("\(name) must be in [1, \(max)], got \(v)") }
-        }
-        try positive(encoderDepth, "depth", max: 1024)
-        try positive(encoderHidden, "hidden")
-        try positive(encoderHeads, "heads", max: encoderHidden)
-        try positive(headDepth, "head_depth", max: 1024)
-        try positive(headHidden, "head_hidden")
-        try positive(headHeads, "head_heads", max: headHidden)
-        try positive(inputSize, "input_size", max: 4096)
-        try positive(inChannels, "in_channels", max: 4096)
-        try positive(numClasses, "num_classes", max: 1 << 24)
+        try checkRange(encoderDepth, "depth", max: 1024)
+        try checkRange(encoderHidden, "hidden")
+        try checkRange(encoderHeads, "heads", max: encoderHidden)
+        try checkRange(headDepth, "head_depth", max: 1024)
+        try checkRange(headHidden, "head_hidden")
+        try checkRange(headHeads, "head_heads", max: headHidden)
+        try checkRange(inputSize, "input_size", max: 4096)
+        try checkRange(inChannels, "in_channels", max: 4096)
+        try checkRange(numClasses, "num_classes", max: 1 << 24)
         for (d, h, name) in [(encoderHidden, encoderHeads, ""), (headHidden, headHeads, "head_")] {
             // RoPE needs whole (θ, θ) pairs in each half of a head: head_dim % 4 == 0.
             guard d % h == 0, (d / h) % 4 == 0 else {
@@ -80,12 +77,7 @@ public struct DiTDHConfig: Equatable, Sendable {
         guard encoderHidden % 4 == 0 else {
             throw MixflowError.invalidArgument("hidden must be a multiple of 4 (2-D sin-cos embedding), got \(encoderHidden)")
         }
-        guard classDropout.isFinite, classDropout >= 0, classDropout < 1 else {
-            throw MixflowError.invalidArgument("class_dropout must be in [0, 1), got \(classDropout)")
-        }
-        let count = DiTDHParameterTable.count(self)
-        guard count <= SiTConfig.maxParameters else {
-            throw MixflowError.invalidArgument("the configuration has \(count) parameters, more than the \(SiTConfig.maxParameters) supported")
-        }
+        try checkClassDropout(classDropout)
+        try checkParameterCount(DiTDHParameterTable.count(self))
     }
 }

@@ -8,9 +8,7 @@ extension DiTDHModel {
     ///
     /// - Throws: `MixflowError.invalidArgument` when no forward pass of `batch` samples precedes it.
     public func backward(dout: UnsafePointer<Float>, batch b: Int, dx: UnsafeMutablePointer<Float>? = nil) throws {
-        guard let a = trainActs, lastBatch == b, a.batch == b else {
-            throw MixflowError.invalidArgument("backward needs a forward pass of the same batch (\(b)) first")
-        }
+        let a = try acts.saved(batch: b, state: state)
         let c = config, tb = table, de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels, tk = c.tokens
         let r = b * tk, th = threads
         // Output tokens' gradient, written over outTokens.

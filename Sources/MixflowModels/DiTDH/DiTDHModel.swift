@@ -11,40 +11,26 @@ import MixflowCore
 ///
 /// Threads: as `SiTModel`: every split depends only on shapes and every reduction has a fixed order, so
 /// outputs and gradients are bit-identical for any `threads`. A model is used by one thread at a time.
-public final class DiTDHModel {
+public final class DiTDHModel: NativeArchitecture {
     public let config: DiTDHConfig
     public let table: DiTDHParameterTable
-    /// Flat parameters, `table.count` floats, in state-dict order.
-    public let params: UnsafeMutablePointer<Float>
-    /// Flat gradients, same layout; the fixed tensors' slots stay 0.
-    public let grads: UnsafeMutablePointer<Float>
+    public let state: ModelState
     public var threads: Int
-    var trainActs: DiTDHActivations?
-    var evalActs: DiTDHActivations?
-    /// Batch size of the last forward pass that saved activations (0 before any); backward applies to it.
-    public private(set) var lastBatch = 0
+    var acts = ActivationCache<DiTDHActivations>()
 
     public init(_ config: DiTDHConfig, seed: UInt64, threads: Int = 0) throws {
         try config.validate()
         self.config = config
         table = DiTDHParameterTable(config)
         self.threads = Parallel.threads(threads)
-        let bytes = table.count * MemoryLayout<Float>.stride
-        guard let p = malloc(bytes) else { throw MixflowError.outOfMemory("\(bytes) bytes of parameters") }
-        guard let g = calloc(table.count, MemoryLayout<Float>.stride) else {
-            free(p); throw MixflowError.outOfMemory("\(bytes) bytes of gradients")
-        }
-        params = p.bindMemory(to: Float.self, capacity: table.count)
-        grads = g.bindMemory(to: Float.self, capacity: table.count)
+        state = try ModelState(table.layout)
         initialize(seed: seed)
     }
 
-    deinit { free(params); free(grads) }
-
-    public func zeroGradients() { grads.initialize(repeating: 0, count: table.count) }
-
-    @inline(__always) func param(_ index: Int) -> UnsafeMutablePointer<Float> { params + table.entries[index].offset }
-    @inline(__always) func grad(_ index: Int) -> UnsafeMutablePointer<Float> { grads + table.entries[index].offset }
+    public var inChannels: Int { config.inChannels }
+    public var inputSize: Int { config.inputSize }
+    public var numClasses: Int { config.numClasses }
+    public var sampleDim: Int { config.sampleSize }
 
     /// Floats of saved activations and scratch a batch needs.
     public func activationFloats(batch: Int, training: Bool = true) -> Int {
@@ -58,14 +44,11 @@ public final class DiTDHModel {
     public func forward(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>, batch b: Int,
                         out: UnsafeMutablePointer<Float>, dropout: LabelDropout? = nil,
                         saveForBackward: Bool = true) throws {
-        if saveForBackward { lastBatch = 0 }
-        let a = try activations(batch: b, training: saveForBackward)
+        let a = try acts.get(config, batch: b, training: saveForBackward)
         let c = config, tb = table, de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels, tk = c.tokens
         let r = b * tk, th = threads
-        try checkClassLabels(y, count: b, numClasses: c.numClasses)
-        for i in 0..<b {
-            a.labels[i] = dropout.map { $0.drops(i, probability: c.classDropout) } == true ? Int32(c.numClasses) : y[i]
-        }
+        try beginForward(y: y, batch: b, labels: a.labels, dropout: dropout, classDropout: c.classDropout,
+                         saveForBackward: saveForBackward)
         // Patch size 1: a token is the C-vector of one latent position (row-major over the grid).
         patchifyForward(patches: a.tokensIn, x: x, b: b, c: ch, h: c.inputSize, w: c.inputSize, p: 1)
         // Condition c = SiLU(t_emb + y_emb); the encoder's adaLN applies its own SiLU on top (double SiLU).
@@ -113,7 +96,7 @@ public final class DiTDHModel {
         linearForward(out: a.outTokens, inp: a.modulated, weight: param(tb.finalLinW), bias: param(tb.finalLinB),
                       n: r, c: dh, oc: ch, threads: th)
         unpatchifyForward(out: out, o: a.outTokens, b: b, c: ch, cOut: ch, h: c.inputSize, w: c.inputSize, p: 1)
-        if saveForBackward { lastBatch = b }
+        endForward(batch: b, saveForBackward: saveForBackward)
     }
 
     /// s after s_projector: its own buffer, or SiLU(t_emb + s) itself when the projector is Identity.
@@ -156,20 +139,5 @@ public final class DiTDHModel {
         linearForward(out: s.w3, inp: a.hidden, weight: w(T.w3W), bias: w(T.w3B), n: r, c: g.hs, oc: d, threads: th)
         gatedResidualForward(out: out, x: s.mid, y: s.w3, mod: s.mod, stride: 6 * d, gate: 5 * d,
                              b: g.mb, t: g.mt, d: d, threads: th)
-    }
-
-    func activations(batch b: Int, training: Bool) throws -> DiTDHActivations {
-        if training {
-            if let a = trainActs, a.batch == b { return a }
-            trainActs = nil   // free the old batch's buffers before allocating the new ones
-            let a = try DiTDHActivations(config, batch: b, training: true)
-            trainActs = a
-            return a
-        }
-        if let a = evalActs, a.batch == b { return a }
-        evalActs = nil
-        let a = try DiTDHActivations(config, batch: b, training: false)
-        evalActs = a
-        return a
     }
 }

@@ -3,9 +3,9 @@
 /// the two RoPE modules' buffers, then the blocks, encoder first), packed back to back in one flat buffer.
 /// pos_embed, t_embedder.W and the four RoPE tables are stored but fixed (never given a gradient).
 public struct DiTDHParameterTable: Sendable {
-    public let entries: [ParameterEntry]
-    public let count: Int
-    private let byName: [String: Int]
+    public let layout: ParameterLayout
+    public var entries: [ParameterEntry] { layout.entries }
+    public var count: Int { layout.count }
 
     /// Entry indices of the fixed part (sProjW/sProjB are nil when s_projector is Identity).
     public let posEmbed, xEmbedW, xEmbedB, sEmbedW, sEmbedB: Int
@@ -22,15 +22,9 @@ public struct DiTDHParameterTable: Sendable {
                       w3W = 8, w3B = 9, adaW = 10, adaB = 11
 
     public init(_ c: DiTDHConfig) {
-        var list: [ParameterEntry] = []
-        var offset = 0
+        var layout = ParameterLayout()
         @discardableResult
-        func add(_ name: String, _ shape: [Int], trainable: Bool = true) -> Int {
-            let n = shape.reduce(1, *)
-            list.append(ParameterEntry(name: name, shape: shape, offset: offset, count: n, trainable: trainable))
-            offset += n
-            return list.count - 1
-        }
+        func add(_ name: String, _ shape: [Int], trainable: Bool = true) -> Int { layout.add(name, shape, trainable: trainable) }
         let de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels, t = c.tokens
         posEmbed = add("pos_embed", [1, t, de], trainable: false)
         xEmbedW = add("x_embedder.proj.weight", [dh, ch, 1, 1]); xEmbedB = add("x_embedder.proj.bias", [dh])
@@ -54,7 +48,7 @@ public struct DiTDHParameterTable: Sendable {
         encSin = add("enc_feat_rope.freqs_sin", [t, hdEnc], trainable: false)
         decCos = add("dec_feat_rope.freqs_cos", [t, hdDec], trainable: false)
         decSin = add("dec_feat_rope.freqs_sin", [t, hdDec], trainable: false)
-        firstBlock = list.count
+        firstBlock = layout.entries.count
         for i in 0..<c.depth {
             let (d, _, hs) = c.block(i)
             let p = "blocks.\(i)."
@@ -65,9 +59,7 @@ public struct DiTDHParameterTable: Sendable {
             add(p + "mlp.w3.weight", [d, hs]); add(p + "mlp.w3.bias", [d])
             add(p + "adaLN_modulation.1.weight", [6 * d, d]); add(p + "adaLN_modulation.1.bias", [6 * d])
         }
-        entries = list
-        count = offset
-        byName = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($1.name, $0) })
+        self.layout = layout
     }
 
     /// Total number of floats, from the shapes alone (no table, no allocation; used to validate a config).
@@ -84,7 +76,7 @@ public struct DiTDHParameterTable: Sendable {
         return n
     }
 
-    public func index(of name: String) -> Int? { byName[name] }
+    public func index(of name: String) -> Int? { layout.index(of: name) }
 
     /// Entry index of tensor `k` (0..<12) of block `i`.
     public func block(_ i: Int, _ k: Int) -> Int { firstBlock + DiTDHParameterTable.perBlock * i + k }

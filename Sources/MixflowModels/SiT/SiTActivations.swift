@@ -1,5 +1,5 @@
 /// Everything the backward pass needs from a forward pass of one batch, plus the scratch both passes use.
-/// Sized for one batch size; the model reallocates it when the batch changes.
+/// Sized for one batch size; the model's `ActivationCache` reallocates it when the batch changes.
 ///
 /// Inference sets (`training` false) keep one slot of per-block buffers, reused by every block, two
 /// residual streams used in turn, and no backward scratch: about 1/depth of the training memory.
@@ -7,10 +7,10 @@
 /// Saved per block: the residual stream entering it, its adaLN vector, the two LayerNorm statistics,
 /// qkv, the attention output before and after proj, the mid residual, fc1's output and fc2's output
 /// (12·B·T·D floats). The modulated LayerNorm outputs and GELU(fc1) are recomputed in backward.
-final class SiTActivations {
+final class SiTActivations: ActivationSet {
     let batch: Int
     let training: Bool
-    private let storage: UnsafeMutablePointer<Float>
+    private let arena: FloatArena
     let labels: UnsafeMutablePointer<Int32>
 
     // Embeddings and conditioning.
@@ -24,34 +24,17 @@ final class SiTActivations {
     /// gHidden1 also holds d(patches), hence max(4·B·T·D, B·T·C·p²) floats.
     let gA, gB, gC, gQKV, gHidden1, gHidden2, gMod, gCond, gCondAct, gT: UnsafeMutablePointer<Float>
 
-    /// Floats needed for `batch` (used to reject a batch before allocating).
-    static func floats(_ c: SiTConfig, batch b: Int, training: Bool) -> Int {
-        let btd = b * c.tokens * c.hidden, bt = b * c.tokens, bd = b * c.hidden, m = c.mlpRatio
-        let embed = b * c.tokens * c.patchFeatures + b * timestepFeatures + 6 * bd
-        let perBlock = (8 + m) * btd + 6 * bd + 4 * bt
-        let blocks = training ? c.depth * perBlock + btd : perBlock + 2 * btd
-        let final = 2 * bd + 2 * bt
-        let scratch = (1 + m) * btd + b * c.tokens * c.outFeatures
-        let backward = (6 + m) * btd + max(m * btd, b * c.tokens * c.patchFeatures) + 9 * bd
-        return embed + blocks + final + scratch + (training ? backward : 0)
-    }
-
-    init(_ c: SiTConfig, batch b: Int, training: Bool) throws {
+    init(_ c: SiTConfig, batch b: Int, training: Bool, arena: FloatArena) throws {
         batch = b
         self.training = training
-        let total = SiTActivations.floats(c, batch: b, training: training)
-        guard let raw = malloc(total * MemoryLayout<Float>.stride) else {
-            throw MixflowError.outOfMemory("batch \(b) needs \(total * 4) bytes of activations")
-        }
-        let base = raw.bindMemory(to: Float.self, capacity: total)
-        storage = base
-        labels = .allocate(capacity: b)
+        self.arena = arena
+        labels = .allocate(capacity: arena.counting ? 1 : b)   // a counting pass may be asked about any batch
         let d = c.hidden, t = c.tokens, btd = b * t * d, bt = b * t, bd = b * d, m = c.mlpRatio
-        var cur = 0
-        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { cur += n }; return base + cur }
-        patches = take(b * t * c.patchFeatures); tFreq = take(b * timestepFeatures)
-        tHidden = take(bd); tHiddenAct = take(bd); tEmb = take(bd); yEmb = take(bd); cond = take(bd); condAct = take(bd)
-        var xs: [UnsafeMutablePointer<Float>] = [take(btd)]
+        func take(_ n: Int) throws -> UnsafeMutablePointer<Float> { try arena.take(n) }
+        patches = try take(b * t * c.patchFeatures); tFreq = try take(b * timestepFeatures)
+        tHidden = try take(bd); tHiddenAct = try take(bd); tEmb = try take(bd); yEmb = try take(bd)
+        cond = try take(bd); condAct = try take(bd)
+        var xs: [UnsafeMutablePointer<Float>] = [try take(btd)]
         var mids: [UnsafeMutablePointer<Float>] = [], mods: [UnsafeMutablePointer<Float>] = []
         var mean1: [UnsafeMutablePointer<Float>] = [], rstd1: [UnsafeMutablePointer<Float>] = []
         var mean2: [UnsafeMutablePointer<Float>] = [], rstd2: [UnsafeMutablePointer<Float>] = []
@@ -59,23 +42,22 @@ final class SiTActivations {
         var attProj: [UnsafeMutablePointer<Float>] = [], fc1: [UnsafeMutablePointer<Float>] = []
         var fc2: [UnsafeMutablePointer<Float>] = []
         for _ in 0..<(training ? c.depth : 1) {
-            mods.append(take(6 * bd)); mean1.append(take(bt)); rstd1.append(take(bt))
-            mean2.append(take(bt)); rstd2.append(take(bt))
-            qkv.append(take(3 * btd)); att.append(take(btd)); attProj.append(take(btd)); mids.append(take(btd))
-            fc1.append(take(m * btd)); fc2.append(take(btd)); xs.append(take(btd))
+            mods.append(try take(6 * bd)); mean1.append(try take(bt)); rstd1.append(try take(bt))
+            mean2.append(try take(bt)); rstd2.append(try take(bt))
+            qkv.append(try take(3 * btd)); att.append(try take(btd)); attProj.append(try take(btd)); mids.append(try take(btd))
+            fc1.append(try take(m * btd)); fc2.append(try take(btd)); xs.append(try take(btd))
         }
-        if !training { xs.append(take(btd)) }
+        if !training { xs.append(try take(btd)) }
         self.xs = xs; self.mids = mids; self.mods = mods; self.mean1 = mean1; self.rstd1 = rstd1
         self.mean2 = mean2; self.rstd2 = rstd2; self.qkv = qkv; self.att = att; self.attProj = attProj
         self.fc1 = fc1; self.fc2 = fc2
-        finalMod = take(2 * bd); finalMean = take(bt); finalRstd = take(bt)
-        modulated = take(btd); hiddenAct = take(m * btd); outTokens = take(b * t * c.outFeatures)
+        finalMod = try take(2 * bd); finalMean = try take(bt); finalRstd = try take(bt)
+        modulated = try take(btd); hiddenAct = try take(m * btd); outTokens = try take(b * t * c.outFeatures)
         // Backward scratch (empty, never touched, in an inference set).
         let g = training ? 1 : 0
-        gA = take(g * btd); gB = take(g * btd); gC = take(g * btd); gQKV = take(g * 3 * btd)
-        gHidden1 = take(g * max(m * btd, b * t * c.patchFeatures)); gHidden2 = take(g * m * btd)
-        gMod = take(g * 6 * bd); gCond = take(g * bd); gCondAct = take(g * bd); gT = take(g * bd)
-        precondition(cur == total, "SiTActivations layout and size disagree")
+        gA = try take(g * btd); gB = try take(g * btd); gC = try take(g * btd); gQKV = try take(g * 3 * btd)
+        gHidden1 = try take(g * max(m * btd, b * t * c.patchFeatures)); gHidden2 = try take(g * m * btd)
+        gMod = try take(g * 6 * bd); gCond = try take(g * bd); gCondAct = try take(g * bd); gT = try take(g * bd)
     }
 
     /// Index of block l's buffers (all blocks share slot 0 in inference).
@@ -83,13 +65,5 @@ final class SiTActivations {
     /// The residual stream entering block l (l = depth: the final layer's input).
     @inline(__always) func x(_ l: Int) -> UnsafeMutablePointer<Float> { training ? xs[l] : xs[l & 1] }
 
-    deinit {
-        free(storage)
-        labels.deallocate()
-    }
+    deinit { labels.deallocate() }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
-import MixflowCore

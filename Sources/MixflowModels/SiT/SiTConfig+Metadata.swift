@@ -15,24 +15,18 @@ extension SiTConfig {
     /// - Throws: `.format` for a missing or malformed key or a shape that fails `validate`; `.invalidArgument`
     ///   when `heads` does not divide the width.
     public init(metadata meta: [(key: String, value: String)], heads: Int? = nil) throws {
-        func value(_ k: String) -> String? { meta.last(where: { $0.key == "model." + k })?.value }
-        guard value("arch") == "SiT" else {
-            throw MixflowError.format("model.arch is \"\(value("arch") ?? "missing")\", expected \"SiT\"")
-        }
-        func int(_ k: String) throws -> Int {
-            guard let s = value(k), let v = Int(s) else { throw MixflowError.format("model.\(k) is missing or not an integer") }
-            return v
-        }
-        let dropout = value("class_dropout") ?? "0.1"
-        guard let p = Float(dropout) else { throw MixflowError.format("model.class_dropout is not a number: \"\(dropout)\"") }
-        self.init(depth: try int("depth"), hidden: try int("hidden"), heads: try heads ?? int("heads"), patch: try int("patch"),
-                  inputSize: try int("input_size"), inChannels: try int("in_channels"),
-                  numClasses: try int("num_classes"), learnSigma: try int("learn_sigma") != 0, classDropout: p)
-        if value("mlp_ratio") != nil { mlpRatio = try int("mlp_ratio") }
+        let m = ModelMetadata(meta)
+        try m.expectArch("SiT")
+        self.init(depth: try m.int("depth"), hidden: try m.int("hidden"), heads: try heads ?? m.int("heads"),
+                  patch: try m.int("patch"), inputSize: try m.int("input_size"), inChannels: try m.int("in_channels"),
+                  numClasses: try m.int("num_classes"), learnSigma: try m.int("learn_sigma") != 0,
+                  classDropout: try m.float("class_dropout", default: 0.1))
+        if m.value("mlp_ratio") != nil { mlpRatio = try m.int("mlp_ratio") }
         // A caller's override is an argument, not file content: report it as such.
         if let h = heads, h <= 0 || hidden % h != 0 {
             throw MixflowError.invalidArgument("heads must divide hidden \(hidden), got \(h)")
         }
-        do { try validate() } catch let MixflowError.invalidArgument(m) { throw MixflowError.format("model: \(m)") }
+        let config = self
+        try ModelMetadata.validated { try config.validate() }
     }
 }

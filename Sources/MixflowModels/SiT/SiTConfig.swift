@@ -18,7 +18,7 @@ public struct SiTConfig: Equatable, Sendable {
     public var mlpRatio: Int = 4
 
     /// 2^32 floats (16 GiB of weights, as much again for gradients).
-    public static let maxParameters = 1 << 32
+    public static let maxParameters = maxModelParameters
 
     public init(depth: Int, hidden: Int, heads: Int, patch: Int, inputSize: Int = 32, inChannels: Int = 4,
                 numClasses: Int = 1000, learnSigma: Bool = true, classDropout: Float = 0.1) {
@@ -54,16 +54,13 @@ public struct SiTConfig: Equatable, Sendable {
 
     /// Checks every constraint; messages name the field as the C params struct does.
     public func validate() throws {
-        func positive(_ v: Int, _ name: String, max: Int = 1 << 16) throws {
-            guard v > 0, v <= max else { throw MixflowError.invalidArgument("\(name) must be in [1, \(max)], got \(v)") }
-        }
-        try positive(depth, "depth", max: 1024)
-        try positive(hidden, "hidden")
-        try positive(heads, "heads", max: hidden)
-        try positive(patch, "patch", max: 64)
-        try positive(inputSize, "input_size", max: 4096)
-        try positive(inChannels, "in_channels", max: 4096)
-        try positive(numClasses, "num_classes", max: 1 << 24)
+        try checkRange(depth, "depth", max: 1024)
+        try checkRange(hidden, "hidden")
+        try checkRange(heads, "heads", max: hidden)
+        try checkRange(patch, "patch", max: 64)
+        try checkRange(inputSize, "input_size", max: 4096)
+        try checkRange(inChannels, "in_channels", max: 4096)
+        try checkRange(numClasses, "num_classes", max: 1 << 24)
         guard hidden % heads == 0 else {
             throw MixflowError.invalidArgument("hidden must be a multiple of heads, got hidden \(hidden) and heads \(heads)")
         }
@@ -73,13 +70,8 @@ public struct SiTConfig: Equatable, Sendable {
         guard inputSize % patch == 0 else {
             throw MixflowError.invalidArgument("input_size must be a multiple of patch, got input_size \(inputSize) and patch \(patch)")
         }
-        guard classDropout >= 0, classDropout < 1 else {
-            throw MixflowError.invalidArgument("class_dropout must be in [0, 1), got \(classDropout)")
-        }
+        try checkClassDropout(classDropout)
         // Each cap above keeps the count inside Int64; this bounds what one model may allocate.
-        let count = SiTParameterTable.count(self)
-        guard count <= SiTConfig.maxParameters else {
-            throw MixflowError.invalidArgument("the configuration has \(count) parameters, more than the \(SiTConfig.maxParameters) supported")
-        }
+        try checkParameterCount(SiTParameterTable.count(self))
     }
 }

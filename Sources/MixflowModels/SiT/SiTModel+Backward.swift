@@ -8,9 +8,7 @@ extension SiTModel {
     ///
     /// - Throws: `MixflowError.invalidArgument` when no forward pass of `batch` samples precedes it.
     public func backward(dout: UnsafePointer<Float>, batch b: Int, dx: UnsafeMutablePointer<Float>? = nil) throws {
-        guard let a = trainActs, lastBatch == b, a.batch == b else {
-            throw MixflowError.invalidArgument("backward needs a forward pass of the same batch (\(b)) first")
-        }
+        let a = try acts.saved(batch: b, state: state)
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, btd = bt * d, th = threads
         typealias T = SiTParameterTable
         let f = table.final
@@ -31,7 +29,10 @@ extension SiTModel {
         linearBackward(dinp: a.gCondAct, dweight: grad(f(T.finalAdaW)), dbias: grad(f(T.finalAdaB)), dout: a.gMod,
                        inp: a.condAct, weight: param(f(T.finalAdaW)), n: b, c: d, oc: 2 * d, threads: th,
                        overwriteInputGradient: true)
-        for l in stride(from: c.depth - 1, through: 0, by: -1) { blockBackward(l, a, b) }
+        for l in stride(from: c.depth - 1, through: 0, by: -1) {
+            if let tap, tap.afterBlock == l + 1 { tap.backward(dTokens: a.gB, batch: b) }
+            blockBackward(l, a, b)
+        }
         // Patch embedding (pos_embed is fixed: the residual gradient passes it unchanged).
         zero(a.gHidden1, b * tk * c.patchFeatures)
         linearBackward(dinp: dx == nil ? nil : a.gHidden1, dweight: grad(T.xEmbedW), dbias: grad(T.xEmbedB), dout: a.gB,

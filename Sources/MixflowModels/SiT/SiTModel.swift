@@ -21,6 +21,16 @@ public struct LabelDropout: Sendable {
     }
 }
 
+/// An architecture built on SiT that reads the tokens after one block (see `SiTModel.tap`).
+protocol SiTTokenTap: AnyObject {
+    /// 1-based block count: the tap sees the residual stream that block `afterBlock - 1` writes.
+    var afterBlock: Int { get }
+    /// tokens: [B, T, D] after block `afterBlock` of a saving forward pass (valid until the next pass).
+    func forward(tokens: UnsafePointer<Float>, batch: Int) throws
+    /// Adds dL/d(tokens) of the tap's own loss into `dTokens` [B, T, D].
+    func backward(dTokens: UnsafeMutablePointer<Float>, batch: Int)
+}
+
 /// A SiT (Scalable Interpolant Transformer, docs/exactness.md §5) with its parameters in one flat buffer laid out as the
 /// official state dict, a parallel gradient buffer, a forward pass that saves what backward needs, and a
 /// hand-written backward pass.
@@ -29,41 +39,41 @@ public struct LabelDropout: Sendable {
 /// thread; see `BLAS`). Work splits depend only on shapes and every reduction has a fixed order, so
 /// outputs and gradients are bit-identical for any `threads`.
 /// A model is used by one thread at a time.
-public final class SiTModel {
+public final class SiTModel: NativeArchitecture {
     public let config: SiTConfig
     public let table: SiTParameterTable
-    /// Flat parameters, `table.count` floats, in state-dict order.
-    public let params: UnsafeMutablePointer<Float>
-    /// Flat gradients, same layout; backward accumulates into it; pos_embed's slot stays 0.
-    public let grads: UnsafeMutablePointer<Float>
+    public let state: ModelState
     public var threads: Int
     /// Activations of the last training forward (what backward reads) and the smaller inference set.
-    var trainActs: SiTActivations?
-    var evalActs: SiTActivations?
-    /// Batch size of the last forward pass that saved activations (0 before any); backward applies to it.
-    public private(set) var lastBatch = 0
+    var acts = ActivationCache<SiTActivations>()
 
-    public init(_ config: SiTConfig, seed: UInt64, threads: Int = 0) throws {
+    /// Where an architecture built on SiT reads the residual stream after block `afterBlock` (1-based) in a
+    /// saving forward pass, and adds its gradient in backward (REPA's projectors).
+    weak var tap: SiTTokenTap?
+
+    public convenience init(_ config: SiTConfig, seed: UInt64, threads: Int = 0) throws {
+        try self.init(config, beforeFinal: { _ in }, seed: seed, threads: threads)
+    }
+
+    /// A SiT whose table has extra tensors between the blocks and the final layer (see `SiTParameterTable`).
+    init(_ config: SiTConfig, beforeFinal: (inout ParameterLayout) -> Void, seed: UInt64, threads: Int) throws {
         try config.validate()
         self.config = config
-        table = SiTParameterTable(config)
+        table = SiTParameterTable(config, beforeFinal: beforeFinal)
         self.threads = Parallel.threads(threads)
-        let bytes = table.count * MemoryLayout<Float>.stride
-        guard let p = malloc(bytes) else { throw MixflowError.outOfMemory("\(bytes) bytes of parameters") }
-        guard let g = calloc(table.count, MemoryLayout<Float>.stride) else {
-            free(p); throw MixflowError.outOfMemory("\(bytes) bytes of gradients")
-        }
-        params = p.bindMemory(to: Float.self, capacity: table.count)
-        grads = g.bindMemory(to: Float.self, capacity: table.count)
+        state = try ModelState(table.layout)
         initialize(seed: seed)
     }
 
-    deinit { free(params); free(grads) }
+    public static func config(fromMetadata meta: [(key: String, value: String)]) throws -> SiTConfig {
+        try SiTConfig(metadata: meta)
+    }
 
-    public func zeroGradients() { grads.initialize(repeating: 0, count: table.count) }
-
-    @inline(__always) func param(_ index: Int) -> UnsafeMutablePointer<Float> { params + table.entries[index].offset }
-    @inline(__always) func grad(_ index: Int) -> UnsafeMutablePointer<Float> { grads + table.entries[index].offset }
+    public var inChannels: Int { config.inChannels }
+    public var inputSize: Int { config.inputSize }
+    public var numClasses: Int { config.numClasses }
+    public var sampleDim: Int { config.sampleSize }
+    public var architectureMetadata: [(key: String, value: String)] { config.metadata }
 
     /// Floats of saved activations and scratch a batch needs (for memory planning and to refuse a batch).
     public func activationFloats(batch: Int, training: Bool = true) -> Int {
@@ -82,14 +92,11 @@ public final class SiTModel {
     public func forward(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>, batch b: Int,
                         out: UnsafeMutablePointer<Float>, dropout: LabelDropout? = nil,
                         saveForBackward: Bool = true) throws {
-        if saveForBackward { lastBatch = 0 }   // a failed or partial pass leaves nothing to differentiate
-        let a = try activations(batch: b, training: saveForBackward)
+        let a = try acts.get(config, batch: b, training: saveForBackward)
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, th = threads
-        try checkClassLabels(y, count: b, numClasses: c.numClasses)
+        try beginForward(y: y, batch: b, labels: a.labels, dropout: dropout, classDropout: c.classDropout,
+                         saveForBackward: saveForBackward)
         typealias T = SiTParameterTable
-        for i in 0..<b {
-            a.labels[i] = dropout.map { $0.drops(i, probability: c.classDropout) } == true ? Int32(c.numClasses) : y[i]
-        }
         // Patch embedding + fixed positions.
         patchifyForward(patches: a.patches, x: x, b: b, c: c.inChannels, h: c.inputSize, w: c.inputSize, p: c.patch)
         linearForward(out: a.x(0), inp: a.patches, weight: param(T.xEmbedW), bias: param(T.xEmbedB),
@@ -105,7 +112,10 @@ public final class SiTModel {
         embeddingForward(out: a.yEmb, table: param(T.yTable), labels: a.labels, b: b, d: d)
         for i in 0..<(b * d) { a.cond[i] = a.tEmb[i] + a.yEmb[i] }
         siluForward(out: a.condAct, inp: a.cond, count: b * d)
-        for l in 0..<c.depth { blockForward(l, a, b) }
+        for l in 0..<c.depth {
+            blockForward(l, a, b)
+            if saveForBackward, let tap, tap.afterBlock == l + 1 { try tap.forward(tokens: a.x(l + 1), batch: b) }
+        }
         // Final layer: adaLN (shift, scale), LayerNorm, modulate, linear, unpatchify.
         let f = table.final
         linearForward(out: a.finalMod, inp: a.condAct, weight: param(f(T.finalAdaW)), bias: param(f(T.finalAdaB)),
@@ -117,7 +127,7 @@ public final class SiTModel {
                       n: bt, c: d, oc: c.outFeatures, threads: th)
         unpatchifyForward(out: out, o: a.outTokens, b: b, c: c.inChannels, cOut: c.outChannels,
                           h: c.inputSize, w: c.inputSize, p: c.patch)
-        if saveForBackward { lastBatch = b }
+        endForward(batch: b, saveForBackward: saveForBackward)
     }
 
     /// One adaLN-Zero block: x ← x + g_msa ⊙ Attn(mod(LN(x))); x ← x + g_mlp ⊙ MLP(mod(LN(x))).
@@ -144,20 +154,5 @@ public final class SiTModel {
         linearForward(out: a.fc2[s], inp: a.hiddenAct, weight: w(T.fc2W), bias: w(T.fc2B), n: bt, c: m, oc: d, threads: th)
         gatedResidualForward(out: xOut, x: a.mids[s], y: a.fc2[s], mod: a.mods[s], stride: 6 * d, gate: 5 * d,
                              b: b, t: tk, d: d, threads: th)
-    }
-
-    func activations(batch b: Int, training: Bool) throws -> SiTActivations {
-        if training {
-            if let a = trainActs, a.batch == b { return a }
-            trainActs = nil   // free the old batch's buffers before allocating the new ones
-            let a = try SiTActivations(config, batch: b, training: true)
-            trainActs = a
-            return a
-        }
-        if let a = evalActs, a.batch == b { return a }
-        evalActs = nil
-        let a = try SiTActivations(config, batch: b, training: false)
-        evalActs = a
-        return a
     }
 }

@@ -1,22 +1,11 @@
-/// One tensor of the flat parameter vector, under its official PyTorch state-dict name and shape.
-public struct ParameterEntry: Equatable, Sendable {
-    public let name: String
-    public let shape: [Int]
-    /// Offset in floats into the flat parameter (and gradient) buffer.
-    public let offset: Int
-    public let count: Int
-    /// false for pos_embed: stored in the state dict, fixed, never given a gradient.
-    public let trainable: Bool
-}
-
 /// The official SiT state dict in PyTorch order (docs/exactness.md §5.6): pos_embed, x_embedder,
 /// t_embedder, y_embedder, then the ten tensors of each block, then final_layer. All tensors are packed
 /// back to back in that order in one flat float buffer, so a checkpoint maps one to one and the optimiser
 /// and a gradient all-reduce see a single contiguous vector.
 public struct SiTParameterTable: Sendable {
-    public let entries: [ParameterEntry]
-    public let count: Int
-    private let byName: [String: Int]
+    public let layout: ParameterLayout
+    public var entries: [ParameterEntry] { layout.entries }
+    public var count: Int { layout.count }
 
     // Indices of the fixed part (PyTorch order).
     public static let posEmbed = 0, xEmbedW = 1, xEmbedB = 2, tMlp0W = 3, tMlp0B = 4, tMlp2W = 5, tMlp2B = 6, yTable = 7
@@ -26,14 +15,11 @@ public struct SiTParameterTable: Sendable {
     /// Offsets inside the final layer's four entries.
     public static let finalLinW = 0, finalLinB = 1, finalAdaW = 2, finalAdaB = 3
 
-    public init(_ c: SiTConfig) {
-        var list: [ParameterEntry] = []
-        var offset = 0
-        func add(_ name: String, _ shape: [Int], trainable: Bool = true) {
-            let n = shape.reduce(1, *)
-            list.append(ParameterEntry(name: name, shape: shape, offset: offset, count: n, trainable: trainable))
-            offset += n
-        }
+    /// `beforeFinal` adds the tensors of an architecture built on SiT (REPA's projectors) between the blocks
+    /// and the final layer, where its official state dict has them.
+    public init(_ c: SiTConfig, beforeFinal: (inout ParameterLayout) -> Void = { _ in }) {
+        var layout = ParameterLayout()
+        func add(_ name: String, _ shape: [Int], trainable: Bool = true) { layout.add(name, shape, trainable: trainable) }
         let d = c.hidden
         add("pos_embed", [1, c.tokens, d], trainable: false)
         add("x_embedder.proj.weight", [d, c.inChannels, c.patch, c.patch])
@@ -52,11 +38,10 @@ public struct SiTParameterTable: Sendable {
             add(p + "mlp.fc2.weight", [d, c.mlpHidden]); add(p + "mlp.fc2.bias", [d])
             add(p + "adaLN_modulation.1.weight", [6 * d, d]); add(p + "adaLN_modulation.1.bias", [6 * d])
         }
+        beforeFinal(&layout)
         add("final_layer.linear.weight", [c.outFeatures, d]); add("final_layer.linear.bias", [c.outFeatures])
         add("final_layer.adaLN_modulation.1.weight", [2 * d, d]); add("final_layer.adaLN_modulation.1.bias", [2 * d])
-        entries = list
-        count = offset
-        byName = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($1.name, $0) })
+        self.layout = layout
     }
 
     /// Total number of floats, without building the table (used to validate a config before allocating).
@@ -69,7 +54,7 @@ public struct SiTParameterTable: Sendable {
         return fixed + c.depth * block + final
     }
 
-    public func index(of name: String) -> Int? { byName[name] }
+    public func index(of name: String) -> Int? { layout.index(of: name) }
 
     /// Entry index of tensor `k` (0..<10) of block `i`.
     public static func block(_ i: Int, _ k: Int) -> Int { 8 + perBlock * i + k }

@@ -92,6 +92,10 @@ int mfx_onnx_node_value(const mfx_onnx_model *m, int64_t index, int32_t is_outpu
  * values stored (the caller validated it against dims). */
 int mfx_onnx_copy_inline_f32(const mfx_onnx_model *m, int64_t index, float *dst, int64_t count, char *err, size_t err_cap);
 
+/* Copies tensor `index`'s inline values (RAW or TYPED) into dst as stored: `nbytes` = count * element size
+ * little-endian bytes of its own data type (typed fields narrowed back to that type). */
+int mfx_onnx_copy_inline_raw(const mfx_onnx_model *m, int64_t index, void *dst, int64_t nbytes, char *err, size_t err_cap);
+
 /* Bytes per element of a data type in raw_data/external data; 0 for types we cannot convert to float32. */
 int32_t mfx_onnx_element_size(int32_t data_type);
 /* The typed field onnx.proto assigns to a data type (MFX_ONNX_FIELD_NONE for types we cannot convert). */
@@ -108,12 +112,13 @@ typedef struct mfx_onnx_writer mfx_onnx_writer;
 mfx_onnx_writer *mfx_onnx_writer_create(const char *graph_name);
 void mfx_onnx_writer_free(mfx_onnx_writer *w);
 int mfx_onnx_writer_add_metadata(mfx_onnx_writer *w, const char *key, size_t key_len, const char *value, size_t value_len);
-/* A float32 tensor stored inline as raw_data (data: count floats, host order = little-endian here). */
+/* A tensor of `data_type` (one mfx_onnx_element_size knows) stored inline as raw_data: `nbytes` little-endian
+ * bytes (host order here). */
 int mfx_onnx_writer_add_raw(mfx_onnx_writer *w, const char *name, size_t name_len, const int64_t *dims, int32_t ndim,
-                            const float *data, int64_t count);
-/* A float32 tensor whose bytes the caller has put in `location` (relative) at offset/length. */
+                            int32_t data_type, const void *data, int64_t nbytes);
+/* A tensor of `data_type` whose bytes the caller has put in `location` (relative) at offset/length. */
 int mfx_onnx_writer_add_external(mfx_onnx_writer *w, const char *name, size_t name_len, const int64_t *dims,
-                                 int32_t ndim, const char *location, int64_t offset, int64_t length);
+                                 int32_t ndim, int32_t data_type, const char *location, int64_t offset, int64_t length);
 /* Serialised size, then serialisation into the caller's buffer of exactly that size. */
 int mfx_onnx_writer_size(mfx_onnx_writer *w, int64_t *out_size, char *err, size_t err_cap);
 int mfx_onnx_writer_serialize(mfx_onnx_writer *w, void *buf, int64_t size, char *err, size_t err_cap);

@@ -153,6 +153,7 @@ _api("mixflow_model_load_default_params", [POINTER(T.ModelLoadParams), c_uint32]
 _api("mixflow_model_load_onnx", [c_char_p, POINTER(T.ModelLoadParams), POINTER(MD)], c_int)  # model onnx
 _api("mixflow_model_metadata", [MD, c_char_p, c_size_t, POINTER(c_size_t)], c_int)  # model onnx
 _api("mixflow_model_num_params", [MD], c_int64)
+_api("mixflow_model_feature_size", [MD], c_int64)
 _api("mixflow_model_num_tensors", [MD], c_int32)
 _api("mixflow_model_save_default_params", [POINTER(T.ModelSaveParams), c_uint32], c_int)  # model onnx
 _api("mixflow_model_save_onnx", [MD, c_char_p, POINTER(T.ModelSaveParams)], c_int)  # model onnx
@@ -177,10 +178,12 @@ _api("mixflow_tensor_file_num_metadata", [TF], c_int64)
 _api("mixflow_tensor_file_num_tensors", [TF], c_int64)
 _api("mixflow_tensor_file_read", [TF, c_char_p, FP, c_int64], c_int)
 _api("mixflow_tensor_file_read_index", [TF, c_int64, FP, c_int64], c_int)
+_api("mixflow_tensor_file_read_stored", [TF, c_int64, c_void_p, c_uint64], c_int)
 _api("mixflow_tensor_file_tensor_info", [TF, c_int64, POINTER(c_int32), POINTER(c_int32), POINTER(c_int64), c_int32,
                                          POINTER(c_int64), POINTER(c_int32)], c_int)
 _api("mixflow_tensor_file_tensor_name", [TF, c_int64, c_char_p, c_size_t, POINTER(c_size_t)], c_int)
 _api("mixflow_tensor_writer_add", [TW, c_char_p, FP, POINTER(c_int64), c_int32], c_int)
+_api("mixflow_tensor_writer_add_typed", [TW, c_char_p, c_int32, c_void_p, POINTER(c_int64), c_int32], c_int)
 _api("mixflow_tensor_writer_create", [c_char_p, c_int64, POINTER(TW)], c_int)
 _api("mixflow_tensor_writer_finish", [TW], c_int)
 _api("mixflow_tensor_writer_free", [TW], None)
@@ -197,6 +200,8 @@ _api("mixflow_trainer_save", [TN, c_char_p], c_int)
 _api("mixflow_trainer_set_gradient_hook", [TN, T.GradientFn, ctypes.c_void_p], c_int)
 _api("mixflow_trainer_set_params", [TN, POINTER(T.TrainerParams)], c_int)
 _api("mixflow_trainer_step", [TN, FP, IP, c_int64, c_uint64, FP], c_int)
+_api("mixflow_trainer_step_features", [TN, FP, IP, FP, c_int64, c_int64, c_uint64, FP], c_int)
+_api("mixflow_trainer_trained_without_features", [TN], c_int32)
 _api("mixflow_trainer_step_count", [TN], c_int64)
 _api("mixflow_blas_info", [], c_char_p)
 _api("mixflow_version", [], c_char_p)

@@ -3,7 +3,7 @@
 tests/test_header_parity.py checks these against the header.
 """
 import ctypes
-from ctypes import c_char, c_float, c_int32, c_int64, c_uint32, c_uint64, c_void_p, CFUNCTYPE, POINTER
+from ctypes import c_double, c_char, c_float, c_int32, c_int64, c_uint32, c_uint64, c_void_p, CFUNCTYPE, POINTER
 from enum import IntEnum
 
 from ._args import CStruct
@@ -145,6 +145,7 @@ class TrainerParams(CStruct):
         ("max_grad_norm", c_float),
         ("seed", c_uint64),
         ("num_threads", c_int32),
+        ("proj_coeff", c_double),
     ]
 
 

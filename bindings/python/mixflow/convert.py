@@ -5,12 +5,14 @@ files (named float tensors + metadata, the format libmixflow's mixflow_tensor_fi
     python -m mixflow.convert last.pt repa.onnx --use ema          # a training checkpoint {model, ema, opt, args}
     python -m mixflow.convert sit.onnx sit.safetensors              # and back, to .npz or .safetensors
     python -m mixflow.convert stage2_model.pt dh.onnx --arch DiTDH-XL --latent 768x16x16   # RAE stage 2
+    python -m mixflow.convert last.pt repa.onnx --arch REPA-SiT-XL/2   # REPA {model, ema, opt, args}, projectors kept
 
 Training checkpoints: the "ema" weights are taken by default (SiT's find_model and REPA do the same), "model"
 with --use model; `module.` (DDP) and `_orig_mod.` (torch.compile) prefixes are stripped; `args` (an argparse
 Namespace) goes into the metadata as JSON. Floating tensors are written as float32; integer and bool tensors
-keep their type. ONNX is encoded by a small built-in protobuf writer (pip `onnx` is not needed; it is used for
-reading ONNX when installed); tensors of at least --external-threshold bytes go to `<DST>.data` next to the model.
+keep their type. ONNX is read and written by libmixflow (pip `onnx` is not needed); tensors of at least
+--external-threshold bytes go to an external data file next to the model (`<DST>.data`, or `<DST>.<save id>.data`
+while an earlier save's data file is still in use).
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ import json
 import math
 import os
 import re
-import struct
 import sys
 
 import numpy as np
 
 from . import torchfile
+from .errors import MixflowError
+from .tensorfile import TensorFile, write_tensor_file
 from .torchfile import CheckpointFormatError, UnsafeCheckpointError, _atomic
 
 __all__ = ["load_state_dict", "read_onnx", "write_onnx", "write_npz", "ditdh_shapes", "ditdh_metadata", "convert", "main"]
@@ -112,197 +115,20 @@ def _float32(tensors):
 
 
 # ---- ONNX ------------------------------------------------------------------------------------------------
+# Through libmixflow's validated reader and atomic writer (the C API's tensor files): one ONNX codec for the
+# library and the converter.
 def read_onnx(path):
-    """(OrderedDict name -> array, metadata) of an ONNX model's initializers, external data included."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:  # the built-in reader covers what write_onnx and common exporters produce
-        return _read_onnx_minimal(path)
-    model = onnx.load(os.fspath(path), load_external_data=False)
-    base = os.path.dirname(os.path.abspath(path))
-    out = collections.OrderedDict()
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            _check_location(base, {e.key: e.value for e in t.external_data}.get("location", ""), path, t.name)
-        out[t.name] = np.asarray(numpy_helper.to_array(t, base_dir=base))
-    return out, {p.key: p.value for p in model.metadata_props}
-
-
-def _check_location(base, location, path, name):
-    """External locations must stay inside the model's folder (the C reader's rule)."""
-    real = os.path.realpath(os.path.join(base, location))
-    parts = location.replace("\\", "/").split("/")
-    if not location or os.path.isabs(location) or ".." in parts or not real.startswith(os.path.realpath(base) + os.sep):
-        raise CheckpointFormatError("%s: tensor %r has external location %r outside the model's folder"
-                                    % (path, name, location))
-    return real
+    """(OrderedDict name -> array, metadata) of an ONNX model's initializers in their stored dtypes,
+    external data included (hostile files are refused by the library)."""
+    f = TensorFile(path)
+    return collections.OrderedDict((name, f.read_stored(name)) for name in f.names()), f.metadata()
 
 
 def write_onnx(path, tensors, metadata=None, external_threshold=1 << 20):
-    """Writes tensors as ONNX initializers (IR 8, opset 17, no nodes); tensors of at least `external_threshold`
-    bytes go to `<path>.data` (64-byte aligned; -1 = none). Both files are written atomically, data first.
-    The protobuf is encoded here (the subset of onnx.proto we need), so pip `onnx` is not required; the
-    tests check the result with pip onnx."""
-    path = os.fspath(path)
-    data_name = os.path.basename(path) + ".data"
-    graph = [_field(2, b"mixflow")]
-    blobs, offset = [], 0
-    for name, a in tensors.items():
-        a = np.require(a, requirements="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
-        if a.dtype not in _ONNX_TYPES:
-            raise ValueError("tensor %r has dtype %s, which ONNX cannot store" % (name, a.dtype))
-        raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        t = b"".join(_int_field(1, d) for d in a.shape) + _int_field(2, _ONNX_TYPES[a.dtype]) + _field(8, name.encode())
-        if 0 <= external_threshold <= len(raw):
-            pad = -offset % 64
-            blobs.append(b"\0" * pad + raw)
-            offset += pad
-            for k, v in (("location", data_name), ("offset", str(offset)), ("length", str(len(raw)))):
-                t += _field(13, _field(1, k.encode()) + _field(2, v.encode()))
-            t += _int_field(14, 1)  # data_location = EXTERNAL
-            offset += len(raw)
-        else:
-            t += _field(9, raw)
-        graph.append(_field(5, t))
-    model = _int_field(1, 8) + _field(2, b"mixflow.convert") + _field(8, _field(1, b"") + _int_field(2, 17))
-    model += _field(7, b"".join(graph))
-    for k, v in (metadata or {}).items():
-        model += _field(14, _field(1, str(k).encode()) + _field(2, str(v).encode()))
-    if len(model) >= 1 << 31:
-        raise ValueError("the inline part is %d bytes; protobuf allows < 2 GiB: lower --external-threshold" % len(model))
-    if blobs:
-        with _atomic(os.path.join(os.path.dirname(os.path.abspath(path)), data_name)) as f:
-            for b in blobs:
-                f.write(b)
-    with _atomic(path) as f:
-        f.write(model)
-
-
-# Protobuf wire format (field numbers from onnx.proto: ModelProto, GraphProto, TensorProto, StringStringEntryProto).
-def _varint(n):
-    out = bytearray()
-    n &= (1 << 64) - 1  # int64 fields are two's complement on the wire
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(num, payload):
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _int_field(num, value):
-    return _varint(num << 3) + _varint(value)
-
-
-_ONNX_TYPES = {np.dtype("float32"): 1, np.dtype("uint8"): 2, np.dtype("int8"): 3, np.dtype("uint16"): 4,
-               np.dtype("int16"): 5, np.dtype("int32"): 6, np.dtype("int64"): 7, np.dtype("bool"): 9,
-               np.dtype("float16"): 10, np.dtype("float64"): 11, np.dtype("uint32"): 12, np.dtype("uint64"): 13}
-_NUMPY_TYPES = {v: k for k, v in _ONNX_TYPES.items()}
-
-
-def _read_varint(buf, i):
-    n = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise CheckpointFormatError("truncated or overlong varint at byte %d" % i)
-        b = buf[i]
-        n |= (b & 0x7F) << shift
-        i, shift = i + 1, shift + 7
-        if not b & 0x80:
-            return n, i
-
-
-def _fields(buf):
-    """(field number, wire type, value) of one message; length-delimited values are memoryview slices."""
-    i = 0
-    while i < len(buf):
-        key, i = _read_varint(buf, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _read_varint(buf, i)
-        elif wire == 2:
-            n, i = _read_varint(buf, i)
-            if n > len(buf) - i:
-                raise CheckpointFormatError("field %d claims %d bytes at byte %d, past the end" % (num, n, i))
-            v, i = buf[i:i + n], i + n
-        elif wire in (1, 5):
-            n = 8 if wire == 1 else 4
-            if i + n > len(buf):
-                raise CheckpointFormatError("truncated fixed field at byte %d" % i)
-            v, i = bytes(buf[i:i + n]), i + n
-        else:
-            raise CheckpointFormatError("unsupported wire type %d at byte %d" % (wire, i))
-        yield num, wire, v
-
-
-def _read_onnx_minimal(path):
-    """Initializers (raw_data, float_data, external) and metadata without pip onnx."""
-    with open(path, "rb") as f:
-        buf = memoryview(f.read())
-    base = os.path.dirname(os.path.abspath(path))
-    tensors, meta = collections.OrderedDict(), {}
-    for num, _w, v in _fields(buf):
-        if num == 14:
-            kv = {n: bytes(x).decode() for n, _, x in _fields(v)}
-            meta[kv.get(1, "")] = kv.get(2, "")
-        elif num == 7:
-            for gnum, _, tv in _fields(v):
-                if gnum == 5:
-                    name, arr = _tensor(tv, base, path)
-                    tensors[name] = arr
-    return tensors, meta
-
-
-def _tensor(buf, base, path):
-    dims, dtype, name, raw, floats, ext, external = [], 1, "", None, [], {}, False
-    for num, wire, v in _fields(buf):
-        if num == 1:
-            dims += [v] if wire == 0 else _packed_varints(v)
-        elif num == 2:
-            dtype = v
-        elif num == 8:
-            name = bytes(v).decode()
-        elif num == 9:
-            raw = bytes(v)
-        elif num == 4:
-            floats += list(np.frombuffer(bytes(v), "<f4")) if wire == 2 else [struct.unpack("<f", v)[0]]
-        elif num == 13:
-            kv = {n: bytes(x).decode() for n, _, x in _fields(v)}
-            ext[kv.get(1, "")] = kv.get(2, "")
-        elif num == 14:
-            external = v == 1
-    if dtype not in _NUMPY_TYPES:
-        raise CheckpointFormatError("%s: tensor %r has ONNX data type %d, not supported without pip onnx" % (path, name, dtype))
-    dims = [d - (1 << 64) if d >= 1 << 63 else d for d in dims]
-    if any(d < 0 for d in dims):
-        raise CheckpointFormatError("%s: tensor %r has negative dims %r" % (path, name, dims))
-    np_dtype = _NUMPY_TYPES[dtype].newbyteorder("<")
-    need = int(np.prod(dims, dtype=object)) * np_dtype.itemsize
-    if external:
-        real = _check_location(base, ext.get("location", ""), path, name)
-        off = int(ext.get("offset", "0"))
-        with open(real, "rb") as f:
-            f.seek(off)
-            raw = f.read(need)
-    elif raw is None and floats and dtype == 1:
-        raw = np.asarray(floats, "<f4").tobytes()
-    if raw is None or len(raw) != need:
-        raise CheckpointFormatError("%s: tensor %r has %d data bytes, dims %r need %d"
-                                    % (path, name, 0 if raw is None else len(raw), dims, need))
-    return name, np.frombuffer(raw, np_dtype).reshape(dims).astype(np_dtype.newbyteorder("="))
-
-
-def _packed_varints(buf):
-    out, i = [], 0
-    while i < len(buf):
-        v, i = _read_varint(buf, i)
-        out.append(v)
-    return out
+    """Writes tensors as ONNX initializers (IR 8, opset 17, no nodes) in their own dtypes; tensors of at
+    least `external_threshold` bytes go to an external data file next to it (64-byte aligned; -1 = none).
+    The model and its data file form one save: a kill mid-write leaves the previous pair loadable."""
+    write_tensor_file(path, tensors, metadata, external_threshold, exact=True)
 
 
 # ---- npz / dispatch / CLI --------------------------------------------------------------------------------
@@ -351,6 +177,38 @@ def sit_metadata(arch, tensors):
         ("model.num_classes", str(shape("y_embedder.embedding_table.weight")[0] - 1)),
         ("model.learn_sigma", "1" if rows == patch * patch * 2 * channels else "0"),
         ("model.class_dropout", "0.1"), ("model.mlp_ratio", "4")])
+
+
+def repa_metadata(arch, tensors, train_args=None):
+    """The model.* metadata of REPA's SiT ("REPA-SiT-XL/2", -L, -B; REPA's models/sit.py): SiT's keys (no
+    learn_sigma half) plus encoder_depth (from the checkpoint's args when present, else REPA's default 8),
+    projector_dim and z_dims from the `projectors.<k>.{0,4}.weight` shapes. A state dict without projectors (an
+    EMA-only export) gets plain SiT metadata: it loads and post-trains as a SiT."""
+    m = re.fullmatch(r"REPA-(SiT-(?:B|L|XL)[/-](?:2|4|8))", arch, re.I)
+    if not m:
+        raise ValueError("--arch for REPA must be one of REPA-SiT-{B,L,XL}/{2,4,8}, got %r" % arch)
+    meta = sit_metadata(m.group(1), tensors)
+    if meta["model.learn_sigma"] != "0":
+        raise ValueError("--arch %s: final_layer.linear.weight has the learn_sigma rows; REPA's SiT has none" % arch)
+    z_dims, k = [], 0
+    while "projectors.%d.0.weight" % k in tensors:
+        w0 = tuple(tensors["projectors.%d.0.weight" % k].shape)
+        name = "projectors.%d.4.weight" % k
+        if name not in tensors or len(w0) != 2 or len(tensors[name].shape) != 2:
+            raise ValueError("--arch %s: projector %d is not Linear, SiLU, Linear, SiLU, Linear (%s)" % (arch, k, name))
+        z_dims.append(int(tensors[name].shape[0]))
+        projector_dim = w0[0]
+        k += 1
+    if not z_dims:
+        return meta
+    encoder_depth = 8
+    if train_args:
+        encoder_depth = int(json.loads(train_args).get("encoder_depth", 8))
+    meta["model.arch"] = "REPA-SiT"
+    meta["model.encoder_depth"] = str(encoder_depth)
+    meta["model.projector_dim"] = str(projector_dim)
+    meta["model.z_dims"] = ",".join(map(str, z_dims))
+    return meta
 
 
 # encoder depth, hidden, heads of the official DiT^DH sizes; both heads are 2 blocks of 2048 with 16 heads (docs/exactness.md §6.1)
@@ -441,7 +299,12 @@ def convert(src, dst, use=None, arch=None, external_threshold=1 << 20, allow_opa
     meta = collections.OrderedDict(meta)
     if arch:
         meta["mixflow.arch"] = arch
-        meta.update(ditdh_metadata(arch, tensors, latent) if arch.upper().startswith("DITDH") else sit_metadata(arch, tensors))
+        if arch.upper().startswith("DITDH"):
+            meta.update(ditdh_metadata(arch, tensors, latent))
+        elif arch.upper().startswith("REPA-"):
+            meta.update(repa_metadata(arch, tensors, meta.get("mixflow.train_args")))
+        else:
+            meta.update(sit_metadata(arch, tensors))
     elif latent is not None:
         raise ValueError("--latent is only used with --arch DiTDH-XL/DiTDH-S")
     dst = os.fspath(dst)
@@ -461,19 +324,21 @@ def main(argv=None):
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--use", choices=["ema", "model"], help="which weights of a training checkpoint (default: ema)")
-    p.add_argument("--arch", help='official architecture, SiT-XL/2 (any SiT-{S,B,L,XL}/{2,4,8}) or DiTDH-XL / DiTDH-S: '
+    p.add_argument("--arch", help='official architecture, SiT-XL/2 (any SiT-{S,B,L,XL}/{2,4,8}), REPA-SiT-XL/2 (REPA-SiT-{B,L,XL}/{2,4,8}, '
+                   'projectors kept) or DiTDH-XL / DiTDH-S: '
                    'checked against the tensors and stored as model.* metadata (what Model.from_onnx reads) and "mixflow.arch"')
     p.add_argument("--latent", help="DiT^DH latent CxSxS the tensors are checked against, e.g. 768x16x16 (256 px) or "
                    "768x32x32 (512 px); default: read from s_embedder.proj.weight and pos_embed")
     p.add_argument("--external-threshold", type=int, default=1 << 20,
-                   help="ONNX: tensors of at least this many bytes go to DST.data (-1: none; default 1 MiB)")
+                   help="ONNX: tensors of at least this many bytes go to an external data file (-1: none; default 1 MiB)")
     p.add_argument("--allow-opaque", action="store_true",
                    help="turn unknown pickle globals into inert placeholders instead of refusing the file")
     a = p.parse_args(argv)
     try:
         n, meta = convert(a.src, a.dst, a.use, a.arch, a.external_threshold, a.allow_opaque, a.latent)
-    except (UnsafeCheckpointError, CheckpointFormatError, ValueError, OSError) as e:
-        print("mixflow.convert: error: %s" % e, file=sys.stderr)
+    except (UnsafeCheckpointError, CheckpointFormatError, MixflowError, ValueError, OSError) as e:
+        # One line whatever the file put in the message (names inside a hostile archive may hold newlines).
+        print("mixflow.convert: error: %s" % " ".join(str(e).splitlines()), file=sys.stderr)
         return 2
     print("wrote %d tensors to %s%s" % (n, a.dst, " (%s)" % ", ".join(meta) if meta else ""))
     return 0

@@ -144,6 +144,11 @@ class Model(HandleOwner):
     def num_params(self) -> int:
         return int(lib.mixflow_model_num_params(self._ptr))
 
+    @property
+    def feature_size(self) -> int:
+        """Floats of REPA target features per sample (tokens · Σ z_dims) for a model with projectors, else 0."""
+        return int(lib.mixflow_model_feature_size(self._ptr))
+
     def tensor_info(self) -> list[tuple[str, tuple[int, ...], bool]]:
         """(official name, shape, trainable) of every tensor, in PyTorch state-dict order."""
         out = []

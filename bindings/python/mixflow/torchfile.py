@@ -13,12 +13,16 @@ never called. Tensors come back as numpy arrays (bfloat16 as float32, since nump
 from __future__ import annotations
 
 import collections
+import errno
 import io
 import json
 import os
 import pickle
+import pickletools
+import re
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -204,6 +208,31 @@ def _array_from_bytes(raw: bytes, dtype: str, numel: int, big_endian: bool, what
     return s
 
 
+# ---- limits ----------------------------------------------------------------------------------------------
+# A compressed zip member may expand this much beyond MAX_SMALL_MEMBER: tensors of trained weights hardly
+# compress at all, so a larger ratio on a large member is a decompression bomb, refused before inflating.
+MAX_SMALL_MEMBER = 64 << 20
+MAX_RATIO = 100
+
+
+def _check_member(info, path):
+    """Refuses a zip member whose declared size is a bomb (before anything is decompressed); zipfile then
+    checks that the member inflates to exactly that size (and its CRC)."""
+    if info.flag_bits & 0x1:
+        raise CheckpointFormatError("%s: %r is encrypted, which checkpoints never are" % (path, info.filename))
+    if info.file_size > MAX_SMALL_MEMBER and info.file_size > MAX_RATIO * max(1, info.compress_size):
+        raise CheckpointFormatError("%s: %r expands %d bytes to %d (more than %d:1): refused as a decompression bomb"
+                                    % (path, info.filename, info.compress_size, info.file_size, MAX_RATIO))
+
+
+def _json_depth(text: bytes) -> int:
+    """The deepest nesting of [ and { outside strings, without parsing (json.loads recurses once per level)."""
+    bare = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', text)
+    a = np.frombuffer(bare, np.uint8)
+    step = np.isin(a, (ord("["), ord("{"))).astype(np.int64) - np.isin(a, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
 # ---- torch zip format ------------------------------------------------------------------------------------
 def _load_zip(path, allow_opaque):
     try:
@@ -211,6 +240,8 @@ def _load_zip(path, allow_opaque):
     except zipfile.BadZipFile as e:
         raise CheckpointFormatError("%s: not a valid zip archive: %s" % (path, e)) from None
     with zf:
+        for info in zf.infolist():  # before anything is read or inflated
+            _check_member(info, path)
         pkls = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkls) != 1:
             raise CheckpointFormatError("%s: expected one <archive>/data.pkl, found %r" % (path, pkls))
@@ -244,9 +275,31 @@ def _load_zip(path, allow_opaque):
         return _unpickle(zf.read(pkls[0]), storage, allow_opaque, path)
 
 
-def _unpickle(data, storage, allow_opaque, path):
+def _check_memo(stream, path):
+    """Walks one pickle's opcodes (nothing is built) and refuses memo indices a pickle of this size cannot
+    need: pickle's memo is an array sized by the largest index, so `LONG_BINPUT 374869873` in a 2 KB file
+    would make the unpickler allocate gigabytes before it fails. Leaves `stream` where it was."""
+    start = stream.tell()
+    size = len(stream.getbuffer()) - start
     try:
-        return _Unpickler(io.BytesIO(data), storage, allow_opaque).load()
+        for op, arg, _pos in pickletools.genops(stream):
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and (
+                    not isinstance(arg, int) or not 0 <= arg < size):
+                raise CheckpointFormatError("%s: pickle memo index %r is out of range for a %d-byte pickle"
+                                            % (path, arg, size))
+    except CheckpointFormatError:
+        raise
+    except Exception as e:  # noqa: BLE001 (genops raises ValueError and others on corrupt opcodes)
+        raise CheckpointFormatError("%s: corrupt pickle: %s: %s" % (path, type(e).__name__, e)) from None
+    finally:
+        stream.seek(start)
+
+
+def _unpickle(data, storage, allow_opaque, path):
+    stream = io.BytesIO(data)
+    _check_memo(stream, path)
+    try:
+        return _Unpickler(stream, storage, allow_opaque).load()
     except (UnsafeCheckpointError, CheckpointFormatError):
         raise
     except (pickle.UnpicklingError, EOFError, TypeError, ValueError, KeyError, IndexError, AttributeError,
@@ -264,6 +317,7 @@ def _load_legacy(path, allow_opaque):
     stream = io.BytesIO(data)
 
     def small_pickle():
+        _check_memo(stream, path)
         return _unpickle_plain(stream, path)
 
     if small_pickle() != _LEGACY_MAGIC:
@@ -280,6 +334,7 @@ def _load_legacy(path, allow_opaque):
             raise CheckpointFormatError("%s: storage %s is referenced with two types or sizes" % (path, key))
         return _LazyStorage(slot)
 
+    _check_memo(stream, path)
     try:
         obj = _Unpickler(stream, storage, allow_opaque).load()
     except (UnsafeCheckpointError, CheckpointFormatError):
@@ -367,8 +422,11 @@ def read_safetensors(path):
         (n,) = struct.unpack("<Q", head)
         if n > min(size - 8, MAX_SAFETENSORS_HEADER):
             raise CheckpointFormatError("%s: header length %d exceeds the file (%d bytes)" % (path, n, size))
+        text = f.read(n)
+        if _json_depth(text) > 4:  # {"name": {"shape": [..]}} is 3 deep
+            raise CheckpointFormatError("%s: header nests deeper than a safetensors header can" % path)
         try:
-            header = json.loads(f.read(n).decode("utf-8"))
+            header = json.loads(text.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise CheckpointFormatError("%s: header is not JSON: %s" % (path, e)) from None
         if not isinstance(header, dict):
@@ -431,15 +489,45 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 class _atomic:
-    """Write to a temporary file in the destination folder, fsync, rename: never a half-written file."""
+    """Writes `path` so that readers see the old file or the complete new one: the bytes go to an unnamed file
+    in the destination folder (Linux O_TMPFILE), which is fsynced, linked to a temporary name and renamed
+    over `path`. A killed save leaves nothing behind; where O_TMPFILE is unsupported the temporary has a name
+    from the start, `.<name>.tmp-<pid>-<n>`, and the next save of `path` removes those of dead processes
+    (the same scheme as the library's AtomicFile)."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        self.tmp = os.path.join(os.path.dirname(os.path.abspath(self.path)),
-                                ".%s.tmp-%d" % (os.path.basename(self.path), os.getpid()))
+        self.path = os.path.abspath(os.fspath(path))
+        self.folder, self.name = os.path.split(self.path)
+        self.tmp = None
+
+    def _temporary(self):
+        return os.path.join(self.folder, ".%s.tmp-%d-%d" % (self.name, os.getpid(), int.from_bytes(os.urandom(6), "little")))
+
+    def _sweep(self):
+        prefix = ".%s.tmp-" % self.name
+        for entry in os.listdir(self.folder):
+            pid = entry[len(prefix):].split("-")[0] if entry.startswith(prefix) else ""
+            if pid.isdigit():
+                try:
+                    os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    try:
+                        os.unlink(os.path.join(self.folder, entry))
+                    except OSError:
+                        pass
+                except OSError:
+                    pass
 
     def __enter__(self):
-        self.f = open(self.tmp, "wb")
+        self._sweep()
+        try:
+            fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+        except (AttributeError, OSError) as e:
+            if getattr(e, "errno", None) not in (None, errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            self.tmp = self._temporary()
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.f = os.fdopen(fd, "wb")
         return self.f
 
     def __exit__(self, exc_type, *_):
@@ -447,26 +535,85 @@ class _atomic:
             if exc_type is None:
                 self.f.flush()
                 os.fsync(self.f.fileno())
+                if self.tmp is None:
+                    self.tmp = self._temporary()
+                    # (a dir fd makes os.link call linkat with AT_SYMLINK_FOLLOW; plain link() would not follow)
+                    dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+                    try:
+                        os.link("/proc/self/fd/%d" % self.f.fileno(), self.tmp, src_dir_fd=dir_fd, follow_symlinks=True)
+                    finally:
+                        os.close(dir_fd)
             self.f.close()
             if exc_type is None:
                 os.replace(self.tmp, self.path)
+                dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
         finally:
-            if os.path.exists(self.tmp):
+            if not self.f.closed:
+                self.f.close()
+            if self.tmp is not None and os.path.exists(self.tmp):
                 os.unlink(self.tmp)
         return False
 
 
 # ---- entry points ----------------------------------------------------------------------------------------
+# Exceptions that hostile bytes raise inside zipfile, zlib, json, numpy and pickle; each entry point maps
+# them to CheckpointFormatError (one line: file and cause), so a caller never sees a library's traceback.
+_CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, UnicodeDecodeError, RecursionError, OverflowError,
+            struct.error, EOFError, IndexError, KeyError, TypeError, ValueError, NotImplementedError)
+
+
+class _format_errors:
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, e, _tb):
+        if exc_type is None or issubclass(exc_type, (CheckpointFormatError, UnsafeCheckpointError)):
+            return False
+        if issubclass(exc_type, _CORRUPT):
+            raise CheckpointFormatError("%s: corrupt or unsupported file: %s: %s"
+                                        % (self.path, exc_type.__name__, str(e).splitlines()[0] if str(e) else "")) from None
+        return False
+
+
 def load(path, allow_opaque=False):
     """Loads a torch checkpoint (.pt/.pth, zip or legacy) without torch; see the module docstring."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic[:2] == b"PK":
-        return _load_zip(path, allow_opaque)
-    if magic[:1] == b"\x80":
-        return _load_legacy(path, allow_opaque)
+    with _format_errors(path):
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] == b"PK":
+            return _load_zip(path, allow_opaque)
+        if magic[:1] == b"\x80":
+            return _load_legacy(path, allow_opaque)
     raise CheckpointFormatError("%s: not a torch checkpoint (neither a zip archive nor a pickle)" % path)
+
+
+def _read_npz(path):
+    """An .npz's arrays; every member's declared size is checked against its .npy header (and bombs refused)
+    before anything is decompressed."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            _check_member(info, path)
+            with zf.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _fortran, dtype = read_header(member)
+                if dtype.hasobject:
+                    raise CheckpointFormatError("%s: %r holds Python objects (pickled), which are refused"
+                                                % (path, info.filename))
+                need = member.tell() + int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if info.file_size != need:
+                raise CheckpointFormatError("%s: %r is %d bytes, its header (%s %s) needs %d"
+                                            % (path, info.filename, info.file_size, dtype, shape, need))
+    with np.load(path, allow_pickle=False) as z:  # allow_pickle=False: object arrays would unpickle
+        return collections.OrderedDict((k, z[k]) for k in z.files), {}
 
 
 def read_tensors(path, allow_opaque=False):
@@ -476,13 +623,15 @@ def read_tensors(path, allow_opaque=False):
     mixflow.convert for training checkpoints)."""
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        return read_safetensors(path)
+        with _format_errors(path):
+            return read_safetensors(path)
     if path.endswith(".npz"):
         try:
-            with np.load(path, allow_pickle=False) as z:  # allow_pickle=False: object arrays would unpickle
-                return collections.OrderedDict((k, z[k]) for k in z.files), {}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            raise CheckpointFormatError("%s: not a valid .npz: %s" % (path, e)) from None
+            return _read_npz(path)
+        except (CheckpointFormatError, UnsafeCheckpointError):
+            raise
+        except (OSError, *_CORRUPT) as e:
+            raise CheckpointFormatError("%s: not a valid .npz: %s: %s" % (path, type(e).__name__, e)) from None
     obj = load(path, allow_opaque)
     if not isinstance(obj, dict):
         raise CheckpointFormatError("%s holds a %s, not a dict of tensors" % (path, type(obj).__name__))

@@ -22,6 +22,7 @@ class Trainer(HandleOwner):
 
     >>> trainer = Trainer(model, Transport.preset("sit", gamma=0.8), lr=1e-4, ema=0.9999)
     >>> loss = trainer.step(x1, y)
+    >>> loss = trainer.step(x1, y, features=z)   # REPA's SiT: z [B, tokens, z_dim] from the target encoder
     >>> trainer.save("ckpt.mixflow"); trainer = Trainer.resume("ckpt.mixflow")
 
     ``gradient_hook(grads: np.ndarray, step: int)`` (optional) sees — and may modify in place, e.g. to
@@ -29,10 +30,11 @@ class Trainer(HandleOwner):
     """
 
     def __init__(self, model: Model, transport: Transport, *, preset: str = "sit", lr: float | None = None,
-                 final_lr: float | None = None, decay_steps: tuple[int, int] | None = None, warmup: int = 0,
+                 final_lr: float | None = None, decay_steps: tuple[int, int] | None = None, warmup: int | None = None,
                  betas: tuple[float, float] | None = None, eps: float | None = None, weight_decay: float | None = None,
-                 ema: float | None = None, max_grad_norm: float | None = None, seed: int = 0, num_threads: int = 0,
-                 _handle=None):
+                 ema: float | None = None, max_grad_norm: float | None = None, proj_coeff: float | None = None,
+                 seed: int | None = None, num_threads: int | None = None, _handle=None):
+        # Every hyper-parameter defaults to None: the preset's value (the C library's) applies.
         self._hook = None
         self._hook_error = None
         if _handle is not None:
@@ -49,7 +51,8 @@ class Trainer(HandleOwner):
                 p.final_lr = final_lr
             if decay_steps is not None:
                 p.decay_start, p.decay_end = decay_steps
-            p.warmup = warmup
+            if warmup is not None:
+                p.warmup = warmup
             if betas is not None:
                 p.beta1, p.beta2 = betas
             if eps is not None:
@@ -60,12 +63,17 @@ class Trainer(HandleOwner):
                 p.ema_decay = ema
             if max_grad_norm is not None:
                 p.max_grad_norm = max_grad_norm
-            p.seed = seed
-            p.num_threads = num_threads
+            if proj_coeff is not None:
+                p.proj_coeff = proj_coeff
+            if seed is not None:
+                p.seed = seed
+            if num_threads is not None:
+                p.num_threads = num_threads
             handle = _lib.TN()
             check(lib.mixflow_trainer_create(model._ptr, transport._ptr, ctypes.byref(p), ctypes.byref(handle)))
         self._own(handle, lib.mixflow_trainer_free)
         self.model = self._model(ema=False)
+        self._said_no_features = False
 
     @classmethod
     def resume(cls, path: str | os.PathLike, num_threads: int = 0) -> "Trainer":
@@ -98,26 +106,48 @@ class Trainer(HandleOwner):
     def step_count(self) -> int:
         return int(lib.mixflow_trainer_step_count(self._ptr))
 
-    def step(self, x1: ArrayLike, y: ArrayLike | None = None, first_sample: int = 0) -> float:
-        """One MixFlow step on data x1 [B, C, H, W] with labels y [B] (None = unconditional). Returns the loss."""
+    def step(self, x1: ArrayLike, y: ArrayLike | None = None, first_sample: int = 0,
+             features: ArrayLike | None = None) -> float:
+        """One MixFlow step on data x1 [B, C, H, W] with labels y [B] (None = unconditional). Returns the loss.
+
+        ``features``: for a model with REPA projectors, the target encoder's features of x1, [B, tokens, z_dim]
+        (several encoders: [B, tokens·z_0 + tokens·z_1 + …] or any shape with ``Model.feature_size`` floats a
+        sample); the loss is then denoise + proj_coeff·proj. Without them such a model trains the denoising
+        loss alone, and the first such step says so once (a ``UserWarning``)."""
         x1 = as_float32(x1, "x1")
         m = self.model
         if x1.ndim != 4 or x1.shape[1:] != (m.in_channels, m.input_size, m.input_size):
             raise ValueError(f"x1 must have shape [B, {m.in_channels}, {m.input_size}, {m.input_size}], got {x1.shape}")
         ys = None if y is None else int32_array(y, "y", (x1.shape[0],))
         first_sample = integer(first_sample, "first_sample", ctypes.c_uint64)
+        size = m.feature_size
+        z = None
+        if features is not None:
+            if size == 0:
+                raise ValueError("features are for models with REPA projectors; this model has none")
+            z = as_float32(features, "features")
+            if z.ndim < 1 or z.shape[0] != x1.shape[0] or z.size != x1.shape[0] * size:
+                raise ValueError(f"features must have {size} floats per sample for {x1.shape[0]} samples "
+                                 f"(e.g. shape [{x1.shape[0]}, tokens, z_dim]), got shape {z.shape}")
+            z = np.ascontiguousarray(z)
         loss = ctypes.c_float()
         self._hook_error = None
-        status = lib.mixflow_trainer_step(self._ptr, fptr(x1), None if ys is None else ys.ctypes.data_as(_lib.IP),
-                                          x1.shape[0], first_sample, ctypes.byref(loss))
+        status = lib.mixflow_trainer_step_features(self._ptr, fptr(x1), None if ys is None else ys.ctypes.data_as(_lib.IP),
+                                                   None if z is None else fptr(z), 0 if z is None else size,
+                                                   x1.shape[0], first_sample, ctypes.byref(loss))
         if self._hook_error is not None:
             error, self._hook_error = self._hook_error, None
             raise error
         check(status)
+        if z is None and size > 0 and not self._said_no_features:
+            self._said_no_features = True
+            import warnings
+            warnings.warn("this model has REPA projectors but no features were given: training the denoising "
+                          "loss alone (pass features=z for denoise + proj_coeff·proj)", UserWarning, stacklevel=2)
         return float(loss.value)
 
     _PARAM_FIELDS = ("lr", "final_lr", "decay_start", "decay_end", "warmup", "beta1", "beta2", "eps", "weight_decay",
-                     "ema_decay", "max_grad_norm", "seed", "num_threads")
+                     "ema_decay", "max_grad_norm", "seed", "num_threads", "proj_coeff")
 
     @property
     def params(self) -> dict:

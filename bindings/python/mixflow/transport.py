@@ -64,27 +64,30 @@ class Transport(HandleOwner):
     >>> loss, per_sample, grad = tr.loss(model(b.x_in, b.t), b)
     """
 
-    def __init__(self, path="linear", prediction="velocity", convention="sit", time_dist="beta21", gamma=0.8,
-                 target="t", loss_weight=None, train_eps=None, time_shift=1.0, logit_normal_mean=0.0,
-                 logit_normal_std=1.0, input_perturbation=0.0, num_threads=0, mixture="slowed", *,
+    def __init__(self, path=None, prediction=None, convention=None, time_dist=None, gamma=None,
+                 target=None, loss_weight=None, train_eps=None, time_shift=None, logit_normal_mean=None,
+                 logit_normal_std=None, input_perturbation=None, num_threads=None, mixture=None, *,
                  _params: T.TransportParams = None):
+        # Every argument defaults to None: the C library's default (mixflow_transport_default_params) applies,
+        # one source of truth for defaults (linear, velocity, SiT convention, Beta(2,1), gamma 0.8, …).
         if _params is None:
             p = T.TransportParams()
             check(lib.mixflow_transport_default_params(ctypes.byref(p), ctypes.sizeof(p)))
-            p.path = _choice(_PATHS, path, "path")
-            p.prediction = _choice(_PREDICTIONS, prediction, "prediction")
-            p.convention = _choice(_CONVENTIONS, convention, "convention")
-            p.time_dist = _choice(_TIME_DISTS, time_dist, "time_dist")
-            p.target_time = _choice(_TARGETS, target, "target")
-            p.loss_weight = _choice(_WEIGHTS, loss_weight, "loss_weight")
-            p.gamma = gamma
-            p.train_eps = -1.0 if train_eps is None else train_eps
-            p.time_shift = time_shift
-            p.logit_normal_mean = logit_normal_mean
-            p.logit_normal_std = logit_normal_std
-            p.input_perturbation = input_perturbation
-            p.num_threads = num_threads
-            p.mixture = _choice(_MIXTURES, mixture, "mixture")
+            choices = {"path": (_PATHS, path), "prediction": (_PREDICTIONS, prediction),
+                       "convention": (_CONVENTIONS, convention), "time_dist": (_TIME_DISTS, time_dist),
+                       "target_time": (_TARGETS, target), "mixture": (_MIXTURES, mixture)}
+            for field, (table, value) in choices.items():
+                if value is not None:
+                    setattr(p, field, _choice(table, value, "target" if field == "target_time" else field))
+            if loss_weight is not None:
+                p.loss_weight = _choice(_WEIGHTS, loss_weight, "loss_weight")
+            if train_eps is not None:
+                p.train_eps = train_eps
+            for field, value in (("gamma", gamma), ("time_shift", time_shift), ("logit_normal_mean", logit_normal_mean),
+                                 ("logit_normal_std", logit_normal_std), ("input_perturbation", input_perturbation),
+                                 ("num_threads", num_threads)):
+                if value is not None:
+                    setattr(p, field, value)
         else:
             p = _params
         handle = _lib.TR()

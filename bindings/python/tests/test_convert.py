@@ -181,12 +181,12 @@ def test_round_trips_through_every_format(tmp_path):
             want = v.astype(np.float32) if v.dtype.kind == "f" else v
             assert np.array_equal(z[k], want) and z[k].dtype == want.dtype, k
             assert np.array_equal(arrays[k], want) and arrays[k].dtype == want.dtype, k
-    # Without pip onnx the built-in reader gives the same arrays and metadata.
-    t, m = convert._read_onnx_minimal(tmp_path / "b.onnx")
-    assert list(t) == list(arrays) and all(np.array_equal(t[k], arrays[k]) for k in arrays)
+    # libmixflow's reader (what the converter reads ONNX with) gives the same arrays, dtypes included.
+    t, m = convert.read_onnx(tmp_path / "b.onnx")
+    assert list(t) == list(arrays) and all(np.array_equal(t[k], arrays[k]) and t[k].dtype == arrays[k].dtype for k in arrays)
 
 
-def test_minimal_onnx_reader_matches_onnx_on_onnx_written_files(tmp_path):
+def test_onnx_reader_matches_onnx_on_onnx_written_files(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import helper, numpy_helper
     inits = [numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(5, 8), "w"),
@@ -195,10 +195,11 @@ def test_minimal_onnx_reader_matches_onnx_on_onnx_written_files(tmp_path):
     model = helper.make_model(helper.make_graph([], "g", [], [], initializer=inits))
     model.metadata_props.add(key="k", value="v")
     onnx.save_model(model, str(tmp_path / "m.onnx"), save_as_external_data=True, location="m.bin", size_threshold=64)
-    t, meta = convert._read_onnx_minimal(tmp_path / "m.onnx")
+    t, meta = convert.read_onnx(tmp_path / "m.onnx")
     assert meta == {"k": "v"} and list(t) == ["w", "typed", "i"]
     for ti in onnx.load(str(tmp_path / "m.onnx")).graph.initializer:
-        assert np.array_equal(t[ti.name], numpy_helper.to_array(ti)), ti.name
+        want = numpy_helper.to_array(ti, base_dir=str(tmp_path))
+        assert np.array_equal(t[ti.name], want) and t[ti.name].dtype == want.dtype, ti.name
 
 
 def safetensors_bytes(header, data):

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MixflowCore
+
+/// What every native model owns besides its architecture: the parameter layout, the flat parameter buffer and
+/// its parallel gradient buffer, and the batch of the last forward pass that saved activations.
+public final class ModelState {
+    public let layout: ParameterLayout
+    /// Flat parameters, `layout.count` floats, in the layout's order.
+    public let params: UnsafeMutablePointer<Float>
+    /// Flat gradients, same layout; backward accumulates into it; fixed tensors' slots stay 0.
+    public let grads: UnsafeMutablePointer<Float>
+    /// Batch size of the last forward pass that saved activations (0 before any, and after a failed pass);
+    /// backward applies to it.
+    public internal(set) var lastBatch = 0
+
+    /// Allocates both buffers (parameters uninitialised, gradients zero).
+    /// - Throws: `.outOfMemory`.
+    public init(_ layout: ParameterLayout) throws {
+        self.layout = layout
+        let bytes = layout.count * MemoryLayout<Float>.stride
+        guard let p = malloc(max(bytes, 1)) else { throw MixflowError.outOfMemory("\(bytes) bytes of parameters") }
+        guard let g = calloc(max(layout.count, 1), MemoryLayout<Float>.stride) else {
+            free(p); throw MixflowError.outOfMemory("\(bytes) bytes of gradients")
+        }
+        params = p.bindMemory(to: Float.self, capacity: layout.count)
+        grads = g.bindMemory(to: Float.self, capacity: layout.count)
+    }
+
+    deinit { free(params); free(grads) }
+
+    @inline(__always) public func param(_ index: Int) -> UnsafeMutablePointer<Float> { params + layout.entries[index].offset }
+    @inline(__always) public func grad(_ index: Int) -> UnsafeMutablePointer<Float> { grads + layout.entries[index].offset }
+    public func zeroGradients() { grads.initialize(repeating: 0, count: layout.count) }
+}
+
+/// Separate float buffers handed out one by one, all freed together. In counting mode nothing is allocated
+/// and only the total is kept, so the size of an activation layout comes from the very code that builds it.
+final class FloatArena {
+    private(set) var total = 0
+    private var buffers: [UnsafeMutableRawPointer] = []
+    let counting: Bool
+    /// What a counting arena hands out: never read or written.
+    private static let placeholder = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
+    init(counting: Bool) { self.counting = counting }
+
+    func take(_ n: Int) throws -> UnsafeMutablePointer<Float> {
+        total += n
+        if counting || n == 0 { return FloatArena.placeholder }
+        guard let raw = malloc(n * MemoryLayout<Float>.stride) else {
+            throw MixflowError.outOfMemory("\(n * 4) bytes of activations")
+        }
+        buffers.append(raw)
+        return raw.bindMemory(to: Float.self, capacity: n)
+    }
+
+    deinit { buffers.forEach { free($0) } }
+}
+
+/// An architecture's saved tensors and scratch for one batch size, laid out on a `FloatArena`.
+protocol ActivationSet: AnyObject {
+    associatedtype Config
+    var batch: Int { get }
+    init(_ c: Config, batch: Int, training: Bool, arena: FloatArena) throws
+}
+
+extension ActivationSet {
+    /// Floats needed for `batch` (a counting pass of the same layout code; used to refuse a batch before allocating).
+    static func floats(_ c: Config, batch: Int, training: Bool) -> Int {
+        let arena = FloatArena(counting: true)
+        return (try? Self(c, batch: batch, training: training, arena: arena)) == nil ? Int.max : arena.total
+    }
+}
+
+/// The training set (kept for backward) and the smaller inference set of one model, each rebuilt when the
+/// batch size changes (the old set is freed before the new one is allocated).
+struct ActivationCache<A: ActivationSet> {
+    private var training: A?
+    private var inference: A?
+
+    /// The training set backward reads: the check every backward starts with, that the last forward pass
+    /// (`state.lastBatch`, 0 after a failed one) saved activations for `batch` samples.
+    func saved(batch b: Int, state: ModelState) throws -> A {
+        guard let a = training, state.lastBatch == b, a.batch == b else {
+            throw MixflowError.invalidArgument("backward needs a forward pass of the same batch (\(b)) first")
+        }
+        return a
+    }
+
+    mutating func get(_ c: A.Config, batch b: Int, training isTraining: Bool) throws -> A {
+        if isTraining {
+            if let a = training, a.batch == b { return a }
+            training = nil
+            let a = try A(c, batch: b, training: true, arena: FloatArena(counting: false))
+            training = a
+            return a
+        }
+        if let a = inference, a.batch == b { return a }
+        inference = nil
+        let a = try A(c, batch: b, training: false, arena: FloatArena(counting: false))
+        inference = a
+        return a
+    }
+}
