@@ -153,9 +153,10 @@ extension AtomicFile {
         guard let dir = opendir(folder) else { return }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
+            // Read d_name in place up to its NUL: a record can be shorter than sizeof(dirent) (d_reclen), so
+            // copying the whole 256-byte d_name field reads past the end of readdir's buffer.
+            let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { body(name) }
         }
     }
