@@ -31,9 +31,24 @@ done
 printf 'module OnnxShim {\n  header "%s/Sources/OnnxShim/include/onnx_shim.h"\n  export *\n}\n' "$PWD" \
     > "$OUT/modules/OnnxShim/module.modulemap"
 
+# 1b. The C kernels (libmixflow's GEMM and the model kernels), instrumented the same way; -ffp-contract=off as in
+# Package.swift (their bits must not depend on the compiler's contraction).
+CLANG=${CLANG:-$(dirname "$(command -v swiftc)")/clang}
+for c in CGemm:gemm CKernels:kernels; do
+    name=${c%%:*}; file=${c##*:}
+    if [[ ! -f "$OUT/obj/$file.o" ]] || [[ -n "$(find "Sources/$name" -newer "$OUT/obj/$file.o" | head -1)" ]]; then
+        "$CLANG" -std=c11 -O1 -g -fsanitize=fuzzer-no-link,address -ffp-contract=off -fno-math-errno \
+            -I "Sources/$name/include" -c "Sources/$name/$file.c" -o "$OUT/obj/$file.o"
+    fi
+    mkdir -p "$OUT/modules/$name"
+    header=$(ls "$PWD/Sources/$name/include/"*.h | head -1)
+    printf 'module %s {\n  header "%s"\n  export *\n}\n' "$name" "$header" > "$OUT/modules/$name/module.modulemap"
+done
+
 # 2. The Swift modules, each whole-module, instrumented the same way.
 # MixflowCore imports CBLAS (Sources/CBLAS/module.modulemap; its include path comes from pkg-config), MixflowEval CZlib.
 SWIFTFLAGS=(-sanitize=fuzzer,address -parse-as-library -Onone -g -package-name mixflow -I "$OUT/modules" -I "$OUT/modules/OnnxShim"
+            -I "$OUT/modules/CGemm" -I "$OUT/modules/CKernels"
             -I Sources/CBLAS -I Sources/CZlib $(pkg-config --cflags-only-I openblas | sed 's/-I/-Xcc -I/g'))
 module() {
     local name=$1; shift
@@ -48,7 +63,8 @@ AVX2FLAGS=(); [[ "$(uname -m)" == x86_64 ]] && AVX2FLAGS=(-target-cpu haswell -X
 module MixflowCoreAVX2 "${AVX2FLAGS[@]}"
 module MixflowMethod
 module MixflowModels
-CORE=("$OUT/obj/MixflowCore.o" "$OUT/obj/MixflowCoreAVX2.o" "$OUT/obj/MixflowMethod.o" "$OUT/obj/MixflowModels.o")
+CORE=("$OUT/obj/MixflowCore.o" "$OUT/obj/gemm.o" "$OUT/obj/MixflowCoreAVX2.o" "$OUT/obj/MixflowMethod.o" "$OUT/obj/MixflowModels.o"
+      "$OUT/obj/kernels.o")
 LIBS=($(pkg-config --libs openblas))
 rm -rf "$OUT/corpus-$TARGET"; mkdir -p "$OUT/corpus-$TARGET"
 seed() { for f in "$@"; do cp "$f" "$OUT/corpus-$TARGET/$(echo "$f" | tr / _)"; done; }
@@ -75,7 +91,7 @@ checkpoint)
     seed Tests/Fixtures/fuzz/*.mixflow ;;
 idx)
     module MixflowEval
-    OBJS=("$OUT/obj/MixflowCore.o" "$OUT/obj/MixflowEval.o")
+    OBJS=("$OUT/obj/MixflowCore.o" "$OUT/obj/gemm.o" "$OUT/obj/MixflowEval.o")
     LIBS+=(-lz)
     # Seeds: small IDX files, plain and gzip, of every element type (Tests/Fixtures/fuzz/make_fuzz_seeds.py).
     seed Tests/Fixtures/fuzz/*.idx Tests/Fixtures/fuzz/*.idx.gz ;;
