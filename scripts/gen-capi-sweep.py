@@ -3,7 +3,9 @@
 NULL for each pointer, with 0, -1, INT64_MAX, 2^32, 2^63 and UINT64_MAX for each integer (converted to the
 parameter's type, plus the type's own extremes) and with NaN, +Inf and -Inf for each float, one argument at a
 time, the others valid (real handles of a tiny transport, model, trainer, sampler, tensor file, tensor writer,
-IDX file and feature net), all in one process. The program fails when a call that returns a status fails
+IDX file and feature net), all in one process. Params structs are swept field by field too: each numeric field
+of each struct in include/mixflow_types.h (and the char array `arch`, left without its NUL) gets the hostile values
+of its type (FIELD_VALUES) in a copy of the valid struct, in every call that takes that struct. The program fails when a call that returns a status fails
 without a message (mixflow_last_error() empty) or returns an unknown status; a trap or an ASan report fails it
 too. It prints the number of calls made.
 
@@ -18,13 +20,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "include" / "mixflow.h"
+TYPES_HEADER = ROOT / "include" / "mixflow_types.h"
 
 HANDLES = {"transport", "model", "trainer", "sampler", "tensor_file", "tensor_writer", "idx", "featnet"}
 PARAMS = {"transport_params", "model_params", "trainer_params", "sampler_params", "model_load_params",
           "model_save_params"}
 CALLBACKS = {"mixflow_model_fn": "sweep_model_fn", "mixflow_gradient_fn": "sweep_gradient_fn"}
 ENUMS = {"mixflow_status", "mixflow_path", "mixflow_convention", "mixflow_prediction", "mixflow_pixel_scaling",
-         "mixflow_export_format", "mixflow_slow_flow_reference", "mixflow_idx_dtype"}
+         "mixflow_export_format", "mixflow_slow_flow_reference", "mixflow_idx_dtype",
+         # enums that are fields of params structs
+         "mixflow_loss_weight", "mixflow_time_dist", "mixflow_target_time", "mixflow_mixture", "mixflow_sampler_method",
+         "mixflow_diffusion_form", "mixflow_last_step", "mixflow_guidance"}
 
 # Valid values for integer and string arguments, by "function.parameter" first, then by parameter name. The
 # baseline call of each function uses them; sizes are small and every buffer is a zeroed 256 KiB block.
@@ -71,7 +77,11 @@ SHAPES = {"mixflow_model_get_tensor", "mixflow_model_get_grad", "mixflow_model_s
 # Cases not run: with the value 2^32 these sizes are valid (2^32 rows of the tiny shape fit in 64 bits and pass
 # every range check), so the call must read (or write) a caller buffer of the size the caller claims, which no C
 # library can check: C passes no buffer lengths. (INT64_MAX, 2^63 and the rest are still swept for them, and must
-# be refused.) `scripts/capi-sweep.sh --fork` lists the calls that crash, to review this table.
+# be refused.) `scripts/capi-sweep.sh --fork` lists the calls that crash, to review this table. Not listed: sizes
+# whose first use is the library's own scratch (ScratchBuffer, allocated before the caller's buffers are read),
+# which 2^32 makes larger than the sweep's memory budget, so the call must return MIXFLOW_ERR_OUT_OF_MEMORY:
+# mixflow_transport_prepare.batch, mixflow_transport_loss.batch, mixflow_slow_flow_measure.num_times and the batch
+# and num_times of mixflow_slow_flow_stats, _suggest_gamma and _export.
 BUFFER_EXEMPT_2_32 = {
     "mixflow_featnet_accuracy": ["n"], "mixflow_featnet_classify": ["n"], "mixflow_featnet_features": ["n"],
     "mixflow_feature_stats_compute": ["n"], "mixflow_frechet_distance_compute": ["n_a", "n_b"],
@@ -80,10 +90,9 @@ BUFFER_EXEMPT_2_32 = {
     "mixflow_sample": ["batch", "dim"], "mixflow_sampler_step": ["batch", "dim"],
     "mixflow_samples_to_uint8": ["batch", "channels", "height", "width"],
     "mixflow_samples_write_npz": ["batch", "height", "width", "channels"],
-    "mixflow_slow_flow_export": ["batch", "num_times"], "mixflow_slow_flow_measure": ["num_times", "batch", "dim"],
-    "mixflow_slow_flow_stats": ["batch", "num_times"], "mixflow_slow_flow_suggest_gamma": ["batch", "num_times"],
-    "mixflow_trainer_step": ["batch"], "mixflow_trainer_step_features": ["batch"], "mixflow_transport_loss": ["batch", "dim"],
-    "mixflow_transport_prepare": ["batch", "dim"],
+    "mixflow_slow_flow_measure": ["batch", "dim"],
+    "mixflow_trainer_step": ["batch"], "mixflow_trainer_step_features": ["batch"], "mixflow_transport_loss": ["dim"],
+    "mixflow_transport_prepare": ["dim"],
 }
 BUFFER_EXEMPT = {f"{fn}.{p}=(int64_t)4294967296LL" for fn, ps in BUFFER_EXEMPT_2_32.items() for p in ps}
 
@@ -95,6 +104,23 @@ INT_TYPES = {
     "uint32_t": ["0", "UINT32_MAX", "(uint32_t)1 << 31"],
 }
 FLOAT_TYPES = {"double": ["NAN", "INFINITY", "-INFINITY"], "float": ["NAN", "INFINITY", "-INFINITY"]}
+
+# Values for the fields of params structs, one field at a time in a copy of the valid struct: sizes, counts, steps
+# and thread numbers get negative, zero, huge and extreme values, floats also -1, 0 and the type's largest value,
+# enums values outside the enum. Every call must refuse them with a status or accept them, never crash.
+FIELD_VALUES = {
+    "int32_t": ["0", "-1", "INT32_MAX", "INT32_MIN", "1 << 30"],
+    "uint32_t": ["0", "UINT32_MAX", "(uint32_t)1 << 31"],
+    "int64_t": ["0", "-1", "INT64_MAX", "INT64_MIN", "(int64_t)4294967296LL"],
+    "uint64_t": ["0", "UINT64_MAX"],
+    "float": ["NAN", "INFINITY", "-INFINITY", "-1.0f", "0.0f", "FLT_MAX"],
+    "double": ["NAN", "INFINITY", "-INFINITY", "-1.0", "0.0", "DBL_MAX"],
+    "enum": ["-1", "INT32_MAX", "INT32_MIN", "77"],
+    "char[]": ["unterminated"],   # every byte 'A', no NUL
+}
+# Calls that change a shared handle: the valid call is repeated after each field case, so that a hostile value
+# the call accepts does not leak into the calls after it.
+RESTORE_AFTER_FIELD_CASE = {"mixflow_trainer_set_params"}
 
 
 def parse_header(text: str):
@@ -112,6 +138,37 @@ def parse_header(text: str):
                 params.append((pm.group(1).strip(), pm.group(2)))
         functions.append((ret, name, params))
     return functions
+
+
+def parse_structs(text: str):
+    """{struct name: [(field type, field name, array length or None)]} of the params structs in mixflow_types.h;
+    pointer fields are left out (NULL is their only hostile value, and NULL is what the valid structs hold)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    structs = {}
+    for m in re.finditer(r"typedef struct (mixflow_\w+_params) \{(.*?)\} \1;", text, re.S):
+        fields = []
+        for decl in m.group(2).split(";"):
+            decl = " ".join(decl.split())
+            if not decl or "*" in decl:
+                continue
+            fm = re.match(r"(.*?)([A-Za-z_][A-Za-z0-9_]*)(\[(\w+)\])?$", decl)
+            fields.append((fm.group(1).strip(), fm.group(2), fm.group(4)))
+        structs[m.group(1)] = fields
+    return structs
+
+
+def field_values(ftype: str, array):
+    if array is not None:
+        if ftype != "char":
+            sys.exit(f"gen-capi-sweep: unknown array field type {ftype!r}")
+        return FIELD_VALUES["char[]"]
+    if ftype in ENUMS or ftype.startswith("mixflow_"):
+        if ftype not in ENUMS:
+            sys.exit(f"gen-capi-sweep: unknown field type {ftype!r}; add the enum to ENUMS")
+        return FIELD_VALUES["enum"]
+    if ftype not in FIELD_VALUES:
+        sys.exit(f"gen-capi-sweep: unknown field type {ftype!r}; add it to FIELD_VALUES")
+    return FIELD_VALUES[ftype]
 
 
 def kind(ptype: str):
@@ -184,7 +241,7 @@ def hostile_values(ptype: str, k: str):
     return []
 
 
-def emit(functions) -> str:
+def emit(functions, structs) -> str:
     out = [PRELUDE]
     cases = 0
     out.append("static void sweep(void) {")
@@ -200,14 +257,35 @@ def emit(functions) -> str:
                 struct_of[i] = pt.replace("const", "").replace("*", "").strip()
         # The struct size that goes with a params pointer is the previous or next params argument's struct.
         variants = [None] + [(i, v) for i, (pt, pn) in enumerate(params) for v in hostile_values(pt, kinds[i])]
+        # Field cases: (index of the params argument, field, array length, value).
+        for i, (pt, pn) in enumerate(params):
+            if kinds[i] == "params_in":
+                st = pt.replace("const", "").replace("*", "").strip()
+                if st not in structs:
+                    sys.exit(f"gen-capi-sweep: no definition of {st} in mixflow_types.h")
+                variants += [(i, v, ft, fname, arr) for ft, fname, arr in structs[st] for v in field_values(ft, arr)]
         for variant in variants:
-            if variant is not None:
+            field_case = variant is not None and len(variant) == 5
+            if variant is not None and not field_case:
                 label = f"{fn}.{params[variant[0]][1]}={variant[1]}"
                 if label in BUFFER_EXEMPT:
                     continue
+            setup_field = ""
             args = []
             for i, (pt, pn) in enumerate(params):
-                if variant is not None and variant[0] == i:
+                if field_case and variant[0] == i:
+                    _, v, ft, fname, arr = variant
+                    st = pt.replace("const", "").replace("*", "").strip()
+                    if arr is not None:
+                        assign = f"memset(fv.{fname}, 'A', sizeof fv.{fname});"
+                    elif ft in ENUMS:
+                        assign = f"fv.{fname} = ({ft}){v};"
+                    else:
+                        assign = f"fv.{fname} = {v};"
+                    setup_field = f" {st} fv = {valid_value(fn, pt, pn, kinds[i], i)[1:]}; {assign}"
+                    args.append("&fv")
+                    continue
+                if variant is not None and not field_case and variant[0] == i:
                     v = variant[1]
                     if kinds[i] == "enum":
                         v = f"({pt}){v}"
@@ -220,8 +298,13 @@ def emit(functions) -> str:
                     st = next(iter(struct_of.values()), None)
                     v = f"(uint32_t)sizeof({st})" if st else "64"
                 args.append(v)
-            label = fn if variant is None else f"{fn}.{params[variant[0]][1]}={variant[1]}"
-            decls = "".join(f" {pt.replace('const', '').replace('*', '').strip()} *oh_{i} = NULL;"
+            if variant is None:
+                label = fn
+            elif field_case:
+                label = f"{fn}.{params[variant[0]][1]}->{variant[3]}={variant[1]}"
+            else:
+                label = f"{fn}.{params[variant[0]][1]}={variant[1]}"
+            decls = setup_field + "".join(f" {pt.replace('const', '').replace('*', '').strip()} *oh_{i} = NULL;"
                             for i, (pt, _) in enumerate(params) if kinds[i] == "out_handle")
             decls += "".join(f" {struct_of[i]} po_{i}; memset(&po_{i}, 0, sizeof po_{i});" for i in struct_of)
             frees = "".join(f" if (oh_{i}) {pt.replace('const', '').replace('*', '').strip()}_free(oh_{i});"
@@ -234,6 +317,9 @@ def emit(functions) -> str:
                 body = f"{call};"
             else:
                 body = f"if ({call}) {{}}"   # getters: the value is not checked, only that the call returns
+            if field_case and fn in RESTORE_AFTER_FIELD_CASE:
+                restore = ", ".join(valid_value(fn, pt, pn, kinds[i], i) for i, (pt, pn) in enumerate(params))
+                frees += f" if ({fn}({restore}) != MIXFLOW_OK) {{ printf(\"FAIL {fn}: restoring the valid params failed\\n\"); failures++; }}"
             out.append(f"    {{ if (begin({c_str(label)})) {{{decls} reset_pool(); {body}{frees} end(); }} }}")
             cases += 1
     out.append("}")
@@ -249,6 +335,7 @@ def c_str(s: str) -> str:
 PRELUDE = r'''/* GENERATED by scripts/gen-capi-sweep.py from include/mixflow.h — do not edit. */
 #define _GNU_SOURCE
 #include "mixflow.h"
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -262,6 +349,7 @@ static void *pool[POOL];
 static long calls, failures, forked_crashes;
 static int fork_each;               /* --fork: run each call in a child (diagnosis: lists every crashing call) */
 static const char *only;            /* --only PREFIX: run the calls whose label starts with PREFIX */
+static int verbose;                 /* --verbose: print every call's status and message (to review what a case reached) */
 static char tmpdir[256];
 static const char *featnet_path, *stats_path;
 static char onnx_path[300], idx_path[300], checkpoint_path[300];
@@ -307,6 +395,7 @@ static int begin(const char *label) {
 static void end(void) { if (fork_each && child == 0) _exit(failures ? 3 : 0); }
 static void check_status(const char *label, mixflow_status st) {
     const char *msg = mixflow_last_error();
+    if (verbose) printf("%s -> %d %s\n", label, (int)st, msg ? msg : "");
     if ((int)st < 0 || (int)st > 10) { printf("FAIL %s: unknown status %d\n", label, (int)st); failures++; return; }
     if (st != MIXFLOW_OK && (msg == NULL || msg[0] == 0)) { printf("FAIL %s: status %d without a message\n", label, (int)st); failures++; }
     if (st == MIXFLOW_OK && msg != NULL && msg[0] != 0) { printf("FAIL %s: OK with a stale message \"%s\"\n", label, msg); failures++; }
@@ -370,6 +459,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--fork")) fork_each = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--verbose")) verbose = 1;
         else root = argv[i];
     }
     setup(root);
@@ -385,7 +475,8 @@ int main(int argc, char **argv) {
 
 def main():
     functions = parse_header(HEADER.read_text())
-    text = emit(functions).replace("FUNCTIONS", f'"{len(functions)}"')
+    structs = parse_structs(TYPES_HEADER.read_text())
+    text = emit(functions, structs).replace("FUNCTIONS", f'"{len(functions)}"')
     sys.stdout.write(text)
 
 

@@ -285,22 +285,21 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
         let (x, t, y, b, n) = try checkInputs(box, x, t, y, batch)
         let target = try require(target, "target")
         try requireFinite(UnsafeBufferPointer(start: target, count: n), "target")
-        guard let raw = malloc(n * MemoryLayout<Float>.stride) else {
-            throw MixflowError.outOfMemory("batch \(b) needs \(n * 4) bytes for the prediction")
+        let prediction = try ScratchBuffer(n, repeating: Float(0), "the prediction of batch \(b)")
+        try prediction.withBuffer { buffer in
+            let pred = buffer.baseAddress!
+            try box.model.forward(x: x, t: t, y: y, batch: b, out: pred, dropout: nil, saveForBackward: true)
+            // dL/dpred = 2(pred − target)/n, written over pred; the loss is summed in double.
+            var loss = 0.0
+            let scale = 2 / Float(n)
+            for i in 0..<n {
+                let r = pred[i] - target[i]
+                loss += Double(r) * Double(r)
+                pred[i] = scale * r
+            }
+            box.model.zeroGradients()
+            try box.model.backward(dout: pred, batch: b, dx: out_dx)
+            out_loss?.pointee = Float(loss / Double(n))
         }
-        defer { free(raw) }
-        let pred = raw.bindMemory(to: Float.self, capacity: n)
-        try box.model.forward(x: x, t: t, y: y, batch: b, out: pred, dropout: nil, saveForBackward: true)
-        // dL/dpred = 2(pred − target)/n, written over pred; the loss is summed in double.
-        var loss = 0.0
-        let scale = 2 / Float(n)
-        for i in 0..<n {
-            let r = pred[i] - target[i]
-            loss += Double(r) * Double(r)
-            pred[i] = scale * r
-        }
-        box.model.zeroGradients()
-        try box.model.backward(dout: pred, batch: b, dx: out_dx)
-        out_loss?.pointee = Float(loss / Double(n))
     }
 }

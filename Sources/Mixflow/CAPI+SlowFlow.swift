@@ -5,9 +5,12 @@ import MixflowMethod
 
 // MARK: - Slow Flow
 
-func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: ClosedRange<Double>? = nil) throws -> [Double] {
-    let v = Array(UnsafeBufferPointer(start: p, count: n))
-    if let i = v.firstIndex(where: { !$0.isFinite || !(range?.contains($0) ?? true) }) {
+/// A checked copy of a caller's doubles, allocated before `p` is read (a size whose copy cannot exist is refused
+/// before the caller's buffer is touched).
+func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: ClosedRange<Double>? = nil) throws -> ScratchBuffer<Double> {
+    let v = try ScratchBuffer(n, repeating: 0.0, "a copy of \(name) (\(n) values)")
+    v.base.update(from: p, count: n)
+    if let i = v.buffer.firstIndex(where: { !$0.isFinite || !(range?.contains($0) ?? true) }) {
         let expected = range.map { "in [\($0.lowerBound), \($0.upperBound)]" } ?? "finite"
         throw MixflowError.invalidArgument("\(name)[\(i)] is \(v[i]); every element must be \(expected)")
     }
@@ -54,8 +57,10 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
         }
         try requireFinite(UnsafeBufferPointer(start: traj, count: total), "trajectory")
         try requireFinite(UnsafeBufferPointer(start: x0, count: n), "noise")
-        let r = try SlowFlow.measure(reference: ref, path: p, convention: c, times: times, trajectory: traj, noise: x0,
-                                     batch: b, dim: d, data: ref == .endpoint ? nil : data, numData: dataCount)
+        let r = try times.withBuffer {
+            try SlowFlow.measure(reference: ref, path: p, convention: c, times: $0, trajectory: traj, noise: x0,
+                                 batch: b, dim: d, data: ref == .endpoint ? nil : data, numData: dataCount)
+        }
         for i in 0..<k { outT[i] = r.t[i] }
         for i in 0..<(b * k) { outM[i] = r.m[i] }
     }
@@ -73,7 +78,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
     capi("mixflow_slow_flow_stats") {
         let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
         let out = try require(out_stats, "out_stats")
-        let rows = SlowFlowStatistics(t: times, m: ms, batch: b).rows
+        let rows = withExtendedLifetime((times, ms)) { SlowFlowStatistics(t: times.buffer, m: ms.buffer, batch: b).rows }
         for (i, row) in rows.enumerated() { for (j, v) in row.enumerated() { out[i * row.count + j] = v } }
     }
 }
@@ -91,7 +96,9 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
     capi("mixflow_slow_flow_suggest_gamma") {
         let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
         let out = try require(out_gamma, "out_gamma")
-        out.pointee = try SlowFlowStatistics.suggestGamma(t: times, m: ms, batch: b, coverage: coverage)
+        out.pointee = try withExtendedLifetime((times, ms)) {
+            try SlowFlowStatistics.suggestGamma(t: times.buffer, m: ms.buffer, batch: b, coverage: coverage)
+        }
     }
 }
 
@@ -107,7 +114,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
         let ref = try convertEnum(reference.rawValue, "reference", SlowFlowReference.self)
         guard format.rawValue <= 1 else { throw MixflowError.invalidArgument("format has unknown value \(Int32(bitPattern: format.rawValue))") }
         let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
-        let stats = SlowFlowStatistics(t: times, m: ms, batch: b)
+        let stats = withExtendedLifetime((times, ms)) { SlowFlowStatistics(t: times.buffer, m: ms.buffer, batch: b) }
         let names = ["endpoint", "nearest_data", "noise_level"]
         let text = format == MIXFLOW_EXPORT_CSV ? stats.csv() : stats.json(reference: names[Int(ref.rawValue)])
         try AtomicFile.write(to: file) { try $0.write(text) }
@@ -115,7 +122,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
 }
 
 private func slowFlowInputs(_ t: UnsafePointer<Double>?, _ m: UnsafePointer<Double>?, _ batch: Int64,
-                            _ numTimes: Int64) throws -> ([Double], [Double], Int) {
+                            _ numTimes: Int64) throws -> (ScratchBuffer<Double>, ScratchBuffer<Double>, Int) {
     let tp = try require(t, "t"), mp = try require(m, "m")
     let k = try dimension(numTimes, "num_times")
     let (b, _, n) = try matrixShape(batch, numTimes)

@@ -17,10 +17,14 @@ extension Transport {
     public func loss(pred: UnsafePointer<Float>, target: UnsafePointer<Float>, t: UnsafePointer<Float>?,
                      m: UnsafePointer<Float>?, batch: Int, dim: Int,
                      perSample: UnsafeMutablePointer<Float>?, grad: UnsafeMutablePointer<Float>?) throws -> Double {
+        // Scratch first: a batch whose scratch cannot exist is refused before the caller's buffers are read.
+        let blocks = (dim + elementBlock - 1) / elementBlock
+        let scale = try ScratchBuffer(batch, repeating: 1.0, "the loss weights of batch \(batch)")
+        let partial = try ScratchBuffer(batch * blocks, repeating: 0.0, "the partial sums of batch \(batch)")
+        let losses = try ScratchBuffer(batch, repeating: Float(0), "the losses of batch \(batch)")
         // Times given are checked whether or not this loss reads them (the header lists NaN/Inf t or m as invalid).
         if let t { try requireFinite(UnsafeBufferPointer(start: t, count: batch), "t") }
         if let m { try requireFinite(UnsafeBufferPointer(start: m, count: batch), "m") }
-        var scale = [Double](repeating: 1, count: batch)
         if lossNeedsTimes {
             guard let t else { throw MixflowError.invalidArgument("t must not be NULL for a weighted noise/score loss") }
             if config.targetTime == .m && m == nil {
@@ -28,30 +32,24 @@ extension Transport {
             }
             for i in 0..<batch { scale[i] = coefficients(t: t[i], m: m?[i] ?? t[i]).lossScale }
         }
-        let blocks = (dim + elementBlock - 1) / elementBlock
-        var partial = [Double](repeating: 0, count: batch * blocks)
         let invCount = 2.0 / (Double(batch) * Double(dim))
         // Two passes: the sums first (nothing written), the gradient only once every sum is known to be finite,
         // so a failed call leaves grad untouched (it may alias pred, which the error message then still reads).
         func pass(writing grad: UnsafeMutablePointer<Float>?) {
-            partial.withUnsafeMutableBufferPointer { part in
-                scale.withUnsafeBufferPointer { sc in
-                    Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
-                                              grain: workGrain(dim: dim, blocks: blocks)) { items in
-                        for item in items {
-                            let i = item / blocks, b = item % blocks
-                            let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
-                            let row = i * dim + j0
-                            part[item] = lossSpan(pred: pred + row, target: target + row, grad: grad.map { $0 + row },
-                                                  count: n, gradScale: Float(sc[i] * invCount))
-                        }
-                    }
+            let part = partial.base, sc = scale.base
+            Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
+                                      grain: workGrain(dim: dim, blocks: blocks)) { items in
+                for item in items {
+                    let i = item / blocks, b = item % blocks
+                    let j0 = b * elementBlock, n = min(elementBlock, dim - j0)
+                    let row = i * dim + j0
+                    part[item] = lossSpan(pred: pred + row, target: target + row, grad: grad.map { $0 + row },
+                                          count: n, gradScale: Float(sc[i] * invCount))
                 }
             }
         }
         pass(writing: nil)
         var total = 0.0
-        var losses = [Float](repeating: 0, count: batch)
         for i in 0..<batch {
             var s = 0.0
             for b in 0..<blocks { s += partial[i * blocks + b] }
@@ -71,7 +69,7 @@ extension Transport {
             total += li
         }
         if let grad { pass(writing: grad) }
-        perSample?.update(from: losses, count: batch)
+        perSample?.update(from: losses.base, count: batch)
         return total / Double(batch)
     }
 }

@@ -38,13 +38,12 @@ extension Transport {
         }
         try RandomStream.checkSampleRange(firstSample: firstSample, batch: batch)
         // Per-sample scalars first (cheap, serial): times and coefficients.
-        var coeffs = [SampleCoefficients]()
-        coeffs.reserveCapacity(batch)
+        let coeffs = try ScratchBuffer(batch, repeating: coefficients(t: 0, m: 0), "the coefficients of batch \(batch)")
         for i in 0..<batch {
             let (t, m) = times(seed: seed, step: step, sample: UInt32(truncatingIfNeeded: firstSample &+ UInt64(i)))
             out.t[i] = t
             out.m?[i] = m
-            coeffs.append(coefficients(t: t, m: m))
+            coeffs[i] = coefficients(t: t, m: m)
         }
         let blocks = (dim + elementBlock - 1) / elementBlock
         let lambda = Float(config.inputPerturbation)
@@ -52,7 +51,8 @@ extension Transport {
         defer { badRow.deallocate() }
         badRow.initialize(to: -1)
         let outCopy = out
-        coeffs.withUnsafeBufferPointer { co in
+        withExtendedLifetime(coeffs) {
+            let co = coeffs.base
             Parallel.forDynamicRanges(batch * blocks, threads: Parallel.threads(config.threads),
                                           grain: workGrain(dim: dim, blocks: blocks)) { items in
                 for item in items {

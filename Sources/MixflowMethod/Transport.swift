@@ -54,7 +54,7 @@ public final class Transport: @unchecked Sendable {
     // MARK: - Per-sample coefficients
 
     /// Coefficients of the element-wise maps for one sample (all in float32 for the kernels).
-    public struct SampleCoefficients: Equatable, Sendable {
+    public struct SampleCoefficients: Equatable, Sendable, BitwiseCopyable {
         /// x_in = inX1·x1 + inX0·(x0 + λξ)
         public var inX1: Float, inX0: Float
         /// target = tgX1·x1 + tgX0·x0

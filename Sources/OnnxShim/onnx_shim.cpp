@@ -158,6 +158,33 @@ float fromInt32Field(int32_t type, int32_t v) {
     }
 }
 
+// The one walk over a tensor's inline values, raw_data or the typed field its data type uses: checks that they are
+// exactly `count` values of the tensor's type, then hands raw_data to `raw(bytes)` or each typed value to
+// `typed(i, field, k)` (value i is element k of `field`).
+template <class Raw, class Typed>
+int copyInline(const onnx::TensorProto *t, int64_t count, char *err, size_t cap, Raw &&raw, Typed &&typed) {
+    int32_t type = t->data_type();
+    if (!t->raw_data().empty()) {
+        const std::string &bytes = t->raw_data();
+        if (static_cast<uint64_t>(bytes.size()) != static_cast<uint64_t>(count) * mfx_onnx_element_size(type)) {
+            setError(err, cap, "raw_data has " + std::to_string(bytes.size()) + " bytes for " + std::to_string(count) + " values");
+            return MFX_ONNX_ERR_FORMAT;
+        }
+        return raw(bytes.data());
+    }
+    int32_t field = mfx_onnx_expected_field(type);
+    int64_t n = field == MFX_ONNX_FIELD_FLOAT ? t->float_data_size() : field == MFX_ONNX_FIELD_INT32 ? t->int32_data_size()
+              : field == MFX_ONNX_FIELD_INT64 ? t->int64_data_size() : field == MFX_ONNX_FIELD_DOUBLE ? t->double_data_size()
+              : field == MFX_ONNX_FIELD_UINT64 ? t->uint64_data_size() : -1;
+    if (n != count) {
+        setError(err, cap, "the typed field for data type " + std::to_string(type) + " has " + std::to_string(n) +
+                           " values, expected " + std::to_string(count));
+        return MFX_ONNX_ERR_FORMAT;
+    }
+    for (int64_t i = 0; i < count; ++i) typed(i, field, static_cast<int>(i));
+    return MFX_ONNX_OK;
+}
+
 }  // namespace
 
 // The typed field a data type must use (onnx.proto's comments on each field).
@@ -357,25 +384,8 @@ int mfx_onnx_copy_inline_f32(const mfx_onnx_model *m, int64_t index, float *dst,
             setError(err, cap, "data type " + std::to_string(type) + " cannot be converted to float32");
             return MFX_ONNX_ERR_UNSUPPORTED;
         }
-        if (!t->raw_data().empty()) {
-            const std::string &raw = t->raw_data();
-            if (static_cast<uint64_t>(raw.size()) != static_cast<uint64_t>(count) * mfx_onnx_element_size(type)) {
-                setError(err, cap, "raw_data has " + std::to_string(raw.size()) + " bytes for " + std::to_string(count) + " values");
-                return MFX_ONNX_ERR_FORMAT;
-            }
-            return mfx_onnx_convert_f32(type, raw.data(), count, dst);
-        }
-        int32_t field = mfx_onnx_expected_field(type);
-        int64_t n = field == MFX_ONNX_FIELD_FLOAT ? t->float_data_size() : field == MFX_ONNX_FIELD_INT32 ? t->int32_data_size()
-                  : field == MFX_ONNX_FIELD_INT64 ? t->int64_data_size() : field == MFX_ONNX_FIELD_DOUBLE ? t->double_data_size()
-                  : field == MFX_ONNX_FIELD_UINT64 ? t->uint64_data_size() : -1;
-        if (n != count) {
-            setError(err, cap, "the typed field for data type " + std::to_string(type) + " has " + std::to_string(n) +
-                               " values, expected " + std::to_string(count));
-            return MFX_ONNX_ERR_FORMAT;
-        }
-        for (int64_t i = 0; i < count; ++i) {
-            int k = static_cast<int>(i);
+        return copyInline(t, count, err, cap, [&](const void *raw) { return mfx_onnx_convert_f32(type, raw, count, dst); },
+                          [&](int64_t i, int32_t field, int k) {
             switch (field) {
             case MFX_ONNX_FIELD_FLOAT: dst[i] = t->float_data(k); break;
             case MFX_ONNX_FIELD_INT32: dst[i] = fromInt32Field(type, t->int32_data(k)); break;
@@ -383,8 +393,7 @@ int mfx_onnx_copy_inline_f32(const mfx_onnx_model *m, int64_t index, float *dst,
             case MFX_ONNX_FIELD_DOUBLE: dst[i] = static_cast<float>(t->double_data(k)); break;
             default: dst[i] = static_cast<float>(t->uint64_data(k)); break;
             }
-        }
-        return MFX_ONNX_OK;
+        });
     });
 }
 
@@ -399,28 +408,9 @@ int mfx_onnx_copy_inline_raw(const mfx_onnx_model *m, int64_t index, void *dst, 
             return MFX_ONNX_ERR_UNSUPPORTED;
         }
         if (nbytes % size != 0) return MFX_ONNX_ERR_ARGUMENT;
-        int64_t count = nbytes / size;
         unsigned char *out = static_cast<unsigned char *>(dst);
-        if (!t->raw_data().empty()) {
-            const std::string &raw = t->raw_data();
-            if (static_cast<uint64_t>(raw.size()) != static_cast<uint64_t>(nbytes)) {
-                setError(err, cap, "raw_data has " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(nbytes));
-                return MFX_ONNX_ERR_FORMAT;
-            }
-            std::memcpy(out, raw.data(), raw.size());
-            return MFX_ONNX_OK;
-        }
-        int32_t field = mfx_onnx_expected_field(type);
-        int64_t n = field == MFX_ONNX_FIELD_FLOAT ? t->float_data_size() : field == MFX_ONNX_FIELD_INT32 ? t->int32_data_size()
-                  : field == MFX_ONNX_FIELD_INT64 ? t->int64_data_size() : field == MFX_ONNX_FIELD_DOUBLE ? t->double_data_size()
-                  : field == MFX_ONNX_FIELD_UINT64 ? t->uint64_data_size() : -1;
-        if (n != count) {
-            setError(err, cap, "the typed field for data type " + std::to_string(type) + " has " + std::to_string(n) +
-                               " values, expected " + std::to_string(count));
-            return MFX_ONNX_ERR_FORMAT;
-        }
-        for (int64_t i = 0; i < count; ++i) {
-            int k = static_cast<int>(i);
+        return copyInline(t, nbytes / size, err, cap, [&](const void *raw) { std::memcpy(out, raw, nbytes); return MFX_ONNX_OK; },
+                          [&](int64_t i, int32_t field, int k) {
             uint64_t bits = 0;
             switch (field) {
             case MFX_ONNX_FIELD_FLOAT: { float v = t->float_data(k); std::memcpy(&bits, &v, 4); break; }
@@ -430,8 +420,7 @@ int mfx_onnx_copy_inline_raw(const mfx_onnx_model *m, int64_t index, void *dst, 
             default: bits = t->uint64_data(k); break;
             }
             for (int32_t b = 0; b < size; ++b) out[i * size + b] = static_cast<unsigned char>(bits >> (8 * b));  // little-endian
-        }
-        return MFX_ONNX_OK;
+        });
     });
 }
 

@@ -107,19 +107,25 @@ public final class OnnxReader {
         try requireConvertible(t)
         let size = Self.elementSize(t.dataType)
         guard t.count > 0, let base = destination.baseAddress else { return }
-        switch t.storage {
-        case .empty:
-            // Validated in init: only zero-element tensors may be empty.
-            throw MixflowError.internal("tensor \"\(t.name)\" has no data")
-        case .raw, .typed:
-            var err = [CChar](repeating: 0, count: 512)
-            let rc = mfx_onnx_copy_inline_f32(model, Int64(index), base, Int64(t.count), &err, err.count)
-            guard rc == MFX_ONNX_OK else {
-                throw Self.shimError(rc, "\(path): initializer \"\(t.name)\": \(String(cString: err))")
+        try copyData(t, bytes: t.count * size, inline: { mfx_onnx_copy_inline_f32(model, Int64(index), base, Int64(t.count), $0, $1) },
+                     external: { file, offset in
+            if size <= 4 {
+                // Straight into the destination, then widened in place (back to front).
+                try file.read(into: UnsafeMutableRawPointer(base), count: t.count * size, at: offset)
+                _ = mfx_onnx_convert_inplace_f32(t.dataType, base, Int64(t.count))
+            } else {
+                let window = 1 << 17  // elements per chunk: 1 MiB of 8-byte values
+                let scratch = UnsafeMutableRawPointer.allocate(byteCount: window * size, alignment: 16)
+                defer { scratch.deallocate() }
+                var done = 0
+                while done < t.count {
+                    let n = min(window, t.count - done)
+                    try file.read(into: scratch, count: n * size, at: offset + Int64(done * size))
+                    _ = mfx_onnx_convert_f32(t.dataType, scratch, Int64(n), base + done)
+                    done += n
+                }
             }
-        case .external(let ext):
-            try readExternal(t, ext, elementSize: size, into: base)
-        }
+        })
     }
 
     /// Reads tensor `index` as stored, without conversion: `count × elementSize(dataType)` little-endian bytes
@@ -136,24 +142,9 @@ public final class OnnxReader {
                                                + "the buffer holds \(destination.count) bytes")
         }
         guard t.count > 0, let base = destination.baseAddress else { return }
-        switch t.storage {
-        case .empty:
-            throw MixflowError.internal("tensor \"\(t.name)\" has no data")
-        case .raw, .typed:
-            var err = [CChar](repeating: 0, count: 512)
-            let rc = mfx_onnx_copy_inline_raw(model, Int64(index), base, Int64(destination.count), &err, err.count)
-            guard rc == MFX_ONNX_OK else {
-                throw Self.shimError(rc, "\(path): initializer \"\(t.name)\": \(String(cString: err))")
-            }
-        case .external(let ext):
-            let file = try ExternalResolver(modelPath: path, folder: folder).open(ext.location, tensor: t.name)
-            let bytes = Int64(destination.count)
-            guard ext.offset <= file.size, bytes <= file.size - ext.offset else {
-                throw MixflowError.format("\(path): initializer \"\(t.name)\": \(ext.location) is now \(file.size) bytes, "
-                                          + "too short for \(bytes) bytes at byte offset \(ext.offset)")
-            }
-            try file.read(into: base, count: destination.count, at: ext.offset)
-        }
+        try copyData(t, bytes: destination.count,
+                     inline: { mfx_onnx_copy_inline_raw(model, Int64(index), base, Int64(destination.count), $0, $1) },
+                     external: { file, offset in try file.read(into: base, count: destination.count, at: offset) })
     }
 
     /// Reads tensor `name` into a new array (its size is justified by bytes present in the files).
@@ -178,31 +169,30 @@ public final class OnnxReader {
         }
     }
 
-    private func readExternal(_ t: OnnxTensorInfo, _ ext: ExternalData, elementSize: Int,
-                              into base: UnsafeMutablePointer<Float>) throws {
-        // Re-resolve: the folder may have changed since init (a link swapped in); the check must hold at read time.
-        let resolver = ExternalResolver(modelPath: path, folder: folder)
-        let file = try resolver.open(ext.location, tensor: t.name)
-        let bytes = Int64(t.count) * Int64(elementSize)
-        guard ext.offset <= file.size, bytes <= file.size - ext.offset else {
-            throw MixflowError.format("\(path): initializer \"\(t.name)\": \(ext.location) is now \(file.size) bytes, "
-                                      + "too short for \(bytes) bytes at byte offset \(ext.offset)")
-        }
-        if elementSize <= 4 {
-            // Straight into the destination, then widened in place (back to front).
-            try file.read(into: UnsafeMutableRawPointer(base), count: Int(bytes), at: ext.offset)
-            _ = mfx_onnx_convert_inplace_f32(t.dataType, base, Int64(t.count))
-        } else {
-            let window = 1 << 17  // elements per chunk: 1 MiB of 8-byte values
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: window * elementSize, alignment: 16)
-            defer { scratch.deallocate() }
-            var done = 0
-            while done < t.count {
-                let n = min(window, t.count - done)
-                try file.read(into: scratch, count: n * elementSize, at: ext.offset + Int64(done * elementSize))
-                _ = mfx_onnx_convert_f32(t.dataType, scratch, Int64(n), base + done)
-                done += n
+    /// The one copy of a tensor's `bytes` from where it is stored: `inline` runs the shim's copy of raw/typed data
+    /// (given an error buffer and its capacity), `external` reads from the data file at the tensor's offset once
+    /// the file is re-opened and checked to still hold the bytes.
+    private func copyData(_ t: OnnxTensorInfo, bytes: Int,
+                          inline: (UnsafeMutablePointer<CChar>, Int) -> Int32,
+                          external: (ReadableFile, Int64) throws -> Void) throws {
+        switch t.storage {
+        case .empty:
+            // Validated in init: only zero-element tensors may be empty.
+            throw MixflowError.internal("tensor \"\(t.name)\" has no data")
+        case .raw, .typed:
+            var err = [CChar](repeating: 0, count: 512)
+            let rc = err.withUnsafeMutableBufferPointer { inline($0.baseAddress!, $0.count) }
+            guard rc == MFX_ONNX_OK else {
+                throw Self.shimError(rc, "\(path): initializer \"\(t.name)\": \(String(cString: err))")
             }
+        case .external(let ext):
+            // Re-resolve: the folder may have changed since init (a link swapped in); the check must hold at read time.
+            let file = try ExternalResolver(modelPath: path, folder: folder).open(ext.location, tensor: t.name)
+            guard ext.offset <= file.size, Int64(bytes) <= file.size - ext.offset else {
+                throw MixflowError.format("\(path): initializer \"\(t.name)\": \(ext.location) is now \(file.size) bytes, "
+                                          + "too short for \(bytes) bytes at byte offset \(ext.offset)")
+            }
+            try external(file, ext.offset)
         }
     }
 

@@ -28,7 +28,7 @@ public enum SlowFlow {
     ///   - trajectory: [K, batch, dim]. noise: [batch, dim] (x0). data: [numData, dim] (nearest data, noise level).
     /// - Returns: (t [K], m [batch × K]) in the SiT convention, m row-major per sample.
     public static func measure(reference: SlowFlowReference, path: InterpolationPath, convention: TimeConvention,
-                               times: [Double], trajectory: UnsafePointer<Float>, noise: UnsafePointer<Float>,
+                               times: some Collection<Double>, trajectory: UnsafePointer<Float>, noise: UnsafePointer<Float>,
                                batch: Int, dim: Int, data: UnsafePointer<Float>?, numData: Int,
                                threads: Int = 0) throws -> (t: [Double], m: [Double]) {
         let k = times.count

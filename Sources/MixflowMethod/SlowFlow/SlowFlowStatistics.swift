@@ -14,7 +14,7 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     public var rows: [[Double]]
 
     /// - Parameters: t [K], m [batch × K] (row-major per sample) as returned by `SlowFlow.measure`.
-    public init(t: [Double], m: [Double], batch: Int) {
+    public init<C: RandomAccessCollection<Double>>(t: C, m: C, batch: Int) where C.Index == Int {
         let k = t.count
         rows = (0..<k).map { g in
             let ms = (0..<batch).map { m[$0 * k + g] }
@@ -38,17 +38,23 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     /// (covered by every γ ≥ 0). With r = min(1, m/t) pooled over all pairs, the smallest γ covering a fraction
     /// `coverage` is 1 − Q_{1−coverage}(r), clamped to [0, 1]. If nothing is slowed every r is 1 and γ = 0; if
     /// the model runs at a constant fraction c of the true speed (m = c·t) every r is c and γ = 1 − c.
-    public static func suggestGamma(t: [Double], m: [Double], batch: Int, coverage: Double) throws -> Double {
+    public static func suggestGamma<C: RandomAccessCollection<Double>>(t: C, m: C, batch: Int, coverage: Double) throws -> Double
+    where C.Index == Int {
         guard coverage.isFinite, coverage > 0, coverage <= 1 else {
             throw MixflowError.invalidArgument("coverage must be in (0, 1], got \(coverage)")
         }
         let k = t.count
-        var r: [Double] = []
-        for g in 0..<k where t[g] > 0 {
-            for b in 0..<batch { r.append(min(1, m[b * k + g] / t[g])) }
+        let measured = (0..<k).filter { t[$0] > 0 }
+        guard !measured.isEmpty else { throw MixflowError.invalidArgument("no grid time with t > 0 (paper convention): nothing to measure") }
+        let r = try ScratchBuffer(measured.count * batch, repeating: 0.0, "the slowdown ratios of \(batch) x \(measured.count) measurements")
+        return r.withBuffer { buffer in
+            var r = buffer, n = 0
+            for g in measured {
+                for b in 0..<batch { r[n] = min(1, m[b * k + g] / t[g]); n += 1 }
+            }
+            r.sort()
+            return min(1, max(0, 1 - quantileOfSorted(UnsafeBufferPointer(r), 1 - coverage)))
         }
-        guard !r.isEmpty else { throw MixflowError.invalidArgument("no grid time with t > 0 (paper convention): nothing to measure") }
-        return min(1, max(0, 1 - quantile(r, 1 - coverage)))
     }
 
     // MARK: - Export
@@ -77,8 +83,11 @@ func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(
 
 /// numpy's default (linear) quantile.
 func quantile(_ v: [Double], _ q: Double) -> Double {
-    guard !v.isEmpty else { return .nan }
-    let s = v.sorted()
+    v.sorted().withUnsafeBufferPointer { quantileOfSorted($0, q) }
+}
+
+func quantileOfSorted(_ s: UnsafeBufferPointer<Double>, _ q: Double) -> Double {
+    guard !s.isEmpty else { return .nan }
     let h = Double(s.count - 1) * q
     let lo = Int(h.rounded(.down)), hi = min(lo + 1, s.count - 1)
     return s[lo] + (h - Double(lo)) * (s[hi] - s[lo])
