@@ -121,6 +121,11 @@ FIELD_VALUES = {
 # Calls that change a shared handle: the valid call is repeated after each field case, so that a hostile value
 # the call accepts does not leak into the calls after it.
 RESTORE_AFTER_FIELD_CASE = {"mixflow_trainer_set_params"}
+# A value a create call accepts must not make the handle trap later: after a field case creates a handle, these
+# calls run on it (their valid arguments, the new handle in place of the shared one). Not the trainer: its step
+# would update the shared model's weights.
+USES = {"transport": ["mixflow_transport_prepare", "mixflow_transport_loss"], "sampler": ["mixflow_sample"],
+        "model": ["mixflow_model_forward"]}
 
 
 def parse_header(text: str):
@@ -241,7 +246,19 @@ def hostile_values(ptype: str, k: str):
     return []
 
 
+def valid_call(fn: str, params) -> str:
+    """The call of `fn` with its valid arguments (the uses of a created handle; no out-handles or out-structs)."""
+    args = []
+    for i, (pt, pn) in enumerate(params):
+        k = kind(pt)
+        if k in ("out_handle", "params_out"):
+            sys.exit(f"gen-capi-sweep: {fn} cannot be a use (it has an output handle or struct)")
+        args.append(valid_value(fn, pt, pn, k, i))
+    return f"{fn}({', '.join(args)})"
+
+
 def emit(functions, structs) -> str:
+    by_name = {fn: params for _, fn, params in functions}
     out = [PRELUDE]
     cases = 0
     out.append("static void sweep(void) {")
@@ -317,6 +334,14 @@ def emit(functions, structs) -> str:
                 body = f"{call};"
             else:
                 body = f"if ({call}) {{}}"   # getters: the value is not checked, only that the call returns
+            if field_case:
+                for i, (pt, _) in enumerate(params):
+                    handle = pt.replace("const", "").replace("*", "").strip()[len("mixflow_"):]
+                    if kinds[i] == "out_handle" and handle in USES:
+                        for use in USES[handle]:
+                            use_call = valid_call(use, by_name[use]).replace(f"h_{handle}", f"oh_{i}")
+                            body += (f" if (oh_{i}) {{ note_call(); mixflow_status su = {use_call};"
+                                     f" check_status({c_str(label + ' then ' + use)}, su); }}")
             if field_case and fn in RESTORE_AFTER_FIELD_CASE:
                 restore = ", ".join(valid_value(fn, pt, pn, kinds[i], i) for i, (pt, pn) in enumerate(params))
                 frees += f" if ({fn}({restore}) != MIXFLOW_OK) {{ printf(\"FAIL {fn}: restoring the valid params failed\\n\"); failures++; }}"

@@ -78,7 +78,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
     capi("mixflow_slow_flow_stats") {
         let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
         let out = try require(out_stats, "out_stats")
-        let rows = withExtendedLifetime((times, ms)) { SlowFlowStatistics(t: times.buffer, m: ms.buffer, batch: b).rows }
+        let rows = try withExtendedLifetime((times, ms)) { try SlowFlowStatistics(t: times.buffer, m: ms.buffer, batch: b).rows }
         for (i, row) in rows.enumerated() { for (j, v) in row.enumerated() { out[i * row.count + j] = v } }
     }
 }
@@ -114,7 +114,7 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
         let ref = try convertEnum(reference.rawValue, "reference", SlowFlowReference.self)
         guard format.rawValue <= 1 else { throw MixflowError.invalidArgument("format has unknown value \(Int32(bitPattern: format.rawValue))") }
         let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
-        let stats = withExtendedLifetime((times, ms)) { SlowFlowStatistics(t: times.buffer, m: ms.buffer, batch: b) }
+        let stats = try withExtendedLifetime((times, ms)) { try SlowFlowStatistics(t: times.buffer, m: ms.buffer, batch: b) }
         let names = ["endpoint", "nearest_data", "noise_level"]
         let text = format == MIXFLOW_EXPORT_CSV ? stats.csv() : stats.json(reference: names[Int(ref.rawValue)])
         try AtomicFile.write(to: file) { try $0.write(text) }

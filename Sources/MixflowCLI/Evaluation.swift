@@ -102,7 +102,7 @@ struct SlowFlowRun {
                     }
                 }
             }
-            statistics[reference] = SlowFlowStatistics(t: measured.t, m: measured.m, batch: samples)
+            statistics[reference] = try SlowFlowStatistics(t: measured.t, m: measured.m, batch: samples)
             gammas[reference] = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: samples, coverage: 0.95)
         }
         self.statistics = statistics

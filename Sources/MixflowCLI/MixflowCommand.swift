@@ -174,7 +174,7 @@ struct SlowFlowCommand: ParsableCommand {
                 }
             }
         }
-        let stats = SlowFlowStatistics(t: measured.t, m: measured.m, batch: options.n)
+        let stats = try SlowFlowStatistics(t: measured.t, m: measured.m, batch: options.n)
         let gamma = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: options.n, coverage: coverage)
         print(stats.csv(), terminator: "")
         print("suggested gamma (\(reference), coverage \(coverage)): \(gamma)")

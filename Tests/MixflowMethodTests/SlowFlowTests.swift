@@ -40,7 +40,7 @@ func measure(_ ref: SlowFlowReference, _ path: InterpolationPath = .linear, t: [
     for g in 0..<s.t.count { for i in 0..<b { #expect(abs(r.m[i * s.t.count + g] - Double(c) * s.t[g]) < 1e-5) } }
     let gamma = try SlowFlowStatistics.suggestGamma(t: r.t, m: r.m, batch: b, coverage: 0.95)
     #expect(abs(gamma - 0.3) < 1e-5)
-    let stats = SlowFlowStatistics(t: r.t, m: r.m, batch: b)
+    let stats = try SlowFlowStatistics(t: r.t, m: r.m, batch: b)
     #expect(abs(stats.rows[5][9] - 0.7) < 1e-5)   // median ratio at t = 0.5
     #expect(stats.rows[5][13] == 1)                 // every m ≤ t
     #expect(stats.rows[0][7].isNaN)                 // ratio undefined at t = 0
@@ -89,10 +89,10 @@ func oneDimensionalSearchRecoversMOnCurvedPaths(path: InterpolationPath) throws 
     #expect(r.t == [0, 0.5, 1] && r.m.enumerated().allSatisfy { abs($0.element - r.t[$0.offset]) < 1e-12 })
 }
 
-@Test func statisticsQuantilesFollowNumpysLinearRule() {
+@Test func statisticsQuantilesFollowNumpysLinearRule() throws {
     // m at one grid time t = 0.5 for 5 samples: 0.1 … 0.5; numpy.quantile([.1,.2,.3,.4,.5], .25) = 0.2, (.05) = 0.12.
     let m = [0.1, 0.2, 0.3, 0.4, 0.6]
-    let st = SlowFlowStatistics(t: [0.5], m: m, batch: 5)
+    let st = try SlowFlowStatistics(t: [0.5], m: m, batch: 5)
     let row = st.rows[0]
     #expect(abs(row[1] - 0.32) < 1e-12 && abs(row[2] - 0.12) < 1e-12 && abs(row[3] - 0.2) < 1e-12 && abs(row[6] - 0.56) < 1e-12)
     #expect(abs(row[8] - 0.24) < 1e-12 && row[13] == 0.8)

@@ -14,18 +14,32 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     public var rows: [[Double]]
 
     /// - Parameters: t [K], m [batch × K] (row-major per sample) as returned by `SlowFlow.measure`.
-    public init<C: RandomAccessCollection<Double>>(t: C, m: C, batch: Int) where C.Index == Int {
+    /// - Throws: `.outOfMemory` when the scratch for one grid time's batch (2 × batch doubles) cannot be allocated.
+    public init<C: RandomAccessCollection<Double>>(t: C, m: C, batch: Int) throws where C.Index == Int {
         let k = t.count
+        // One grid time's m values (sorted for the quantiles) and their ratios m/t, reused for every grid time.
+        let values = try ScratchBuffer(batch, repeating: 0.0, "the m values of one grid time (batch \(batch))")
+        let ratios = try ScratchBuffer(batch, repeating: 0.0, "the ratios m/t of one grid time (batch \(batch))")
         rows = (0..<k).map { g in
-            let ms = (0..<batch).map { m[$0 * k + g] }
-            var row = [t[g], mean(ms)] + Self.levels.map { quantile(ms, $0) }
+            var ms = values.buffer
+            let rs = ratios.buffer
+            // Means and the count in sample order (the order the sums have always been taken in), then sorted.
+            var sumM = 0.0, sumR = 0.0, covered = 0
+            for b in 0..<batch {
+                ms[b] = m[b * k + g]
+                sumM += ms[b]
+                if t[g] > 0 { sumR += ms[b] / t[g] }
+                if ms[b] <= t[g] { covered += 1 }
+            }
+            ms.sort()
+            var row = [t[g], sumM / Double(batch)] + Self.levels.map { quantileOfSorted(UnsafeBufferPointer(ms), $0) }
             if t[g] > 0 {
-                let r = ms.map { $0 / t[g] }
-                row += [mean(r)] + Self.levels.map { quantile(r, $0) }
+                for b in 0..<batch { rs[b] = ms[b] / t[g] }   // x / t, t > 0, keeps the order: still sorted
+                row += [sumR / Double(batch)] + Self.levels.map { quantileOfSorted(UnsafeBufferPointer(rs), $0) }
             } else {
                 row += [Double](repeating: .nan, count: 6)
             }
-            row.append(Double(ms.filter { $0 <= t[g] }.count) / Double(batch))
+            row.append(Double(covered) / Double(batch))
             return row
         }
     }
@@ -79,13 +93,7 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     private func format(_ v: Double) -> String { v.isNaN ? "nan" : "\(v)" }
 }
 
-func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
-
-/// numpy's default (linear) quantile.
-func quantile(_ v: [Double], _ q: Double) -> Double {
-    v.sorted().withUnsafeBufferPointer { quantileOfSorted($0, q) }
-}
-
+/// numpy's default (linear) quantile of sorted values.
 func quantileOfSorted(_ s: UnsafeBufferPointer<Double>, _ q: Double) -> Double {
     guard !s.isEmpty else { return .nan }
     let h = Double(s.count - 1) * q

@@ -1,0 +1,94 @@
+"""Out of memory is an error, not an abort: scratch memory the library sizes from a caller's argument goes through
+its one fallible allocation (ScratchBuffer), so a size whose scratch cannot exist returns MIXFLOW_ERR_OUT_OF_MEMORY
+(Python: mixflow.OutOfMemory, a MemoryError) and the host process lives on. Each case runs in a child process with
+an address-space limit (RLIMIT_AS, as `ulimit -v`), so allocations fail fast and no gigabytes are touched."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# Run in the child before the case: the package, and a helper that limits the address space to what the process
+# maps now plus `headroom` bytes (VmSize from /proc/self/status).
+PRELUDE = f"""
+import ctypes, resource, sys
+sys.path.insert(0, {str(HERE.parent)!r})
+import numpy as np
+import mixflow, mixflow.slowflow, mixflow.transport
+from mixflow._lib import lib
+
+def limit_address_space(headroom):
+    vm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, resource.RLIM_INFINITY))
+"""
+
+
+def run_child(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_claimed_sizes_whose_scratch_cannot_exist_return_out_of_memory_before_the_buffers_are_read():
+    # The C entry points fixed with ScratchBuffer, each with a claimed size of 2^32 rows (or grid times) and
+    # buffers of a few bytes: the scratch (>= 32 GiB) is refused before a buffer is read, so the tiny buffers
+    # are never overrun. Before the fix, each of these aborted the process in Swift's allocator.
+    r = run_child("""
+        D = ctypes.POINTER(ctypes.c_double); F = ctypes.POINTER(ctypes.c_float)
+        small_d = (ctypes.c_double * 64)(); small_f = (ctypes.c_float * 64)()
+        d = ctypes.cast(small_d, D); f = ctypes.cast(small_f, F)
+        tr = mixflow.Transport(num_threads=1)
+        big = 1 << 32
+        limit_address_space(1 << 30)
+        cases = {
+            "transport_prepare batch": lambda: lib.mixflow_transport_prepare(tr._ptr, f, big, 4, 0, 0, 0, f, f, f, f, f),
+            "transport_loss batch": lambda: lib.mixflow_transport_loss(tr._ptr, f, f, f, f, big, 4, f, f, f),
+            "slow_flow_measure num_times": lambda: lib.mixflow_slow_flow_measure(0, 0, 0, d, big, f, f, 2, 4, None, 0, d, d),
+            "slow_flow_stats batch": lambda: lib.mixflow_slow_flow_stats(d, d, big, 2, d),
+            "slow_flow_stats num_times": lambda: lib.mixflow_slow_flow_stats(d, d, 2, big, d),
+            "slow_flow_suggest_gamma batch": lambda: lib.mixflow_slow_flow_suggest_gamma(d, d, big, 2, 0.9, d),
+            "slow_flow_suggest_gamma num_times": lambda: lib.mixflow_slow_flow_suggest_gamma(d, d, 2, big, 0.9, d),
+            "slow_flow_export batch": lambda: lib.mixflow_slow_flow_export(b"/nonexistent/x.csv", 0, 0, d, d, big, 2),
+            "slow_flow_export num_times": lambda: lib.mixflow_slow_flow_export(b"/nonexistent/x.csv", 0, 0, d, d, 2, big),
+        }
+        for name, call in cases.items():
+            status = call()
+            message = lib.mixflow_last_error().decode()
+            assert status == 3 and "bytes" in message, (name, status, message)
+            print(name, "->", message)
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.endswith("ok\n"), (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
+
+
+def test_a_failed_scratch_allocation_raises_out_of_memory_through_the_binding():
+    # Real arrays, and an address-space limit that holds them and the binding's outputs but not the library's
+    # scratch: the budget check passes (the scratch is far below the limit), the allocation itself fails, and the
+    # binding raises mixflow.OutOfMemory, which is a MemoryError. Before the fix the process aborted.
+    r = run_child("""
+        rows = 1 << 24                                        # 64 MiB of float32, 128 MiB of float64 per row of values
+        tr = mixflow.Transport(num_threads=1)
+        pred = np.zeros((rows, 1), np.float32); target = np.zeros((rows, 1), np.float32)
+        t = np.full(rows, 0.5, np.float32)
+        batch = mixflow.transport.Batch(x_in=pred, t=t, m=t, noise=pred, target=target)
+        sf = mixflow.slowflow.SlowFlow(t=np.array([0.5, 1.0]), m=np.full((rows // 2, 2), 0.5), reference="endpoint")
+        # The binding allocates per-sample losses and the gradient (128 MiB) before the call; the library's scratch
+        # (loss weights and partial sums, 256 MiB; the slow-flow copy of m, 128 MiB) must not fit.
+        limit_address_space((128 << 20) + (48 << 20))
+        for name, call in {"loss": lambda: tr.loss(pred, batch), "stats": lambda: sf.stats,
+                           "suggest_gamma": lambda: mixflow.slowflow.suggest_gamma(sf)}.items():
+            try:
+                call()
+            except mixflow.OutOfMemory as e:
+                assert isinstance(e, MemoryError) and isinstance(e, mixflow.MixflowError)
+                assert "allocation failed" in str(e), str(e)
+                print(name, "->", e)
+            else:
+                raise AssertionError(name + " did not run out of memory")
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        loss, per_sample, _ = tr.loss(pred[:4], mixflow.transport.Batch(x_in=pred[:4], t=t[:4], m=t[:4], noise=pred[:4],
+                                                                        target=target[:4] + 1))
+        assert loss == 1.0, loss                              # the process and the transport still work
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.endswith("ok\n"), (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
