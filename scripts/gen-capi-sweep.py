@@ -3,11 +3,12 @@
 NULL for each pointer, with 0, -1, INT64_MAX, 2^32, 2^63 and UINT64_MAX for each integer (converted to the
 parameter's type, plus the type's own extremes) and with NaN, +Inf and -Inf for each float, one argument at a
 time, the others valid (real handles of a tiny transport, model, trainer, sampler, tensor file, tensor writer,
-IDX file and feature net), all in one process. Params structs are swept field by field too: each numeric field
-of each struct in include/mixflow_types.h (and the char array `arch`, left without its NUL) gets the hostile values
-of its type (FIELD_VALUES) in a copy of the valid struct, in every call that takes that struct. The program fails when a call that returns a status fails
-without a message (mixflow_last_error() empty) or returns an unknown status; a trap or an ASan report fails it
-too. It prints the number of calls made.
+IDX file and feature net), all in one process. Params structs are swept field by field: each numeric field of
+each struct in include/mixflow_types.h (and the char array `arch`, left without its NUL) gets the hostile values
+of its type (FIELD_VALUES) in a copy of the valid struct, in every call that takes the struct; a handle created
+from such a struct is then used (USES). The program fails when a call that returns a status fails without a
+message (mixflow_last_error() empty) or returns an unknown status; a trap or an ASan report fails it too. It
+prints the number of calls made.
 
     scripts/gen-capi-sweep.py > sweep.c        (scripts/capi-sweep.sh builds and runs it under ASan)
 

@@ -122,7 +122,7 @@ func sdeSamplesHaveTheExactDataDistribution(convention: TimeConvention, method: 
         #expect(field.prediction[i] == (j < 6 ? -1 + 3 * (Float(j) + 1) : Float(j)))
     }
     try x.withUnsafeBufferPointer { try field.predict($0.baseAddress!, tau: 0.9) }   // outside: conditional only
-    #expect(field.prediction == (0..<16).map { Float($0 % 8) })
+    #expect(Array(field.prediction) == (0..<16).map { Float($0 % 8) })
     labels[0] = 0
 }
 

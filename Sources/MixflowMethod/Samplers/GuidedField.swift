@@ -20,10 +20,14 @@ public final class GuidedField {
     /// corrector at τ_next is guided or not by the test on τ_cur).
     var guidanceTestTime: Double? = nil
 
-    // Scratch: doubled input, times, labels and outputs (CFG), and the guided prediction.
-    var xx: [Float], tt: [Float], yy: [Int32], out2: [Float]
-    public internal(set) var prediction: [Float]
+    // Scratch sized by the caller's batch (ScratchBuffer, allocated here, before any model call): doubled input,
+    // times, labels and outputs (CFG), and the guided prediction.
+    let xx: ScratchBuffer<Float>, tt: ScratchBuffer<Float>, yy: ScratchBuffer<Int32>, out2: ScratchBuffer<Float>
+    let guided: ScratchBuffer<Float>
     let guidedPerSample: Int
+
+    /// The last (guided) prediction, [batch, dim]; valid while the field lives.
+    public var prediction: UnsafeBufferPointer<Float> { UnsafeBufferPointer(guided.buffer) }
 
     public init(config: SamplerConfig, model: SamplerModel, guide: SamplerModel? = nil,
                 labels: UnsafePointer<Int32>?, batch: Int, dim: Int) throws {
@@ -45,12 +49,12 @@ public final class GuidedField {
         } else {
             guidedPerSample = dim
         }
-        let doubled = config.guidance == .none ? 0 : 2 * batch
-        xx = [Float](repeating: 0, count: config.guidance == .classifierFree ? doubled * dim : 0)
-        tt = [Float](repeating: 0, count: max(doubled, batch))
-        yy = [Int32](repeating: 0, count: config.guidance == .classifierFree ? doubled : 0)
-        out2 = [Float](repeating: 0, count: doubled * dim)
-        prediction = [Float](repeating: 0, count: batch * dim)
+        let doubled = config.guidance == .none ? 0 : 2 * batch, cfg = config.guidance == .classifierFree
+        xx = try ScratchBuffer(cfg ? doubled * dim : 0, repeating: 0, "the doubled input of batch \(batch)")
+        tt = try ScratchBuffer(max(doubled, batch), repeating: 0, "the times of batch \(batch)")
+        yy = try ScratchBuffer(cfg ? doubled : 0, repeating: 0, "the doubled labels of batch \(batch)")
+        out2 = try ScratchBuffer(doubled * dim, repeating: 0, "the doubled output of batch \(batch)")
+        guided = try ScratchBuffer(batch * dim, repeating: 0, "the prediction of batch \(batch)")
     }
 
     /// The time the network is given at grid time τ: τ itself, or the time-shifted query
@@ -77,37 +81,26 @@ public final class GuidedField {
         let scale = Float(config.guidanceScale)
         switch config.guidance {
         case .classifierFree where inInterval:
-            xx.withUnsafeMutableBufferPointer { d in
-                d.baseAddress!.update(from: x, count: n)
-                (d.baseAddress! + n).update(from: x, count: n)
-            }
+            xx.base.update(from: x, count: n)
+            (xx.base + n).update(from: x, count: n)
             for i in 0..<(2 * batch) { tt[i] = tNet; yy[i] = i < batch ? labels![i] : config.nullClass }
-            try call(model, xx, tt, yy, 2 * batch, &out2, tau)
+            try call(model, xx.base, yy.base, 2 * batch, out2.base, tau)
             // g = u + w (c − u) on the guided elements of every sample; the rest keeps the conditional output.
-            let per = guidedPerSample, d = dim
-            out2.withUnsafeBufferPointer { o in
-                prediction.withUnsafeMutableBufferPointer { p in
-                    for i in 0..<batch {
-                        let c = o.baseAddress! + i * d, u = o.baseAddress! + (batch + i) * d, g = p.baseAddress! + i * d
-                        for j in 0..<per { g[j] = u[j] + scale * (c[j] - u[j]) }
-                        for j in per..<d { g[j] = c[j] }
-                    }
-                }
+            let per = guidedPerSample, d = dim, o = out2.base, p = guided.base
+            for i in 0..<batch {
+                let c = o + i * d, u = o + (batch + i) * d, g = p + i * d
+                for j in 0..<per { g[j] = u[j] + scale * (c[j] - u[j]) }
+                for j in per..<d { g[j] = c[j] }
             }
         case .autoguidance where inInterval:
             for i in 0..<batch { tt[i] = tNet }
-            try callDirect(model, x, &prediction, tau)
-            try out2.withUnsafeMutableBufferPointer { o in
-                try call(guide!, x, tt, labels, batch, o.baseAddress!, tau, name: "guide model")
-            }
-            out2.withUnsafeBufferPointer { o in
-                prediction.withUnsafeMutableBufferPointer { p in
-                    for j in 0..<n { p[j] = o[j] + scale * (p[j] - o[j]) }
-                }
-            }
+            try call(model, x, labels, batch, guided.base, tau)
+            try call(guide!, x, labels, batch, out2.base, tau, name: "guide model")
+            let o = out2.base, p = guided.base
+            for j in 0..<n { p[j] = o[j] + scale * (p[j] - o[j]) }
         default:
             for i in 0..<batch { tt[i] = tNet }
-            try callDirect(model, x, &prediction, tau)
+            try call(model, x, labels, batch, guided.base, tau)
         }
     }
 
@@ -121,18 +114,17 @@ public final class GuidedField {
             evaluations += 1
             let tNet = networkTime(tau)
             for i in 0..<batch { tt[i] = tNet }
-            try call(model, x, tt, labels, batch, out, tau)
+            try call(model, x, labels, batch, out, tau)
             if a == 0 && b == 1 { return }
             if a == 0 { for j in 0..<n { out[j] *= b } } else { for j in 0..<n { out[j] = a * x[j] + b * out[j] } }
             return
         }
         try predict(x, tau: tau)
-        prediction.withUnsafeBufferPointer { p in
-            if a == 0 {
-                for j in 0..<n { out[j] = b * p[j] }
-            } else {
-                for j in 0..<n { out[j] = a * x[j] + b * p[j] }
-            }
+        let p = guided.base
+        if a == 0 {
+            for j in 0..<n { out[j] = b * p[j] }
+        } else {
+            for j in 0..<n { out[j] = a * x[j] + b * p[j] }
         }
     }
 
@@ -143,30 +135,12 @@ public final class GuidedField {
 
     // MARK: - Calls with error context
 
-    private func callDirect(_ m: SamplerModel, _ x: UnsafePointer<Float>, _ out: inout [Float], _ tau: Double) throws {
-        try out.withUnsafeMutableBufferPointer { o in
-            try call(m, x, tt, labels, batch, o.baseAddress!, tau)
-        }
-    }
-
-    private func call(_ m: SamplerModel, _ x: [Float], _ t: [Float], _ y: [Int32], _ b: Int, _ out: inout [Float],
-                      _ tau: Double) throws {
-        try x.withUnsafeBufferPointer { xp in
-            try y.withUnsafeBufferPointer { yp in
-                try out.withUnsafeMutableBufferPointer { op in
-                    try call(m, xp.baseAddress!, t, yp.baseAddress, b, op.baseAddress!, tau)
-                }
-            }
-        }
-    }
-
-    private func call(_ m: SamplerModel, _ x: UnsafePointer<Float>, _ t: [Float], _ y: UnsafePointer<Int32>?, _ b: Int,
+    /// Calls `m` on `b` rows of x with the times in `tt` and labels y.
+    private func call(_ m: SamplerModel, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Int32>?, _ b: Int,
                       _ out: UnsafeMutablePointer<Float>, _ tau: Double, name: String = "model") throws {
         let where_ = "at step \(step) (t = \(Float(tau)))"
         do {
-            try t.withUnsafeBufferPointer { tp in
-                try m.evaluate(x: x, t: tp.baseAddress!, y: y, batch: b, dim: dim, out: out)
-            }
+            try m.evaluate(x: x, t: tt.base, y: y, batch: b, dim: dim, out: out)
         } catch let failure as ModelCallbackFailure {
             throw MixflowError.callback("\(name) returned \(failure.code) \(where_)")
         } catch let error as MixflowError {

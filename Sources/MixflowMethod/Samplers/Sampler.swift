@@ -101,13 +101,15 @@ public final class Sampler: @unchecked Sendable {
             for j in 0..<n { out[j] = x[j] + h * v(j) }
             return
         }
-        var xi = [Float](repeating: 0, count: n)
+        let noise = try ScratchBuffer(n, repeating: Float(0), "the noise of batch \(batch) x dim \(dim)")
+        let xi = noise.base
+        defer { withExtendedLifetime(noise) {} }
         if c.convention == .repa {
             let delta = grid[index + 1] - grid[index], w = 2 * tau
             let (sa, sb) = scoreFromVelocity(path: c.path, sitTime: 1 - tau)
             let da = Float(-0.5 * w * sa), db = Float(1 + 0.5 * w * sb), h = Float(delta)
             let stochastic = index < grid.count - 2
-            if stochastic { SDEIntegrators.noise(&xi, seed: c.seed, step: index, firstSample: firstSample, batch: batch, dim: dim) }
+            if stochastic { SDEIntegrators.noise(xi, seed: c.seed, step: index, firstSample: firstSample, batch: batch, dim: dim) }
             let g = stochastic ? Float(w.squareRoot() * abs(delta).squareRoot()) : 0
             for j in 0..<n { out[j] = x[j] + (da * x[j] + db * v(j)) * h + g * xi[j] }
             return
@@ -117,7 +119,7 @@ public final class Sampler: @unchecked Sendable {
         let da = Float(w * sa), db = Float(1 + w * sb)
         if index < grid.count - 1 {
             let dt = Float(grid[1]) - Float(grid[0])
-            SDEIntegrators.noise(&xi, seed: c.seed, step: index, firstSample: firstSample, batch: batch, dim: dim)
+            SDEIntegrators.noise(xi, seed: c.seed, step: index, firstSample: firstSample, batch: batch, dim: dim)
             let g = Float((2 * w).squareRoot()) * dt.squareRoot()
             for j in 0..<n { out[j] = x[j] + (da * x[j] + db * v(j)) * dt + g * xi[j] }
             return
