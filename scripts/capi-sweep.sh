@@ -33,8 +33,11 @@ ln -s "$LIBDIR/libmixflow.so" "$tmp/libmixflow.so.0"
 "$CC" -std=c11 -g -O1 -fsanitize=address -fno-omit-frame-pointer -Wall -Wno-unused-function -I include \
     "$tmp/sweep.c" -o "$tmp/sweep" -L"$LIBDIR" -lmixflow -Wl,-rpath,"$tmp" -lm 2>&1 | { grep -v "Cannot export local symbol" || true; }
 # Leaks are not this test's subject (the Swift runtime keeps caches alive); memory errors and traps are.
-# allocator_may_return_null: a failed malloc returns NULL as in a host process (ASan would abort instead).
-# MIXFLOW_MEMORY_LIMIT_MB: the library's memory budget (MemoryBudget), so a claimed size whose scratch exceeds it
-# is refused with MIXFLOW_ERR_OUT_OF_MEMORY on any machine, before gigabytes are touched.
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 SWIFT_BACKTRACE=enable=no \
-    MIXFLOW_MEMORY_LIMIT_MB=2048 "$tmp/sweep" "${args[@]}" "$PWD"
+# allocator_may_return_null: a failed malloc returns NULL as in a host process (ASan would abort instead);
+# malloc_limit_mb: any single allocation over 2 GiB fails, so an unchecked size that would allocate (and touch)
+# gigabytes becomes a failed allocation: the library's status if it checks, a trap (a finding) if not;
+# hard_rss_limit_mb: the run dies with a report beyond 4 GiB resident. MIXFLOW_MEMORY_LIMIT_MB: the library's
+# own budget (MemoryBudget) to match, so a claimed size whose scratch exceeds it is refused with
+# MIXFLOW_ERR_OUT_OF_MEMORY on any machine. A call that does not return within 60 s fails the run too.
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:malloc_limit_mb=2048:hard_rss_limit_mb=4096 \
+    SWIFT_BACKTRACE=enable=no MIXFLOW_MEMORY_LIMIT_MB=2048 "$tmp/sweep" "${args[@]}" "$PWD"
