@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 
 # Run in the child before the case: the package, and a helper that limits the address space to what the process
@@ -61,34 +63,51 @@ def test_claimed_sizes_whose_scratch_cannot_exist_return_out_of_memory_before_th
     assert r.returncode == 0 and r.stdout.endswith("ok\n"), (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
 
 
-def test_a_failed_scratch_allocation_raises_out_of_memory_through_the_binding():
-    # Real arrays, and an address-space limit that holds them and the binding's outputs but not the library's
+# name: (setup, the call, bytes the binding itself allocates for the call's outputs). rows = 2^24: 64 MiB of float32.
+BINDING_CASES = {
+    # Scratch: loss weights and partial sums (128 MiB each) after the binding's per-sample losses and gradient.
+    "transport.loss": ("tr = mixflow.Transport(num_threads=1); pred = np.zeros((rows, 1), np.float32); "
+                       "t = np.full(rows, 0.5, np.float32); "
+                       "batch = mixflow.transport.Batch(x_in=pred, t=t, m=t, noise=pred, target=pred.copy())",
+                       "tr.loss(pred, batch)", 128 << 20),
+    # Scratch: the checked copy of m (128 MiB).
+    "slowflow.stats": ("sf = mixflow.slowflow.SlowFlow(t=np.array([0.5, 1.0]), m=np.full((rows // 2, 2), 0.5), "
+                       "reference='endpoint')", "sf.stats", 0),
+    "slowflow.suggest_gamma": ("sf = mixflow.slowflow.SlowFlow(t=np.array([0.5, 1.0]), m=np.full((rows // 2, 2), 0.5), "
+                               "reference='endpoint')", "mixflow.slowflow.suggest_gamma(sf)", 0),
+    # Scratch: the prediction and the four RK4 stages (64 MiB each) after the binding's output.
+    "sample (rk4)": ("noise = np.zeros((rows, 1), np.float32)",
+                     "mixflow.sample(lambda x, t, y: -x, noise, method='rk4', steps=3)", 64 << 20),
+    # Scratch: the step's noise (64 MiB) after the binding's output.
+    "Sampler.step (sde_euler)": ("s = mixflow.Sampler('sde_euler', 3); x = np.zeros((rows, 1), np.float32)",
+                                 "s.step(x, 0, x)", 64 << 20),
+}
+
+
+@pytest.mark.parametrize("case", list(BINDING_CASES))
+def test_a_failed_scratch_allocation_raises_out_of_memory_through_the_binding(case):
+    # Real arrays, and an address-space limit that holds them and the binding's own outputs but not the library's
     # scratch: the budget check passes (the scratch is far below the limit), the allocation itself fails, and the
-    # binding raises mixflow.OutOfMemory, which is a MemoryError. Before the fix the process aborted.
-    r = run_child("""
-        rows = 1 << 24                                        # 64 MiB of float32, 128 MiB of float64 per row of values
-        tr = mixflow.Transport(num_threads=1)
-        pred = np.zeros((rows, 1), np.float32); target = np.zeros((rows, 1), np.float32)
-        t = np.full(rows, 0.5, np.float32)
-        batch = mixflow.transport.Batch(x_in=pred, t=t, m=t, noise=pred, target=target)
-        sf = mixflow.slowflow.SlowFlow(t=np.array([0.5, 1.0]), m=np.full((rows // 2, 2), 0.5), reference="endpoint")
-        # The binding allocates per-sample losses and the gradient (128 MiB) before the call; the library's scratch
-        # (loss weights and partial sums, 256 MiB; the slow-flow copy of m, 128 MiB) must not fit.
-        limit_address_space((128 << 20) + (48 << 20))
-        for name, call in {"loss": lambda: tr.loss(pred, batch), "stats": lambda: sf.stats,
-                           "suggest_gamma": lambda: mixflow.slowflow.suggest_gamma(sf)}.items():
-            try:
-                call()
-            except mixflow.OutOfMemory as e:
-                assert isinstance(e, MemoryError) and isinstance(e, mixflow.MixflowError)
-                assert "allocation failed" in str(e), str(e)
-                print(name, "->", e)
-            else:
-                raise AssertionError(name + " did not run out of memory")
+    # binding raises mixflow.OutOfMemory, which is a MemoryError; the process goes on. Before the fix it aborted.
+    setup, call, binding_bytes = BINDING_CASES[case]
+    r = run_child(f"""
+        rows = 1 << 24
+        {setup}
+        limit_address_space({binding_bytes} + (32 << 20))
+        try:
+            {call}
+        except mixflow.OutOfMemory as e:
+            assert isinstance(e, MemoryError) and isinstance(e, mixflow.MixflowError)
+            assert "allocation failed" in str(e), str(e)
+            print(e)
+        else:
+            raise AssertionError("no OutOfMemory")
         resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        loss, per_sample, _ = tr.loss(pred[:4], mixflow.transport.Batch(x_in=pred[:4], t=t[:4], m=t[:4], noise=pred[:4],
-                                                                        target=target[:4] + 1))
-        assert loss == 1.0, loss                              # the process and the transport still work
+        tr = mixflow.Transport(num_threads=1)
+        small = np.zeros((4, 1), np.float32)
+        loss, _, _ = tr.loss(small, mixflow.transport.Batch(x_in=small, t=np.full(4, 0.5, np.float32),
+                                                            m=np.full(4, 0.5, np.float32), noise=small, target=small + 1))
+        assert loss == 1.0, loss                              # the process and the library still work
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.endswith("ok\n"), (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
