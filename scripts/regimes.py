@@ -7,9 +7,9 @@ with coarse grids, the SDE sampler and classifier-free guidance.
     python3 scripts/regimes.py report                       # tables + gain-vs-lag figure into --out
 
 Bases (--runs holds what scripts/pretrain_base.py wrote; see results/regimes/README.md for the commands):
-  shipped   models/fmnist-base/base.onnx (20k steps, converged)
-  early-4k  early-6k  early-10k   <runs>/early/ema-00X000.npz: the shipped recipe's own EMA snapshots (constant lr)
-  small     <runs>/small/small.onnx: depth 2, width 64 (148k parameters), trained to its plateau
+  shipped    models/fmnist-base/base.onnx (20k steps, converged)
+  small      <runs>/small/small.onnx: depth 2, width 64, trained to its plateau
+  small-2k   <runs>/small/ema-002000.npz: an EMA snapshot of a run (here the small one's, under-trained)
 
 Protocol (the same as scripts/experiments.py, for every arm of a seed): post-training starts from the same base
 weights with the same minibatches (drawn from (seed, 777, step)), learning rate, EMA and trainer seed and differs only
@@ -27,9 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts"))   # regimes_report
 import mixflow  # noqa: E402
-from pretrain_base import ARCH  # noqa: E402
 
 # name -> Sampler options. SiT convention, grid points counted as SiT counts them.
 SETTINGS = {
@@ -42,20 +41,22 @@ SETTINGS = {
        for n in (10, 50) for w in (1.5, 3, 5)},
 }
 SCREEN_SAMPLES = 256       # Slow Flow: as the CLI's `mixflow slowflow`
-LAG_TOLERANCE = 1e-3       # m < t - tolerance counts as "slowed"
 
 
 def load_base(name, runs):
+    """shipped; small (the exported final weights); <run>-<N>k: the EMA snapshot of <runs>/<run> at step N*1000,
+    in the architecture of that run's checkpoint."""
     if name == "shipped":
         return mixflow.Model.from_onnx(ROOT / "models" / "fmnist-base" / "base.onnx")
     if name == "small":
         return mixflow.Model.from_onnx(Path(runs) / "small" / "small.onnx")
-    if name.startswith("early-"):
-        step = int(name.split("-")[1].rstrip("k")) * 1000
-        model = mixflow.Model.create(**ARCH, seed=0)
-        model.load_state_dict(dict(np.load(Path(runs) / "early" / f"ema-{step:06d}.npz")))
-        return model
-    raise SystemExit(f"unknown base {name!r}: shipped, small, early-4k, early-6k, early-10k")
+    run, _, k = name.rpartition("-")
+    snapshot = Path(runs) / run / f"ema-{int(k.rstrip('k')) * 1000:06d}.npz" if k.endswith("k") and k[:-1].isdigit() else None
+    if not run or snapshot is None or not snapshot.exists():
+        raise SystemExit(f"unknown base {name!r}: shipped, small, or <run>-<N>k for an EMA snapshot in {runs}/<run>")
+    model = mixflow.Trainer.resume(Path(runs) / run / "ckpt.mixflow").ema_model()
+    model.load_state_dict(dict(np.load(snapshot)))
+    return model
 
 
 def sampler(setting):
@@ -79,14 +80,11 @@ class Evaluation:
         return mixflow.frechet_distance(self.net.features(flat), self.reference), self.net.accuracy(flat, labels)
 
 
-def lag_statistics(sf, drop_last):
-    """Pooled over samples and the grid's interior times: fraction of pairs slowed (m < t), median m/t, and
-    suggest_gamma at 95 % coverage. The endpoint definition matches the last point to itself (m = 1): dropped."""
-    t, m = np.asarray(sf.t), np.asarray(sf.m)
-    keep = (t > 0) & (np.arange(len(t)) < len(t) - (1 if drop_last else 0))
-    ratio = m[:, keep] / t[keep]
-    slowed = m[:, keep] < t[keep] - LAG_TOLERANCE
-    return float(slowed.mean()), float(np.median(ratio)), mixflow.suggest_gamma(sf, 0.95)
+def lag_statistics(sf):
+    """Pooled over samples and grid times: fraction of pairs slowed (m < t), median m/t (the library's
+    slow_flow_lag: the endpoint definition skips its last point, the end point itself) and suggest_gamma (95 %)."""
+    slowed, median = mixflow.slow_flow_lag(sf)
+    return slowed, median, mixflow.suggest_gamma(sf, 0.95)
 
 
 def read_rows(path):
@@ -123,7 +121,7 @@ def screen(args, x):
             row = dict(base=base, setting=setting)
             for ref, data in (("endpoint", None), ("nearest_data", x[:10000])):
                 sf = mixflow.slow_flow(fn, noise, reference=ref, data=data, y=labels, null_class=10, **SETTINGS[setting])
-                frac, ratio, gamma = lag_statistics(sf, drop_last=ref == "endpoint")
+                frac, ratio, gamma = lag_statistics(sf)
                 row.update({f"{ref}_slowed": f"{frac:.4f}", f"{ref}_median_m_over_t": f"{ratio:.4f}",
                             f"{ref}_gamma": f"{gamma:.4f}"})
             fd, acc = evaluate(model, setting, 0)
