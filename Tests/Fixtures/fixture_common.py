@@ -73,11 +73,13 @@ def f32(t):
     return t.detach().numpy().astype(np.float32)
 
 
-def write_denoising_fixture(directory, script, name, c, shapes, P, fixed, batch, x, out):
-    """The fixture of L = mean((out - target)^2) (SiT, DiT^DH): runs its backward and writes the weights, the
-    inputs `batch` = (x, t, y, target), the output, L, dL/dx (x: the leaf `out` was computed from) and dL/dθ
-    for every tensor not in `fixed`."""
+def write_denoising_fixture(directory, script, name, c, shapes, P, fixed, batch, forward):
+    """The fixture of L = mean((out - target)^2) (SiT, DiT^DH), out = forward(P, c, x, t, y) on `batch` =
+    (x, t, y, target): runs forward and backward and writes the weights, the inputs, the output, L, dL/dx and
+    dL/dθ for every tensor not in `fixed`."""
     x32, t32, y, target32 = batch
+    x = torch.tensor(x32.astype(np.float64), requires_grad=True)
+    out = forward(P, c, x, f64(t32), torch.tensor(y.astype(np.int64)))
     loss = ((out - f64(target32)) ** 2).mean()
     loss.backward()
     tensors = [("param:" + n, f32(P[n])) for n, _ in shapes]
@@ -86,3 +88,10 @@ def write_denoising_fixture(directory, script, name, c, shapes, P, fixed, batch,
     tensors += [("grad:" + n, f32(P[n].grad)) for n, _ in shapes if n not in fixed]
     write_fixture(directory, name, script, c, tensors)
     print(name, "loss", loss.item(), "params", sum(int(np.prod(s)) for _, s in shapes))
+
+
+def generate(configs, make, first_seed):
+    """Runs make(name, config, seed) for every config, in float64, with seeds first_seed, first_seed + 1, ..."""
+    torch.set_default_dtype(torch.float64)
+    for i, (name, c) in enumerate(configs.items()):
+        make(name, c, seed=first_seed + i)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_common import f64, parameter, random_batch, random_weight, sincos_pos, write_denoising_fixture  # noqa: E402
+from fixture_common import (generate, parameter, random_batch, random_weight, sincos_pos,  # noqa: E402
+                            write_denoising_fixture)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ditdh")
 F = torch.nn.functional
@@ -154,15 +155,9 @@ def make(name, c, seed):
         else:
             w = random_weight(rng, s)
         P[n] = parameter(w, trainable=(n not in FIXED))
-    x32, t32, y, target32 = random_batch(rng, c)
-    x = torch.tensor(x32.astype(np.float64), requires_grad=True)
-    out = ditdh_forward(P, c, x, f64(t32), torch.tensor(y.astype(np.int64)))
     write_denoising_fixture(OUT, "make_ditdh_fixtures.py", name, c, shapes, P, FIXED,
-                            (x32, t32, y, target32), x, out)
+                            random_batch(rng, c), ditdh_forward)
 
 
 if __name__ == "__main__":
-    torch.set_default_dtype(torch.float64)
-    for i, (n, c) in enumerate(CONFIGS.items()):
-        make(n, c, seed=4321 + i)
-    sys.exit(0)
+    generate(CONFIGS, make, first_seed=4321)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_common import f32, f64, random_batch, write_fixture  # noqa: E402
+from fixture_common import f32, f64, generate, random_batch, write_fixture  # noqa: E402
 from make_sit_fixtures import init_params, param_shapes as sit_param_shapes, sit_forward  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "repa")
@@ -113,7 +113,4 @@ def make(name, c, seed):
 
 
 if __name__ == "__main__":
-    torch.set_default_dtype(torch.float64)
-    for i, (n, c) in enumerate(CONFIGS.items()):
-        make(n, c, seed=4321 + i)
-    sys.exit(0)
+    generate(CONFIGS, make, first_seed=4321)

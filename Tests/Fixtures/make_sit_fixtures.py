@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_common import f64, parameter, random_batch, random_weight, sincos_pos, write_denoising_fixture  # noqa: E402
+from fixture_common import (generate, parameter, random_batch, random_weight, sincos_pos,  # noqa: E402
+                            write_denoising_fixture)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sit")
 
@@ -124,15 +125,9 @@ def make(name, c, seed):
     rng = np.random.default_rng(seed)
     shapes = param_shapes(c)
     P = init_params(c, shapes, rng)
-    x32, t32, y, target32 = random_batch(rng, c)
-    x = torch.tensor(x32.astype(np.float64), requires_grad=True)
-    out = sit_forward(P, c, x, f64(t32), torch.tensor(y.astype(np.int64)))
     write_denoising_fixture(OUT, "make_sit_fixtures.py", name, c, shapes, P, ("pos_embed",),
-                            (x32, t32, y, target32), x, out)
+                            random_batch(rng, c), sit_forward)
 
 
 if __name__ == "__main__":
-    torch.set_default_dtype(torch.float64)
-    for i, (n, c) in enumerate(CONFIGS.items()):
-        make(n, c, seed=1234 + i)
-    sys.exit(0)
+    generate(CONFIGS, make, first_seed=1234)
