@@ -89,14 +89,9 @@ func ditdhGradientsThroughTheCAPIMatchTheTorchReference(_ fixture: String) throw
     let m = try #require(makeModel(ditdhParams(tinyDiTDHShape)))
     defer { mixflow_model_free(m) }
     let dim = 4 * 4 * 4
-    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
-    #expect(mixflow_transport_preset_params("rae", Int64(dim), &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
-    #expect(mixflow_trainer_preset_params("rae", 10, 100, &rp, UInt32(MemoryLayout<mixflow_trainer_params>.size)) == MIXFLOW_OK)
-    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
-    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
-    defer { mixflow_transport_free(tr) }
-    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
-    defer { mixflow_trainer_free(trainer) }
+    let (tr, trainer) = presetTrainer(m, "rae", dim: Int64(dim), decay: (10, 100))
+    defer { mixflow_trainer_free(trainer); mixflow_transport_free(tr) }
+    #expect(trainer != nil)
     let b = 4
     var x1 = (0..<(b * dim)).map { Float(($0 * 37) % 19) / 9 - 1 }, y: [Int32] = [0, 1, 2, 4]
     var loss: Float = 0
@@ -182,14 +177,9 @@ func ditdhSavesWithOrWithoutTheGraphAndLoadsBackThroughTheCAPI(graph: Int32) thr
     let m = try #require(makeModel(ditdhParams(tinyDiTDHShape)))
     defer { mixflow_model_free(m) }
     let size = UInt32(MemoryLayout<mixflow_trainer_params>.size)
-    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
-    #expect(mixflow_transport_preset_params("rae", 64, &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
-    #expect(mixflow_trainer_preset_params("rae", 10, 100, &rp, size) == MIXFLOW_OK)
-    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
-    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
-    defer { mixflow_transport_free(tr) }
-    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
-    defer { mixflow_trainer_free(trainer) }
+    let (tr, trainer) = presetTrainer(m, "rae", dim: 64, decay: (10, 100))
+    defer { mixflow_trainer_free(trainer); mixflow_transport_free(tr) }
+    #expect(trainer != nil)
 
     var got = mixflow_trainer_params()
     #expect(mixflow_trainer_get_params(nil, &got, size) == MIXFLOW_ERR_INVALID_ARGUMENT)

@@ -49,16 +49,11 @@ private func firstStep(_ ts: [String: Data], _ shapes: [String: [Int64]], featur
     defer { mixflow_model_free(m) }
     var x1 = floats(ts["x"]!)
     var y = ts["y"]!.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
-    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
-    #expect(mixflow_transport_preset_params("repa", Int64(x1.count / y.count), &tp,
-                                            UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
-    #expect(mixflow_trainer_preset_params("repa", 0, 0, &rp, UInt32(MemoryLayout<mixflow_trainer_params>.size)) == MIXFLOW_OK)
-    rp.seed = 5; rp.num_threads = 1; rp.proj_coeff = projCoeff
-    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
-    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
-    defer { mixflow_transport_free(tr) }
-    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
-    defer { mixflow_trainer_free(trainer) }
+    let (tr, trainer) = presetTrainer(m, "repa", dim: Int64(x1.count / y.count)) {
+        $0.seed = 5; $0.num_threads = 1; $0.proj_coeff = projCoeff
+    }
+    defer { mixflow_trainer_free(trainer); mixflow_transport_free(tr) }
+    #expect(trainer != nil)
     let captured = Captured()
     let hook: mixflow_gradient_fn = { user, g, count, _ in
         Unmanaged<Captured>.fromOpaque(user!).takeUnretainedValue().grads = Array(UnsafeBufferPointer(start: g, count: Int(count)))
@@ -132,14 +127,9 @@ private func projectorRanges(_ ts: [String: Data], _ shapes: [String: [Int64]]) 
     defer { mixflow_model_free(m) }
     let tokens = 4, zDim = 6
     #expect(mixflow_model_feature_size(m) == Int64(tokens * zDim))
-    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
-    #expect(mixflow_transport_preset_params("repa", 192, &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
-    #expect(mixflow_trainer_preset_params("repa", 0, 0, &rp, UInt32(MemoryLayout<mixflow_trainer_params>.size)) == MIXFLOW_OK)
-    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
-    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
-    defer { mixflow_transport_free(tr) }
-    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
-    defer { mixflow_trainer_free(trainer) }
+    let (tr, trainer) = presetTrainer(m, "repa", dim: 192)
+    defer { mixflow_trainer_free(trainer); mixflow_transport_free(tr) }
+    #expect(trainer != nil)
     var x1 = floats(ts["x"]!), y = ts["y"]!.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
     var z = floats(ts["z0"]!), loss: Float = 0
     let b = Int64(y.count), fs = Int64(tokens * zDim)
