@@ -82,7 +82,7 @@ SHAPES = {"mixflow_model_get_tensor", "mixflow_model_get_grad", "mixflow_model_s
 # whose first use is the library's own scratch (ScratchBuffer, allocated before the caller's buffers are read),
 # which 2^32 makes larger than the sweep's memory budget, so the call must return MIXFLOW_ERR_OUT_OF_MEMORY:
 # mixflow_transport_prepare.batch, mixflow_transport_loss.batch, mixflow_slow_flow_measure.num_times and the batch
-# and num_times of mixflow_slow_flow_stats, _suggest_gamma and _export.
+# and num_times of mixflow_slow_flow_stats, _suggest_gamma, _lag and _export.
 BUFFER_EXEMPT_2_32 = {
     "mixflow_featnet_accuracy": ["n"], "mixflow_featnet_classify": ["n"], "mixflow_featnet_features": ["n"],
     "mixflow_feature_stats_compute": ["n"], "mixflow_frechet_distance_compute": ["n_a", "n_b"],

@@ -71,6 +71,35 @@ public struct SlowFlowStatistics: Equatable, Sendable {
         }
     }
 
+    /// How much a sampler's own path lags, pooled over every sample and every grid time with t > 0: the fraction
+    /// of pairs slowed (m < t − 10⁻³) and the median of m/t (< 1: the states sit at noisier times than their
+    /// labels). `excludingFinal` drops the last grid time: under the endpoint definition its state is the end
+    /// point itself, matched at m = 1 by construction. This is the lag `mixflow slowflow` bases its advice on
+    /// (results/regimes).
+    public static func lag<C: RandomAccessCollection<Double>>(t: C, m: C, batch: Int, excludingFinal: Bool) throws
+        -> (slowed: Double, medianRatio: Double) where C.Index == Int {
+        let k = t.count
+        let measured = (0..<(excludingFinal ? k - 1 : k)).filter { t[$0] > 0 }
+        guard !measured.isEmpty, batch > 0 else {
+            throw MixflowError.invalidArgument("no grid time with t > 0 (paper convention) to measure a lag on")
+        }
+        let r = try ScratchBuffer(measured.count * batch, repeating: 0.0, "the ratios m/t of \(batch) x \(measured.count) measurements")
+        return r.withBuffer { buffer in
+            var ratios = buffer, n = 0, slowed = 0
+            for g in measured {
+                for b in 0..<batch {
+                    ratios[n] = m[b * k + g] / t[g]; n += 1
+                    if m[b * k + g] < t[g] - Self.lagTolerance { slowed += 1 }
+                }
+            }
+            ratios.sort()
+            return (Double(slowed) / Double(n), quantileOfSorted(UnsafeBufferPointer(ratios), 0.5))
+        }
+    }
+
+    /// m < t − this counts as slowed (the matching is exact to ~10⁻⁶; this keeps rounding from counting).
+    public static let lagTolerance = 1e-3
+
     // MARK: - Export
 
     public func csv() -> String {

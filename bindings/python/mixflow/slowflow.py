@@ -124,3 +124,17 @@ def suggest_gamma(sf: SlowFlow, coverage: float = 0.95) -> float:
     out = ctypes.c_double()
     check(lib.mixflow_slow_flow_suggest_gamma(_dp(t), _dp(m), m.shape[0], len(t), float(coverage), ctypes.byref(out)))
     return out.value
+
+
+def lag(sf: SlowFlow, exclude_final: bool | None = None) -> tuple[float, float]:
+    """(fraction of pairs slowed, median m/t), pooled over samples and grid times with t > 0; the last grid time
+    is skipped under the endpoint definition (its state is the end point itself) unless ``exclude_final`` says
+    otherwise. A median below 1 means the sampler's states sit at noisier times than their labels."""
+    t, m = np.ascontiguousarray(sf.t, np.float64), np.ascontiguousarray(sf.m, np.float64)
+    skip = sf.reference == "endpoint" if exclude_final is None else exclude_final
+    slowed, median = ctypes.c_double(), ctypes.c_double()
+    check(lib.mixflow_slow_flow_lag(_dp(t), _dp(m), m.shape[0], len(t), int(skip), ctypes.byref(slowed), ctypes.byref(median)))
+    return slowed.value, median.value
+
+
+slow_flow_lag = lag

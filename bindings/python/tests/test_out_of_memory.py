@@ -50,6 +50,8 @@ def test_claimed_sizes_whose_scratch_cannot_exist_return_out_of_memory_before_th
             "slow_flow_stats num_times": lambda: lib.mixflow_slow_flow_stats(d, d, 2, big, d),
             "slow_flow_suggest_gamma batch": lambda: lib.mixflow_slow_flow_suggest_gamma(d, d, big, 2, 0.9, d),
             "slow_flow_suggest_gamma num_times": lambda: lib.mixflow_slow_flow_suggest_gamma(d, d, 2, big, 0.9, d),
+            "slow_flow_lag batch": lambda: lib.mixflow_slow_flow_lag(d, d, big, 2, 0, d, d),
+            "slow_flow_lag num_times": lambda: lib.mixflow_slow_flow_lag(d, d, 2, big, 0, d, d),
             "slow_flow_export batch": lambda: lib.mixflow_slow_flow_export(b"/nonexistent/x.csv", 0, 0, d, d, big, 2),
             "slow_flow_export num_times": lambda: lib.mixflow_slow_flow_export(b"/nonexistent/x.csv", 0, 0, d, d, 2, big),
         }
