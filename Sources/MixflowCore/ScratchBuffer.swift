@@ -10,7 +10,7 @@ import Glibc
 /// Allocate it before reading the caller's buffers, so that a claimed size whose scratch cannot exist is refused
 /// before any work. The memory is freed when the last reference goes away: code that works through `base` keeps
 /// the buffer referenced until it is done (`withExtendedLifetime`, or a later use of the buffer itself).
-public final class ScratchBuffer<Element: BitwiseCopyable>: @unchecked Sendable {
+public final class ScratchBuffer<Element: BitwiseCopyable> {
     public let base: UnsafeMutablePointer<Element>
     public let count: Int
 
