@@ -80,6 +80,8 @@ BINDING_CASES = {
     # Scratch: the prediction and the four RK4 stages (64 MiB each) after the binding's output.
     "sample (rk4)": ("noise = np.zeros((rows, 1), np.float32)",
                      "mixflow.sample(lambda x, t, y: -x, noise, method='rk4', steps=3)", 64 << 20),
+    "sample (dopri5)": ("noise = np.zeros((rows, 1), np.float32)",
+                        "mixflow.sample(lambda x, t, y: -x, noise, method='dopri5', steps=3)", 64 << 20),
     # Scratch: the step's noise (64 MiB) after the binding's output.
     "Sampler.step (sde_euler)": ("s = mixflow.Sampler('sde_euler', 3); x = np.zeros((rows, 1), np.float32)",
                                  "s.step(x, 0, x)", 64 << 20),
