@@ -80,13 +80,6 @@ class Evaluation:
         return mixflow.frechet_distance(self.net.features(flat), self.reference), self.net.accuracy(flat, labels)
 
 
-def lag_statistics(sf):
-    """Pooled over samples and grid times: fraction of pairs slowed (m < t), median m/t (the library's
-    slow_flow_lag: the endpoint definition skips its last point, the end point itself) and suggest_gamma (95 %)."""
-    slowed, median = mixflow.slow_flow_lag(sf)
-    return slowed, median, mixflow.suggest_gamma(sf, 0.95)
-
-
 def read_rows(path):
     if not path.exists():
         return []
@@ -95,10 +88,18 @@ def read_rows(path):
 
 
 def append_row(path, row):
-    new = not path.exists()
+    """Appends; a row with columns the file lacks rewrites it once with the wider header (blank old cells)."""
+    rows = read_rows(path)
+    header = list(rows[0]) if rows else list(row)
+    if rows and any(k not in header for k in row):
+        header += [k for k in row if k not in header]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, restval="")
+            w.writeheader()
+            w.writerows(rows)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
+        w = csv.DictWriter(f, fieldnames=header, restval="")
+        if not rows:
             w.writeheader()
         w.writerow(row)
 
@@ -121,9 +122,9 @@ def screen(args, x):
             row = dict(base=base, setting=setting)
             for ref, data in (("endpoint", None), ("nearest_data", x[:10000])):
                 sf = mixflow.slow_flow(fn, noise, reference=ref, data=data, y=labels, null_class=10, **SETTINGS[setting])
-                frac, ratio, gamma = lag_statistics(sf)
-                row.update({f"{ref}_slowed": f"{frac:.4f}", f"{ref}_median_m_over_t": f"{ratio:.4f}",
-                            f"{ref}_gamma": f"{gamma:.4f}"})
+                lag = mixflow.slow_flow_lag(sf)       # the endpoint definition skips its last point (the end itself)
+                row.update({f"{ref}_slowed": f"{lag.slowed:.4f}", f"{ref}_median_m_over_t": f"{lag.median_ratio:.4f}",
+                            f"{ref}_gamma": f"{mixflow.suggest_gamma(sf, 0.95):.4f}", f"{ref}_lags": str(int(lag.lags))})
             fd, acc = evaluate(model, setting, 0)
             row.update(fd=f"{fd:.4f}", accuracy=f"{acc:.4f}", minutes=f"{(time.time() - start) / 60:.2f}")
             append_row(out, row)

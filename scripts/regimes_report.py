@@ -19,11 +19,6 @@ def lags(screen):
     return {(r["base"], r["setting"]): (float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"])) for r in screen}
 
 
-def is_lagging(slowed, median_ratio):
-    """Lags along its own path (endpoint definition): most pairs slowed and the median matched time behind t."""
-    return slowed > 0.5 and median_ratio < 1.0
-
-
 def paired_gains(post):
     """(base, steps, lr, setting, arm) -> [FD(arm) - FD(standard)] over the seeds both have (negative = MixFlow helps)."""
     fd = {(r["base"], r["steps"], r["lr"], r["setting"], r["arm"], r["seed"]): float(r["fd"]) for r in post}
@@ -45,7 +40,7 @@ def screen_table(screen):
     out = ["| base | setting | FD of the base | endpoint: slowed pairs | endpoint: median m/t | endpoint suggest_gamma "
            "| nearest-data: slowed | nearest-data suggest_gamma | lags (endpoint) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in screen:
-        lag = is_lagging(float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"]))
+        lag = r["endpoint_lags"] == "1"           # the library's verdict (mixflow.slow_flow_lag)
         out.append(f"| {r['base']} | {r['setting']} | {float(r['fd']):.1f} | {float(r['endpoint_slowed']):.2f} | "
                    f"{float(r['endpoint_median_m_over_t']):.3f} | {float(r['endpoint_gamma']):.3f} | "
                    f"{float(r['nearest_data_slowed']):.2f} | {float(r['nearest_data_gamma']):.3f} | {'yes' if lag else 'no'} |")
