@@ -140,10 +140,15 @@ def post_train(model, transport, seed, args, x, y):
 
 
 def arms(args):
-    """"standard" (the base's own objective) and MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t]) at each --gammas."""
+    """"standard" (the base's own objective: uniform t, no mixture), MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t])
+    at each --gammas, and with --ablations the paper's ablations at the largest gamma: uniform t, and m ~ U[0,1]."""
     out = {"standard": mixflow.Transport(time_dist="uniform", gamma=0.0)}
-    for g in (float(v) for v in args.gammas.split(",") if v):
+    gammas = [float(v) for v in args.gammas.split(",") if v]
+    for g in gammas:
         out[f"mixflow {g:g}"] = mixflow.Transport(time_dist="beta21", gamma=g)
+    if args.ablations:
+        out[f"t~U, gamma {max(gammas):g}"] = mixflow.Transport(time_dist="uniform", gamma=max(gammas))
+        out["t~Beta, m~U[0,1]"] = mixflow.Transport(time_dist="beta21", mixture="uniform")
     return out
 
 
@@ -181,6 +186,7 @@ def main():
     ap.add_argument("--settings", default="", help="settings separated by ';' (screen: default all)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--gammas", default="0.4,0.8", help="MixFlow arms' gamma values")
+    ap.add_argument("--ablations", action="store_true", help="posttrain: add the paper's ablation arms")
     ap.add_argument("--steps", type=int, default=200, help="post-training steps")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)

@@ -30,6 +30,11 @@ def paired_gains(post):
     return out
 
 
+def _arm_order(arm):
+    """MixFlow arms by gamma, then the ablations."""
+    return (0, float(arm.split()[1]), arm) if arm.startswith("mixflow ") else (1, 0.0, arm)
+
+
 def _mean_se(v):
     if len(v) < 2:
         return f"{v[0]:+.2f} (n=1)"
@@ -52,7 +57,7 @@ def posttrain_table(post):
     for r in post:
         fd[(r["base"], r["steps"], r["lr"], r["setting"], r["arm"])].append(float(r["fd"]))
     gains = paired_gains(post)
-    arms = sorted({k[4] for k in fd if k[4] != "standard"}, key=lambda a: float(a.split()[-1]))
+    arms = sorted({k[4] for k in fd if k[4] != "standard"}, key=_arm_order)
     out = ["| base | steps | lr | setting | standard FD (mean ± sd) | " + " | ".join(f"{a} − standard" for a in arms) + " |",
            "|---|---|---|---|---|" + "---|" * len(arms)]
     for key in sorted({k[:4] for k in fd}):
@@ -83,7 +88,7 @@ def gain_vs_lag(screen, post, path):
     except ImportError:
         return points, rho
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    arms = sorted({p[2][4] for p in points}, key=lambda a: float(a.split()[-1]))
+    arms = sorted({p[2][4] for p in points}, key=_arm_order)
     markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP"))
     for i, arm in enumerate(arms):
         for base, m in markers.items():
