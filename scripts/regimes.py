@@ -80,13 +80,6 @@ class Evaluation:
         return mixflow.frechet_distance(self.net.features(flat), self.reference), self.net.accuracy(flat, labels)
 
 
-def lag_statistics(sf):
-    """Pooled over samples and grid times: fraction of pairs slowed (m < t), median m/t (the library's
-    slow_flow_lag: the endpoint definition skips its last point, the end point itself) and suggest_gamma (95 %)."""
-    slowed, median = mixflow.slow_flow_lag(sf)
-    return slowed, median, mixflow.suggest_gamma(sf, 0.95)
-
-
 def read_rows(path):
     if not path.exists():
         return []
@@ -95,10 +88,18 @@ def read_rows(path):
 
 
 def append_row(path, row):
-    new = not path.exists()
+    """Appends; a row with columns the file lacks rewrites it once with the wider header (blank old cells)."""
+    rows = read_rows(path)
+    header = list(rows[0]) if rows else list(row)
+    if rows and any(k not in header for k in row):
+        header += [k for k in row if k not in header]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, restval="")
+            w.writeheader()
+            w.writerows(rows)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
+        w = csv.DictWriter(f, fieldnames=header, restval="")
+        if not rows:
             w.writeheader()
         w.writerow(row)
 
@@ -121,9 +122,9 @@ def screen(args, x):
             row = dict(base=base, setting=setting)
             for ref, data in (("endpoint", None), ("nearest_data", x[:10000])):
                 sf = mixflow.slow_flow(fn, noise, reference=ref, data=data, y=labels, null_class=10, **SETTINGS[setting])
-                frac, ratio, gamma = lag_statistics(sf)
-                row.update({f"{ref}_slowed": f"{frac:.4f}", f"{ref}_median_m_over_t": f"{ratio:.4f}",
-                            f"{ref}_gamma": f"{gamma:.4f}"})
+                lag = mixflow.slow_flow_lag(sf)       # the endpoint definition skips its last point (the end itself)
+                row.update({f"{ref}_slowed": f"{lag.slowed:.4f}", f"{ref}_median_m_over_t": f"{lag.median_ratio:.4f}",
+                            f"{ref}_gamma": f"{mixflow.suggest_gamma(sf, 0.95):.4f}", f"{ref}_lags": str(int(lag.lags))})
             fd, acc = evaluate(model, setting, 0)
             row.update(fd=f"{fd:.4f}", accuracy=f"{acc:.4f}", minutes=f"{(time.time() - start) / 60:.2f}")
             append_row(out, row)
@@ -139,10 +140,15 @@ def post_train(model, transport, seed, args, x, y):
 
 
 def arms(args):
-    """"standard" (the base's own objective) and MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t]) at each --gammas."""
+    """"standard" (the base's own objective: uniform t, no mixture), MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t])
+    at each --gammas, and with --ablations the paper's ablations at the largest gamma: uniform t, and m ~ U[0,1]."""
     out = {"standard": mixflow.Transport(time_dist="uniform", gamma=0.0)}
-    for g in (float(v) for v in args.gammas.split(",") if v):
+    gammas = [float(v) for v in args.gammas.split(",") if v]
+    for g in gammas:
         out[f"mixflow {g:g}"] = mixflow.Transport(time_dist="beta21", gamma=g)
+    if args.ablations:
+        out[f"t~U, gamma {max(gammas):g}"] = mixflow.Transport(time_dist="uniform", gamma=max(gammas))
+        out["t~Beta, m~U[0,1]"] = mixflow.Transport(time_dist="beta21", mixture="uniform")
     return out
 
 
@@ -180,6 +186,7 @@ def main():
     ap.add_argument("--settings", default="", help="settings separated by ';' (screen: default all)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--gammas", default="0.4,0.8", help="MixFlow arms' gamma values")
+    ap.add_argument("--ablations", action="store_true", help="posttrain: add the paper's ablation arms")
     ap.add_argument("--steps", type=int, default=200, help="post-training steps")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)

@@ -77,7 +77,7 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     /// point itself, matched at m = 1 by construction. This is the lag `mixflow slowflow` bases its advice on
     /// (results/regimes).
     public static func lag<C: RandomAccessCollection<Double>>(t: C, m: C, batch: Int, excludingFinal: Bool) throws
-        -> (slowed: Double, medianRatio: Double) where C.Index == Int {
+        -> SlowFlowLag where C.Index == Int {
         let k = t.count
         let measured = (0..<(excludingFinal ? k - 1 : k)).filter { t[$0] > 0 }
         guard !measured.isEmpty, batch > 0 else {
@@ -93,7 +93,7 @@ public struct SlowFlowStatistics: Equatable, Sendable {
                 }
             }
             ratios.sort()
-            return (Double(slowed) / Double(n), quantileOfSorted(UnsafeBufferPointer(ratios), 0.5))
+            return SlowFlowLag(slowed: Double(slowed) / Double(n), medianRatio: quantileOfSorted(UnsafeBufferPointer(ratios), 0.5))
         }
     }
 
@@ -120,6 +120,17 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     }
 
     private func format(_ v: Double) -> String { v.isNaN ? "nan" : "\(v)" }
+}
+
+/// The lag summary of `SlowFlowStatistics.lag`.
+public struct SlowFlowLag: Equatable, Sendable {
+    /// Fraction of (sample, grid time) pairs with m < t − 10⁻³.
+    public let slowed: Double
+    /// Median of m/t.
+    public let medianRatio: Double
+    /// Lags along its path: most pairs slowed and the median matched time behind t. Under the endpoint
+    /// definition this is the condition results/regimes tests MixFlow against.
+    public var lags: Bool { slowed > 0.5 && medianRatio < 1 }
 }
 
 /// numpy's default (linear) quantile of sorted values.
