@@ -38,7 +38,7 @@ def test_claimed_sizes_whose_scratch_cannot_exist_return_out_of_memory_before_th
     r = run_child("""
         D = ctypes.POINTER(ctypes.c_double); F = ctypes.POINTER(ctypes.c_float)
         small_d = (ctypes.c_double * 64)(); small_f = (ctypes.c_float * 64)()
-        d = ctypes.cast(small_d, D); f = ctypes.cast(small_f, F)
+        d = ctypes.cast(small_d, D); f = ctypes.cast(small_f, F); lags = ctypes.pointer(ctypes.c_int32())
         tr = mixflow.Transport(num_threads=1)
         big = 1 << 32
         limit_address_space(1 << 30)
@@ -50,8 +50,8 @@ def test_claimed_sizes_whose_scratch_cannot_exist_return_out_of_memory_before_th
             "slow_flow_stats num_times": lambda: lib.mixflow_slow_flow_stats(d, d, 2, big, d),
             "slow_flow_suggest_gamma batch": lambda: lib.mixflow_slow_flow_suggest_gamma(d, d, big, 2, 0.9, d),
             "slow_flow_suggest_gamma num_times": lambda: lib.mixflow_slow_flow_suggest_gamma(d, d, 2, big, 0.9, d),
-            "slow_flow_lag batch": lambda: lib.mixflow_slow_flow_lag(d, d, big, 2, 0, d, d),
-            "slow_flow_lag num_times": lambda: lib.mixflow_slow_flow_lag(d, d, 2, big, 0, d, d),
+            "slow_flow_lag batch": lambda: lib.mixflow_slow_flow_lag(d, d, big, 2, 0, d, d, lags),
+            "slow_flow_lag num_times": lambda: lib.mixflow_slow_flow_lag(d, d, 2, big, 0, d, d, lags),
             "slow_flow_export batch": lambda: lib.mixflow_slow_flow_export(b"/nonexistent/x.csv", 0, 0, d, d, big, 2),
             "slow_flow_export num_times": lambda: lib.mixflow_slow_flow_export(b"/nonexistent/x.csv", 0, 0, d, d, 2, big),
         }
