@@ -8,8 +8,9 @@ with coarse grids, the SDE sampler and classifier-free guidance.
 
 Bases (--runs holds what scripts/pretrain_base.py wrote; see results/regimes/README.md for the commands):
   shipped    models/fmnist-base/base.onnx (20k steps, converged)
-  small      <runs>/small/small.onnx: depth 2, width 64, trained to its plateau
-  small-2k   <runs>/small/ema-002000.npz: an EMA snapshot of a run (here the small one's, under-trained)
+  small      <runs>/small/small.onnx: depth 2, width 64 (184k parameters), its own schedule
+  small-2k   <runs>/small/ema-002000.npz: an EMA snapshot of a run (here the small one's, under-trained);
+  early-500  <runs>/early/ema-000500.npz (the shipped recipe's own run)
 
 Protocol (the same as scripts/experiments.py, for every arm of a seed): post-training starts from the same base
 weights with the same minibatches (drawn from (seed, 777, step)), learning rate, EMA and trainer seed and differs only
@@ -44,14 +45,15 @@ SCREEN_SAMPLES = 256       # Slow Flow: as the CLI's `mixflow slowflow`
 
 
 def load_base(name, runs):
-    """shipped; small (the exported final weights); <run>-<N>k: the EMA snapshot of <runs>/<run> at step N*1000,
-    in the architecture of that run's checkpoint."""
+    """shipped; small (the exported final weights); <run>-<N>k or <run>-<steps>: the EMA snapshot of <runs>/<run>
+    at that step, in the architecture of that run's checkpoint."""
     if name == "shipped":
         return mixflow.Model.from_onnx(ROOT / "models" / "fmnist-base" / "base.onnx")
     if name == "small":
         return mixflow.Model.from_onnx(Path(runs) / "small" / "small.onnx")
     run, _, k = name.rpartition("-")
-    snapshot = Path(runs) / run / f"ema-{int(k.rstrip('k')) * 1000:06d}.npz" if k.endswith("k") and k[:-1].isdigit() else None
+    step = int(k[:-1]) * 1000 if k.endswith("k") and k[:-1].isdigit() else (int(k) if k.isdigit() else None)
+    snapshot = Path(runs) / run / f"ema-{step:06d}.npz" if step is not None else None
     if not run or snapshot is None or not snapshot.exists():
         raise SystemExit(f"unknown base {name!r}: shipped, small, or <run>-<N>k for an EMA snapshot in {runs}/<run>")
     model = mixflow.Trainer.resume(Path(runs) / run / "ckpt.mixflow").ema_model()
