@@ -110,21 +110,21 @@ void mfx_softmax_backward_rows(int isa, float *dp, const float *p, ptrdiff_t row
 }
 void mfx_layernorm_modulate_forward(int isa, float *out, float *mean, float *rstd, const float *x,
                                     const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d) {
-    DISPATCH(isa, layernorm_modulate_forward, (out, mean, rstd, x, m, eps, row0, row1, d));
+    DISPATCH(isa, norm_modulate_forward, (out, mean, rstd, x, NULL, m, eps, row0, row1, d));
 }
 void mfx_layernorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *mean,
                                      const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
                                      ptrdiff_t d) {
-    DISPATCH(isa, layernorm_modulate_backward, (dx, dout, x, mean, rstd, m, row0, row1, d));
+    DISPATCH(isa, norm_modulate_backward, (dx, dout, x, NULL, mean, rstd, m, row0, row1, d));
 }
 void mfx_rmsnorm_modulate_forward(int isa, float *out, float *rstd, const float *x, const float *w,
                                   const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d) {
-    DISPATCH(isa, rmsnorm_modulate_forward, (out, rstd, x, w, m, eps, row0, row1, d));
+    DISPATCH(isa, norm_modulate_forward, (out, NULL, rstd, x, w, m, eps, row0, row1, d));
 }
 void mfx_rmsnorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *w,
                                    const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
                                    ptrdiff_t d) {
-    DISPATCH(isa, rmsnorm_modulate_backward, (dx, dout, x, w, rstd, m, row0, row1, d));
+    DISPATCH(isa, norm_modulate_backward, (dx, dout, x, w, NULL, rstd, m, row0, row1, d));
 }
 void mfx_column_sums(int isa, float *out, const float *a, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols) {
     DISPATCH(isa, column_sums, (out, a, rows, ld, cols));
