@@ -5,6 +5,7 @@ optimiser and EMA exactly, so a run split across sessions gives the same weights
 
     python3 scripts/pretrain_base.py --run runs/base --steps 40000 [--minutes 60]
     python3 scripts/pretrain_base.py --run runs/base --steps 30000 --decay-start 24000   # cool-down at the end
+    python3 scripts/pretrain_base.py --run runs/small --depth 2 --hidden 64              # another size (new runs)
 
 The learning rate is constant, or, with --decay-start S, constant until step S and then linear to 0 at
 --steps. The schedule is a function of the step, so setting it on a resume before step S gives exactly the
@@ -55,6 +56,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--export", help="when training is complete, write the EMA weights here as ONNX (checkpoint + "
                     "runnable graph, one file): the shipped base is models/fmnist-base/base.onnx")
+    ap.add_argument("--depth", type=int, default=ARCH["depth"], help="blocks (new runs only; a resume keeps the checkpoint's)")
+    ap.add_argument("--hidden", type=int, default=ARCH["hidden"], help="width (new runs only)")
+    ap.add_argument("--heads", type=int, default=ARCH["heads"], help="attention heads (new runs only)")
     ap.add_argument("--decay-start", type=int, default=0, help="step where the linear decay of the lr to 0 starts "
                     "(it ends at --steps); 0 = constant lr")
     args = ap.parse_args()
@@ -67,7 +71,8 @@ def main():
         trainer = mixflow.Trainer.resume(ckpt, num_threads=args.threads)
         print(f"resumed {ckpt} at step {trainer.step_count}", flush=True)
     else:
-        model = mixflow.Model.create(**ARCH, seed=args.seed, num_threads=args.threads)
+        arch = {**ARCH, "depth": args.depth, "hidden": args.hidden, "heads": args.heads}
+        model = mixflow.Model.create(**arch, seed=args.seed, num_threads=args.threads)
         transport = mixflow.Transport(time_dist="uniform", gamma=0.0)        # standard flow matching
         trainer = mixflow.Trainer(model, transport, lr=args.lr, ema=args.ema, seed=args.seed,
                                   num_threads=args.threads)
@@ -118,6 +123,8 @@ def main():
                           transport=mixflow.Transport(time_dist="uniform", gamma=0.0),
                           metadata={"mixflow.recipe": f"scripts/pretrain_base.py --steps {args.steps} --batch {args.batch} "
                                     f"--lr {args.lr} --ema {args.ema} --seed {args.seed}"
+                                    + "".join(f" --{k} {getattr(args, k)}" for k in ("depth", "hidden", "heads")
+                                              if getattr(args, k) != ARCH[k])
                                     + (f" --decay-start {args.decay_start}" if args.decay_start else "")})
         print(f"exported the EMA weights to {args.export}", flush=True)
 

@@ -1,0 +1,122 @@
+"""Tables and the gain-vs-lag figure of scripts/regimes.py, from its CSVs (screen.csv, posttrain.csv) into
+<out>/tables.md and <out>/gain-vs-lag.png. Imported by `python3 scripts/regimes.py report`."""
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def _rows(path):
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def lags(screen):
+    """(base, setting) -> the endpoint lag: fraction of (sample, t) pairs slowed and the median m/t."""
+    return {(r["base"], r["setting"]): (float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"])) for r in screen}
+
+
+def is_lagging(slowed, median_ratio):
+    """Lags along its own path (endpoint definition): most pairs slowed and the median matched time behind t."""
+    return slowed > 0.5 and median_ratio < 1.0
+
+
+def paired_gains(post):
+    """(base, steps, lr, setting, arm) -> [FD(arm) - FD(standard)] over the seeds both have (negative = MixFlow helps)."""
+    fd = {(r["base"], r["steps"], r["lr"], r["setting"], r["arm"], r["seed"]): float(r["fd"]) for r in post}
+    out = defaultdict(list)
+    for (base, steps, lr, setting, arm, seed), v in sorted(fd.items()):
+        ref = fd.get((base, steps, lr, setting, "standard", seed))
+        if arm != "standard" and ref is not None:
+            out[(base, steps, lr, setting, arm)].append(v - ref)
+    return out
+
+
+def _mean_se(v):
+    if len(v) < 2:
+        return f"{v[0]:+.2f} (n=1)"
+    return f"{np.mean(v):+.2f} ± {np.std(v, ddof=1) / np.sqrt(len(v)):.2f}"
+
+
+def screen_table(screen):
+    out = ["| base | setting | FD of the base | endpoint: slowed pairs | endpoint: median m/t | endpoint suggest_gamma "
+           "| nearest-data: slowed | nearest-data suggest_gamma | lags (endpoint) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in screen:
+        lag = is_lagging(float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"]))
+        out.append(f"| {r['base']} | {r['setting']} | {float(r['fd']):.1f} | {float(r['endpoint_slowed']):.2f} | "
+                   f"{float(r['endpoint_median_m_over_t']):.3f} | {float(r['endpoint_gamma']):.3f} | "
+                   f"{float(r['nearest_data_slowed']):.2f} | {float(r['nearest_data_gamma']):.3f} | {'yes' if lag else 'no'} |")
+    return out
+
+
+def posttrain_table(post):
+    fd = defaultdict(list)
+    for r in post:
+        fd[(r["base"], r["steps"], r["lr"], r["setting"], r["arm"])].append(float(r["fd"]))
+    gains = paired_gains(post)
+    arms = sorted({k[4] for k in fd if k[4] != "standard"}, key=lambda a: float(a.split()[-1]))
+    out = ["| base | steps | lr | setting | standard FD (mean ± sd) | " + " | ".join(f"{a} − standard" for a in arms) + " |",
+           "|---|---|---|---|---|" + "---|" * len(arms)]
+    for key in sorted({k[:4] for k in fd}):
+        std = fd.get(key + ("standard",), [])
+        cell = f"{np.mean(std):.1f} ± {np.std(std, ddof=1):.1f} (n={len(std)})" if len(std) > 1 else (
+            f"{std[0]:.1f} (n=1)" if std else "–")
+        cells = [_mean_se(gains[key + (a,)]) if gains.get(key + (a,)) else "–" for a in arms]
+        out.append(f"| {' | '.join(key)} | {cell} | " + " | ".join(cells) + " |")
+    return out
+
+
+def gain_vs_lag(screen, post, path):
+    """One point per (base, steps, lr, setting, arm): mean paired gain against the setting's endpoint median m/t.
+    Returns the points and Spearman's rank correlation per arm."""
+    lag = lags(screen)
+    points = [(lag[(k[0], k[3])][1], float(np.mean(v)), k) for k, v in paired_gains(post).items() if (k[0], k[3]) in lag]
+    rho = {}
+    for arm in sorted({p[2][4] for p in points}):
+        xs = np.array([p[0] for p in points if p[2][4] == arm])
+        ys = np.array([p[1] for p in points if p[2][4] == arm])
+        if len(xs) > 2:
+            rx, ry = np.argsort(np.argsort(xs)), np.argsort(np.argsort(ys))
+            rho[arm] = (float(np.corrcoef(rx, ry)[0, 1]), len(xs))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return points, rho
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    arms = sorted({p[2][4] for p in points}, key=lambda a: float(a.split()[-1]))
+    markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP"))
+    for i, arm in enumerate(arms):
+        for base, m in markers.items():
+            sel = [p for p in points if p[2][4] == arm and p[2][0] == base]
+            if sel:
+                ax.scatter([p[0] for p in sel], [p[1] for p in sel], color=f"C{i}", marker=m, s=28,
+                           label=f"{arm}, {base}")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axvline(1, color="k", lw=0.5, ls="--")
+    ax.set_xlabel("lag of the base under the sampler: median m/t, endpoint Slow Flow (< 1 = lags)")
+    ax.set_ylabel("FD(MixFlow) − FD(standard), paired (< 0 = MixFlow helps)")
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return points, rho
+
+
+def report(out: Path):
+    screen, post = _rows(out / "screen.csv"), _rows(out / "posttrain.csv")
+    lines = ["# Tables generated by `python3 scripts/regimes.py report` (do not edit by hand)", "",
+             "## Slow Flow and FD of every base under every sampler setting", ""] + screen_table(screen)
+    lines += ["", "## Post-training: paired FD differences to standard post-training (mean ± s.e. over seeds)", ""]
+    lines += posttrain_table(post)
+    _, rho = gain_vs_lag(screen, post, out / "gain-vs-lag.png")
+    lines += ["", "## Rank correlation of the gain with the lag (Spearman, over base x setting x steps x lr)", "",
+              "| arm | rho(median m/t, FD gain) | points |", "|---|---|---|"]
+    lines += [f"| {a} | {r:+.2f} | {n} |" for a, (r, n) in rho.items()]
+    (out / "tables.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
