@@ -376,6 +376,17 @@ mixflow_status mixflow_slow_flow_stats(const double *t, const double *m, int64_t
 mixflow_status mixflow_slow_flow_suggest_gamma(const double *t, const double *m, int64_t batch, int64_t num_times,
     double coverage, double *out_gamma) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* How much the measured path lags, pooled over samples and grid times with t > 0 (the last one skipped when
+ * `exclude_final` is non-zero: under the endpoint definition it is the end point itself): the fraction of pairs
+ * with m < t − 10⁻³, the median of m/t, and whether that is a lag (fraction > 0.5 and median < 1: 1, else 0).
+ * `mixflow slowflow` advises from the endpoint lag; see docs/slow-flow.md.
+ *
+ * Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN, no grid time left to measure).
+ */
+mixflow_status mixflow_slow_flow_lag(const double *t, const double *m, int64_t batch, int64_t num_times,
+    int32_t exclude_final, double *out_slowed_fraction, double *out_median_ratio,
+    int32_t *out_lags) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
  *
  * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.

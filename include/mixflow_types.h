@@ -379,8 +379,9 @@ typedef struct mixflow_model_load_params {
 /* Options of mixflow_model_save_onnx. Fill with mixflow_model_save_default_params, then edit. */
 typedef struct mixflow_model_save_params {
     uint32_t struct_size;                 /* set by the filler; leave it alone */
-    int32_t graph;                        /* 1 = the runnable forward graph (inputs x, t, y; output out) over the
-                                             initializers; 0 = initializers and metadata only */
+    int32_t graph;                        /* 1 = the runnable forward graph (inputs x, t, y; output out, and for
+                                             REPA's SiT z_tilde_<k> per projector) over the initializers;
+                                             0 = initializers and metadata only */
     int64_t external_threshold;           /* 1048576; tensors of at least this many bytes go to "<file>.data"
                                              next to the model; -1 = all inline; must be >= -1 */
     int64_t step;                         /* -1 = not recorded; else >= 0, written as metadata mixflow.step */

@@ -82,6 +82,7 @@ BUFFER_EXEMPT_2_32 = {
     "mixflow_samples_write_npz": ["batch", "height", "width", "channels"],
     "mixflow_slow_flow_export": ["batch", "num_times"], "mixflow_slow_flow_measure": ["num_times", "batch", "dim"],
     "mixflow_slow_flow_stats": ["batch", "num_times"], "mixflow_slow_flow_suggest_gamma": ["batch", "num_times"],
+    "mixflow_slow_flow_lag": ["batch", "num_times"],
     "mixflow_trainer_step": ["batch"], "mixflow_trainer_step_features": ["batch"], "mixflow_transport_loss": ["batch", "dim"],
     "mixflow_transport_prepare": ["batch", "dim"],
 }

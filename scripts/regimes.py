@@ -7,9 +7,9 @@ with coarse grids, the SDE sampler and classifier-free guidance.
     python3 scripts/regimes.py report                       # tables + gain-vs-lag figure into --out
 
 Bases (--runs holds what scripts/pretrain_base.py wrote; see results/regimes/README.md for the commands):
-  shipped   models/fmnist-base/base.onnx (20k steps, converged)
-  early-4k  early-6k  early-10k   <runs>/early/ema-00X000.npz: the shipped recipe's own EMA snapshots (constant lr)
-  small     <runs>/small/small.onnx: depth 2, width 64 (148k parameters), trained to its plateau
+  shipped    models/fmnist-base/base.onnx (20k steps, converged)
+  small      <runs>/small/small.onnx: depth 2, width 64, trained to its plateau
+  small-2k   <runs>/small/ema-002000.npz: an EMA snapshot of a run (here the small one's, under-trained)
 
 Protocol (the same as scripts/experiments.py, for every arm of a seed): post-training starts from the same base
 weights with the same minibatches (drawn from (seed, 777, step)), learning rate, EMA and trainer seed and differs only
@@ -27,9 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts"))   # regimes_report
 import mixflow  # noqa: E402
-from pretrain_base import ARCH  # noqa: E402
 
 # name -> Sampler options. SiT convention, grid points counted as SiT counts them.
 SETTINGS = {
@@ -42,20 +41,22 @@ SETTINGS = {
        for n in (10, 50) for w in (1.5, 3, 5)},
 }
 SCREEN_SAMPLES = 256       # Slow Flow: as the CLI's `mixflow slowflow`
-LAG_TOLERANCE = 1e-3       # m < t - tolerance counts as "slowed"
 
 
 def load_base(name, runs):
+    """shipped; small (the exported final weights); <run>-<N>k: the EMA snapshot of <runs>/<run> at step N*1000,
+    in the architecture of that run's checkpoint."""
     if name == "shipped":
         return mixflow.Model.from_onnx(ROOT / "models" / "fmnist-base" / "base.onnx")
     if name == "small":
         return mixflow.Model.from_onnx(Path(runs) / "small" / "small.onnx")
-    if name.startswith("early-"):
-        step = int(name.split("-")[1].rstrip("k")) * 1000
-        model = mixflow.Model.create(**ARCH, seed=0)
-        model.load_state_dict(dict(np.load(Path(runs) / "early" / f"ema-{step:06d}.npz")))
-        return model
-    raise SystemExit(f"unknown base {name!r}: shipped, small, early-4k, early-6k, early-10k")
+    run, _, k = name.rpartition("-")
+    snapshot = Path(runs) / run / f"ema-{int(k.rstrip('k')) * 1000:06d}.npz" if k.endswith("k") and k[:-1].isdigit() else None
+    if not run or snapshot is None or not snapshot.exists():
+        raise SystemExit(f"unknown base {name!r}: shipped, small, or <run>-<N>k for an EMA snapshot in {runs}/<run>")
+    model = mixflow.Trainer.resume(Path(runs) / run / "ckpt.mixflow").ema_model()
+    model.load_state_dict(dict(np.load(snapshot)))
+    return model
 
 
 def sampler(setting):
@@ -79,16 +80,6 @@ class Evaluation:
         return mixflow.frechet_distance(self.net.features(flat), self.reference), self.net.accuracy(flat, labels)
 
 
-def lag_statistics(sf, drop_last):
-    """Pooled over samples and the grid's interior times: fraction of pairs slowed (m < t), median m/t, and
-    suggest_gamma at 95 % coverage. The endpoint definition matches the last point to itself (m = 1): dropped."""
-    t, m = np.asarray(sf.t), np.asarray(sf.m)
-    keep = (t > 0) & (np.arange(len(t)) < len(t) - (1 if drop_last else 0))
-    ratio = m[:, keep] / t[keep]
-    slowed = m[:, keep] < t[keep] - LAG_TOLERANCE
-    return float(slowed.mean()), float(np.median(ratio)), mixflow.suggest_gamma(sf, 0.95)
-
-
 def read_rows(path):
     if not path.exists():
         return []
@@ -97,10 +88,18 @@ def read_rows(path):
 
 
 def append_row(path, row):
-    new = not path.exists()
+    """Appends; a row with columns the file lacks rewrites it once with the wider header (blank old cells)."""
+    rows = read_rows(path)
+    header = list(rows[0]) if rows else list(row)
+    if rows and any(k not in header for k in row):
+        header += [k for k in row if k not in header]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, restval="")
+            w.writeheader()
+            w.writerows(rows)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
+        w = csv.DictWriter(f, fieldnames=header, restval="")
+        if not rows:
             w.writeheader()
         w.writerow(row)
 
@@ -123,9 +122,9 @@ def screen(args, x):
             row = dict(base=base, setting=setting)
             for ref, data in (("endpoint", None), ("nearest_data", x[:10000])):
                 sf = mixflow.slow_flow(fn, noise, reference=ref, data=data, y=labels, null_class=10, **SETTINGS[setting])
-                frac, ratio, gamma = lag_statistics(sf, drop_last=ref == "endpoint")
-                row.update({f"{ref}_slowed": f"{frac:.4f}", f"{ref}_median_m_over_t": f"{ratio:.4f}",
-                            f"{ref}_gamma": f"{gamma:.4f}"})
+                lag = mixflow.slow_flow_lag(sf)       # the endpoint definition skips its last point (the end itself)
+                row.update({f"{ref}_slowed": f"{lag.slowed:.4f}", f"{ref}_median_m_over_t": f"{lag.median_ratio:.4f}",
+                            f"{ref}_gamma": f"{mixflow.suggest_gamma(sf, 0.95):.4f}", f"{ref}_lags": str(int(lag.lags))})
             fd, acc = evaluate(model, setting, 0)
             row.update(fd=f"{fd:.4f}", accuracy=f"{acc:.4f}", minutes=f"{(time.time() - start) / 60:.2f}")
             append_row(out, row)
@@ -141,10 +140,15 @@ def post_train(model, transport, seed, args, x, y):
 
 
 def arms(args):
-    """"standard" (the base's own objective) and MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t]) at each --gammas."""
+    """"standard" (the base's own objective: uniform t, no mixture), MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t])
+    at each --gammas, and with --ablations the paper's ablations at the largest gamma: uniform t, and m ~ U[0,1]."""
     out = {"standard": mixflow.Transport(time_dist="uniform", gamma=0.0)}
-    for g in (float(v) for v in args.gammas.split(",") if v):
+    gammas = [float(v) for v in args.gammas.split(",") if v]
+    for g in gammas:
         out[f"mixflow {g:g}"] = mixflow.Transport(time_dist="beta21", gamma=g)
+    if args.ablations:
+        out[f"t~U, gamma {max(gammas):g}"] = mixflow.Transport(time_dist="uniform", gamma=max(gammas))
+        out["t~Beta, m~U[0,1]"] = mixflow.Transport(time_dist="beta21", mixture="uniform")
     return out
 
 
@@ -182,6 +186,7 @@ def main():
     ap.add_argument("--settings", default="", help="settings separated by ';' (screen: default all)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--gammas", default="0.4,0.8", help="MixFlow arms' gamma values")
+    ap.add_argument("--ablations", action="store_true", help="posttrain: add the paper's ablation arms")
     ap.add_argument("--steps", type=int, default=200, help="post-training steps")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)

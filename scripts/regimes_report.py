@@ -19,11 +19,6 @@ def lags(screen):
     return {(r["base"], r["setting"]): (float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"])) for r in screen}
 
 
-def is_lagging(slowed, median_ratio):
-    """Lags along its own path (endpoint definition): most pairs slowed and the median matched time behind t."""
-    return slowed > 0.5 and median_ratio < 1.0
-
-
 def paired_gains(post):
     """(base, steps, lr, setting, arm) -> [FD(arm) - FD(standard)] over the seeds both have (negative = MixFlow helps)."""
     fd = {(r["base"], r["steps"], r["lr"], r["setting"], r["arm"], r["seed"]): float(r["fd"]) for r in post}
@@ -33,6 +28,11 @@ def paired_gains(post):
         if arm != "standard" and ref is not None:
             out[(base, steps, lr, setting, arm)].append(v - ref)
     return out
+
+
+def _arm_order(arm):
+    """MixFlow arms by gamma, then the ablations."""
+    return (0, float(arm.split()[1]), arm) if arm.startswith("mixflow ") else (1, 0.0, arm)
 
 
 def _mean_se(v):
@@ -45,7 +45,7 @@ def screen_table(screen):
     out = ["| base | setting | FD of the base | endpoint: slowed pairs | endpoint: median m/t | endpoint suggest_gamma "
            "| nearest-data: slowed | nearest-data suggest_gamma | lags (endpoint) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in screen:
-        lag = is_lagging(float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"]))
+        lag = r["endpoint_lags"] == "1"           # the library's verdict (mixflow.slow_flow_lag)
         out.append(f"| {r['base']} | {r['setting']} | {float(r['fd']):.1f} | {float(r['endpoint_slowed']):.2f} | "
                    f"{float(r['endpoint_median_m_over_t']):.3f} | {float(r['endpoint_gamma']):.3f} | "
                    f"{float(r['nearest_data_slowed']):.2f} | {float(r['nearest_data_gamma']):.3f} | {'yes' if lag else 'no'} |")
@@ -57,7 +57,7 @@ def posttrain_table(post):
     for r in post:
         fd[(r["base"], r["steps"], r["lr"], r["setting"], r["arm"])].append(float(r["fd"]))
     gains = paired_gains(post)
-    arms = sorted({k[4] for k in fd if k[4] != "standard"}, key=lambda a: float(a.split()[-1]))
+    arms = sorted({k[4] for k in fd if k[4] != "standard"}, key=_arm_order)
     out = ["| base | steps | lr | setting | standard FD (mean ± sd) | " + " | ".join(f"{a} − standard" for a in arms) + " |",
            "|---|---|---|---|---|" + "---|" * len(arms)]
     for key in sorted({k[:4] for k in fd}):
@@ -88,7 +88,7 @@ def gain_vs_lag(screen, post, path):
     except ImportError:
         return points, rho
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    arms = sorted({p[2][4] for p in points}, key=lambda a: float(a.split()[-1]))
+    arms = sorted({p[2][4] for p in points}, key=_arm_order)
     markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP"))
     for i, arm in enumerate(arms):
         for base, m in markers.items():

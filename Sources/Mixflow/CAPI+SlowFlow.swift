@@ -95,6 +95,29 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
     }
 }
 
+/// How much the measured path lags, pooled over samples and grid times with t > 0 (the last one skipped when
+/// `exclude_final` is non-zero: under the endpoint definition it is the end point itself): the fraction of pairs
+/// with m < t − 10⁻³, the median of m/t, and whether that is a lag (fraction > 0.5 and median < 1: 1, else 0).
+/// `mixflow slowflow` advises from the endpoint lag; see docs/slow-flow.md.
+///
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, NaN, no grid time left to measure).
+@c public func mixflow_slow_flow_lag(
+    _ t: UnsafePointer<Double>?, _ m: UnsafePointer<Double>?, _ batch: Int64, _ num_times: Int64,
+    _ exclude_final: Int32, _ out_slowed_fraction: UnsafeMutablePointer<Double>?, _ out_median_ratio: UnsafeMutablePointer<Double>?,
+    _ out_lags: UnsafeMutablePointer<Int32>?
+) -> mixflow_status {
+    capi("mixflow_slow_flow_lag") {
+        let (times, ms, b) = try slowFlowInputs(t, m, batch, num_times)
+        let slowed = try require(out_slowed_fraction, "out_slowed_fraction")
+        let median = try require(out_median_ratio, "out_median_ratio")
+        let lags = try require(out_lags, "out_lags")
+        let lag = try SlowFlowStatistics.lag(t: times, m: ms, batch: b, excludingFinal: exclude_final != 0)
+        slowed.pointee = lag.slowed
+        median.pointee = lag.medianRatio
+        lags.pointee = lag.lags ? 1 : 0
+    }
+}
+
 /// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
 ///
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.

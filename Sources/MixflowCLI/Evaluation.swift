@@ -67,6 +67,35 @@ extension SlowFlowReference {
     }
 }
 
+/// What `mixflow slowflow` and `posttrain --gamma auto` tell a user about MixFlow, from the endpoint Slow Flow of
+/// the model's own trajectories: whether they lag (`SlowFlowLag.lags`) and the endpoint `suggest_gamma`. The
+/// evidence is results/regimes: on every base and sampler whose path did not lag, MixFlow raised the FD.
+struct MixFlowAdvice {
+    let lag: SlowFlowLag
+    let gamma: Double
+
+    init(t: [Double], m: [Double], batch: Int) throws {
+        lag = try SlowFlowStatistics.lag(t: t, m: m, batch: batch, excludingFinal: true)
+        gamma = try SlowFlowStatistics.suggestGamma(t: t, m: m, batch: batch, coverage: 0.95)
+    }
+
+    var text: String {
+        let measured = "endpoint Slow Flow: \(fixed(100 * lag.slowed, 0)) % of (sample, t) pairs slowed, median m/t \(fixed(lag.medianRatio, 3))"
+        if lag.lags {
+            return """
+                advice: this model lags along its own path (\(measured)). MixFlow is the tool for that; try gamma ~ \(fixed(gamma, 2)) \
+                (endpoint suggest_gamma) against standard post-training from the same weights. Evidence is thin: the only lagging \
+                bases found (results/regimes) were barely trained, and MixFlow did not beat standard post-training there.
+                """
+        }
+        return """
+            advice: this model does not lag along its own path (\(measured)). MixFlow is expected to hurt: on every such \
+            base and sampler in results/regimes (converged and under-trained, coarse grids, SDE, guidance) it raised the FD. \
+            Post-train with standard flow matching (gamma 0).
+            """
+    }
+}
+
 /// The Slow Flow of a model's Euler trajectories under the three definitions (docs/slow-flow.md), and the γ
 /// that `suggest_gamma` derives from each. `gamma` is the nearest-data one: the endpoint definition cannot
 /// see a flow that reaches a wrong end point, and the noise-level one has a plateau (no root) on states whose
@@ -74,6 +103,7 @@ extension SlowFlowReference {
 struct SlowFlowRun {
     let statistics: [SlowFlowReference: SlowFlowStatistics]
     let gammas: [SlowFlowReference: Double]
+    let advice: MixFlowAdvice
     static let chosen = SlowFlowReference.nearestData
     var gamma: Double { gammas[Self.chosen]! }
 
@@ -92,6 +122,7 @@ struct SlowFlowRun {
                                       seed: seed, threads: threads).outputTimesOfGrid()
         let used = min(count, dataPoints)
         var statistics: [SlowFlowReference: SlowFlowStatistics] = [:], gammas: [SlowFlowReference: Double] = [:]
+        var advice: MixFlowAdvice?
         for reference in SlowFlowReference.allCases {
             let measured = try traj.withUnsafeBufferPointer { tb in
                 try noise.withUnsafeBufferPointer { nb in
@@ -104,8 +135,10 @@ struct SlowFlowRun {
             }
             statistics[reference] = SlowFlowStatistics(t: measured.t, m: measured.m, batch: samples)
             gammas[reference] = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: samples, coverage: 0.95)
+            if reference == .endpoint { advice = try MixFlowAdvice(t: measured.t, m: measured.m, batch: samples) }
         }
         self.statistics = statistics
         self.gammas = gammas
+        self.advice = advice!
     }
 }

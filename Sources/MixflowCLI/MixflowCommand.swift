@@ -178,6 +178,15 @@ struct SlowFlowCommand: ParsableCommand {
         let gamma = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: options.n, coverage: coverage)
         print(stats.csv(), terminator: "")
         print("suggested gamma (\(reference), coverage \(coverage)): \(gamma)")
+        // The advice rests on the endpoint lag of the same trajectories, whatever --reference shows.
+        let endpoint = kind == .endpoint ? measured : try r.traj.withUnsafeBufferPointer { tb in
+            try r.noise.withUnsafeBufferPointer { nb in
+                try SlowFlow.measure(reference: .endpoint, path: r.config.path, convention: r.config.convention, times: r.times,
+                                     trajectory: tb.baseAddress!, noise: nb.baseAddress!, batch: options.n, dim: dim,
+                                     data: nil, numData: 0, threads: options.threads)
+            }
+        }
+        print(try MixFlowAdvice(t: endpoint.t, m: endpoint.m, batch: options.n).text)
         if let csv { try AtomicFile.write(to: csv) { try $0.write(stats.csv()) } }
         if let json { try AtomicFile.write(to: json) { try $0.write(stats.json(reference: String(reference.map { $0 == "-" ? "_" : $0 }))) } }
     }

@@ -126,6 +126,7 @@ struct PostTrainCommand: ParsableCommand {
                     try AtomicFile.write(to: "\(out)/slowflow-\(name).csv") { try $0.write(sf.statistics[reference]!.csv()) }
                     print("suggest_gamma (\(name) Slow Flow of the base, 95 % coverage): \(fixed(sf.gammas[reference]!, 3))\(reference == SlowFlowRun.chosen ? "  <- used" : "")")
                 }
+                print(sf.advice.text)
                 g = sf.gamma
             }
             g = cluster.broadcast(g)

@@ -19,12 +19,27 @@ public protocol NativeModel: TrainableModel {
     func sibling(seed: UInt64) throws -> NativeModel
 }
 
+/// What the scaffold reads from every architecture's configuration.
+public protocol NativeModelConfig {
+    var inChannels: Int { get }
+    var inputSize: Int { get }
+    var numClasses: Int { get }
+    /// Floats per sample of input and output (C·H·W).
+    var sampleSize: Int { get }
+    /// Probability that a training label is replaced by the null class.
+    var classDropout: Float { get }
+    /// The `model.*` description `config(fromMetadata:)` parses back.
+    var metadata: [(key: String, value: String)] { get }
+}
+
 /// The scaffold every architecture is built on. An architecture supplies its configuration, its parameter
-/// layout (inside `state`), its explicit forward and backward passes and the metadata parser; everything
-/// else — buffers, the parameter table plumbing, trainable ranges, the training forward/backward entry
-/// points, siblings, rebuilding from metadata — is written once here.
+/// layout (inside `state`), its activation set, its explicit forward and backward passes and the metadata
+/// parser; everything else — buffers, thread count, the parameter table plumbing, trainable ranges, the
+/// activation cache and the start of a forward pass (`CachedActivations`), token taps (`TokenTap`), the
+/// training forward/backward entry points, siblings, rebuilding from metadata — is written once here and in
+/// Scaffold/.
 public protocol NativeArchitecture: NativeModel {
-    associatedtype Config
+    associatedtype Config: NativeModelConfig
     var config: Config { get }
     /// Parameters, gradients and their layout.
     var state: ModelState { get }
@@ -35,6 +50,16 @@ public protocol NativeArchitecture: NativeModel {
 }
 
 extension NativeArchitecture {
+    public var inChannels: Int { config.inChannels }
+    public var inputSize: Int { config.inputSize }
+    public var numClasses: Int { config.numClasses }
+    public var sampleDim: Int { config.sampleSize }
+    public var architectureMetadata: [(key: String, value: String)] { config.metadata }
+    /// Workers every kernel uses (outputs and gradients are bit-identical for any count).
+    public var threads: Int {
+        get { state.threads }
+        set { state.threads = newValue }
+    }
     public var tensorEntries: [ParameterEntry] { state.layout.entries }
     public func tensorIndex(of name: String) -> Int? { state.layout.index(of: name) }
     public var parameterCount: Int { state.layout.count }
@@ -72,18 +97,6 @@ extension NativeArchitecture {
     public func backward(gradOutput: UnsafePointer<Float>) throws {
         zeroGradients()
         try backward(dout: gradOutput, batch: state.lastBatch, dx: nil)
-    }
-
-    /// The start every forward shares: forgets the previous saved pass (a failed or partial pass leaves nothing
-    /// to differentiate), checks the labels, and writes the labels the pass uses (dropped to the null class
-    /// with probability `classDropout` under `dropout`, else as given) into `labels`.
-    func beginForward(y: UnsafePointer<Int32>, batch b: Int, labels: UnsafeMutablePointer<Int32>,
-                      dropout: LabelDropout?, classDropout: Float, saveForBackward: Bool) throws {
-        if saveForBackward { state.lastBatch = 0 }
-        try checkClassLabels(y, count: b, numClasses: numClasses)
-        for i in 0..<b {
-            labels[i] = dropout.map { $0.drops(i, probability: classDropout) } == true ? Int32(numClasses) : y[i]
-        }
     }
 
     /// The end every forward shares: a saving pass of `b` samples is now what backward differentiates.

@@ -21,9 +21,8 @@ output z~<k>, the two losses, the gradients of total = denoise + lambda * proj f
 parameter and x ("grad:"), and the gradients of proj alone ("pgrad:").
 
 Regenerate:  pip install 'torch<2.14' numpy && python3 Tests/Fixtures/make_repa_fixtures.py
-Format: as make_sit_fixtures.py (<name>.txt lists "name dtype n d0 d1 ..."; <name>.bin the tensors).
+Format: see fixture_common.py.
 """
-import math
 import os
 import sys
 
@@ -31,7 +30,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_sit_fixtures import layer_norm, gelu_tanh, sincos_pos  # noqa: E402
+from fixture_common import f32, f64, generate, random_batch, write_fixture  # noqa: E402
+from make_sit_fixtures import init_params, param_shapes as sit_param_shapes, sit_forward  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "repa")
 
@@ -46,70 +46,30 @@ CONFIGS = {
 
 
 def param_shapes(c):
-    d, C, p = c["hidden"], c["channels"], c["patch"]
-    T = (c["input"] // p) ** 2
-    s = [("pos_embed", (1, T, d)), ("x_embedder.proj.weight", (d, C, p, p)), ("x_embedder.proj.bias", (d,)),
-         ("t_embedder.mlp.0.weight", (d, 256)), ("t_embedder.mlp.0.bias", (d,)),
-         ("t_embedder.mlp.2.weight", (d, d)), ("t_embedder.mlp.2.bias", (d,)),
-         ("y_embedder.embedding_table.weight", (c["classes"] + 1, d))]
-    for i in range(c["depth"]):
-        b = f"blocks.{i}."
-        s += [(b + "attn.qkv.weight", (3 * d, d)), (b + "attn.qkv.bias", (3 * d,)),
-              (b + "attn.proj.weight", (d, d)), (b + "attn.proj.bias", (d,)),
-              (b + "mlp.fc1.weight", (4 * d, d)), (b + "mlp.fc1.bias", (4 * d,)),
-              (b + "mlp.fc2.weight", (d, 4 * d)), (b + "mlp.fc2.bias", (d,)),
-              (b + "adaLN_modulation.1.weight", (6 * d, d)), (b + "adaLN_modulation.1.bias", (6 * d,))]
-    h = c["projector_dim"]
+    """SiT's state dict (no learn_sigma half) with projectors.<k>.{0,2,4} between the blocks and final_layer."""
+    d, h = c["hidden"], c["projector_dim"]
+    projectors = []
     for k, z in enumerate(c["z_dims"]):
         q = f"projectors.{k}."
-        s += [(q + "0.weight", (h, d)), (q + "0.bias", (h,)), (q + "2.weight", (h, h)), (q + "2.bias", (h,)),
-              (q + "4.weight", (z, h)), (q + "4.bias", (z,))]
-    s += [("final_layer.linear.weight", (p * p * C, d)), ("final_layer.linear.bias", (p * p * C,)),
-          ("final_layer.adaLN_modulation.1.weight", (2 * d, d)), ("final_layer.adaLN_modulation.1.bias", (2 * d,))]
-    return s
+        projectors += [(q + "0.weight", (h, d)), (q + "0.bias", (h,)), (q + "2.weight", (h, h)), (q + "2.bias", (h,)),
+                       (q + "4.weight", (z, h)), (q + "4.bias", (z,))]
+    return sit_param_shapes(c, before_final=projectors)
 
 
 def repa_forward(P, c, x, t, y):
     """REPA SiT.forward: returns (out [B, C, H, W], zs: one [B, T, z_dim] per projector)."""
-    d, H, p, C = c["hidden"], c["heads"], c["patch"], c["channels"]
-    B, S = x.shape[0], c["input"]
-    g = S // p
-    silu = torch.nn.functional.silu
-    tok = torch.nn.functional.conv2d(x, P["x_embedder.proj.weight"], P["x_embedder.proj.bias"], stride=p)
-    tok = tok.flatten(2).transpose(1, 2) + P["pos_embed"]
-    f = torch.exp(-math.log(10000) * torch.arange(128, dtype=torch.float64) / 128)
-    a = t[:, None] * f[None]
-    e = torch.cat([torch.cos(a), torch.sin(a)], dim=1)
-    temb = silu(e @ P["t_embedder.mlp.0.weight"].T + P["t_embedder.mlp.0.bias"]) @ P["t_embedder.mlp.2.weight"].T \
-        + P["t_embedder.mlp.2.bias"]
-    sc = silu(temb + P["y_embedder.embedding_table.weight"][y])
-    xx, zs = tok, None
-    for i in range(c["depth"]):
-        b = f"blocks.{i}."
-        mod = sc @ P[b + "adaLN_modulation.1.weight"].T + P[b + "adaLN_modulation.1.bias"]
-        sh1, sc1, g1, sh2, sc2, g2 = mod.chunk(6, dim=1)
-        hmod = layer_norm(xx) * (1 + sc1[:, None]) + sh1[:, None]
-        qkv = hmod @ P[b + "attn.qkv.weight"].T + P[b + "attn.qkv.bias"]
-        q, k, v = qkv.reshape(B, -1, 3, H, d // H).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // H), dim=-1) @ v
-        att = att.transpose(1, 2).reshape(B, -1, d)
-        xx = xx + g1[:, None] * (att @ P[b + "attn.proj.weight"].T + P[b + "attn.proj.bias"])
-        hmod = layer_norm(xx) * (1 + sc2[:, None]) + sh2[:, None]
-        m = gelu_tanh(hmod @ P[b + "mlp.fc1.weight"].T + P[b + "mlp.fc1.bias"])
-        xx = xx + g2[:, None] * (m @ P[b + "mlp.fc2.weight"].T + P[b + "mlp.fc2.bias"])
-        if i + 1 == c["encoder_depth"]:
-            zs = []
-            for kk in range(len(c["z_dims"])):
-                q_ = f"projectors.{kk}."
-                h = silu(xx.reshape(-1, d) @ P[q_ + "0.weight"].T + P[q_ + "0.bias"])
-                h = silu(h @ P[q_ + "2.weight"].T + P[q_ + "2.bias"])
-                zs.append((h @ P[q_ + "4.weight"].T + P[q_ + "4.bias"]).reshape(B, -1, c["z_dims"][kk]))
-    fm = sc @ P["final_layer.adaLN_modulation.1.weight"].T + P["final_layer.adaLN_modulation.1.bias"]
-    shift, scale = fm.chunk(2, dim=1)
-    o = (layer_norm(xx) * (1 + scale[:, None]) + shift[:, None]) @ P["final_layer.linear.weight"].T \
-        + P["final_layer.linear.bias"]
-    o = o.reshape(B, g, g, p, p, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, S, S)
-    return o, zs
+    d, silu = c["hidden"], torch.nn.functional.silu
+    zs = []
+
+    def projectors(i, xx):
+        if i + 1 != c["encoder_depth"]:
+            return
+        for kk in range(len(c["z_dims"])):
+            q_ = f"projectors.{kk}."
+            h = silu(xx.reshape(-1, d) @ P[q_ + "0.weight"].T + P[q_ + "0.bias"])
+            h = silu(h @ P[q_ + "2.weight"].T + P[q_ + "2.bias"])
+            zs.append((h @ P[q_ + "4.weight"].T + P[q_ + "4.bias"]).reshape(x.shape[0], -1, c["z_dims"][kk]))
+    return sit_forward(P, c, x, t, y, after_block=projectors), zs
 
 
 def proj_loss(zs, zs_tilde):
@@ -125,60 +85,32 @@ def proj_loss(zs, zs_tilde):
 def make(name, c, seed):
     rng = np.random.default_rng(seed)
     shapes = param_shapes(c)
-    P = {}
-    for n, s in shapes:
-        if n == "pos_embed":
-            w = sincos_pos(c["hidden"], c["input"] // c["patch"])
-        else:
-            w = (rng.standard_normal(s) * (0.3 if len(s) == 1 else 1.0 / math.sqrt(np.prod(s[1:])))).astype(np.float32)
-        P[n] = torch.tensor(w.astype(np.float64), requires_grad=(n != "pos_embed"))
-    B, C, S = c["batch"], c["channels"], c["input"]
-    T = (S // c["patch"]) ** 2
-    x32 = rng.standard_normal((B, C, S, S)).astype(np.float32)
-    t32 = rng.uniform(0, 1, B).astype(np.float32)
-    y = rng.integers(0, c["classes"] + 1, B).astype(np.int32)
-    y[-1] = c["classes"]  # always exercise the null class
-    target32 = rng.standard_normal((B, C, S, S)).astype(np.float32)
-    z32 = [rng.standard_normal((B, T, zd)).astype(np.float32) for zd in c["z_dims"]]
+    P = init_params(c, shapes, rng)
+    T = (c["input"] // c["patch"]) ** 2
+    x32, t32, y, target32 = random_batch(rng, c)
+    z32 = [rng.standard_normal((c["batch"], T, zd)).astype(np.float32) for zd in c["z_dims"]]
     x = torch.tensor(x32.astype(np.float64), requires_grad=True)
-    out, zt = repa_forward(P, c, x, torch.tensor(t32.astype(np.float64)), torch.tensor(y.astype(np.int64)))
-    denoise = ((out - torch.tensor(target32.astype(np.float64))) ** 2).mean()
-    proj = proj_loss([torch.tensor(z.astype(np.float64)) for z in z32], zt)
+    out, zt = repa_forward(P, c, x, f64(t32), torch.tensor(y.astype(np.int64)))
+    denoise = ((out - f64(target32)) ** 2).mean()
+    proj = proj_loss([f64(z) for z in z32], zt)
     total = denoise + c["proj_coeff"] * proj
     trainable = [n for n, _ in shapes if n != "pos_embed"]
     # The alignment term's own gradients (small next to the denoising ones), so that a wrong alignment
     # backward cannot hide inside the tolerance of the total.
     pgrads = torch.autograd.grad(proj, [P[n] for n in trainable], retain_graph=True, allow_unused=True)
     total.backward()
-    tensors = [("param:" + n, P[n].detach().numpy().astype(np.float32)) for n, _ in shapes]
+    tensors = [("param:" + n, f32(P[n])) for n, _ in shapes]
     tensors += [("x", x32), ("t", t32), ("y", y), ("target", target32)]
     tensors += [(f"z{k}", z) for k, z in enumerate(z32)]
-    tensors += [("out", out.detach().numpy().astype(np.float32))]
-    tensors += [(f"ztilde{k}", z.detach().numpy().astype(np.float32)) for k, z in enumerate(zt)]
+    tensors += [("out", f32(out))]
+    tensors += [(f"ztilde{k}", f32(z)) for k, z in enumerate(zt)]
     tensors += [("denoise", np.array([denoise.item()], dtype=np.float32)),
-                ("proj", np.array([proj.item()], dtype=np.float32)),
-                ("grad:x", x.grad.numpy().astype(np.float32))]
-    tensors += [("grad:" + n, P[n].grad.numpy().astype(np.float32)) for n in trainable]
-    tensors += [("pgrad:" + n, (g if g is not None else torch.zeros_like(P[n])).numpy().astype(np.float32))
-                for n, g in zip(trainable, pgrads)]
-    cfg = " ".join(f"{k}={v}" if not isinstance(v, list) else f"{k}={','.join(map(str, v))}" for k, v in c.items())
-    lines = [f"# generated by Tests/Fixtures/make_repa_fixtures.py (torch {torch.__version__}, numpy {np.__version__}); DO NOT EDIT",
-             f"# regenerate: pip install 'torch<2.14' numpy && python3 Tests/Fixtures/make_repa_fixtures.py",
-             f"config {cfg}"]
-    with open(os.path.join(OUT, name + ".bin"), "wb") as fb:
-        for n, a in tensors:
-            a = np.ascontiguousarray(a)
-            dtype = "f32" if a.dtype == np.float32 else "i32"
-            lines.append(f"{n} {dtype} {a.size} " + " ".join(str(v) for v in a.shape))
-            fb.write(a.astype("<f4" if dtype == "f32" else "<i4").tobytes())
-    with open(os.path.join(OUT, name + ".txt"), "w") as ft:
-        ft.write("\n".join(lines) + "\n")
+                ("proj", np.array([proj.item()], dtype=np.float32)), ("grad:x", f32(x.grad))]
+    tensors += [("grad:" + n, f32(P[n].grad)) for n in trainable]
+    tensors += [("pgrad:" + n, f32(g if g is not None else torch.zeros_like(P[n]))) for n, g in zip(trainable, pgrads)]
+    write_fixture(OUT, name, "make_repa_fixtures.py", c, tensors)
     print(name, "denoise", denoise.item(), "proj", proj.item(), "params", sum(int(np.prod(s)) for _, s in shapes))
 
 
 if __name__ == "__main__":
-    torch.set_default_dtype(torch.float64)
-    os.makedirs(OUT, exist_ok=True)
-    for i, (n, c) in enumerate(CONFIGS.items()):
-        make(n, c, seed=4321 + i)
-    sys.exit(0)
+    generate(CONFIGS, make, first_seed=4321)

@@ -9,8 +9,8 @@ the model output (learn_sigma half dropped, as upstream), and the gradients of
 L = mean((out - target)^2) with respect to every trainable parameter and to x.
 
 Regenerate:  pip install 'torch<2.14' numpy && python3 Tests/Fixtures/make_sit_fixtures.py
-Format: <name>.txt lists one tensor per line "name dtype n d0 d1 ..." in file order; <name>.bin holds the
-tensors back to back, little-endian (float32 or int32).
+Format: see fixture_common.py (shared with make_ditdh_fixtures.py and make_repa_fixtures.py, which builds on
+this script's SiT).
 """
 import math
 import os
@@ -18,6 +18,10 @@ import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import (generate, parameter, random_batch, random_weight, sincos_pos,  # noqa: E402
+                            write_denoising_fixture)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sit")
 
@@ -28,10 +32,16 @@ CONFIGS = {
 }
 
 
-def param_shapes(c):
+def out_channels(c):
+    return 2 * c["channels"] if c.get("learn_sigma") else c["channels"]
+
+
+def param_shapes(c, before_final=()):
+    """The official state dict's (name, shape) in order; `before_final` (REPA's projectors) goes between the
+    blocks and final_layer."""
     d, C, p = c["hidden"], c["channels"], c["patch"]
     T = (c["input"] // p) ** 2
-    cout = 2 * C if c["learn_sigma"] else C
+    cout = out_channels(c)
     s = [("pos_embed", (1, T, d)), ("x_embedder.proj.weight", (d, C, p, p)), ("x_embedder.proj.bias", (d,)),
          ("t_embedder.mlp.0.weight", (d, 256)), ("t_embedder.mlp.0.bias", (d,)),
          ("t_embedder.mlp.2.weight", (d, d)), ("t_embedder.mlp.2.bias", (d,)),
@@ -43,18 +53,19 @@ def param_shapes(c):
               (b + "mlp.fc1.weight", (4 * d, d)), (b + "mlp.fc1.bias", (4 * d,)),
               (b + "mlp.fc2.weight", (d, 4 * d)), (b + "mlp.fc2.bias", (d,)),
               (b + "adaLN_modulation.1.weight", (6 * d, d)), (b + "adaLN_modulation.1.bias", (6 * d,))]
+    s += list(before_final)
     s += [("final_layer.linear.weight", (p * p * cout, d)), ("final_layer.linear.bias", (p * p * cout,)),
           ("final_layer.adaLN_modulation.1.weight", (2 * d, d)), ("final_layer.adaLN_modulation.1.bias", (2 * d,))]
     return s
 
 
-def sincos_pos(d, g):
-    # [sin(col w), cos(col w), sin(row w), cos(row w)], w_k = 10000^(-k/(d/4)) — first half = column.
-    k = d // 4
-    omega = 1.0 / 10000 ** (np.arange(k, dtype=np.float64) / k)
-    rows, cols = np.meshgrid(np.arange(g, dtype=np.float64), np.arange(g, dtype=np.float64), indexing="ij")
-    r, cl = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
-    return np.concatenate([np.sin(cl), np.cos(cl), np.sin(r), np.cos(r)], axis=1)[None].astype(np.float32)
+def init_params(c, shapes, rng):
+    """Seeded non-zero weights for every tensor; pos_embed is the fixed sin-cos table (no gradient)."""
+    P = {}
+    for n, s in shapes:
+        w = sincos_pos(c["hidden"], c["input"] // c["patch"]) if n == "pos_embed" else random_weight(rng, s)
+        P[n] = parameter(w, trainable=(n != "pos_embed"))
+    return P
 
 
 def layer_norm(x, eps=1e-6):
@@ -67,11 +78,13 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def sit_forward(P, c, x, t, y):
+def sit_forward(P, c, x, t, y, after_block=None):
+    """SiT.forward (learn_sigma half dropped). `after_block(i, tokens)` sees the residual stream after
+    blocks[i] (REPA's projectors read it)."""
     d, H, p, C = c["hidden"], c["heads"], c["patch"], c["channels"]
     B, S = x.shape[0], c["input"]
     g = S // p
-    cout = 2 * C if c["learn_sigma"] else C
+    cout = out_channels(c)
     # patch embed as a strided convolution
     tok = torch.nn.functional.conv2d(x, P["x_embedder.proj.weight"], P["x_embedder.proj.bias"], stride=p)
     tok = tok.flatten(2).transpose(1, 2) + P["pos_embed"]
@@ -97,6 +110,8 @@ def sit_forward(P, c, x, t, y):
         hmod = layer_norm(xx) * (1 + sc2[:, None]) + sh2[:, None]
         m = gelu_tanh(hmod @ P[b + "mlp.fc1.weight"].T + P[b + "mlp.fc1.bias"])
         xx = xx + g2[:, None] * (m @ P[b + "mlp.fc2.weight"].T + P[b + "mlp.fc2.bias"])
+        if after_block is not None:
+            after_block(i, xx)
     fm = sc @ P["final_layer.adaLN_modulation.1.weight"].T + P["final_layer.adaLN_modulation.1.bias"]
     shift, scale = fm.chunk(2, dim=1)
     o = (layer_norm(xx) * (1 + scale[:, None]) + shift[:, None]) @ P["final_layer.linear.weight"].T \
@@ -109,47 +124,10 @@ def sit_forward(P, c, x, t, y):
 def make(name, c, seed):
     rng = np.random.default_rng(seed)
     shapes = param_shapes(c)
-    P = {}
-    for n, s in shapes:
-        if n == "pos_embed":
-            w = sincos_pos(c["hidden"], c["input"] // c["patch"])
-        else:
-            w = (rng.standard_normal(s) * (0.3 if len(s) == 1 else 1.0 / math.sqrt(np.prod(s[1:])))).astype(np.float32)
-        P[n] = torch.tensor(w.astype(np.float64), requires_grad=(n != "pos_embed"))
-    B, C, S = c["batch"], c["channels"], c["input"]
-    x32 = rng.standard_normal((B, C, S, S)).astype(np.float32)
-    t32 = rng.uniform(0, 1, B).astype(np.float32)
-    y = rng.integers(0, c["classes"] + 1, B).astype(np.int32)
-    y[-1] = c["classes"]  # always exercise the null class
-    target32 = rng.standard_normal((B, C, S, S)).astype(np.float32)
-    x = torch.tensor(x32.astype(np.float64), requires_grad=True)
-    out = sit_forward(P, c, x, torch.tensor(t32.astype(np.float64)), torch.tensor(y.astype(np.int64)))
-    loss = ((out - torch.tensor(target32.astype(np.float64))) ** 2).mean()
-    loss.backward()
-    tensors = [("param:" + n, P[n].detach().numpy().astype(np.float32)) for n, _ in shapes]
-    tensors += [("x", x32), ("t", t32), ("y", y), ("target", target32),
-                ("out", out.detach().numpy().astype(np.float32)),
-                ("loss", np.array([loss.item()], dtype=np.float32)),
-                ("grad:x", x.grad.numpy().astype(np.float32))]
-    tensors += [("grad:" + n, P[n].grad.numpy().astype(np.float32)) for n, _ in shapes if n != "pos_embed"]
-    cfg = " ".join(f"{k}={int(v)}" for k, v in c.items())
-    lines = [f"# generated by Tests/Fixtures/make_sit_fixtures.py (torch {torch.__version__}, numpy {np.__version__}); DO NOT EDIT",
-             f"# regenerate: pip install 'torch<2.14' numpy && python3 Tests/Fixtures/make_sit_fixtures.py",
-             f"config {cfg}"]
-    with open(os.path.join(OUT, name + ".bin"), "wb") as fb:
-        for n, a in tensors:
-            a = np.ascontiguousarray(a)
-            dtype = "f32" if a.dtype == np.float32 else "i32"
-            lines.append(f"{n} {dtype} {a.size} " + " ".join(str(v) for v in a.shape))
-            fb.write(a.astype("<f4" if dtype == "f32" else "<i4").tobytes())
-    with open(os.path.join(OUT, name + ".txt"), "w") as ft:
-        ft.write("\n".join(lines) + "\n")
-    print(name, "loss", loss.item(), "params", sum(int(np.prod(s)) for _, s in shapes))
+    P = init_params(c, shapes, rng)
+    write_denoising_fixture(OUT, "make_sit_fixtures.py", name, c, shapes, P, ("pos_embed",),
+                            random_batch(rng, c), sit_forward)
 
 
 if __name__ == "__main__":
-    torch.set_default_dtype(torch.float64)
-    os.makedirs(OUT, exist_ok=True)
-    for i, (n, c) in enumerate(CONFIGS.items()):
-        make(n, c, seed=1234 + i)
-    sys.exit(0)
+    generate(CONFIGS, make, first_seed=1234)

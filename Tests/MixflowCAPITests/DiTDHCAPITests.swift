@@ -79,48 +79,19 @@ let tinyDiTDHShape = ["depth": 1, "hidden": 16, "heads": 2, "head_depth": 1, "he
 
 @Test(arguments: ["tiny", "tiny_identity"])
 func ditdhGradientsThroughTheCAPIMatchTheTorchReference(_ fixture: String) throws {
-    let (cfg, ts) = try loadFixture(fixture, folder: "ditdh")
+    let (cfg, ts, _) = try loadFixture(fixture, folder: "ditdh")
     let m = try #require(makeModel(ditdhParams(cfg)))
     defer { mixflow_model_free(m) }
-    var name: UnsafePointer<CChar>?, shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0, trainable: Int32 = 0
-    for i in 0..<mixflow_model_num_tensors(m) {
-        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, nil) == MIXFLOW_OK)
-        var w = floats(try #require(ts["param:" + String(cString: name!)]))
-        #expect(mixflow_model_set_tensor(m, name, &w, &shape, ndim) == MIXFLOW_OK)
-    }
-    var x = floats(ts["x"]!), t = floats(ts["t"]!), target = floats(ts["target"]!)
-    var y = ts["y"]!.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
-    var dx = [Float](repeating: 0, count: x.count), loss: Float = 0
-    #expect(mixflow_model_gradients(m, &x, &t, &y, &target, Int64(y.count), &loss, &dx) == MIXFLOW_OK)
-    let refLoss = floats(ts["loss"]!)[0]
-    #expect(abs(loss - refLoss) <= 1e-5 * refLoss)
-    func relErr(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()! }
-    #expect(relErr(dx, floats(ts["grad:x"]!)) <= 1e-4)
-    for i in 0..<mixflow_model_num_tensors(m) {
-        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, &trainable) == MIXFLOW_OK)
-        guard trainable == 1 else { continue }
-        let ref = floats(ts["grad:" + String(cString: name!)]!)
-        var g = [Float](repeating: 0, count: ref.count)
-        #expect(mixflow_model_get_grad(m, name, &shape, ndim, &g) == MIXFLOW_OK)
-        #expect(relErr(g, ref) <= 1e-4, "\(String(cString: name!))")
-    }
-    var out = [Float](repeating: 0, count: x.count)
-    #expect(mixflow_model_forward(m, &x, &t, &y, Int64(y.count), &out) == MIXFLOW_OK)
-    #expect(relErr(out, floats(ts["out"]!)) <= 1e-4)
+    try expectCAPIMatchesDenoisingFixture(m, ts)
 }
 
 @Test func ditdhTrainsWithTheRAEPresetsAndResumesThroughTheCAPI() throws {
     let m = try #require(makeModel(ditdhParams(tinyDiTDHShape)))
     defer { mixflow_model_free(m) }
     let dim = 4 * 4 * 4
-    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
-    #expect(mixflow_transport_preset_params("rae", Int64(dim), &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
-    #expect(mixflow_trainer_preset_params("rae", 10, 100, &rp, UInt32(MemoryLayout<mixflow_trainer_params>.size)) == MIXFLOW_OK)
-    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
-    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
-    defer { mixflow_transport_free(tr) }
-    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
-    defer { mixflow_trainer_free(trainer) }
+    let (tr, trainer) = presetTrainer(m, "rae", dim: Int64(dim), decay: (10, 100))
+    defer { mixflow_trainer_free(trainer); mixflow_transport_free(tr) }
+    #expect(trainer != nil)
     let b = 4
     var x1 = (0..<(b * dim)).map { Float(($0 * 37) % 19) / 9 - 1 }, y: [Int32] = [0, 1, 2, 4]
     var loss: Float = 0
@@ -206,14 +177,9 @@ func ditdhSavesWithOrWithoutTheGraphAndLoadsBackThroughTheCAPI(graph: Int32) thr
     let m = try #require(makeModel(ditdhParams(tinyDiTDHShape)))
     defer { mixflow_model_free(m) }
     let size = UInt32(MemoryLayout<mixflow_trainer_params>.size)
-    var tp = mixflow_transport_params(), rp = mixflow_trainer_params()
-    #expect(mixflow_transport_preset_params("rae", 64, &tp, UInt32(MemoryLayout<mixflow_transport_params>.size)) == MIXFLOW_OK)
-    #expect(mixflow_trainer_preset_params("rae", 10, 100, &rp, size) == MIXFLOW_OK)
-    var tr: UnsafeMutablePointer<mixflow_transport>?, trainer: UnsafeMutablePointer<mixflow_trainer>?
-    #expect(mixflow_transport_create(&tp, &tr) == MIXFLOW_OK)
-    defer { mixflow_transport_free(tr) }
-    #expect(mixflow_trainer_create(m, tr, &rp, &trainer) == MIXFLOW_OK)
-    defer { mixflow_trainer_free(trainer) }
+    let (tr, trainer) = presetTrainer(m, "rae", dim: 64, decay: (10, 100))
+    defer { mixflow_trainer_free(trainer); mixflow_transport_free(tr) }
+    #expect(trainer != nil)
 
     var got = mixflow_trainer_params()
     #expect(mixflow_trainer_get_params(nil, &got, size) == MIXFLOW_ERR_INVALID_ARGUMENT)

@@ -191,58 +191,60 @@ func makeModel(_ p: mixflow_model_params) -> UnsafeMutablePointer<mixflow_model>
     #expect(mixflow_model_num_params(UnsafeMutableRawPointer(tr).assumingMemoryBound(to: mixflow_model.self)) == -1)
 }
 
-/// Tensors of a Tests/Fixtures/sit fixture (see make_sit_fixtures.py for the format), as raw float32/int32.
-func loadFixture(_ name: String, folder: String = "sit") throws -> (config: [String: Int], tensors: [String: Data]) {
+/// A Tests/Fixtures/<folder> fixture (format: Tests/Fixtures/fixture_common.py): its integer config values, and its
+/// tensors as raw float32/int32 with their shapes.
+func loadFixture(_ name: String, folder: String = "sit") throws
+    -> (config: [String: Int], tensors: [String: Data], shapes: [String: [Int64]]) {
     let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/" + folder)
     let text = try String(contentsOf: dir.appendingPathComponent(name + ".txt"), encoding: .utf8)
     let data = try Data(contentsOf: dir.appendingPathComponent(name + ".bin"))
-    var config: [String: Int] = [:], tensors: [String: Data] = [:], offset = 0
+    var config: [String: Int] = [:], tensors: [String: Data] = [:], shapes: [String: [Int64]] = [:], offset = 0
     for line in text.split(separator: "\n") where !line.hasPrefix("#") {
         let f = line.split(separator: " ").map(String.init)
         if f[0] == "config" {
-            for kv in f.dropFirst() { let p = kv.split(separator: "="); config[String(p[0])] = Int(p[1])! }
+            for kv in f.dropFirst() { let p = kv.split(separator: "="); config[String(p[0])] = Int(p[1]) }
         } else {
             let bytes = 4 * Int(f[2])!
             tensors[f[0]] = data.subdata(in: offset..<(offset + bytes))
+            shapes[f[0]] = f.dropFirst(3).map { Int64($0)! }
             offset += bytes
         }
     }
-    return (config, tensors)
+    return (config, tensors, shapes)
 }
 
 func floats(_ d: Data) -> [Float] { d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
 
-@Test func gradientsThroughTheCAPIMatchTheTorchReference() throws {
-    // End to end through the C layer: weights in by name, L and every gradient out by name.
-    let (cfg, ts) = try loadFixture("tiny_sigma")
-    var p = defaultModelParams()
-    setArch(&p, "")
-    p.depth = Int32(cfg["depth"]!); p.hidden = Int32(cfg["hidden"]!); p.heads = Int32(cfg["heads"]!)
-    p.patch = Int32(cfg["patch"]!); p.input_size = Int32(cfg["input"]!); p.in_channels = Int32(cfg["channels"]!)
-    p.num_classes = Int32(cfg["classes"]!); p.learn_sigma = Int32(cfg["learn_sigma"]!)
-    let m = try #require(makeModel(p))
-    defer { mixflow_model_free(m) }
-    var name: UnsafePointer<CChar>?
-    var shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0
+/// Max |a − b| / max |b|.
+func relErr(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()! }
+
+/// Sets every tensor of `m` from the fixture's `param:<name>`, by name through the C API.
+func setFixtureWeights(_ m: UnsafeMutablePointer<mixflow_model>?, _ ts: [String: Data]) throws {
+    var name: UnsafePointer<CChar>?, shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0
     for i in 0..<mixflow_model_num_tensors(m) {
         #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, nil) == MIXFLOW_OK)
         var w = floats(try #require(ts["param:" + String(cString: name!)]))
         #expect(mixflow_model_set_tensor(m, name, &w, &shape, ndim) == MIXFLOW_OK)
     }
+}
+
+/// End to end through the C layer against a fixture of L = mean((out − target)²): weights in by name, L, dL/dx,
+/// every trainable tensor's gradient and the forward output out.
+func expectCAPIMatchesDenoisingFixture(_ m: UnsafeMutablePointer<mixflow_model>?, _ ts: [String: Data]) throws {
+    try setFixtureWeights(m, ts)
     var x = floats(ts["x"]!), t = floats(ts["t"]!), target = floats(ts["target"]!)
     var y = ts["y"]!.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
     var dx = [Float](repeating: 0, count: x.count), loss: Float = 0
     #expect(mixflow_model_gradients(m, &x, &t, &y, &target, Int64(y.count), &loss, &dx) == MIXFLOW_OK)
     let refLoss = floats(ts["loss"]!)[0]
     #expect(abs(loss - refLoss) <= 1e-5 * refLoss)
-    func relErr(_ a: [Float], _ b: [Float]) -> Float {
-        zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()!
-    }
     #expect(relErr(dx, floats(ts["grad:x"]!)) <= 1e-4)
-    for i in 1..<mixflow_model_num_tensors(m) {   // 0 is pos_embed: fixed, no gradient
-        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, nil) == MIXFLOW_OK)
-        let ref = floats(ts["grad:" + String(cString: name!)]!)
+    var name: UnsafePointer<CChar>?, shape = [Int64](repeating: 0, count: 4), ndim: Int32 = 0, trainable: Int32 = 0
+    for i in 0..<mixflow_model_num_tensors(m) {
+        #expect(mixflow_model_tensor_info(m, i, &name, &shape, &ndim, &trainable) == MIXFLOW_OK)
+        guard trainable == 1 else { continue }
+        let ref = floats(try #require(ts["grad:" + String(cString: name!)]))
         var g = [Float](repeating: 0, count: ref.count)
         #expect(mixflow_model_get_grad(m, name, &shape, ndim, &g) == MIXFLOW_OK)
         #expect(relErr(g, ref) <= 1e-4, "\(String(cString: name!))")
@@ -250,4 +252,16 @@ func floats(_ d: Data) -> [Float] { d.withUnsafeBytes { Array($0.bindMemory(to: 
     var out = [Float](repeating: 0, count: x.count)
     #expect(mixflow_model_forward(m, &x, &t, &y, Int64(y.count), &out) == MIXFLOW_OK)
     #expect(relErr(out, floats(ts["out"]!)) <= 1e-4)
+}
+
+@Test func gradientsThroughTheCAPIMatchTheTorchReference() throws {
+    let (cfg, ts, _) = try loadFixture("tiny_sigma")
+    var p = defaultModelParams()
+    setArch(&p, "")
+    p.depth = Int32(cfg["depth"]!); p.hidden = Int32(cfg["hidden"]!); p.heads = Int32(cfg["heads"]!)
+    p.patch = Int32(cfg["patch"]!); p.input_size = Int32(cfg["input"]!); p.in_channels = Int32(cfg["channels"]!)
+    p.num_classes = Int32(cfg["classes"]!); p.learn_sigma = Int32(cfg["learn_sigma"]!)
+    let m = try #require(makeModel(p))
+    defer { mixflow_model_free(m) }
+    try expectCAPIMatchesDenoisingFixture(m, ts)
 }

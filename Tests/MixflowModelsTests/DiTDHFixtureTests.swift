@@ -16,52 +16,12 @@ extension Fixture {
     }
 }
 
-/// Loads every tensor by name (checking names, order and shapes against the table), runs forward and the
-/// backward of L = mean((out − target)²); returns the model, its output and dL/dx.
-func runDiTDHFixture(_ fx: Fixture, threads: Int = 2) throws -> (DiTDHModel, [Float], [Float]) {
-    let model = try DiTDHModel(fx.ditdhConfig, seed: 0, threads: threads)
-    #expect(model.table.entries.count == fx.floats.keys.filter { $0.hasPrefix("param:") }.count)
-    for e in model.table.entries {
-        let w = try #require(fx.floats["param:" + e.name], "fixture lacks \(e.name)")
-        #expect(fx.shapes["param:" + e.name]! == e.shape, "shape of \(e.name)")
-        (model.params + e.offset).update(from: w, count: e.count)
-    }
-    let b = fx.config["batch"]!, n = b * fx.ditdhConfig.sampleSize
-    var out = [Float](repeating: 0, count: n)
-    try model.forward(x: fx.floats["x"]!, t: fx.floats["t"]!, y: fx.ints["y"]!, batch: b, out: &out)
-    let target = fx.floats["target"]!
-    let dout = (0..<n).map { 2 * (out[$0] - target[$0]) / Float(n) }
-    var dx = [Float](repeating: 0, count: n)
-    model.zeroGradients()
-    try model.backward(dout: dout, batch: b, dx: &dx)
-    return (model, out, dx)
-}
-
 @Test(arguments: ["tiny", "tiny_identity"])
 func ditdhMatchesTheTorchReference(_ name: String) throws {
     let fx = try Fixture(name, directory: ditdhFixtures)
-    let (model, out, dx) = try runDiTDHFixture(fx)
+    let model = try DiTDHModel(fx.ditdhConfig, seed: 0, threads: 2)
     #expect(model.table.sProjW == nil ? name == "tiny_identity" : name == "tiny")
-    let ref = fx.floats["out"]!
-    let e = out.withUnsafeBufferPointer { a in ref.withUnsafeBufferPointer { relativeError(a, $0) } }
-    #expect(e <= fixtureTolerance, "output relative error \(e)")
-    let target = fx.floats["target"]!
-    var loss = 0.0
-    for i in 0..<out.count { loss += Double(out[i] - target[i]) * Double(out[i] - target[i]) }
-    loss /= Double(out.count)
-    #expect(abs(loss - Double(fx.floats["loss"]![0])) <= 1e-5 * loss)
-    let ex = dx.withUnsafeBufferPointer { a in fx.floats["grad:x"]!.withUnsafeBufferPointer { relativeError(a, $0) } }
-    #expect(ex <= fixtureTolerance, "dL/dx relative error \(ex)")
-    for entry in model.table.entries {
-        let g = UnsafeBufferPointer(start: model.grads + entry.offset, count: entry.count)
-        guard entry.trainable else {
-            #expect(g.allSatisfy { $0 == 0 }, "\(entry.name) is fixed and must get no gradient")
-            continue
-        }
-        let r = try #require(fx.floats["grad:" + entry.name], "fixture lacks the gradient of \(entry.name)")
-        let err = r.withUnsafeBufferPointer { relativeError(g, $0) }
-        #expect(err <= fixtureTolerance, "\(entry.name): gradient relative error \(err)")
-    }
+    try expectMatchesDenoisingFixture(fx, model)
 }
 
 /// The fixed tables the model computes at init against the generator's float64 numpy tables: 1e-6 absolute

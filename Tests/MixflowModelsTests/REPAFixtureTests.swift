@@ -23,13 +23,7 @@ func runREPAFixture(_ fx: Fixture, threads: Int = 2, lambda: Float? = nil)
     throws -> (model: REPAModel, out: [Float], dx: [Float], denoise: Double, proj: Float) {
     let c = fx.repaConfig
     let model = try REPAModel(c, seed: 0, threads: threads)
-    #expect(model.tensorEntries.map(\.name) == fx.shapes.keys.filter { $0.hasPrefix("param:") }.map { String($0.dropFirst(6)) }
-        .sorted { fxOrder(fx, $0) < fxOrder(fx, $1) }, "table order = the official state dict's")
-    for e in model.tensorEntries {
-        let w = try #require(fx.floats["param:" + e.name], "fixture lacks \(e.name)")
-        #expect(fx.shapes["param:" + e.name]! == e.shape, "shape of \(e.name)")
-        (model.params + e.offset).update(from: w, count: e.count)
-    }
+    try loadFixtureWeights(fx, into: model)
     let b = fx.config["batch"]!, n = b * c.sit.sampleSize
     var out = [Float](repeating: 0, count: n)
     try model.forward(x: fx.floats["x"]!, t: fx.floats["t"]!, y: fx.ints["y"]!, batch: b, out: &out)
@@ -50,34 +44,28 @@ func runREPAFixture(_ fx: Fixture, threads: Int = 2, lambda: Float? = nil)
     return (model, out, dx, denoise, proj)
 }
 
-/// Position of a tensor in the fixture's manifest (the official state-dict order).
-private func fxOrder(_ fx: Fixture, _ name: String) -> Int { fx.order["param:" + name] ?? Int.max }
-
 @Test(arguments: ["tiny_two_encoders", "tiny_one_encoder"])
 func repaMatchesTheTorchReference(_ name: String) throws {
     let fx = try Fixture(name, directory: repaFixtures)
     let r = try runREPAFixture(fx)
     let c = fx.repaConfig, b = fx.config["batch"]!
-    func rel(_ a: [Float], _ ref: [Float]) -> Double {
-        a.withUnsafeBufferPointer { x in ref.withUnsafeBufferPointer { relativeError(x, $0) } }
-    }
-    let eOut = rel(r.out, fx.floats["out"]!)
+    let eOut = relativeError(r.out, fx.floats["out"]!)
     #expect(eOut <= fixtureTolerance, "output relative error \(eOut)")
     for k in 0..<c.zDims.count {
         let zt = Array(UnsafeBufferPointer(start: try r.model.projectorOutput(k, batch: b), count: b * c.sit.tokens * c.zDims[k]))
-        let e = rel(zt, fx.floats["ztilde\(k)"]!)
+        let e = relativeError(zt, fx.floats["ztilde\(k)"]!)
         #expect(e <= fixtureTolerance, "projector \(k) output relative error \(e)")
     }
     let denoiseRef = Double(fx.floats["denoise"]![0]), projRef = Double(fx.floats["proj"]![0])
     #expect(abs(r.denoise - denoiseRef) <= 1e-5 * denoiseRef)
     #expect(abs(Double(r.proj) - projRef) <= 1e-5, "proj \(r.proj) vs \(projRef)")
-    let ex = rel(r.dx, fx.floats["grad:x"]!)
+    let ex = relativeError(r.dx, fx.floats["grad:x"]!)
     #expect(ex <= fixtureTolerance, "d(total)/dx relative error \(ex)")
     var worst = 0.0
     for e in r.model.tensorEntries {
         let g = Array(UnsafeBufferPointer(start: r.model.grads + e.offset, count: e.count))
         guard e.trainable else { #expect(g.allSatisfy { $0 == 0 }); continue }
-        let err = rel(g, fx.floats["grad:" + e.name]!)
+        let err = relativeError(g, fx.floats["grad:" + e.name]!)
         worst = max(worst, err)
         #expect(err <= fixtureTolerance, "d(total)/d(\(e.name)) relative error \(err)")
     }
@@ -93,7 +81,7 @@ func repaAlignmentGradientMatchesTheTorchReference(_ name: String) throws {
     for e in r.model.tensorEntries where e.trainable && e.name != "final_layer.linear.weight" {
         let ref = fx.floats["pgrad:" + e.name]!
         let g = Array(UnsafeBufferPointer(start: r.model.grads + e.offset, count: e.count))
-        let err = g.withUnsafeBufferPointer { x in ref.withUnsafeBufferPointer { relativeError(x, $0) } }
+        let err = relativeError(g, ref)
         #expect(err <= fixtureTolerance, "d(proj)/d(\(e.name)) relative error \(err)")
     }
 }
@@ -106,30 +94,14 @@ func repaAlignmentGradientMatchesTheTorchReference(_ name: String) throws {
     let m = try REPAModel(c, seed: 7, threads: 1)
     m.trunk.randomizeZeroInitialized(seed: 8, bound: 0.3)
     let b = 2, n = b * sit.sampleSize, lambda: Float = 0.5
-    var x = randomArray(n, seed: 70)
-    let t: [Float] = [0.2, 0.7], y: [Int32] = [1, 3]
-    let r = randomArray(n, seed: 71), z = randomArray(b * c.featureSize, seed: 72)
-    var out = [Float](repeating: 0, count: n), dx = out
-    try m.forward(x: x, t: t, y: y, batch: b, out: &out)
-    _ = try m.alignmentLoss(features: z, batch: b, weight: lambda)
-    m.zeroGradients()
-    try m.backward(dout: r, batch: b, dx: &dx)
-    func loss(_ x: [Float]) -> Double {
-        var o = [Float](repeating: 0, count: n)
-        try! m.forward(x: x, t: t, y: y, batch: b, out: &o)
-        return weightedSum(o, r) + Double(lambda) * Double(try! m.alignmentLoss(features: z, batch: b, weight: lambda))
+    let z = randomArray(b * c.featureSize, seed: 72)
+    let (bad, grads) = try finiteDifferenceMismatches(m, x: randomArray(n, seed: 70), t: [0.2, 0.7], y: [1, 3],
+                                                      r: randomArray(n, seed: 71)) {
+        Double(lambda) * Double(try m.alignmentLoss(features: z, batch: b, weight: lambda))
     }
-    #expect(checkGradient("x", &x, analytic: dx, eps: 5e-3, tol: 3e-2) { loss($0) }.isEmpty)
-    for e in m.tensorEntries where e.trainable {
-        var w = Array(UnsafeBufferPointer(start: m.params + e.offset, count: e.count))
-        let g = Array(UnsafeBufferPointer(start: m.grads + e.offset, count: e.count))
-        let bad = checkGradient(e.name, &w, analytic: g, eps: 5e-3, tol: 3e-2, samples: 12) { w in
-            (m.params + e.offset).update(from: w, count: e.count)
-            return loss(x)
-        }
-        (m.params + e.offset).update(from: w, count: e.count)
-        #expect(bad.isEmpty, "\(bad)")
-        if e.name.hasPrefix("projectors.") { #expect(g.contains { $0 != 0 }, "\(e.name) received no gradient") }
+    #expect(bad.isEmpty, "\(bad)")
+    for (name, g) in grads where name.hasPrefix("projectors.") {
+        #expect(g.contains { $0 != 0 }, "\(name) received no gradient")
     }
 }
 

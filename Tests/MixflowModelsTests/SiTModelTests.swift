@@ -16,32 +16,12 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
 
 @Test func wholeModelGradientsMatchFiniteDifferences() throws {
     let m = try tinyModel()
-    let c = m.config, b = 2, n = b * c.sampleSize
-    var x = randomArray(n, seed: 50)
-    let t: [Float] = [0.3, 0.9], y: [Int32] = [1, 3]   // 3 = the null class
-    let r = randomArray(n, seed: 51)
-    var out = [Float](repeating: 0, count: n), dx = out
-    try m.forward(x: x, t: t, y: y, batch: b, out: &out)
-    m.zeroGradients()
-    try m.backward(dout: r, batch: b, dx: &dx)
-    func loss(_ x: [Float]) -> Double {
-        var o = [Float](repeating: 0, count: n)
-        try! m.forward(x: x, t: t, y: y, batch: b, out: &o)
-        return weightedSum(o, r)
-    }
-    #expect(checkGradient("x", &x, analytic: dx, eps: 5e-3, tol: 3e-2) { loss($0) }.isEmpty)
-    for e in m.table.entries where e.trainable {
-        var w = Array(UnsafeBufferPointer(start: m.params + e.offset, count: e.count))
-        let g = Array(UnsafeBufferPointer(start: m.grads + e.offset, count: e.count))
-        let bad = checkGradient(e.name, &w, analytic: g, eps: 5e-3, tol: 3e-2, samples: 12) { w in
-            (m.params + e.offset).update(from: w, count: e.count)
-            return loss(x)
-        }
-        (m.params + e.offset).update(from: w, count: e.count)
-        #expect(bad.isEmpty, "\(bad)")
-        if e.name != "y_embedder.embedding_table.weight" {   // unused label rows legitimately get 0
-            #expect(g.contains { $0 != 0 }, "\(e.name) received no gradient")
-        }
+    let n = 2 * m.config.sampleSize
+    let (bad, grads) = try finiteDifferenceMismatches(m, x: randomArray(n, seed: 50), t: [0.3, 0.9],
+                                                      y: [1, 3], r: randomArray(n, seed: 51))   // 3 = the null class
+    #expect(bad.isEmpty, "\(bad)")
+    for (name, g) in grads where name != "y_embedder.embedding_table.weight" {   // unused label rows legitimately get 0
+        #expect(g.contains { $0 != 0 }, "\(name) received no gradient")
     }
 }
 
@@ -157,14 +137,9 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
     let m = try tinyModel(SiTConfig(depth: 3, hidden: 16, heads: 2, patch: 2, inputSize: 4, inChannels: 2, numClasses: 3))
     let b = 2, n = b * m.config.sampleSize
     let x = randomArray(n, seed: 70), r = randomArray(n, seed: 71)
-    var train = [Float](repeating: 0, count: n), eval = train
-    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &eval, saveForBackward: false)
-    #expect(throws: MixflowError.self) { try m.backward(dout: r, batch: b) }   // nothing saved yet
-    try m.forward(x: x, t: [0.2, 0.6], y: [0, 2], batch: b, out: &train)
-    #expect(train == eval)
-    #expect(m.activationFloats(batch: b, training: false) * 2 < m.activationFloats(batch: b, training: true))
+    try expectInferenceMatchesTraining(m, x: x, t: [0.2, 0.6], y: [0, 2])
     // An inference pass in between does not disturb the saved training activations.
-    var other = eval
+    var train = [Float](repeating: 0, count: n), other = train
     try m.forward(x: r, t: [0.9, 0.1], y: [1, 1], batch: b, out: &other, saveForBackward: false)
     m.zeroGradients()
     try m.backward(dout: r, batch: b)

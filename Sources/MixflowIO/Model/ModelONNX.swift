@@ -27,7 +27,7 @@ public enum ModelONNX {
     static let graphs: [String: (format: String, add: (NativeModel, OnnxWriter) throws -> Void)] = [
         "SiT": ("sit", { try SiTGraph.add(($0 as! SiTModel).config, to: $1) }),
         "DiTDH": ("ditdh", { try DiTDHGraph.add(($0 as! DiTDHModel).config, to: $1) }),
-        "REPA-SiT": ("repa-sit", { try SiTGraph.add(($0 as! REPAModel).config.sit, to: $1) }),
+        "REPA-SiT": ("repa-sit", { try REPAGraph.add(($0 as! REPAModel).config, to: $1) }),
     ]
 
     /// Writes `model` to `path` atomically (data file first, model last; nothing visible on failure): the

@@ -1,9 +1,33 @@
 import MixflowCore
 import MixflowModels
 
-// REPA's SiT <-> ONNX: the export is the shared one (`ModelONNX.export`, SiT's forward graph; the projectors are
-// initializers under their official names). The import keeps the projectors: a file whose model.arch is
-// "REPA-SiT", or without metadata one that holds a whole projector, loads as a `REPAModel`.
+// REPA's SiT <-> ONNX: the export is the shared one (`ModelONNX.export`; the projectors are initializers under
+// their official names) with `REPAGraph`, SiT's forward graph plus the projectors' outputs. The import keeps the
+// projectors: a file whose model.arch is "REPA-SiT", or without metadata one that holds a whole projector, loads
+// as a `REPAModel`.
+
+/// REPA's forward (models/sit.py returns (x, zs)) as an ONNX graph: SiT's graph (output `out`), plus one output
+/// `z_tilde_<k>` [B, T, z_dims[k]] per projector: Linear → SiLU → Linear → SiLU → Linear on every token of the
+/// residual stream after block `encoder_depth`.
+enum REPAGraph {
+    static func add(_ c: REPAConfig, to writer: OnnxWriter) throws {
+        var zs: [String] = []
+        let d = Int64(c.sit.hidden), tk = Int64(c.sit.tokens), p = Int64(c.projectorDim)
+        let g = try SiTGraph.add(c.sit, to: writer) { g, blocks, tokens in
+            guard blocks == c.encoderDepth else { return }
+            for (k, z) in c.zDims.enumerated() {
+                let q = "projectors.\(k)."
+                var h = try SiTGraph.silu(g, try SiTGraph.tokenLinear(g, tokens, q + "0", tokens: tk, features: d, out: p))
+                h = try SiTGraph.silu(g, try SiTGraph.tokenLinear(g, h, q + "2", tokens: tk, features: p, out: p))
+                zs.append(try SiTGraph.tokenLinear(g, h, q + "4", tokens: tk, features: p, out: Int64(z)))
+            }
+        }
+        for (k, z) in zs.enumerated() {
+            try g.node("Identity", [z], named: ["z_tilde_\(k)"])
+            try g.value("z_tilde_\(k)", output: true, dataType: OnnxDataType.float, dims: [-1, tk, Int64(c.zDims[k])])
+        }
+    }
+}
 
 extension ModelONNX {
     /// Whether a file holds REPA's SiT (see above); names may carry a prefix (`model.`, `module.`).

@@ -11,7 +11,11 @@ import MixflowModels
 /// LayerNormalization (opset 17, unit scale, no bias), Split (adaLN chunks), MatMul + Softmax (attention),
 /// Tanh (GELU, tanh approximation, written out), Slice (learn_sigma).
 enum SiTGraph {
-    static func add(_ c: SiTConfig, to writer: OnnxWriter) throws {
+    /// `afterBlock(g, l + 1, tokens)` sees the residual stream [B, T, D] after block l (an architecture built on
+    /// SiT adds its heads there, as REPA's projectors); the builder is returned for outputs added after `out`.
+    @discardableResult
+    static func add(_ c: SiTConfig, to writer: OnnxWriter,
+                    afterBlock: (OnnxGraphBuilder, Int, String) throws -> Void = { _, _, _ in }) throws -> OnnxGraphBuilder {
         let g = OnnxGraphBuilder(writer)
         let d = Int64(c.hidden), tk = Int64(c.tokens), p = Int64(c.patch), ch = Int64(c.inChannels)
         let size = Int64(c.inputSize), grid = Int64(c.gridSize)
@@ -54,6 +58,7 @@ enum SiTGraph {
                                 features: d, out: Int64(c.mlpHidden))
             h = try tokenLinear(g, try gelu(g, h), pre + "mlp.fc2", tokens: tk, features: Int64(c.mlpHidden), out: d)
             x = try g.op("Add", x, try g.op("Mul", chunk[5], h), hint: "resid")
+            try afterBlock(g, l + 1, x)
         }
 
         // Final layer: adaLN (shift, scale) — shift first — then the linear head and unpatchify.
@@ -71,6 +76,7 @@ enum SiTGraph {
         }
         try g.node("Identity", [o], named: ["out"])
         try g.value("out", output: true, dataType: OnnxDataType.float, dims: [-1, ch, size, size])
+        return g
     }
 
     /// Linear on a [B, F] matrix: Gemm(v, W, b, transB = 1) with the official [out, in] weight.

@@ -51,6 +51,27 @@ public struct SlowFlowStatistics: Equatable, Sendable {
         return min(1, max(0, 1 - quantile(r, 1 - coverage)))
     }
 
+    /// How much a sampler's own path lags, pooled over every sample and every grid time with t > 0: the fraction
+    /// of pairs slowed (m < t − 10⁻³) and the median of m/t (< 1: the states sit at noisier times than their
+    /// labels). `excludingFinal` drops the last grid time: under the endpoint definition its state is the end
+    /// point itself, matched at m = 1 by construction. This is the lag `mixflow slowflow` bases its advice on
+    /// (results/regimes).
+    public static func lag(t: [Double], m: [Double], batch: Int, excludingFinal: Bool) throws -> SlowFlowLag {
+        let k = t.count
+        var ratios: [Double] = [], slowed = 0
+        for g in 0..<(excludingFinal ? k - 1 : k) where t[g] > 0 {
+            for b in 0..<batch {
+                ratios.append(m[b * k + g] / t[g])
+                if m[b * k + g] < t[g] - Self.lagTolerance { slowed += 1 }
+            }
+        }
+        guard !ratios.isEmpty else { throw MixflowError.invalidArgument("no grid time with t > 0 (paper convention) to measure a lag on") }
+        return SlowFlowLag(slowed: Double(slowed) / Double(ratios.count), medianRatio: quantile(ratios, 0.5))
+    }
+
+    /// m < t − this counts as slowed (the matching is exact to ~10⁻⁶; this keeps rounding from counting).
+    public static let lagTolerance = 1e-3
+
     // MARK: - Export
 
     public func csv() -> String {
@@ -71,6 +92,17 @@ public struct SlowFlowStatistics: Equatable, Sendable {
     }
 
     private func format(_ v: Double) -> String { v.isNaN ? "nan" : "\(v)" }
+}
+
+/// The lag summary of `SlowFlowStatistics.lag`.
+public struct SlowFlowLag: Equatable, Sendable {
+    /// Fraction of (sample, grid time) pairs with m < t − 10⁻³.
+    public let slowed: Double
+    /// Median of m/t.
+    public let medianRatio: Double
+    /// Lags along its path: most pairs slowed and the median matched time behind t. Under the endpoint
+    /// definition this is the condition results/regimes tests MixFlow against.
+    public var lags: Bool { slowed > 0.5 && medianRatio < 1 }
 }
 
 func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }

@@ -23,12 +23,7 @@ struct DDTBlockActs {
 /// Everything the backward pass of a DiT^DH needs from one forward pass, plus the scratch of both passes.
 /// Inference sets keep one encoder and one head block slot and two residual streams per path (about
 /// 1/depth of the training memory) and no backward scratch.
-final class DiTDHActivations: ActivationSet {
-    let batch: Int
-    let training: Bool
-    private let arena: FloatArena
-    let labels: UnsafeMutablePointer<Int32>
-
+final class DiTDHActivations: ActivationBuffers, ActivationSet {
     // Inputs and conditioning.
     let tokensIn, fourier, tHidden, tHiddenAct, tEmb, cond, condAct, condAct2: UnsafeMutablePointer<Float>
     let encStreams, headStreams: [UnsafeMutablePointer<Float>]
@@ -42,10 +37,6 @@ final class DiTDHActivations: ActivationSet {
     let gCondAct2, gCondAct, gCond, gT, gTHidden: UnsafeMutablePointer<Float>   // [B, de]
 
     init(_ c: DiTDHConfig, batch b: Int, training: Bool, arena a: FloatArena) throws {
-        self.batch = b
-        self.training = training
-        arena = a
-        labels = .allocate(capacity: a.counting ? 1 : b)   // a counting pass may be asked about any batch
         let r = b * c.tokens, de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels
         let dMax = max(de, dh), hsMax = max(c.encoderSwiGLU, c.headSwiGLU)
         tokensIn = try a.take(r * ch); fourier = try a.take(b * 2 * fourierFeatures)
@@ -69,6 +60,7 @@ final class DiTDHActivations: ActivationSet {
         gSAct = try a.take(g * r * de); gEnc = try a.take(g * r * de); gTokens = try a.take(g * r * ch)
         gCondAct2 = try a.take(g * b * de); gCondAct = try a.take(g * b * de); gCond = try a.take(g * b * de)
         gT = try a.take(g * b * de); gTHidden = try a.take(g * b * de)
+        super.init(batch: b, training: training, arena: a)
     }
 
     /// Block l's saved tensors (encoder blocks share slot 0 and head blocks slot 1 in inference).
@@ -79,6 +71,4 @@ final class DiTDHActivations: ActivationSet {
     @inline(__always) func enc(_ l: Int) -> UnsafeMutablePointer<Float> { training ? encStreams[l] : encStreams[l & 1] }
     /// The head residual stream entering head block k (k = headDepth: the final layer's input).
     @inline(__always) func head(_ k: Int) -> UnsafeMutablePointer<Float> { training ? headStreams[k] : headStreams[k & 1] }
-
-    deinit { labels.deallocate() }
 }

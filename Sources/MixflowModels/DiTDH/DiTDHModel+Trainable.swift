@@ -2,16 +2,16 @@ import MixflowCore
 
 /// DiT^DH's `model.*` description: the trainer optimises every trainable entry (pos_embed, t_embedder.W and
 /// the RoPE tables are fixed).
-extension DiTDHModel {
-    public var architectureMetadata: [(key: String, value: String)] {
-        let c = config
-        return [("model.arch", "DiTDH"), ("model.depth", "\(c.encoderDepth)"), ("model.hidden", "\(c.encoderHidden)"),
-                ("model.heads", "\(c.encoderHeads)"), ("model.head_depth", "\(c.headDepth)"),
-                ("model.head_hidden", "\(c.headHidden)"), ("model.head_heads", "\(c.headHeads)"),
-                ("model.input_size", "\(c.inputSize)"), ("model.in_channels", "\(c.inChannels)"),
-                ("model.num_classes", "\(c.numClasses)"), ("model.class_dropout", "\(c.classDropout)")]
+extension DiTDHConfig: NativeModelConfig {
+    public var metadata: [(key: String, value: String)] {
+        [("model.arch", "DiTDH"), ("model.depth", "\(encoderDepth)"), ("model.hidden", "\(encoderHidden)"),
+         ("model.heads", "\(encoderHeads)"), ("model.head_depth", "\(headDepth)"), ("model.head_hidden", "\(headHidden)"),
+         ("model.head_heads", "\(headHeads)"), ("model.input_size", "\(inputSize)"), ("model.in_channels", "\(inChannels)"),
+         ("model.num_classes", "\(numClasses)"), ("model.class_dropout", "\(classDropout)")]
     }
+}
 
+extension DiTDHModel {
     /// The validated configuration `architectureMetadata` describes (no allocation).
     /// - Throws: `.format` naming the missing, malformed or out-of-range key.
     public static func config(fromMetadata meta: [(key: String, value: String)]) throws -> DiTDHConfig {

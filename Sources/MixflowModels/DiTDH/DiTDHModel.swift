@@ -11,30 +11,18 @@ import MixflowCore
 ///
 /// Threads: as `SiTModel`: every split depends only on shapes and every reduction has a fixed order, so
 /// outputs and gradients are bit-identical for any `threads`. A model is used by one thread at a time.
-public final class DiTDHModel: NativeArchitecture {
+public final class DiTDHModel: NativeArchitecture, CachedActivations {
     public let config: DiTDHConfig
     public let table: DiTDHParameterTable
     public let state: ModelState
-    public var threads: Int
     var acts = ActivationCache<DiTDHActivations>()
 
     public init(_ config: DiTDHConfig, seed: UInt64, threads: Int = 0) throws {
         try config.validate()
         self.config = config
         table = DiTDHParameterTable(config)
-        self.threads = Parallel.threads(threads)
-        state = try ModelState(table.layout)
+        state = try ModelState(table.layout, threads: threads)
         initialize(seed: seed)
-    }
-
-    public var inChannels: Int { config.inChannels }
-    public var inputSize: Int { config.inputSize }
-    public var numClasses: Int { config.numClasses }
-    public var sampleDim: Int { config.sampleSize }
-
-    /// Floats of saved activations and scratch a batch needs.
-    public func activationFloats(batch: Int, training: Bool = true) -> Int {
-        DiTDHActivations.floats(config, batch: batch, training: training)
     }
 
     // MARK: - Forward
@@ -44,11 +32,9 @@ public final class DiTDHModel: NativeArchitecture {
     public func forward(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>, batch b: Int,
                         out: UnsafeMutablePointer<Float>, dropout: LabelDropout? = nil,
                         saveForBackward: Bool = true) throws {
-        let a = try acts.get(config, batch: b, training: saveForBackward)
+        let a = try beginForward(y: y, batch: b, dropout: dropout, saveForBackward: saveForBackward)
         let c = config, tb = table, de = c.encoderHidden, dh = c.headHidden, ch = c.inChannels, tk = c.tokens
         let r = b * tk, th = threads
-        try beginForward(y: y, batch: b, labels: a.labels, dropout: dropout, classDropout: c.classDropout,
-                         saveForBackward: saveForBackward)
         // Patch size 1: a token is the C-vector of one latent position (row-major over the grid).
         patchifyForward(patches: a.tokensIn, x: x, b: b, c: ch, h: c.inputSize, w: c.inputSize, p: 1)
         // Condition c = SiLU(t_emb + y_emb); the encoder's adaLN applies its own SiLU on top (double SiLU).

@@ -4,7 +4,7 @@ import MixflowCore
 /// (out_channels = in_channels) whose residual stream after block `encoderDepth` feeds one projector MLP per
 /// target encoder: Linear(D, projectorDim) → SiLU → Linear(projectorDim, projectorDim) → SiLU →
 /// Linear(projectorDim, z_dim), applied to every token. The model time is REPA's: noise at t = 1.
-public struct REPAConfig: Equatable, Sendable {
+public struct REPAConfig: NativeModelConfig, Equatable, Sendable {
     public var sit: SiTConfig
     /// Blocks before the projectors read the tokens (official default 8).
     public var encoderDepth: Int
@@ -40,6 +40,12 @@ public struct REPAConfig: Equatable, Sendable {
         for z in zDims { try checkRange(z, "z_dims", max: 1 << 16) }
         try checkParameterCount(SiTParameterTable.count(sit) + projectorParameters)
     }
+
+    public var inChannels: Int { sit.inChannels }
+    public var inputSize: Int { sit.inputSize }
+    public var numClasses: Int { sit.numClasses }
+    public var sampleSize: Int { sit.sampleSize }
+    public var classDropout: Float { sit.classDropout }
 
     /// Floats of all projectors.
     public var projectorParameters: Int {

@@ -2,17 +2,13 @@ import MixflowCore
 
 /// What a projector pass saves for one batch (R = B·T token rows): the tokens it read, and per projector the
 /// two hidden pre-activations and activations, its output z̃ and λ·d(proj)/d(z̃); plus backward scratch.
-final class REPAActivations: ActivationSet {
-    let batch: Int
-    private let arena: FloatArena                                 // owns the buffers below
+final class REPAActivations: ActivationBuffers, ActivationSet {
     let tokens: UnsafeMutablePointer<Float>                       // [R, D]
     let h1, a1, h2, a2: [UnsafeMutablePointer<Float>]             // [R, P] each
     let zTilde, dzTilde: [UnsafeMutablePointer<Float>]            // [R, z_k] each
     let gA, gB: UnsafeMutablePointer<Float>                       // [R, P]
 
     init(_ c: REPAConfig, batch b: Int, training: Bool, arena: FloatArena) throws {
-        batch = b
-        self.arena = arena
         // Projectors run only in saving (training) passes: an inference set is empty.
         let r = training ? b * c.sit.tokens : 0, p = c.projectorDim
         tokens = try arena.take(r * c.sit.hidden)
@@ -20,6 +16,7 @@ final class REPAActivations: ActivationSet {
         h2 = try c.zDims.map { _ in try arena.take(r * p) }; a2 = try c.zDims.map { _ in try arena.take(r * p) }
         zTilde = try c.zDims.map { try arena.take(r * $0) }; dzTilde = try c.zDims.map { try arena.take(r * $0) }
         gA = try arena.take(r * p); gB = try arena.take(r * p)
+        super.init(batch: b, training: training, arena: arena)
     }
 }
 
@@ -30,7 +27,7 @@ final class REPAActivations: ActivationSet {
 /// The trunk's own forward and backward are SiT's; this file holds only the projectors' explicit forward
 /// and backward and the alignment loss. Parameters are one flat buffer in the official state-dict order
 /// (the projectors between the blocks and final_layer). Bit-identical for any thread count, as SiT.
-public final class REPAModel: NativeArchitecture, FeatureAlignedModel, SiTTokenTap {
+public final class REPAModel: NativeArchitecture, FeatureAlignedModel, TokenTap {
     public let config: REPAConfig
     /// The SiT part; its `state` holds every parameter, projectors included.
     public let trunk: SiTModel
@@ -41,10 +38,6 @@ public final class REPAModel: NativeArchitecture, FeatureAlignedModel, SiTTokenT
     private var aligned = false
 
     public var state: ModelState { trunk.state }
-    public var threads: Int {
-        get { trunk.threads }
-        set { trunk.threads = newValue }
-    }
     var afterBlock: Int { config.encoderDepth }
 
     public init(_ config: REPAConfig, seed: UInt64, threads: Int = 0) throws {
@@ -56,7 +49,7 @@ public final class REPAModel: NativeArchitecture, FeatureAlignedModel, SiTTokenT
             REPAModel.addProjectors(config, to: &layout)
         }, seed: seed, threads: threads)
         firstProjector = first
-        trunk.tap = self
+        trunk.state.tap = self
     }
 
     /// The projectors' tensors, in the official state dict's order and names.
@@ -79,11 +72,6 @@ public final class REPAModel: NativeArchitecture, FeatureAlignedModel, SiTTokenT
         try REPAConfig(metadata: meta)
     }
 
-    public var inChannels: Int { config.sit.inChannels }
-    public var inputSize: Int { config.sit.inputSize }
-    public var numClasses: Int { config.sit.numClasses }
-    public var sampleDim: Int { config.sit.sampleSize }
-    public var architectureMetadata: [(key: String, value: String)] { config.metadata }
     public var featureSize: Int { config.featureSize }
 
     public func activationFloats(batch: Int, training: Bool = true) -> Int {
@@ -147,7 +135,7 @@ public final class REPAModel: NativeArchitecture, FeatureAlignedModel, SiTTokenT
         return Float(total / Double(e * b * tk))
     }
 
-    // MARK: - Projectors (SiTTokenTap)
+    // MARK: - Projectors (the trunk's TokenTap)
 
     func forward(tokens: UnsafePointer<Float>, batch b: Int) throws {
         let a = try acts.get(config, batch: b, training: true)

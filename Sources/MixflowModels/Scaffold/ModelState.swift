@@ -14,11 +14,16 @@ public final class ModelState {
     /// Batch size of the last forward pass that saved activations (0 before any, and after a failed pass);
     /// backward applies to it.
     public internal(set) var lastBatch = 0
+    /// Workers every kernel may use (the architecture's `threads`).
+    public var threads: Int
+    /// The head attached to the residual stream, if any (see `TokenTap`); its owner keeps it alive.
+    weak var tap: TokenTap?
 
-    /// Allocates both buffers (parameters uninitialised, gradients zero).
+    /// Allocates both buffers (parameters uninitialised, gradients zero); `threads` 0 means every core.
     /// - Throws: `.outOfMemory`.
-    public init(_ layout: ParameterLayout) throws {
+    public init(_ layout: ParameterLayout, threads: Int) throws {
         self.layout = layout
+        self.threads = Parallel.threads(threads)
         let bytes = layout.count * MemoryLayout<Float>.stride
         guard let p = malloc(max(bytes, 1)) else { throw MixflowError.outOfMemory("\(bytes) bytes of parameters") }
         guard let g = calloc(max(layout.count, 1), MemoryLayout<Float>.stride) else {
@@ -59,10 +64,28 @@ final class FloatArena {
     deinit { buffers.forEach { free($0) } }
 }
 
+/// What every architecture's activation set holds besides its own tensors: the batch size it is laid out for,
+/// whether it is a training set (kept for backward) or the smaller inference set, the arena that owns its
+/// buffers, and the labels of the pass (after class dropout: what the class-embedding backward reads).
+class ActivationBuffers {
+    let batch: Int
+    let training: Bool
+    let arena: FloatArena
+    let labels: UnsafeMutablePointer<Int32>
+
+    init(batch: Int, training: Bool, arena: FloatArena) {
+        self.batch = batch
+        self.training = training
+        self.arena = arena
+        labels = .allocate(capacity: arena.counting ? 1 : batch)   // a counting pass may be asked about any batch
+    }
+
+    deinit { labels.deallocate() }
+}
+
 /// An architecture's saved tensors and scratch for one batch size, laid out on a `FloatArena`.
-protocol ActivationSet: AnyObject {
+protocol ActivationSet: ActivationBuffers {
     associatedtype Config
-    var batch: Int { get }
     init(_ c: Config, batch: Int, training: Bool, arena: FloatArena) throws
 }
 
@@ -101,6 +124,36 @@ struct ActivationCache<A: ActivationSet> {
         inference = nil
         let a = try A(c, batch: b, training: false, arena: FloatArena(counting: false))
         inference = a
+        return a
+    }
+}
+
+/// An architecture whose passes keep their tensors in an `ActivationCache` (SiT, DiT^DH): the memory query
+/// and the start of every forward pass, written once.
+protocol CachedActivations: NativeArchitecture {
+    associatedtype Activations: ActivationSet where Activations.Config == Config
+    var acts: ActivationCache<Activations> { get set }
+}
+
+extension CachedActivations {
+    /// Floats of saved activations and scratch a batch needs (for memory planning and to refuse a batch).
+    public func activationFloats(batch: Int, training: Bool = true) -> Int {
+        Activations.floats(config, batch: batch, training: training)
+    }
+
+    /// The start every forward shares: the activation set of `b` samples (the training set when saving),
+    /// forgetting the previous saved pass (a failed or partial pass leaves nothing to differentiate), the check
+    /// of the labels, and the labels the pass uses in the set's `labels` (dropped to the null class with
+    /// probability `classDropout` under `dropout`, else as given).
+    func beginForward(y: UnsafePointer<Int32>, batch b: Int, dropout: LabelDropout?,
+                      saveForBackward: Bool) throws -> Activations {
+        let a = try acts.get(config, batch: b, training: saveForBackward)
+        if saveForBackward { state.lastBatch = 0 }
+        try checkClassLabels(y, count: b, numClasses: numClasses)
+        let p = config.classDropout
+        for i in 0..<b {
+            a.labels[i] = dropout.map { $0.drops(i, probability: p) } == true ? Int32(numClasses) : y[i]
+        }
         return a
     }
 }

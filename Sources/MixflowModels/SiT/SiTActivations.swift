@@ -7,12 +7,7 @@
 /// Saved per block: the residual stream entering it, its adaLN vector, the two LayerNorm statistics,
 /// qkv, the attention output before and after proj, the mid residual, fc1's output and fc2's output
 /// (12·B·T·D floats). The modulated LayerNorm outputs and GELU(fc1) are recomputed in backward.
-final class SiTActivations: ActivationSet {
-    let batch: Int
-    let training: Bool
-    private let arena: FloatArena
-    let labels: UnsafeMutablePointer<Int32>
-
+final class SiTActivations: ActivationBuffers, ActivationSet {
     // Embeddings and conditioning.
     let patches, tFreq, tHidden, tHiddenAct, tEmb, yEmb, cond, condAct: UnsafeMutablePointer<Float>
     // Per block (index l) and the final layer.
@@ -25,10 +20,6 @@ final class SiTActivations: ActivationSet {
     let gA, gB, gC, gQKV, gHidden1, gHidden2, gMod, gCond, gCondAct, gT: UnsafeMutablePointer<Float>
 
     init(_ c: SiTConfig, batch b: Int, training: Bool, arena: FloatArena) throws {
-        batch = b
-        self.training = training
-        self.arena = arena
-        labels = .allocate(capacity: arena.counting ? 1 : b)   // a counting pass may be asked about any batch
         let d = c.hidden, t = c.tokens, btd = b * t * d, bt = b * t, bd = b * d, m = c.mlpRatio
         func take(_ n: Int) throws -> UnsafeMutablePointer<Float> { try arena.take(n) }
         patches = try take(b * t * c.patchFeatures); tFreq = try take(b * timestepFeatures)
@@ -58,12 +49,11 @@ final class SiTActivations: ActivationSet {
         gA = try take(g * btd); gB = try take(g * btd); gC = try take(g * btd); gQKV = try take(g * 3 * btd)
         gHidden1 = try take(g * max(m * btd, b * t * c.patchFeatures)); gHidden2 = try take(g * m * btd)
         gMod = try take(g * 6 * bd); gCond = try take(g * bd); gCondAct = try take(g * bd); gT = try take(g * bd)
+        super.init(batch: b, training: training, arena: arena)
     }
 
     /// Index of block l's buffers (all blocks share slot 0 in inference).
     @inline(__always) func slot(_ l: Int) -> Int { training ? l : 0 }
     /// The residual stream entering block l (l = depth: the final layer's input).
     @inline(__always) func x(_ l: Int) -> UnsafeMutablePointer<Float> { training ? xs[l] : xs[l & 1] }
-
-    deinit { labels.deallocate() }
 }

@@ -2,7 +2,7 @@ import MixflowCore
 
 /// The `model.*` key=value form of a SiT shape (checkpoints, ONNX metadata_props). One place parses it, so a
 /// trainer checkpoint and an ONNX file mean the same thing by the same keys.
-extension SiTConfig {
+extension SiTConfig: NativeModelConfig {
     public var metadata: [(key: String, value: String)] {
         [("model.arch", "SiT"), ("model.depth", "\(depth)"), ("model.hidden", "\(hidden)"),
          ("model.heads", "\(heads)"), ("model.patch", "\(patch)"), ("model.input_size", "\(inputSize)"),

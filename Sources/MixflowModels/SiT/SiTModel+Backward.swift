@@ -30,7 +30,7 @@ extension SiTModel {
                        inp: a.condAct, weight: param(f(T.finalAdaW)), n: b, c: d, oc: 2 * d, threads: th,
                        overwriteInputGradient: true)
         for l in stride(from: c.depth - 1, through: 0, by: -1) {
-            if let tap, tap.afterBlock == l + 1 { tap.backward(dTokens: a.gB, batch: b) }
+            tapGradient(after: l + 1, a.gB, batch: b)
             blockBackward(l, a, b)
         }
         // Patch embedding (pos_embed is fixed: the residual gradient passes it unchanged).

@@ -21,16 +21,6 @@ public struct LabelDropout: Sendable {
     }
 }
 
-/// An architecture built on SiT that reads the tokens after one block (see `SiTModel.tap`).
-protocol SiTTokenTap: AnyObject {
-    /// 1-based block count: the tap sees the residual stream that block `afterBlock - 1` writes.
-    var afterBlock: Int { get }
-    /// tokens: [B, T, D] after block `afterBlock` of a saving forward pass (valid until the next pass).
-    func forward(tokens: UnsafePointer<Float>, batch: Int) throws
-    /// Adds dL/d(tokens) of the tap's own loss into `dTokens` [B, T, D].
-    func backward(dTokens: UnsafeMutablePointer<Float>, batch: Int)
-}
-
 /// A SiT (Scalable Interpolant Transformer, docs/exactness.md §5) with its parameters in one flat buffer laid out as the
 /// official state dict, a parallel gradient buffer, a forward pass that saves what backward needs, and a
 /// hand-written backward pass.
@@ -39,45 +29,29 @@ protocol SiTTokenTap: AnyObject {
 /// thread; see `BLAS`). Work splits depend only on shapes and every reduction has a fixed order, so
 /// outputs and gradients are bit-identical for any `threads`.
 /// A model is used by one thread at a time.
-public final class SiTModel: NativeArchitecture {
+public final class SiTModel: NativeArchitecture, CachedActivations {
     public let config: SiTConfig
     public let table: SiTParameterTable
     public let state: ModelState
-    public var threads: Int
     /// Activations of the last training forward (what backward reads) and the smaller inference set.
     var acts = ActivationCache<SiTActivations>()
-
-    /// Where an architecture built on SiT reads the residual stream after block `afterBlock` (1-based) in a
-    /// saving forward pass, and adds its gradient in backward (REPA's projectors).
-    weak var tap: SiTTokenTap?
 
     public convenience init(_ config: SiTConfig, seed: UInt64, threads: Int = 0) throws {
         try self.init(config, beforeFinal: { _ in }, seed: seed, threads: threads)
     }
 
-    /// A SiT whose table has extra tensors between the blocks and the final layer (see `SiTParameterTable`).
+    /// A SiT whose table has extra tensors between the blocks and the final layer (see `SiTParameterTable`):
+    /// the trunk of an architecture that attaches a `TokenTap`.
     init(_ config: SiTConfig, beforeFinal: (inout ParameterLayout) -> Void, seed: UInt64, threads: Int) throws {
         try config.validate()
         self.config = config
         table = SiTParameterTable(config, beforeFinal: beforeFinal)
-        self.threads = Parallel.threads(threads)
-        state = try ModelState(table.layout)
+        state = try ModelState(table.layout, threads: threads)
         initialize(seed: seed)
     }
 
     public static func config(fromMetadata meta: [(key: String, value: String)]) throws -> SiTConfig {
         try SiTConfig(metadata: meta)
-    }
-
-    public var inChannels: Int { config.inChannels }
-    public var inputSize: Int { config.inputSize }
-    public var numClasses: Int { config.numClasses }
-    public var sampleDim: Int { config.sampleSize }
-    public var architectureMetadata: [(key: String, value: String)] { config.metadata }
-
-    /// Floats of saved activations and scratch a batch needs (for memory planning and to refuse a batch).
-    public func activationFloats(batch: Int, training: Bool = true) -> Int {
-        SiTActivations.floats(config, batch: batch, training: training)
     }
 
     // MARK: - Forward
@@ -92,10 +66,8 @@ public final class SiTModel: NativeArchitecture {
     public func forward(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>, batch b: Int,
                         out: UnsafeMutablePointer<Float>, dropout: LabelDropout? = nil,
                         saveForBackward: Bool = true) throws {
-        let a = try acts.get(config, batch: b, training: saveForBackward)
+        let a = try beginForward(y: y, batch: b, dropout: dropout, saveForBackward: saveForBackward)
         let c = config, d = c.hidden, tk = c.tokens, bt = b * tk, th = threads
-        try beginForward(y: y, batch: b, labels: a.labels, dropout: dropout, classDropout: c.classDropout,
-                         saveForBackward: saveForBackward)
         typealias T = SiTParameterTable
         // Patch embedding + fixed positions.
         patchifyForward(patches: a.patches, x: x, b: b, c: c.inChannels, h: c.inputSize, w: c.inputSize, p: c.patch)
@@ -114,7 +86,7 @@ public final class SiTModel: NativeArchitecture {
         siluForward(out: a.condAct, inp: a.cond, count: b * d)
         for l in 0..<c.depth {
             blockForward(l, a, b)
-            if saveForBackward, let tap, tap.afterBlock == l + 1 { try tap.forward(tokens: a.x(l + 1), batch: b) }
+            try tapTokens(after: l + 1, a.x(l + 1), batch: b, saveForBackward: saveForBackward)
         }
         // Final layer: adaLN (shift, scale), LayerNorm, modulate, linear, unpatchify.
         let f = table.final

@@ -54,33 +54,36 @@ class Model(HandleOwner):
 
     @classmethod
     def create(cls, arch: str | None = "SiT-XL/2", *, input_size: int | None = None, in_channels: int | None = None,
-               num_classes: int = 1000, learn_sigma: bool = True, seed: int = 0, class_dropout: float = 0.1,
-               depth: int = 0, hidden: int = 0, heads: int = 0, patch: int = 0, num_threads: int = 0,
-               head_depth: int = 0, head_hidden: int = 0, head_heads: int = 0) -> "Model":
-        """``input_size``/``in_channels`` default to 32/4 (SD-VAE latent) for SiT and 16/768 (DINOv2-B RAE
-        latent at 256 px) for DiT^DH; ``learn_sigma`` only applies to SiT."""
+               num_classes: int | None = None, learn_sigma: bool | None = None, seed: int | None = None,
+               class_dropout: float | None = None, depth: int | None = None, hidden: int | None = None,
+               heads: int | None = None, patch: int | None = None, num_threads: int | None = None,
+               head_depth: int | None = None, head_hidden: int | None = None, head_heads: int | None = None) -> "Model":
+        """Every argument left at None takes the C library's default (``mixflow_model_default_params``: 1000
+        classes, learn_sigma, class dropout 0.1, seed 0, 32x32x4 inputs), except that a DiT^DH's
+        ``input_size``/``in_channels`` default to its published 16/768 (DINOv2-B RAE latent at 256 px);
+        ``learn_sigma`` only applies to SiT."""
         ditdh = bool(arch) and _DITDH.match(arch) is not None
-        if input_size is None:
-            input_size = 16 if ditdh else 32
-        if in_channels is None:
-            in_channels = 768 if ditdh else 4
         p = T.ModelParams()
         check(lib.mixflow_model_default_params(ctypes.byref(p), ctypes.sizeof(p)))
         name = (arch or "").encode()
         if len(name) >= T.MODEL_ARCH_SIZE:
             raise ValueError(f"arch must be shorter than {T.MODEL_ARCH_SIZE} bytes, got {arch!r}")
         p.arch = name
-        p.depth, p.hidden, p.heads, p.patch = depth, hidden, heads, patch
-        p.input_size, p.in_channels, p.num_classes = input_size, in_channels, num_classes
-        p.learn_sigma = 0 if ditdh else int(bool(learn_sigma))
-        p.head_depth, p.head_hidden, p.head_heads = head_depth, head_hidden, head_heads
-        p.seed = seed
-        p.class_dropout = class_dropout
-        p.num_threads = num_threads
+        if ditdh:
+            input_size = 16 if input_size is None else input_size
+            in_channels = 768 if in_channels is None else in_channels
+            learn_sigma = False
+        given = dict(depth=depth, hidden=hidden, heads=heads, patch=patch, input_size=input_size,
+                     in_channels=in_channels, num_classes=num_classes, seed=seed, class_dropout=class_dropout,
+                     num_threads=num_threads, head_depth=head_depth, head_hidden=head_hidden, head_heads=head_heads,
+                     learn_sigma=None if learn_sigma is None else int(bool(learn_sigma)))
+        for field, value in given.items():
+            if value is not None:
+                setattr(p, field, value)
         return cls(p)
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike, heads: int | None = None, num_threads: int = 0) -> "Model":
+    def from_onnx(cls, path: str | os.PathLike, heads: int | None = None, num_threads: int | None = None) -> "Model":
         """Loads a SiT or a DiT^DH from an ONNX file (ours, a converted checkpoint, or torch.onnx.export of the
         official SiT module). The architecture comes from the file's model.* metadata, else from the tensor
         shapes; ``heads`` is needed only for a SiT when neither the metadata nor the official widths
@@ -90,24 +93,29 @@ class Model(HandleOwner):
         ``model.onnx_metadata`` the file's metadata."""
         p = T.ModelLoadParams()
         check(lib.mixflow_model_load_default_params(ctypes.byref(p), ctypes.sizeof(p)))
-        p.heads = 0 if heads is None else int(heads)
-        p.num_threads = num_threads
+        if heads is not None:
+            p.heads = int(heads)
+        if num_threads is not None:
+            p.num_threads = num_threads
         handle = _lib.MD()
         check(lib.mixflow_model_load_onnx(os.fsencode(path), ctypes.byref(p), ctypes.byref(handle)))
         return cls._from_handle(handle)
 
-    def save_onnx(self, path: str | os.PathLike, graph: bool = True, external_threshold: int = 1 << 20, metadata: dict | None = None,
-                  transport: Transport | None = None, step: int | None = None) -> None:
+    def save_onnx(self, path: str | os.PathLike, graph: bool | None = None, external_threshold: int | None = None,
+                  metadata: dict | None = None, transport: Transport | None = None, step: int | None = None) -> None:
         """Writes the model as ONNX (atomically): official-name initializers + model.* metadata, and with
-        ``graph`` the runnable forward graph (inputs x [B,C,H,W] float32, t [B] float32, y [B] int64; output
+        ``graph`` (default) the runnable forward graph (inputs x [B,C,H,W] float32, t [B] float32, y [B] int64; output
         ``out``: a SiT's first C channels, a DiT^DH's velocity) for onnxruntime. Tensors of at least
-        ``external_threshold`` bytes go to ``<path>.data`` (-1 = all inline). ``transport`` (a Transport) adds its transport.* settings, ``step`` mixflow.step,
+        ``external_threshold`` bytes (default 1 MiB) go to ``<path>.data`` (-1 = all inline). ``transport`` (a Transport) adds its transport.* settings, ``step`` mixflow.step,
         ``metadata`` any other str -> str pairs."""
         p = T.ModelSaveParams()
         check(lib.mixflow_model_save_default_params(ctypes.byref(p), ctypes.sizeof(p)))
-        p.graph = int(bool(graph))
-        p.external_threshold = external_threshold
-        p.step = -1 if step is None else int(step)
+        if graph is not None:
+            p.graph = int(bool(graph))
+        if external_threshold is not None:
+            p.external_threshold = external_threshold
+        if step is not None:
+            p.step = int(step)
         if transport is not None:
             p.transport = ctypes.cast(transport._ptr, _lib.TR)
         items = list((metadata or {}).items())

@@ -34,7 +34,7 @@ _METHODS = {"euler": T.SamplerMethod.EULER, "heun": T.SamplerMethod.HEUN, "midpo
             "sde_heun": T.SamplerMethod.SDE_HEUN}
 _DIFFUSION = {"sigma": T.DiffusionForm.SIGMA, "linear": T.DiffusionForm.LINEAR, "sbdm": T.DiffusionForm.SBDM,
               "decreasing": T.DiffusionForm.DECREASING, "increasing_decreasing": T.DiffusionForm.INCREASING_DECREASING}
-_LAST = {None: T.LastStep.NONE, "none": T.LastStep.NONE, "mean": T.LastStep.MEAN, "euler": T.LastStep.EULER,
+_LAST = {"none": T.LastStep.NONE, "mean": T.LastStep.MEAN, "euler": T.LastStep.EULER,
          "tweedie": T.LastStep.TWEEDIE}
 _GUIDANCE = {"none": T.Guidance.NONE, "cfg": T.Guidance.CFG, "auto": T.Guidance.AUTO}
 
@@ -52,31 +52,35 @@ class SampleResult:
 class Sampler(HandleOwner):
     """A configured sampler (see ``mixflow_sampler_params`` in mixflow_types.h for every option)."""
 
-    def __init__(self, method="heun", steps=50, convention="sit", path="linear", prediction="velocity", *,
-                 seed=0, sample_eps=None, time_shift=1.0, atol=1e-6, rtol=1e-3, diffusion_form="sigma",
-                 diffusion_norm=1.0, last_step="mean", last_step_size=0.04, guidance="none", cfg_scale=1.0,
-                 null_class=1000, channels=0, guided_channels=0, guidance_interval=(0.0, 1.0), eps_scale=(1.0, 0.0),
-                 query_shift=(0.0, 0.0)):
+    def __init__(self, method=None, steps=None, convention=None, path=None, prediction=None, *,
+                 seed=None, sample_eps=None, time_shift=None, atol=None, rtol=None, diffusion_form=None,
+                 diffusion_norm=None, last_step=None, last_step_size=None, guidance=None, cfg_scale=None,
+                 null_class=None, channels=None, guided_channels=None, guidance_interval=None, eps_scale=None,
+                 query_shift=None):
+        # Every argument defaults to None: the C library's default (mixflow_sampler_default_params) applies —
+        # heun, 50 grid points, SiT convention, linear velocity, sample_eps by the official rule, SDE last step
+        # "mean" of size 0.04, no guidance, null class 1000, ...
         p = T.SamplerParams()
         check(lib.mixflow_sampler_default_params(ctypes.byref(p), ctypes.sizeof(p)))
-        p.method = _choice(_METHODS, method, "method")
-        p.num_steps = int(steps)
-        p.convention = _choice(_CONVENTIONS, convention, "convention")
-        p.path = _choice(_PATHS, path, "path")
-        p.prediction = _choice(_PREDICTIONS, prediction, "prediction")
-        p.seed = int(seed)
-        p.sample_eps = -1.0 if sample_eps is None else sample_eps
-        p.time_shift, p.atol, p.rtol = time_shift, atol, rtol
-        p.diffusion_form = _choice(_DIFFUSION, diffusion_form, "diffusion_form")
-        p.diffusion_norm = diffusion_norm
-        p.last_step = _choice(_LAST, last_step, "last_step")
-        p.last_step_size = last_step_size
-        p.guidance = _choice(_GUIDANCE, guidance, "guidance")
-        p.guidance_scale = cfg_scale
-        p.null_class, p.channels, p.guided_channels = null_class, channels, guided_channels
-        p.guidance_t_min, p.guidance_t_max = guidance_interval
-        p.eps_scale_base, p.eps_scale_slope = eps_scale
-        p.query_shift_constant, p.query_shift_proportional = query_shift
+        choices = dict(method=(_METHODS, method), convention=(_CONVENTIONS, convention), path=(_PATHS, path),
+                       prediction=(_PREDICTIONS, prediction), diffusion_form=(_DIFFUSION, diffusion_form),
+                       last_step=(_LAST, last_step), guidance=(_GUIDANCE, guidance))
+        for field, (table, value) in choices.items():
+            if value is not None:
+                setattr(p, field, _choice(table, value, field))
+        pairs = dict(guidance_interval=(("guidance_t_min", "guidance_t_max"), guidance_interval),
+                     eps_scale=(("eps_scale_base", "eps_scale_slope"), eps_scale),
+                     query_shift=(("query_shift_constant", "query_shift_proportional"), query_shift))
+        for fields, value in pairs.values():
+            if value is not None:
+                for field, v in zip(fields, value):
+                    setattr(p, field, v)
+        numbers = dict(num_steps=steps, seed=seed, sample_eps=sample_eps, time_shift=time_shift, atol=atol, rtol=rtol,
+                       diffusion_norm=diffusion_norm, last_step_size=last_step_size, guidance_scale=cfg_scale,
+                       null_class=null_class, channels=channels, guided_channels=guided_channels)
+        for field, value in numbers.items():
+            if value is not None:
+                setattr(p, field, int(value) if field in ("num_steps", "seed") else value)
         handle = _lib.SA()
         check(lib.mixflow_sampler_create(ctypes.byref(p), ctypes.byref(handle)))
         self._own(handle, lib.mixflow_sampler_free)
@@ -170,10 +174,11 @@ def _callback(fn, tail: tuple, errors: list, name: str):
     return T.MODEL_FN(trampoline)
 
 
-def sample(model_fn: ModelFn, noise: ArrayLike, method: str = "heun", steps: int = 50, convention: str = "sit",
-           path: str = "linear", prediction: str = "velocity", y: ArrayLike | None = None, cfg_scale: float = 1.0,
-           seed: int = 0, trajectory: bool = False, *, guide_fn: ModelFn | None = None, guidance: str | None = None,
-           guided_channels: int = 0, return_nfe: bool = False, first_sample: int = 0,
+def sample(model_fn: ModelFn, noise: ArrayLike, method: str | None = None, steps: int | None = None,
+           convention: str | None = None, path: str | None = None, prediction: str | None = None,
+           y: ArrayLike | None = None, cfg_scale: float | None = None, seed: int | None = None,
+           trajectory: bool = False, *, guide_fn: ModelFn | None = None, guidance: str | None = None,
+           guided_channels: int | None = None, return_nfe: bool = False, first_sample: int = 0,
            **options: Any) -> np.ndarray | SampleResult:
     """Samples from ``noise`` [B, ...] with ``model_fn``. Returns the samples, or a ``SampleResult`` when
     ``trajectory`` or ``return_nfe`` is set. Guidance: CFG when ``cfg_scale != 1`` (needs ``y``; the null class
@@ -181,10 +186,10 @@ def sample(model_fn: ModelFn, noise: ArrayLike, method: str = "heun", steps: int
     Other keyword options are those of ``Sampler``."""
     noise = as_float32(noise, "noise")
     if guidance is None:
-        guidance = "auto" if guide_fn is not None else ("cfg" if cfg_scale != 1.0 else "none")
+        guidance = "auto" if guide_fn is not None else ("cfg" if cfg_scale not in (None, 1.0) else "none")
     channels = options.pop("channels", noise.shape[1] if noise.ndim >= 3 else 0)
     sampler = Sampler(method, steps, convention, path, prediction, seed=seed, guidance=guidance, cfg_scale=cfg_scale,
-                      guided_channels=guided_channels, channels=channels if guided_channels else 0, **options)
+                      guided_channels=guided_channels, channels=channels if guided_channels else None, **options)
     with sampler:
         result = sampler.sample(model_fn, noise, y, guide_fn=guide_fn, trajectory=trajectory, first_sample=first_sample)
     return result if (trajectory or return_nfe) else result.x

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -124,3 +124,26 @@ def suggest_gamma(sf: SlowFlow, coverage: float = 0.95) -> float:
     out = ctypes.c_double()
     check(lib.mixflow_slow_flow_suggest_gamma(_dp(t), _dp(m), m.shape[0], len(t), float(coverage), ctypes.byref(out)))
     return out.value
+
+
+class Lag(NamedTuple):
+    """``slowed``: fraction of (sample, t) pairs with m < t; ``median_ratio``: median m/t; ``lags``: both say the
+    path runs behind its labels (``slowed > 0.5`` and ``median_ratio < 1``)."""
+    slowed: float
+    median_ratio: float
+    lags: bool
+
+
+def lag(sf: SlowFlow, exclude_final: bool | None = None) -> Lag:
+    """How much the measured path lags, pooled over samples and grid times with t > 0; the last grid time is
+    skipped under the endpoint definition (its state is the end point itself) unless ``exclude_final`` says
+    otherwise. Under the endpoint definition this is what ``mixflow slowflow`` advises from (docs/slow-flow.md)."""
+    t, m = np.ascontiguousarray(sf.t, np.float64), np.ascontiguousarray(sf.m, np.float64)
+    skip = sf.reference == "endpoint" if exclude_final is None else exclude_final
+    slowed, median, lags = ctypes.c_double(), ctypes.c_double(), ctypes.c_int32()
+    check(lib.mixflow_slow_flow_lag(_dp(t), _dp(m), m.shape[0], len(t), int(skip), ctypes.byref(slowed),
+                                    ctypes.byref(median), ctypes.byref(lags)))
+    return Lag(slowed.value, median.value, bool(lags.value))
+
+
+slow_flow_lag = lag

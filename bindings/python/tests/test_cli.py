@@ -250,6 +250,26 @@ def test_slowflow_reference_option(tmp_path):
     assert bad.returncode != 0 and "--reference must be endpoint, nearest-data or noise-level" in bad.stderr
 
 
+def test_slowflow_advice_rests_on_the_endpoint_lag():
+    """Whatever --reference shows, the advice is the endpoint lag of the same trajectories; checked against the
+    library's slow_flow_lag of the same base sampled in Python (other noise, so within sampling error)."""
+    import re
+    base = ROOT / "models" / "fmnist-base" / "base.onnx"
+    r = subprocess.run([CLI, "slowflow", "--checkpoint", base, "--n", "64", "--steps", "10", "--method", "euler",
+                        "--reference", "nearest-data", "--data-points", "500"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    advice = [line for line in r.stdout.splitlines() if line.startswith("advice:")]
+    assert len(advice) == 1
+    pct, median = re.search(r"(\d+) % of \(sample, t\) pairs slowed, median m/t ([0-9.]+)", advice[0]).groups()
+    model = mixflow.Model.from_onnx(base)
+    noise = np.random.default_rng(3).standard_normal((64, 1, 28, 28)).astype(np.float32)
+    sf = mixflow.slow_flow(lambda x, t, y: model.forward(x, t, y), noise, steps=10, method="euler", reference="endpoint",
+                           y=np.arange(64) % 10, null_class=10)
+    lag = mixflow.slow_flow_lag(sf)
+    assert ("does not lag" in advice[0]) == (not lag.lags) and ("expected to hurt" in advice[0]) == (not lag.lags)
+    assert abs(int(pct) / 100 - lag.slowed) < 0.12 and abs(float(median) - lag.median_ratio) < 0.02
+
+
 # ---- RAE sampling of a DiT^DH: RAE grid, equal labels, autoguidance, depth-to-space, converted checkpoints ----
 
 @pytest.fixture(scope="module")

@@ -88,3 +88,25 @@ def test_bad_inputs_raise_clear_errors():
         mixflow.Model.create("SiT-XXL/2")
     with pytest.raises(mixflow.InvalidArgument):
         tiny(hidden=30)
+
+
+def test_python_signatures_leave_the_defaults_to_the_c_library():
+    """One source of truth for defaults: every tunable of the configuring entry points defaults to None, so what
+    applies is what the C library's *_default_params / *_preset_params fill in, and objects built without
+    arguments carry exactly those values."""
+    import inspect
+    import ctypes
+    from mixflow import _types as T
+    from mixflow._lib import lib
+    structural = {"self", "model", "transport", "model_fn", "noise", "arch", "preset", "trajectory", "return_nfe",
+                  "first_sample", "guide_fn", "y", "options", "_params", "_handle", "path"}
+    for fn in (mixflow.Model.create, mixflow.Model.from_onnx, mixflow.Model.save_onnx, mixflow.Transport.__init__,
+               mixflow.Trainer.__init__, mixflow.Sampler.__init__, mixflow.sample):
+        for name, p in inspect.signature(fn).parameters.items():
+            if name in structural or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.default is p.empty:
+                continue
+            assert p.default is None, f"{fn.__qualname__}({name}={p.default!r}) duplicates a C default"
+    ref = T.ModelParams()
+    assert lib.mixflow_model_default_params(ctypes.byref(ref), ctypes.sizeof(ref)) == 0
+    made = mixflow.Model.create(None, depth=1, hidden=16, heads=2, patch=4, input_size=8)
+    assert (made.num_classes, made.learn_sigma, made.in_channels) == (ref.num_classes, bool(ref.learn_sigma), ref.in_channels)

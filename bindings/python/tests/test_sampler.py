@@ -170,6 +170,28 @@ def test_slow_flow_recovers_a_known_slowdown_and_gamma(tmp_path):
     assert (tmp_path / "sf.png").stat().st_size > 1000
 
 
+def test_slow_flow_lag_matches_numpy_and_sees_a_known_slowdown():
+    rng = np.random.default_rng(11)
+    t = np.linspace(0, 1, 9)
+    m = np.clip(t[None, :] * rng.uniform(0.7, 1.2, (5, 9)), 0, 1)
+    m[:, -1] = 1.0                                                    # the endpoint definition's last point
+    for exclude in (True, False):
+        cols = [g for g in range(len(t) - (1 if exclude else 0)) if t[g] > 0]
+        ratio, slowed = m[:, cols] / t[cols], m[:, cols] < t[cols] - 1e-3
+        got = mixflow.slow_flow_lag(mixflow.SlowFlow(t=t, m=m, reference="endpoint"), exclude_final=exclude)
+        np.testing.assert_allclose(got[:2], (slowed.mean(), np.median(ratio)), rtol=1e-12)
+        assert got.lags == (slowed.mean() > 0.5 and np.median(ratio) < 1)
+    b, d, c = 4, 16, 0.8                                              # a flow at 0.8 of the true speed
+    x0 = rng.standard_normal((b, d)).astype(np.float32)
+    x1 = rng.standard_normal((b, d)).astype(np.float32)
+    sf = mixflow.slow_flow(lambda x, tt, y: c * (x1 - x0), x0, steps=11, reference="nearest_data", data=x1)
+    slowed, median, lags = mixflow.slow_flow_lag(sf)
+    assert slowed == 1.0 and abs(median - c) < 1e-5 and lags
+    assert not mixflow.slow_flow_lag(mixflow.slow_flow(lambda x, tt, y: x1 - x0, x0, steps=11, reference="endpoint")).lags
+    with pytest.raises(mixflow.InvalidArgument):
+        mixflow.slow_flow_lag(mixflow.SlowFlow(t=np.array([0.0, 1.0]), m=np.zeros((2, 2)), reference="endpoint"))
+
+
 def test_npz_is_readable_by_numpy_with_each_uint8_rule(tmp_path):
     x = np.random.default_rng(6).uniform(-1.2, 1.2, (3, 3, 4, 5)).astype(np.float32)
     rules = {"sit": np.clip(127.5 * x + 128, 0, 255), "rae": np.clip(x, 0, 1) * 255,
