@@ -19,8 +19,15 @@ enum { W = 16 };
 #define K2(name, suffix) K_(name, suffix)
 #define K(name) K2(name, K_SUFFIX)
 
+/* Register tiles of the attention products (attention_body.h): rows × 16-float vectors, sized to the build's
+ * registers. The tile changes no bit, only the speed. */
 #define K_SUFFIX portable
+#define ATT_MR 4
+#define ATT_NV 1
 #include "kernels_body.h"
+#include "attention_body.h"
+#undef ATT_MR
+#undef ATT_NV
 #undef K_SUFFIX
 
 #if defined(__x86_64__)
@@ -28,13 +35,23 @@ enum { W = 16 };
 
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #define K_SUFFIX avx2
+#define ATT_MR 6 /* 6 × 16 floats: 12 ymm accumulators */
+#define ATT_NV 1
 #include "kernels_body.h"
+#include "attention_body.h"
+#undef ATT_MR
+#undef ATT_NV
 #undef K_SUFFIX
 #pragma clang attribute pop
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
 #define K_SUFFIX avx512
+#define ATT_MR 6 /* 6 × 64 floats: 24 zmm accumulators */
+#define ATT_NV 4
 #include "kernels_body.h"
+#include "attention_body.h"
+#undef ATT_MR
+#undef ATT_NV
 #undef K_SUFFIX
 #pragma clang attribute pop
 #endif
@@ -93,21 +110,21 @@ void mfx_softmax_backward_rows(int isa, float *dp, const float *p, ptrdiff_t row
 }
 void mfx_layernorm_modulate_forward(int isa, float *out, float *mean, float *rstd, const float *x,
                                     const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d) {
-    DISPATCH(isa, layernorm_modulate_forward, (out, mean, rstd, x, m, eps, row0, row1, d));
+    DISPATCH(isa, norm_modulate_forward, (out, mean, rstd, x, NULL, m, eps, row0, row1, d));
 }
 void mfx_layernorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *mean,
                                      const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
                                      ptrdiff_t d) {
-    DISPATCH(isa, layernorm_modulate_backward, (dx, dout, x, mean, rstd, m, row0, row1, d));
+    DISPATCH(isa, norm_modulate_backward, (dx, dout, x, NULL, mean, rstd, m, row0, row1, d));
 }
 void mfx_rmsnorm_modulate_forward(int isa, float *out, float *rstd, const float *x, const float *w,
                                   const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1, ptrdiff_t d) {
-    DISPATCH(isa, rmsnorm_modulate_forward, (out, rstd, x, w, m, eps, row0, row1, d));
+    DISPATCH(isa, norm_modulate_forward, (out, NULL, rstd, x, w, m, eps, row0, row1, d));
 }
 void mfx_rmsnorm_modulate_backward(int isa, float *dx, const float *dout, const float *x, const float *w,
                                    const float *rstd, const mfx_modulation *m, ptrdiff_t row0, ptrdiff_t row1,
                                    ptrdiff_t d) {
-    DISPATCH(isa, rmsnorm_modulate_backward, (dx, dout, x, w, rstd, m, row0, row1, d));
+    DISPATCH(isa, norm_modulate_backward, (dx, dout, x, w, NULL, rstd, m, row0, row1, d));
 }
 void mfx_column_sums(int isa, float *out, const float *a, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t cols) {
     DISPATCH(isa, column_sums, (out, a, rows, ld, cols));
@@ -126,4 +143,17 @@ void mfx_adamw(int isa, float *p, const float *g, float *m, float *v, ptrdiff_t 
 }
 void mfx_ema(int isa, float *ema, const float *p, ptrdiff_t n, float decay, float weight) {
     DISPATCH(isa, ema, (ema, p, n, decay, weight));
+}
+size_t mfx_attention_scratch(ptrdiff_t t, ptrdiff_t hd) {
+    const size_t tp = (size_t)(t + W - 1) / W * W, rows = MFX_ATTENTION_ROWS;
+    return 4 * (size_t)hd * tp + 2 * rows * tp + rows * (size_t)hd;
+}
+void mfx_attention_forward(int isa, float *out, ptrdiff_t ldo, const float *q, const float *k, const float *v,
+                           ptrdiff_t ld, ptrdiff_t t, ptrdiff_t hd, float scale, float *scratch) {
+    DISPATCH(isa, attention_forward, (out, ldo, q, k, v, ld, t, hd, scale, scratch));
+}
+void mfx_attention_backward(int isa, float *dq, float *dk, float *dv, ptrdiff_t ldg, const float *dout,
+                            ptrdiff_t ldo, const float *q, const float *k, const float *v, ptrdiff_t ld, ptrdiff_t t,
+                            ptrdiff_t hd, float scale, float *scratch) {
+    DISPATCH(isa, attention_backward, (dq, dk, dv, ldg, dout, ldo, q, k, v, ld, t, hd, scale, scratch));
 }

@@ -184,84 +184,61 @@ static void K(softmax_backward_rows)(float *dp, const float *p, ptrdiff_t rows, 
 
 /* ---- LayerNorm / RMSNorm with adaLN modulation ---- */
 
-static void K(layernorm_modulate_forward)(float *out, float *mean, float *rstd, const float *x,
-                                          const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1,
-                                          ptrdiff_t d) {
+/* One body for both norms: LayerNorm when `mean` is given (x centred, no weight: w is NULL), RMSNorm when it is
+ * NULL (x not centred, weight w). RMSNorm's operations are LayerNorm's with the mean 0 and the extra weight
+ * product, and x − 0 = x exactly, so each norm keeps the bits of a body of its own. */
+static void K(norm_modulate_forward)(float *out, float *mean, float *rstd, const float *x, const float *w,
+                                     const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1,
+                                     ptrdiff_t d) {
     for (ptrdiff_t row = row0; row < row1; row++) {
         const float *xr = x + row * d, *base = m->mod + (row / m->tokens) * m->stride;
         const float *shift = base + m->shift, *scale = base + m->scale;
         float *o = out + row * d;
+        float mu = 0;
         vf acc = {0};
-        ELEMENTWISE(d, { acc += LOADn(xr); });
-        const float mu = K(hsum)(acc) / (float)d;
+        if (mean) {
+            ELEMENTWISE(d, { acc += LOADn(xr); });
+            mu = K(hsum)(acc) / (float)d;
+            acc = (vf){0};
+        }
         const vf muv = K(splat)(mu);
-        acc = (vf){0};
         ELEMENTWISE(d, {
             vf c = (vf)((vi)(LOADn(xr) - muv) & K(below)(k_));    /* padding lanes add 0, not mu² */
             acc += c * c;
         });
         const float rs = 1.0f / sqrtf(K(hsum)(acc) / (float)d + eps);
-        mean[row] = mu;
+        if (mean) mean[row] = mu;
         rstd[row] = rs;
         const vf rsv = K(splat)(rs);
-        ELEMENTWISE(d, { STOREn(o, (LOADn(xr) - muv) * rsv * (1.0f + LOADn(scale)) + LOADn(shift)); });
+        ELEMENTWISE(d, {
+            vf n = (LOADn(xr) - muv) * rsv;
+            if (w) n = n * LOADn(w);
+            STOREn(o, n * (1.0f + LOADn(scale)) + LOADn(shift));
+        });
     }
 }
 
-static void K(layernorm_modulate_backward)(float *dx, const float *dout, const float *x, const float *mean,
-                                           const float *rstd, const mfx_modulation *m, ptrdiff_t row0,
-                                           ptrdiff_t row1, ptrdiff_t d) {
+static void K(norm_modulate_backward)(float *dx, const float *dout, const float *x, const float *w,
+                                      const float *mean, const float *rstd, const mfx_modulation *m, ptrdiff_t row0,
+                                      ptrdiff_t row1, ptrdiff_t d) {
     for (ptrdiff_t row = row0; row < row1; row++) {
         const float *xr = x + row * d, *gr = dout + row * d;
         const float *scale = m->mod + (row / m->tokens) * m->stride + m->scale;
         float *dxr = dx + row * d;
-        const vf muv = K(splat)(mean[row]), rsv = K(splat)(rstd[row]);
+        const vf muv = K(splat)(mean ? mean[row] : 0), rsv = K(splat)(rstd[row]);
         vf a1 = {0}, a2 = {0};
         ELEMENTWISE(d, {
-            vf g = LOADn(gr) * (1.0f + LOADn(scale));              /* zero in padding lanes */
-            a1 += g;
-            a2 += g * (LOADn(xr) - muv) * rsv;
+            vf dn = LOADn(gr) * (1.0f + LOADn(scale));             /* zero in padding lanes */
+            if (w) dn = dn * LOADn(w);
+            if (mean) a1 += dn;
+            a2 += dn * (LOADn(xr) - muv) * rsv;
         });
-        const vf mdn = K(splat)(K(hsum)(a1) / (float)d), mdnn = K(splat)(K(hsum)(a2) / (float)d);
+        const vf mdn = K(splat)(mean ? K(hsum)(a1) / (float)d : 0), mdnn = K(splat)(K(hsum)(a2) / (float)d);
         ELEMENTWISE(d, {
             vf nv = (LOADn(xr) - muv) * rsv;
             vf dn = LOADn(gr) * (1.0f + LOADn(scale));
+            if (w) dn = dn * LOADn(w);
             STOREn(dxr, LOADn(dxr) + rsv * (dn - mdn - nv * mdnn));
-        });
-    }
-}
-
-static void K(rmsnorm_modulate_forward)(float *out, float *rstd, const float *x, const float *w,
-                                        const mfx_modulation *m, float eps, ptrdiff_t row0, ptrdiff_t row1,
-                                        ptrdiff_t d) {
-    for (ptrdiff_t row = row0; row < row1; row++) {
-        const float *xr = x + row * d, *base = m->mod + (row / m->tokens) * m->stride;
-        const float *shift = base + m->shift, *scale = base + m->scale;
-        float *o = out + row * d;
-        vf acc = {0};
-        ELEMENTWISE(d, { vf v = LOADn(xr); acc += v * v; });
-        const float r = 1.0f / sqrtf(K(hsum)(acc) / (float)d + eps);
-        rstd[row] = r;
-        const vf rv = K(splat)(r);
-        ELEMENTWISE(d, { STOREn(o, LOADn(xr) * rv * LOADn(w) * (1.0f + LOADn(scale)) + LOADn(shift)); });
-    }
-}
-
-static void K(rmsnorm_modulate_backward)(float *dx, const float *dout, const float *x, const float *w,
-                                         const float *rstd, const mfx_modulation *m, ptrdiff_t row0,
-                                         ptrdiff_t row1, ptrdiff_t d) {
-    for (ptrdiff_t row = row0; row < row1; row++) {
-        const float *xr = x + row * d, *gr = dout + row * d;
-        const float *scale = m->mod + (row / m->tokens) * m->stride + m->scale;
-        float *dxr = dx + row * d;
-        const vf rv = K(splat)(rstd[row]);
-        vf acc = {0};
-        ELEMENTWISE(d, { acc += LOADn(gr) * (1.0f + LOADn(scale)) * LOADn(w) * LOADn(xr) * rv; });
-        const vf c = K(splat)(K(hsum)(acc) / (float)d);
-        ELEMENTWISE(d, {
-            vf nv = LOADn(xr) * rv;
-            vf dn = LOADn(gr) * (1.0f + LOADn(scale)) * LOADn(w);
-            STOREn(dxr, LOADn(dxr) + rv * (dn - nv * c));
         });
     }
 }

@@ -125,13 +125,16 @@ def batch(c, b, seed=1):
     return x, t, y, target
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (all threads of the child)
+
+
 def best(fn, repeats):
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(CLOCK() - t0)
     return min(times)
 
 
@@ -271,7 +274,7 @@ def forward_flops(c, b):
 def child(a, side, out_path):
     cmd = [sys.executable, __file__, "--child", side, "--out", out_path, "--arch", a.arch, "--input", str(a.input),
            "--channels", str(a.channels), "--batch", str(a.batch), "--threads", str(a.threads), "--repeats", str(a.repeats),
-           "--adamw", a.adamw]
+           "--adamw", a.adamw, "--clock", a.clock]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
@@ -294,16 +297,21 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--adamw", choices=["fused", "loop"], default="fused", help="PyTorch's AdamW implementation")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: process CPU time, far less sensitive to a shared machine; compare at --threads 1 "
+                         "(PyTorch's OpenMP workers spin while waiting, which counts as CPU time)")
     ap.add_argument("--child", choices=["libmixflow", "pytorch"])
     ap.add_argument("--out")
     a = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if a.clock == "cpu" else time.perf_counter
     c = config(a)
     if a.child:
         r = (run_mixflow if a.child == "libmixflow" else run_torch)(a, c, a.out)
         print(json.dumps(r))
         return 0
     print(f"{a.arch} on a {a.channels}x{a.input}x{a.input} latent, batch {a.batch}, {a.threads} threads, "
-          f"best of {a.repeats} per round, {a.rounds} rounds, PyTorch AdamW {a.adamw}; load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"best of {a.repeats} per round, {a.rounds} rounds, {a.clock} time, PyTorch AdamW {a.adamw}; load average {os.getloadavg()[0]:.1f}", flush=True)
     results = {"libmixflow": [], "pytorch": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(a.rounds):

@@ -91,6 +91,22 @@ void mfx_adamw(int isa, float *p, const float *g, float *m, float *v, ptrdiff_t 
 /* ema ← decay·ema + weight·p. */
 void mfx_ema(int isa, float *ema, const float *p, ptrdiff_t n, float decay, float weight);
 
+/* Attention of one (sample, head): O = softmax(scale·Q Kᵀ) V. q, k, v: [t, hd] with row stride ld (the head's
+ * columns of a fused qkv); out: [t, hd], row stride ldo (overwritten). Computed in blocks of
+ * MFX_ATTENTION_ROWS query rows, so only a block of the [t, t] probabilities exists; every product element is
+ * one sequential FMA chain as in BLAS.sgemm (docs/gemm.md), which makes the bits equal to sgemm + softmax_rows.
+ * scratch: mfx_attention_scratch(t, hd) floats, not shared with another call running at the same time. */
+enum { MFX_ATTENTION_ROWS = 48 };
+size_t mfx_attention_scratch(ptrdiff_t t, ptrdiff_t hd);
+void mfx_attention_forward(int isa, float *out, ptrdiff_t ldo, const float *q, const float *k, const float *v,
+                           ptrdiff_t ld, ptrdiff_t t, ptrdiff_t hd, float scale, float *scratch);
+/* Its backward, probabilities recomputed from q and k: with dout [t, hd] (row stride ldo),
+ * dv += Pᵀ dout, dS = P ⊙ (dP − rowsum(P ⊙ dP)) with dP = dout Vᵀ, dq += scale·dS K, dk += scale·dSᵀ Q;
+ * dq, dk, dv: [t, hd], row stride ldg. */
+void mfx_attention_backward(int isa, float *dq, float *dk, float *dv, ptrdiff_t ldg, const float *dout,
+                            ptrdiff_t ldo, const float *q, const float *k, const float *v, ptrdiff_t ld, ptrdiff_t t,
+                            ptrdiff_t hd, float scale, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,18 +4,19 @@ import MixflowCore
 // MARK: - Multi-head self-attention on a fused qkv (timm Attention, no q/k norm, no dropout)
 // qkv row of a token: [q (D) | k (D) | v (D)], head h = columns [h·hd, (h+1)·hd) of each part, hd = D/H.
 // O_h = softmax(Q_h K_hᵀ / √hd) V_h; heads concatenated in order.
-// Only one [T, T] score matrix (plus its gradient in backward) exists per worker thread: scores are
-// recomputed in backward instead of saved, which keeps training memory linear in T.
+// Each (sample, head) is one call of the fused C kernel (Sources/CKernels/attention_body.h), which computes the
+// probabilities a block of query rows at a time and recomputes them in backward: no [T, T] matrix is ever
+// whole, and training memory stays linear in T. Its products are the GEMM's FMA chains, so the bits are those
+// of BLAS.sgemm + softmax and do not depend on the build, the thread count or the batch split.
 
-/// Runs `body(sample, head, p, dp)` for every (sample, head) pair, the pairs shared among `threads`
-/// workers, each with its own two [T, T] scratch matrices. Each pair is computed by the same
-/// single-threaded GEMM calls whatever the split, so results do not depend on `threads`.
-func forEachHead(b: Int, heads: Int, t: Int, threads: Int,
-                 _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+/// Runs `body(sample, head, scratch)` for every (sample, head) pair, the pairs shared among `threads`
+/// workers, each with its own scratch of `mfx_attention_scratch(t, hd)` floats.
+func forEachHead(b: Int, heads: Int, t: Int, hd: Int, threads: Int,
+                 _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
     Parallel.forRanges(b * heads, threads: threads) { pairs in
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: 2 * t * t)
-        defer { p.deallocate() }
-        for pair in pairs { body(pair / heads, pair % heads, p, p + t * t) }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: mfx_attention_scratch(t, hd))
+        defer { scratch.deallocate() }
+        for pair in pairs { body(pair / heads, pair % heads, scratch) }
     }
 }
 
@@ -25,11 +26,9 @@ public func attentionForward(
 ) {
     let hd = d / heads
     let scale = 1 / Float(hd).squareRoot()
-    forEachHead(b: b, heads: heads, t: t, threads: threads) { s, h, p, _ in
+    forEachHead(b: b, heads: heads, t: t, hd: hd, threads: threads) { s, h, scratch in
         let q = qkv + s * t * 3 * d + h * hd
-        scores(p, q: q, k: q + d, t: t, hd: hd, ld: 3 * d, scale: scale)
-        BLAS.sgemm(transA: false, transB: false, m: t, n: hd, k: t, a: p, lda: t, b: q + 2 * d, ldb: 3 * d,
-                   beta: 0, c: out + s * t * d + h * hd, ldc: d)
+        mfx_attention_forward(kernelISA, out + s * t * d + h * hd, d, q, q + d, q + 2 * d, 3 * d, t, hd, scale, scratch)
     }
 }
 
@@ -43,27 +42,10 @@ public func attentionBackward(
 ) {
     let hd = d / heads
     let scale = 1 / Float(hd).squareRoot()
-    forEachHead(b: b, heads: heads, t: t, threads: threads) { s, h, p, dp in
-        let q = qkv + s * t * 3 * d + h * hd, k = q + d, v = q + 2 * d
-        let dq = dqkv + s * t * 3 * d + h * hd, dk = dq + d, dv = dq + 2 * d
-        let dO = dout + s * t * d + h * hd
-        scores(p, q: q, k: k, t: t, hd: hd, ld: 3 * d, scale: scale)
-        BLAS.sgemm(transA: true, transB: false, m: t, n: hd, k: t, a: p, lda: t, b: dO, ldb: d,
-                   beta: 1, c: dv, ldc: 3 * d)
-        BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: hd, a: dO, lda: d, b: v, ldb: 3 * d,
-                   beta: 0, c: dp, ldc: t)
-        mfx_softmax_backward_rows(kernelISA, dp, p, t, t)
-        BLAS.sgemm(transA: false, transB: false, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: k,
-                   ldb: 3 * d, beta: 1, c: dq, ldc: 3 * d)
-        BLAS.sgemm(transA: true, transB: false, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q,
-                   ldb: 3 * d, beta: 1, c: dk, ldc: 3 * d)
+    forEachHead(b: b, heads: heads, t: t, hd: hd, threads: threads) { s, h, scratch in
+        let q = qkv + s * t * 3 * d + h * hd
+        let dq = dqkv + s * t * 3 * d + h * hd
+        mfx_attention_backward(kernelISA, dq, dq + d, dq + 2 * d, 3 * d, dout + s * t * d + h * hd, d,
+                               q, q + d, q + 2 * d, 3 * d, t, hd, scale, scratch)
     }
-}
-
-/// p = row-softmax(scale · Q Kᵀ) for one (sample, head); q, k: [T, hd] with row stride ld → p: [T, T].
-func scores(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, t: Int, hd: Int,
-            ld: Int, scale: Float) {
-    BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: hd, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
-               beta: 0, c: p, ldc: t)
-    mfx_softmax_rows(kernelISA, p, t, t)
 }
