@@ -67,25 +67,29 @@ extension SlowFlowReference {
     }
 }
 
-/// What `mixflow slowflow` and `posttrain --gamma auto` tell a user about MixFlow, from the endpoint Slow Flow of
-/// the model's own trajectories: whether they lag (`SlowFlowLag.lags`) and the endpoint `suggest_gamma`. The
-/// evidence is results/regimes: on every base and sampler whose path did not lag, MixFlow raised the FD.
+/// What `mixflow slowflow` and `posttrain --gamma auto` tell a user about MixFlow: whether the model's own
+/// trajectories lag (the endpoint Slow Flow, `SlowFlowLag.lags`) and, if they do, which γ to try. The evidence
+/// is results/regimes: where the path did not lag, every γ raised the FD; where it lagged, MixFlow lowered it,
+/// the more the larger γ, and the nearest-data suggest_gamma landed near the best γ (the endpoint one far below).
 struct MixFlowAdvice {
     let lag: SlowFlowLag
-    let gamma: Double
+    /// The nearest-data suggest_gamma, when it was measured.
+    let nearestDataGamma: Double?
 
-    init(t: [Double], m: [Double], batch: Int) throws {
+    init(endpointT t: [Double], m: [Double], batch: Int, nearestDataGamma: Double?) throws {
         lag = try SlowFlowStatistics.lag(t: t, m: m, batch: batch, excludingFinal: true)
-        gamma = try SlowFlowStatistics.suggestGamma(t: t, m: m, batch: batch, coverage: 0.95)
+        self.nearestDataGamma = nearestDataGamma
     }
 
     var text: String {
         let measured = "endpoint Slow Flow: \(fixed(100 * lag.slowed, 0)) % of (sample, t) pairs slowed, median m/t \(fixed(lag.medianRatio, 3))"
         if lag.lags {
+            let gamma = nearestDataGamma.map { "gamma ~ \(fixed($0, 2)) (the nearest-data suggest_gamma)" }
+                ?? "the nearest-data suggest_gamma (--reference nearest-data)"
             return """
-                advice: this model lags along its own path (\(measured)). MixFlow is the tool for that; try gamma ~ \(fixed(gamma, 2)) \
-                (endpoint suggest_gamma) against standard post-training from the same weights. Evidence is thin: the only lagging \
-                bases found (results/regimes) were barely trained, and MixFlow did not beat standard post-training there.
+                advice: this model lags along its own path (\(measured)). MixFlow is expected to help: post-train with \
+                \(gamma) and compare with standard post-training from the same weights. Evidence (results/regimes): \
+                the lagging bases found were barely trained ones; there MixFlow beat standard at gamma 0.4-0.8.
                 """
         }
         return """
@@ -122,7 +126,7 @@ struct SlowFlowRun {
                                       seed: seed, threads: threads).outputTimesOfGrid()
         let used = min(count, dataPoints)
         var statistics: [SlowFlowReference: SlowFlowStatistics] = [:], gammas: [SlowFlowReference: Double] = [:]
-        var advice: MixFlowAdvice?
+        var endpoint: (t: [Double], m: [Double])?
         for reference in SlowFlowReference.allCases {
             let measured = try traj.withUnsafeBufferPointer { tb in
                 try noise.withUnsafeBufferPointer { nb in
@@ -135,10 +139,11 @@ struct SlowFlowRun {
             }
             statistics[reference] = try SlowFlowStatistics(t: measured.t, m: measured.m, batch: samples)
             gammas[reference] = try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: samples, coverage: 0.95)
-            if reference == .endpoint { advice = try MixFlowAdvice(t: measured.t, m: measured.m, batch: samples) }
+            if reference == .endpoint { endpoint = measured }
         }
+        let advice = try MixFlowAdvice(endpointT: endpoint!.t, m: endpoint!.m, batch: samples, nearestDataGamma: gammas[.nearestData])
         self.statistics = statistics
         self.gammas = gammas
-        self.advice = advice!
+        self.advice = advice
     }
 }

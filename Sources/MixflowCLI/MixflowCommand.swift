@@ -186,7 +186,7 @@ struct SlowFlowCommand: ParsableCommand {
                                      data: nil, numData: 0, threads: options.threads)
             }
         }
-        print(try MixFlowAdvice(t: endpoint.t, m: endpoint.m, batch: options.n).text)
+        print(try MixFlowAdvice(endpointT: endpoint.t, m: endpoint.m, batch: options.n, nearestDataGamma: kind == .nearestData ? gamma : nil).text)
         if let csv { try AtomicFile.write(to: csv) { try $0.write(stats.csv()) } }
         if let json { try AtomicFile.write(to: json) { try $0.write(stats.json(reference: String(reference.map { $0 == "-" ? "_" : $0 }))) } }
     }

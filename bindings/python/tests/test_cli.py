@@ -69,8 +69,8 @@ def test_slowflow_reports_statistics_and_gamma(checkpoint, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 8 and float(rows[-1]["t"]) == 1.0
-    gamma = float(r.stdout.strip().splitlines()[-1].split(":")[-1])
-    assert 0.0 <= gamma <= 1.0
+    gamma = [float(line.split(":")[-1]) for line in r.stdout.splitlines() if line.startswith("suggested gamma (endpoint")]
+    assert len(gamma) == 1 and 0.0 <= gamma[0] <= 1.0 and r.stdout.strip().splitlines()[-1].startswith("advice: ")
 
 
 def test_bad_arguments_fail_cleanly(checkpoint, tmp_path):
@@ -250,11 +250,13 @@ def test_slowflow_reference_option(tmp_path):
     assert bad.returncode != 0 and "--reference must be endpoint, nearest-data or noise-level" in bad.stderr
 
 
-def test_slowflow_advice_rests_on_the_endpoint_lag():
+@pytest.mark.parametrize("base", ["fmnist-base/base.onnx", "fmnist-lagging/small-1k.onnx"])
+def test_slowflow_advice_rests_on_the_endpoint_lag(base):
     """Whatever --reference shows, the advice is the endpoint lag of the same trajectories; checked against the
-    library's slow_flow_lag of the same base sampled in Python (other noise, so within sampling error)."""
+    library's slow_flow_lag of the same base sampled in Python (other noise, so within sampling error), on the
+    shipped base (runs ahead: MixFlow expected to hurt) and the shipped lagging one (MixFlow at nearest-data gamma)."""
     import re
-    base = ROOT / "models" / "fmnist-base" / "base.onnx"
+    base = ROOT / "models" / base
     r = subprocess.run([CLI, "slowflow", "--checkpoint", base, "--n", "64", "--steps", "10", "--method", "euler",
                         "--reference", "nearest-data", "--data-points", "500"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -268,6 +270,8 @@ def test_slowflow_advice_rests_on_the_endpoint_lag():
     lag = mixflow.slow_flow_lag(sf)
     assert ("does not lag" in advice[0]) == (not lag.lags) and ("expected to hurt" in advice[0]) == (not lag.lags)
     assert abs(int(pct) / 100 - lag.slowed) < 0.12 and abs(float(median) - lag.median_ratio) < 0.02
+    gamma = float(r.stdout.split("suggested gamma (nearest-data, coverage 0.95): ")[1].split()[0])
+    assert (f"gamma ~ {gamma:.2f} (the nearest-data suggest_gamma)" in advice[0]) == lag.lags
 
 
 # ---- RAE sampling of a DiT^DH: RAE grid, equal labels, autoguidance, depth-to-space, converted checkpoints ----
