@@ -69,6 +69,30 @@ def posttrain_table(post):
     return out
 
 
+def advice_check(screen, post):
+    """The advice `mixflow slowflow` prints, checked on every post-trained (base, setting, steps, lr): "lags" predicts
+    that MixFlow at the nearest-data gamma (the arm closest to it) beats standard, "does not lag" that it loses."""
+    verdict = {(r["base"], r["setting"]): (r["endpoint_lags"] == "1", float(r["nearest_data_gamma"])) for r in screen}
+    gains = paired_gains(post)
+    out = ["| base | steps | lr | setting | lags (endpoint) | nearest-data gamma | arm used | FD gain (mean ± s.e.) | advice right? |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    right = total = 0
+    for key in sorted({k[:4] for k in gains}):
+        if (key[0], key[3]) not in verdict:
+            continue
+        lags, gamma = verdict[(key[0], key[3])]
+        arms = [k[4] for k in gains if k[:4] == key and k[4].startswith("mixflow ")]
+        if not arms:
+            continue
+        arm = min(arms, key=lambda a: abs(float(a.split()[1]) - gamma))
+        g = gains[key + (arm,)]
+        ok = (np.mean(g) < 0) == lags
+        right, total = right + ok, total + 1
+        out.append(f"| {' | '.join(key)} | {'yes' if lags else 'no'} | {gamma:.2f} | {arm} | {_mean_se(g)} | "
+                   f"{'yes' if ok else 'NO'} |")
+    return out + ["", f"The advice was right on {right} of {total} settings."]
+
+
 def gain_vs_lag(screen, post, path):
     """One point per (base, steps, lr, setting, arm): mean paired gain against the setting's endpoint median m/t.
     Returns the points and Spearman's rank correlation per arm."""
@@ -114,6 +138,8 @@ def report(out: Path):
              "## Slow Flow and FD of every base under every sampler setting", ""] + screen_table(screen)
     lines += ["", "## Post-training: paired FD differences to standard post-training (mean ± s.e. over seeds)", ""]
     lines += posttrain_table(post)
+    lines += ["", "## The advice checked: lags => MixFlow at the nearest-data gamma helps, no lag => it hurts", ""]
+    lines += advice_check(screen, post)
     _, rho = gain_vs_lag(screen, post, out / "gain-vs-lag.png")
     lines += ["", "## Rank correlation of the gain with the lag (Spearman, over base x setting x steps x lr)", "",
               "| arm | rho(median m/t, FD gain) | points |", "|---|---|---|"]
