@@ -387,6 +387,16 @@ mixflow_status mixflow_slow_flow_lag(const double *t, const double *m, int64_t b
     int32_t exclude_final, double *out_slowed_fraction, double *out_median_ratio,
     int32_t *out_lags) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* Whether MixFlow post-training is expected to beat standard post-training (results/regimes): `endpoint_lags`
+ * is the verdict of `mixflow_slow_flow_lag` on the endpoint measurement (0 or 1), `nearest_data_gamma` the
+ * nearest-data suggest_gamma, or a negative value when not measured. `out_outlook`: 1 expected to help (at γ
+ * 0.4-0.8), 0 expected to hurt, -1 undecided (no endpoint lag and no nearest-data γ). See docs/slow-flow.md.
+ *
+ * Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, endpoint_lags not 0/1, γ NaN or above 1).
+ */
+mixflow_status mixflow_slow_flow_outlook(int32_t endpoint_lags, double nearest_data_gamma,
+    int32_t *out_outlook) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
  *
  * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.

@@ -127,6 +127,26 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
     }
 }
 
+/// Whether MixFlow post-training is expected to beat standard post-training (results/regimes): `endpoint_lags`
+/// is the verdict of `mixflow_slow_flow_lag` on the endpoint measurement (0 or 1), `nearest_data_gamma` the
+/// nearest-data suggest_gamma, or a negative value when not measured. `out_outlook`: 1 expected to help (at γ
+/// 0.4-0.8), 0 expected to hurt, -1 undecided (no endpoint lag and no nearest-data γ). See docs/slow-flow.md.
+///
+/// - Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, endpoint_lags not 0/1, γ NaN or above 1).
+@c public func mixflow_slow_flow_outlook(
+    _ endpoint_lags: Int32, _ nearest_data_gamma: Double, _ out_outlook: UnsafeMutablePointer<Int32>?
+) -> mixflow_status {
+    capi("mixflow_slow_flow_outlook") {
+        let out = try require(out_outlook, "out_outlook")
+        guard endpoint_lags == 0 || endpoint_lags == 1 else { throw MixflowError.invalidArgument("endpoint_lags must be 0 or 1, got \(endpoint_lags)") }
+        guard !nearest_data_gamma.isNaN, nearest_data_gamma <= 1 else {
+            throw MixflowError.invalidArgument("nearest_data_gamma must be in [0, 1] (negative: not measured), got \(nearest_data_gamma)")
+        }
+        out.pointee = MixFlowOutlook(endpointLags: endpoint_lags == 1,
+                                     nearestDataGamma: nearest_data_gamma < 0 ? nil : nearest_data_gamma).rawValue
+    }
+}
+
 /// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
 ///
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.

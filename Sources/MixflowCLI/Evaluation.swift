@@ -67,36 +67,44 @@ extension SlowFlowReference {
     }
 }
 
-/// What `mixflow slowflow` and `posttrain --gamma auto` tell a user about MixFlow: whether the model's own
-/// trajectories lag (the endpoint Slow Flow, `SlowFlowLag.lags`) and, if they do, which γ to try. The evidence
-/// is results/regimes: where the path did not lag, every γ raised the FD; where it lagged, MixFlow lowered it,
-/// the more the larger γ, and the nearest-data suggest_gamma landed near the best γ (the endpoint one far below).
+/// What `mixflow slowflow` and `posttrain --gamma auto` tell a user about MixFlow: the `MixFlowOutlook` of the
+/// model's own trajectories (endpoint lag, nearest-data suggest_gamma), with the measurements behind it.
 struct MixFlowAdvice {
     let lag: SlowFlowLag
     /// The nearest-data suggest_gamma, when it was measured.
     let nearestDataGamma: Double?
+    let outlook: MixFlowOutlook
 
     init(endpointT t: [Double], m: [Double], batch: Int, nearestDataGamma: Double?) throws {
         lag = try SlowFlowStatistics.lag(t: t, m: m, batch: batch, excludingFinal: true)
         self.nearestDataGamma = nearestDataGamma
+        outlook = MixFlowOutlook(endpointLags: lag.lags, nearestDataGamma: nearestDataGamma)
     }
 
     var text: String {
-        let measured = "endpoint Slow Flow: \(fixed(100 * lag.slowed, 0)) % of (sample, t) pairs slowed, median m/t \(fixed(lag.medianRatio, 3))"
-        if lag.lags {
-            let gamma = nearestDataGamma.map { "gamma ~ \(fixed($0, 2)) (the nearest-data suggest_gamma)" }
-                ?? "the nearest-data suggest_gamma (--reference nearest-data)"
+        let path = "endpoint Slow Flow: \(fixed(100 * lag.slowed, 0)) % of (sample, t) pairs slowed, median m/t \(fixed(lag.medianRatio, 3))"
+        let measured = path + (nearestDataGamma.map { "; nearest-data suggest_gamma \(fixed($0, 2))" } ?? "")
+        let range = "\(fixed(MixFlowOutlook.helpfulGamma.lowerBound, 1))-\(fixed(MixFlowOutlook.helpfulGamma.upperBound, 1))"
+        switch outlook {
+        case .expectedToHelp:
+            let why = lag.lags ? "its sampling path lags behind its time labels"
+                : "its samples sit far from the data (nearest-data suggest_gamma >= \(fixed(MixFlowOutlook.farFromData, 1)))"
             return """
-                advice: this model lags along its own path (\(measured)). MixFlow is expected to help: post-train with \
-                \(gamma) and compare with standard post-training from the same weights. Evidence (results/regimes): \
-                the lagging bases found were barely trained ones; there MixFlow beat standard at gamma 0.4-0.8.
+                advice: MixFlow is expected to help: \(why) (\(measured)). Post-train with gamma \(range) and compare with \
+                standard post-training from the same weights. Evidence (results/regimes): such bases were early in training.
+                """
+        case .expectedToHurt:
+            return """
+                advice: MixFlow is expected to hurt: the path does not lag and the samples are near the data (\(measured)); \
+                in results/regimes every such base and sampler (coarse grids, SDE, guidance) got a higher FD at every gamma. \
+                Post-train with standard flow matching (gamma 0).
+                """
+        case .undecided:
+            return """
+                advice: the path does not lag (\(path)); whether MixFlow helps also depends on how far the samples are from \
+                the data: measure with --reference nearest-data.
                 """
         }
-        return """
-            advice: this model does not lag along its own path (\(measured)). MixFlow is expected to hurt: on every such \
-            base and sampler in results/regimes (converged and under-trained, coarse grids, SDE, guidance) it raised the FD. \
-            Post-train with standard flow matching (gamma 0).
-            """
     }
 }
 

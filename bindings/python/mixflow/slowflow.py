@@ -147,3 +147,18 @@ def lag(sf: SlowFlow, exclude_final: bool | None = None) -> Lag:
 
 
 slow_flow_lag = lag
+
+
+def outlook(endpoint: Lag | SlowFlow, nearest_data_gamma: float | None = None) -> bool | None:
+    """Whether MixFlow post-training is expected to beat standard post-training (results/regimes): True when the
+    endpoint path lags or the nearest-data suggest_gamma is large (samples far from the data), False when neither,
+    None when the path does not lag and ``nearest_data_gamma`` is not given. ``endpoint``: the endpoint
+    measurement or its ``slow_flow_lag``."""
+    lags = (endpoint if isinstance(endpoint, Lag) else lag(endpoint)).lags
+    out = ctypes.c_int32()
+    check(lib.mixflow_slow_flow_outlook(int(lags), -1.0 if nearest_data_gamma is None else float(nearest_data_gamma),
+                                        ctypes.byref(out)))
+    return None if out.value < 0 else bool(out.value)
+
+
+slow_flow_outlook = outlook

@@ -192,6 +192,20 @@ def test_slow_flow_lag_matches_numpy_and_sees_a_known_slowdown():
         mixflow.slow_flow_lag(mixflow.SlowFlow(t=np.array([0.0, 1.0]), m=np.zeros((2, 2)), reference="endpoint"))
 
 
+def test_slow_flow_outlook_is_the_documented_rule():
+    """docs/slow-flow.md: a lagging endpoint path, or a nearest-data suggest_gamma >= 0.3, means MixFlow is
+    expected to help; neither means it is expected to hurt; no lag and no nearest-data gamma is undecided."""
+    lagging, on_time = mixflow.slowflow.Lag(0.9, 0.97, True), mixflow.slowflow.Lag(0.2, 1.02, False)
+    assert mixflow.slow_flow_outlook(lagging) is True and mixflow.slow_flow_outlook(lagging, 0.05) is True
+    assert mixflow.slow_flow_outlook(on_time) is None
+    assert mixflow.slow_flow_outlook(on_time, 0.29) is False and mixflow.slow_flow_outlook(on_time, 0.11) is False
+    assert mixflow.slow_flow_outlook(on_time, 0.3) is True and mixflow.slow_flow_outlook(on_time, 0.72) is True
+    with pytest.raises(mixflow.InvalidArgument):
+        mixflow.slow_flow_outlook(on_time, float("nan"))
+    with pytest.raises(mixflow.InvalidArgument):
+        mixflow.slow_flow_outlook(on_time, 1.5)
+
+
 def test_npz_is_readable_by_numpy_with_each_uint8_rule(tmp_path):
     x = np.random.default_rng(6).uniform(-1.2, 1.2, (3, 3, 4, 5)).astype(np.float32)
     rules = {"sit": np.clip(127.5 * x + 128, 0, 255), "rae": np.clip(x, 0, 1) * 255,
