@@ -111,21 +111,25 @@ def gain_vs_lag(screen, post, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return points, rho
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    gamma_nd = {(r["base"], r["setting"]): float(r["nearest_data_gamma"]) for r in screen}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
     arms = sorted({p[2][4] for p in points}, key=_arm_order)
-    markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP"))
-    for i, arm in enumerate(arms):
-        for base, m in markers.items():
-            sel = [p for p in points if p[2][4] == arm and p[2][0] == base]
-            if sel:
-                ax.scatter([p[0] for p in sel], [p[1] for p in sel], color=f"C{i}", marker=m, s=28,
-                           label=f"{arm}, {base}")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.axvline(1, color="k", lw=0.5, ls="--")
-    ax.set_xlabel("lag of the base under the sampler: median m/t, endpoint Slow Flow (< 1 = lags)")
-    ax.set_ylabel("FD(MixFlow) − FD(standard), paired (< 0 = MixFlow helps)")
-    ax.legend(fontsize=6, ncol=2)
-    ax.grid(alpha=0.3)
+    markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP*"))
+    for ax, xof, xlabel, line in (
+            (axes[0], lambda p: p[0], "endpoint Slow Flow: median m/t (< 1: the path lags)", 1.0),
+            (axes[1], lambda p: gamma_nd[(p[2][0], p[2][3])], "nearest-data suggest_gamma (far from the data →)", 0.3)):
+        for i, arm in enumerate(arms):
+            for base, m in markers.items():
+                sel = [p for p in points if p[2][4] == arm and p[2][0] == base]
+                if sel:
+                    ax.scatter([xof(p) for p in sel], [p[1] for p in sel], color=f"C{i}", marker=m, s=28,
+                               label=f"{arm}, {base}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(line, color="k", lw=0.5, ls="--")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("FD(MixFlow) − FD(standard), paired\n(< 0: MixFlow helps)")
+    axes[1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
