@@ -186,7 +186,10 @@ struct SlowFlowCommand: ParsableCommand {
                                      data: nil, numData: 0, threads: options.threads)
             }
         }
-        print(try MixFlowAdvice(endpointT: endpoint.t, m: endpoint.m, batch: options.n, nearestDataGamma: kind == .nearestData ? gamma : nil).text)
+        // The outlook's threshold is on the 95 %-coverage nearest-data gamma, whatever --coverage asked for.
+        let nearestDataGamma = kind == .nearestData
+            ? try SlowFlowStatistics.suggestGamma(t: measured.t, m: measured.m, batch: options.n, coverage: MixFlowOutlook.coverage) : nil
+        print(try MixFlowAdvice(endpointT: endpoint.t, m: endpoint.m, batch: options.n, nearestDataGamma: nearestDataGamma).text)
         if let csv { try AtomicFile.write(to: csv) { try $0.write(stats.csv()) } }
         if let json { try AtomicFile.write(to: json) { try $0.write(stats.json(reference: String(reference.map { $0 == "-" ? "_" : $0 }))) } }
     }

@@ -11,6 +11,8 @@ public enum MixFlowOutlook: Int32, Sendable {
     /// The endpoint path does not lag and the nearest-data γ was not measured.
     case undecided = -1
 
+    /// The coverage of the nearest-data suggest_gamma the rule was measured with.
+    public static let coverage = 0.95
     /// Nearest-data suggest_gamma at and above which the samples count as far from the data.
     public static let farFromData = 0.3
     /// The γ range that helped where MixFlow helped.

@@ -272,6 +272,10 @@ def test_slowflow_advice_rests_on_the_endpoint_lag(base):
     gamma = float(r.stdout.split("suggested gamma (nearest-data, coverage 0.95): ")[1].split()[0])
     assert f"nearest-data suggest_gamma {gamma:.2f}" in advice[0]
     helps = mixflow.slow_flow_outlook(lag, gamma)
+    # The advice's nearest-data gamma is the 95 %-coverage one the rule was measured with, whatever --coverage says.
+    r50 = subprocess.run([CLI, "slowflow", "--checkpoint", base, "--n", "64", "--steps", "10", "--method", "euler",
+                          "--reference", "nearest-data", "--data-points", "500", "--coverage", "0.5"], capture_output=True, text=True)
+    assert r50.returncode == 0 and [line for line in r50.stdout.splitlines() if line.startswith("advice:")] == advice
     assert helps == ("fmnist-lagging" in str(base))   # the shipped base runs ahead and sits near the data
     assert ("MixFlow is expected to help" in advice[0]) == helps and ("MixFlow is expected to hurt" in advice[0]) == (not helps)
     # Without the nearest-data measurement a path that does not lag leaves the question open.
