@@ -13,6 +13,7 @@
 #include "mixflow_gemm.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@
 #endif
 
 /* Cache blocking: a KC×NR panel of B (32 KiB for AVX-512) stays in L1 while the MC×KC block of A (MC =
- * MC_PANELS·MR rows) streams from L2. Measured on a Xeon (AVX-512): KC 192..384 and NC 1024..2048 are within noise. */
+ * MC_PANELS·MR rows) streams from L2. N is cut into equal blocks of at most NC columns (1152 → 2 × 576, not
+ * 1024 + 128). Measured on a Xeon (AVX-512): KC 192..384 and NC 1024..2048 are within noise. */
 enum { KC = 256, NC = 1024, MR_MAX = 16, NR_MAX = 32, MC_PANELS = 16 };
 
 /* Multiplies the packed panels ap (MR×kc, k-major) and bp (kc×NR, k-major) into the MR×NR tile c. The
@@ -334,17 +336,16 @@ struct path {
     micro_kernel kernel;
     packer_a pack_a;
     packer_b pack_b;
-    const char *tile;
 };
 
 static const struct path paths[] = {
-    {MR_P, NR_P, kernel_portable, pack_a, pack_b, "4x16"},
+    {MR_P, NR_P, kernel_portable, pack_a, pack_b},
 #if MFX_X86
-    {MR_2, NR_2, kernel_avx2, pack_a_avx2, pack_b_avx2, "6x16"},
-    {MR_5, NR_5, kernel_avx512, pack_a_avx512, pack_b_avx512, "12x32"},
+    {MR_2, NR_2, kernel_avx2, pack_a_avx2, pack_b_avx2},
+    {MR_5, NR_5, kernel_avx512, pack_a_avx512, pack_b_avx512},
 #else
-    {MR_P, NR_P, kernel_portable, pack_a, pack_b, "4x16"},
-    {MR_P, NR_P, kernel_portable, pack_a, pack_b, "4x16"},
+    {MR_P, NR_P, kernel_portable, pack_a, pack_b},
+    {MR_P, NR_P, kernel_portable, pack_a, pack_b},
 #endif
 };
 
@@ -359,17 +360,58 @@ int mfx_gemm_supported(int path) {
     return 0;
 }
 
-const char *mfx_gemm_tile(int path) {
-    return path >= 0 && path <= MFX_GEMM_AVX512 ? paths[path].tile : "";
+void mfx_gemm_tile(int path, int *rows, int *cols) {
+    const struct path *pt = &paths[path < 0 || path > MFX_GEMM_AVX512 ? 0 : path];
+    *rows = pt->mr;
+    *cols = pt->nr;
 }
 
 /* ---- the driver ---- */
 
 static ptrdiff_t min_pd(ptrdiff_t x, ptrdiff_t y) { return x < y ? x : y; }
 
-static void *alloc_aligned(size_t floats) {
-    size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
-    return aligned_alloc(64, bytes ? bytes : 64);
+/* Each thread keeps its packing buffers (at most ~1.2 MiB) from call to call: a training step makes thousands
+ * of calls, and a fresh buffer per call cost an mmap, page faults and the kernel clearing pages every time.
+ * Grown on demand; freed when the thread exits (the key's destructor). */
+struct workspace {
+    float *data;
+    size_t floats;
+};
+static pthread_key_t workspace_key;
+static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
+static int workspace_ready;
+
+static void workspace_free(void *w) {
+    free(((struct workspace *)w)->data);
+    free(w);
+}
+
+static void workspace_create_key(void) { workspace_ready = pthread_key_create(&workspace_key, workspace_free) == 0; }
+
+/* If the library is unloaded, no thread may later run the destructor from unmapped code: forget the key (the
+ * buffers of threads still alive leak, once). */
+__attribute__((destructor)) static void workspace_delete_key(void) {
+    if (workspace_ready) pthread_key_delete(workspace_key);
+    workspace_ready = 0;
+}
+
+/* The calling thread's buffer of at least `floats` floats, 64-byte aligned; NULL when out of memory. */
+static float *workspace(size_t floats) {
+    pthread_once(&workspace_once, workspace_create_key);
+    if (!workspace_ready) return NULL;
+    struct workspace *w = pthread_getspecific(workspace_key);
+    if (!w) {
+        if (!(w = calloc(1, sizeof *w))) return NULL;
+        if (pthread_setspecific(workspace_key, w) != 0) { free(w); return NULL; }
+    }
+    if (w->floats < floats) {
+        float *data = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+        if (!data) return NULL;
+        free(w->data);
+        w->data = data;
+        w->floats = floats;
+    }
+    return w->data;
 }
 
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
@@ -384,15 +426,17 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
     const int mr = pt->mr, nr = pt->nr;
     const ptrdiff_t mc = (ptrdiff_t)mr * MC_PANELS;
     const ptrdiff_t kc_max = min_pd(k, KC);
-    const ptrdiff_t nc_max = min_pd((n + nr - 1) / nr * nr, NC);
+    const ptrdiff_t n_blocks = (n + NC - 1) / NC;
+    const ptrdiff_t nc_max = ((n + n_blocks - 1) / n_blocks + nr - 1) / nr * nr; /* equal blocks, whole panels */
     const ptrdiff_t mc_max = min_pd((m + mr - 1) / mr * mr, mc);
-    float *ap = alloc_aligned((size_t)(mc_max * kc_max));
-    float *bp = alloc_aligned((size_t)(nc_max * kc_max));
-    if (!ap || !bp) { free(ap); free(bp); return -1; }
+    const ptrdiff_t a_floats = (mc_max * kc_max + 15) & ~(ptrdiff_t)15; /* keeps bp 64-byte aligned */
+    float *ap = workspace((size_t)(a_floats + nc_max * kc_max));
+    if (!ap) return -1;
+    float *bp = ap + a_floats;
     _Alignas(64) float tile[MR_MAX * NR_MAX];
 
-    for (ptrdiff_t jc = 0; jc < n; jc += NC) {
-        const ptrdiff_t nc = min_pd(NC, n - jc);
+    for (ptrdiff_t jc = 0; jc < n; jc += nc_max) {
+        const ptrdiff_t nc = min_pd(nc_max, n - jc);
         for (ptrdiff_t pc = 0; pc < k; pc += KC) {
             const ptrdiff_t kc = min_pd(KC, k - pc);
             const float bt = pc == 0 ? beta : 1; /* later K blocks continue the chain stored in C */
@@ -420,7 +464,5 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
             }
         }
     }
-    free(ap);
-    free(bp);
     return 0;
 }

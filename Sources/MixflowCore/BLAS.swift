@@ -14,12 +14,14 @@ import Glibc
 /// output would then depend on the batch around it, and differ between machines. Ours gives the same bits
 /// for any batch split, thread count, and on the AVX-512, AVX2 and portable paths alike.
 ///
-/// Threading: a large product is cut into tiles of `tile` rows (or columns) shared among `threads`
-/// workers, each worker's contiguous run of tiles being one single-threaded kernel call (so the packed B is
-/// shared by all its rows). K is never split. The split changes no bit, only the speed.
+/// Threading: a product with enough work is cut along its longer side (rows of C, or columns) into one
+/// contiguous run of whole register tiles per worker, as equal as whole tiles allow; each run is one
+/// single-threaded kernel call (so a worker packs its B, or its A, once). K is never split. The split
+/// changes no bit, only the speed.
 public enum BLAS {
-    /// Rows (or columns) per tile of a split product: the granularity of the split among threads.
-    public static let tile = 256
+    /// Multiply-adds a product must have per worker before it is split (a hand-off to a worker costs
+    /// microseconds; 2²¹ multiply-adds take ~15 µs at the AVX-512 path's speed).
+    public static let workPerThread = 1 << 21
 
     /// The GEMM's instruction-set paths (bit-identical; only the speed differs).
     public typealias Path = ISALevel
@@ -27,8 +29,12 @@ public enum BLAS {
     /// True when this CPU and OS can run the GEMM's `path`.
     public static func supports(_ path: Path) -> Bool { mfx_gemm_supported(path.rawValue) != 0 }
 
-    /// The micro-kernel's register tile of `path`, rows × columns of C ("12x32").
-    public static func tile(_ path: Path) -> String { String(cString: mfx_gemm_tile(path.rawValue)) }
+    /// The micro-kernel's register tile of `path`: rows × columns of C computed at once.
+    public static func tile(_ path: Path) -> (rows: Int, cols: Int) {
+        var rows: Int32 = 0, cols: Int32 = 0
+        mfx_gemm_tile(path.rawValue, &rows, &cols)
+        return (Int(rows), Int(cols))
+    }
 
     /// The path `sgemm` uses: the best the CPU supports and the environment allows (`ISALevel.allowed`).
     public static let path: Path = ISALevel.best(supports)
@@ -36,7 +42,7 @@ public enum BLAS {
     /// - Parameters:
     ///   - transA/transB: use Aᵀ / Bᵀ. A is stored [m, k] (or [k, m] when transposed) with row stride lda.
     ///   - beta: 0 overwrites C (C may hold garbage), 1 accumulates.
-    ///   - threads: workers sharing the tiles (1 = the calling thread only).
+    ///   - threads: workers sharing the product (1 = the calling thread only).
     ///   - path: the instruction set (tests compare paths; it must be supported).
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -45,20 +51,29 @@ public enum BLAS {
     ) {
         guard m > 0, n > 0 else { return }
         precondition(supports(path), "BLAS.sgemm: path \(path.name) is not supported by this CPU")
-        if m >= 2 * tile {
-            Parallel.forRanges((m + tile - 1) / tile, threads: threads) { tiles in
-                let r0 = tiles.lowerBound * tile, rows = min(tiles.upperBound * tile, m) - r0
-                call(path, transA, transB, rows, n, k, alpha, transA ? a + r0 : a + r0 * lda, lda, b, ldb,
-                     beta, c + r0 * ldc, ldc)
-            }
-        } else if n >= 2 * tile {
-            Parallel.forRanges((n + tile - 1) / tile, threads: threads) { tiles in
-                let c0 = tiles.lowerBound * tile, cols = min(tiles.upperBound * tile, n) - c0
-                call(path, transA, transB, m, cols, k, alpha, a, lda, transB ? b + c0 * ldb : b + c0, ldb,
-                     beta, c + c0, ldc)
-            }
-        } else {
+        let splitRows = m >= n
+        let (side, unit) = splitRows ? (m, tile(path).rows) : (n, tile(path).cols)
+        let units = (side + unit - 1) / unit
+        // Double: m·n·k of valid sizes may exceed Int's range.
+        let enough = Int(min(Double(m) * Double(n) * Double(max(k, 1)) / Double(workPerThread), Double(units)))
+        let parts = max(1, min(threads, enough))
+        if parts == 1 {
             call(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        let chunk = (units + parts - 1) / parts * unit
+        Parallel.forRanges(parts, threads: parts) { range in
+            for part in range {
+                let lo = part * chunk, len = min(chunk, side - lo)
+                guard len > 0 else { continue }
+                if splitRows {
+                    call(path, transA, transB, len, n, k, alpha, transA ? a + lo : a + lo * lda, lda, b, ldb,
+                         beta, c + lo * ldc, ldc)
+                } else {
+                    call(path, transA, transB, m, len, k, alpha, a, lda, transB ? b + lo * ldb : b + lo, ldb,
+                         beta, c + lo, ldc)
+                }
+            }
         }
     }
 

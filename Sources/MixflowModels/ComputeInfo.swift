@@ -10,9 +10,9 @@ public enum ComputeInfo {
         let paths = BLAS.Path.allCases.filter(BLAS.supports).map(\.name).joined(separator: " ")
         return [
             ("cpu", cpuModelName),
-            ("gemm", "libmixflow \(BLAS.path.name) (\(BLAS.tile(BLAS.path)) tile; one FMA chain per element, the same bits on every path)"),
+            ("gemm", "libmixflow \(BLAS.path.name) (\(BLAS.tile(BLAS.path).rows)x\(BLAS.tile(BLAS.path).cols) tile; one FMA chain per element, the same bits on every path)"),
             ("gemm paths", "\(paths) (supported here; MIXFLOW_DISABLE_AVX512=1 / MIXFLOW_DISABLE_AVX2=1 lower the choice)"),
-            ("threads", "libmixflow's own workers; a GEMM is cut into shape-fixed tiles of \(BLAS.tile) rows or columns, each one single-threaded call"),
+            ("threads", "libmixflow's own workers; a GEMM is cut along its longer side into one run of whole register tiles per worker, each one single-threaded call"),
             ("openblas", "core \(BLAS.openBLASCore), 1 thread (float64 FD/KID and LAPACK only)"),
             ("transport kernels", AVX2Kernels.isAvailable ? "avx2" : "baseline"),
             ("model kernels", "\(ModelKernels.level.name) (GELU, softmax, norms, AdamW, EMA; the same bits on every build)"),

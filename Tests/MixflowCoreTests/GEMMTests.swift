@@ -110,8 +110,11 @@ import Glibc
         }
     }
 
-    /// Large enough for several cache blocks of K (256) and N (1024) and for the 256-row/column thread tiles.
-    @Test(arguments: [(530, 24, 520), (20, 1100, 300)])
+    /// Large enough for several cache blocks of K (256) and N (1024, cut into equal blocks), and for the thread
+    /// splits: rows (m >= n) or columns cut into runs of whole register tiles, the last one shorter (at 3 threads
+    /// 530 rows → 180, 180, 170 on the 12×32 tile; 140 columns → 64, 64, 12), products below 512 rows and columns
+    /// included.
+    @Test(arguments: [(530, 24, 520), (20, 1100, 300), (150, 140, 300), (140, 150, 300)])
     func blockedAndThreadedProductsAreTheChain(shape: (Int, Int, Int)) {
         for (ta, tb) in [(false, true), (true, false)] {
             let pr = Problem(transA: ta, transB: tb, m: shape.0, n: shape.1, k: shape.2, alpha: 1, beta: 1, seed: 7)

@@ -1,6 +1,6 @@
-/* GFLOP/s of libmixflow's GEMM (Sources/CGemm, called the way BLAS.sgemm calls it: shape-fixed tiles of 256
- * rows or columns shared among threads, one call per thread's run of tiles) or of OpenBLAS's cblas_sgemm, for the shapes given on the command line.
- * Built and run by bench.py; not part of the library.
+/* GFLOP/s of libmixflow's GEMM (Sources/CGemm, called the way BLAS.sgemm calls it: cut along the longer side
+ * into one run of whole register tiles per worker, one call each, on persistent worker threads) or of OpenBLAS's
+ * cblas_sgemm, for the shapes given on the command line. Built and run by bench.py; not part of the library.
  *
  *   gemm_bench ours|openblas PATH THREADS SECONDS  TA TB M N K ALPHA  [TA TB M N K ALPHA ...]
  * prints one line per shape: "GFLOP/s" (the best of repeated timed runs within SECONDS per shape). */
@@ -8,12 +8,13 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { TILE = 256 }; /* BLAS.tile */
+enum { WORK_PER_THREAD = 1 << 21, MAX_THREADS = 64 }; /* BLAS.workPerThread */
 
 static double now(void) {
     struct timespec t;
@@ -21,49 +22,60 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+/* One worker's call: rows (split_rows) or columns [lo, lo + len) of the product. */
 struct job {
-    int path, ta, tb, split_m, tiles, first, last; /* tiles [first, last) of `tiles` */
-    long m, n, k;
+    int path, ta, tb, split_rows;
+    long m, n, k, lo, len;
     float alpha;
     const float *a, *b;
     float *c;
 };
 
-static void *run_tiles(void *arg) {
-    const struct job *j = arg;
+static void run_job(const struct job *j) {
+    if (j->len <= 0) return;
     const long lda = j->ta ? j->m : j->k, ldb = j->tb ? j->k : j->n, ldc = j->n;
-    if (j->split_m) { /* one call for the worker's contiguous run of row tiles */
-        long r0 = (long)j->first * TILE, rows = ((long)j->last * TILE < j->m ? (long)j->last * TILE : j->m) - r0;
-        mfx_sgemm(j->path, j->ta, j->tb, rows, j->n, j->k, j->alpha, j->ta ? j->a + r0 : j->a + r0 * lda, lda,
-                  j->b, ldb, 0, j->c + r0 * ldc, ldc);
-    } else if (j->last - j->first < j->tiles) { /* one call for the worker's contiguous run of column tiles */
-        long c0 = (long)j->first * TILE, cols = ((long)j->last * TILE < j->n ? (long)j->last * TILE : j->n) - c0;
-        mfx_sgemm(j->path, j->ta, j->tb, j->m, cols, j->k, j->alpha, j->a, lda, j->tb ? j->b + c0 * ldb : j->b + c0,
-                  ldb, 0, j->c + c0, ldc);
-    } else { /* a product too small to split: one call */
-        mfx_sgemm(j->path, j->ta, j->tb, j->m, j->n, j->k, j->alpha, j->a, lda, j->b, ldb, 0, j->c, ldc);
+    if (j->split_rows)
+        mfx_sgemm(j->path, j->ta, j->tb, j->len, j->n, j->k, j->alpha, j->ta ? j->a + j->lo : j->a + j->lo * lda, lda,
+                  j->b, ldb, 0, j->c + j->lo * ldc, ldc);
+    else
+        mfx_sgemm(j->path, j->ta, j->tb, j->m, j->len, j->k, j->alpha, j->a, lda,
+                  j->tb ? j->b + j->lo * ldb : j->b + j->lo, ldb, 0, j->c + j->lo, ldc);
+}
+
+/* Persistent workers (as libdispatch's): each keeps its packing buffers between calls. */
+static struct job jobs[MAX_THREADS];
+static pthread_barrier_t start, done;
+
+static void *worker(void *arg) {
+    const struct job *j = &jobs[(intptr_t)arg];
+    for (;;) {
+        pthread_barrier_wait(&start);
+        run_job(j);
+        pthread_barrier_wait(&done);
     }
     return NULL;
 }
 
-/* BLAS.sgemm: tiles of 256 rows when m >= 512, else of 256 columns when n >= 512, else one tile; the tiles are
- * cut into `threads` contiguous ranges (Parallel.forRanges), one call per range. */
+/* BLAS.sgemm: split along the longer side (rows when m >= n) into `parts` runs of whole register tiles, parts =
+ * min(threads, tiles, m·n·k / WORK_PER_THREAD), at least 1. */
 static void ours(int path, int threads, int ta, int tb, long m, long n, long k, float alpha, const float *a,
                  const float *b, float *c) {
-    const int split_m = m >= 2 * TILE;
-    const int tiles = split_m ? (int)((m + TILE - 1) / TILE) : n >= 2 * TILE ? (int)((n + TILE - 1) / TILE) : 1;
-    struct job base = {path, ta, tb, split_m, tiles, 0, tiles, m, n, k, alpha, a, b, c};
-    int parts = threads < tiles ? threads : tiles;
-    pthread_t th[64];
-    struct job jobs[64];
-    for (int p = 0; p < parts; p++) {
-        jobs[p] = base;
-        jobs[p].first = tiles * p / parts;
-        jobs[p].last = tiles * (p + 1) / parts;
-        if (p > 0) pthread_create(&th[p], NULL, run_tiles, &jobs[p]);
+    int mr, nr;
+    mfx_gemm_tile(path, &mr, &nr);
+    const int split_rows = m >= n;
+    const long side = split_rows ? m : n, unit = split_rows ? mr : nr, units = (side + unit - 1) / unit;
+    long parts = (long)((double)m * n * (k > 1 ? k : 1) / WORK_PER_THREAD);
+    parts = parts < units ? parts : units;
+    parts = parts < threads ? parts : threads;
+    parts = parts < 1 ? 1 : parts;
+    const long chunk = (units + parts - 1) / parts * unit;
+    for (int p = 0; p < threads; p++) {
+        jobs[p] = (struct job){path, ta, tb, split_rows, m, n, k, p * chunk, 0, alpha, a, b, c};
+        if (p < parts) jobs[p].len = side - p * chunk < chunk ? side - p * chunk : chunk;
     }
-    run_tiles(&jobs[0]);
-    for (int p = 1; p < parts; p++) pthread_join(th[p], NULL);
+    if (threads > 1) pthread_barrier_wait(&start);
+    run_job(&jobs[0]);
+    if (threads > 1) pthread_barrier_wait(&done);
 }
 
 int main(int argc, char **argv) {
@@ -74,6 +86,15 @@ int main(int argc, char **argv) {
     const int use_ours = strcmp(argv[1], "ours") == 0, path = atoi(argv[2]), threads = atoi(argv[3]);
     const double seconds = atof(argv[4]);
     if (use_ours && !mfx_gemm_supported(path)) { printf("unsupported\n"); return 0; }
+    if (threads < 1 || threads > MAX_THREADS) { fprintf(stderr, "THREADS must be 1..%d\n", MAX_THREADS); return 2; }
+    if (use_ours && threads > 1) {
+        pthread_barrier_init(&start, NULL, (unsigned)threads);
+        pthread_barrier_init(&done, NULL, (unsigned)threads);
+        for (intptr_t p = 1; p < threads; p++) {
+            pthread_t t;
+            pthread_create(&t, NULL, worker, (void *)p);
+        }
+    }
     if (!use_ours) openblas_set_num_threads(threads);
     for (int s = 5; s < argc; s += 6) {
         const int ta = atoi(argv[s]), tb = atoi(argv[s + 1]);

@@ -29,13 +29,14 @@ enum {
 /* 1 when this CPU and its operating system can run `path` (checks CPUID and the saved register state). */
 int mfx_gemm_supported(int path);
 
-/* The micro-kernel tile of `path` as "MRxNR" (static storage). */
-const char *mfx_gemm_tile(int path);
+/* The micro-kernel's register tile of `path`: rows × columns of C computed at once. */
+void mfx_gemm_tile(int path, int *rows, int *cols);
 
 /* The GEMM on `path` (which must be supported). Sizes are non-negative and the leading dimensions valid for
  * the row-major layout (lda >= k or m, ...); the caller checks them. beta == 0 overwrites C (C may hold
- * garbage). Returns 0, or -1 when the packing buffers (at most ~1.2 MiB) cannot be allocated; C is then
- * unchanged only if the failure happened before the first write, so the caller treats -1 as fatal. */
+ * garbage). Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its
+ * next calls) cannot be allocated; C is then unchanged only if the failure happened before the first write, so
+ * the caller treats -1 as fatal. */
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
 
