@@ -53,7 +53,8 @@ func tinyModel(_ config: SiTConfig = tinyConfig, threads: Int = 2) throws -> SiT
 /// because every element of a BLAS.sgemm product depends only on its own row and column; with OpenBLAS a row's
 /// bits depended on its position in the call or on the call's shape.
 @Test func forwardIsBitIdenticalForAnyBatchSplit() throws {
-    // B·T = 640 rows: the whole batch is cut into 3 GEMM tiles of 256 rows, the sub-batches into other shapes.
+    // B·T = 640 rows: the whole batch's larger products (qkv, fc1, fc2) are split between the 2 workers at row 324
+    // (27 tiles of 12 rows each), the sub-batches' into other shapes or not at all.
     let config = SiTConfig(depth: 1, hidden: 64, heads: 4, patch: 2, inputSize: 16, inChannels: 4, numClasses: 5)
     let m = try tinyModel(config, threads: 2)
     let b = 10, s = config.sampleSize

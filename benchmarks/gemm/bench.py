@@ -5,7 +5,7 @@ and DiT^DH-S (768×16×16, batch 2) run, with 1 and 2 threads, all in one run.
     python3 benchmarks/gemm/bench.py [--seconds 0.4] [--threads 1 2] [--repeats 3]
 
 Our GEMM is compiled from Sources/CGemm with the package's flags into a small C driver (gemm_bench.c) that
-calls it exactly as BLAS.sgemm does (tiles of 256 rows or columns shared among threads). Each figure is the
+calls it exactly as BLAS.sgemm does (the longer side cut into one run of whole register tiles per worker). Each figure is the
 best over --repeats rounds (the rounds interleave the contenders, so a busy machine hurts them alike).
 Needs a C compiler and libopenblas-dev; PyTorch ('torch<2.14', CPU wheel) is optional.
 """
