@@ -451,11 +451,6 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
                         float *ct = c + (ic + ir) * ldc + jc + jr;
                         const float *apanel = ap + ir * kc, *bpanel = bp + jr * kc;
                         if (rows == mr && cols == nr) {
-                            /* The kernel starts each chain from C: fetch the tile below (the next one) while
-                             * this one computes, instead of stalling on the loads when it starts. */
-                            if (bt != 0 && ir + 2 * mr <= mcur)
-                                for (int i = 0; i < mr; i++)
-                                    for (int j = 0; j < nr; j += 16) __builtin_prefetch(ct + (mr + i) * ldc + j, 1, 3);
                             pt->kernel(kc, apanel, bpanel, ct, ldc, bt);
                             continue;
                         }
