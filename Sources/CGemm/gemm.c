@@ -29,8 +29,10 @@
 enum { KC = 256, NC = 1024, MR_MAX = 16, NR_MAX = 32, MC_PANELS = 16 };
 
 /* Multiplies the packed panels ap (MR×kc, k-major) and bp (kc×NR, k-major) into the MR×NR tile c. The
- * chain of each element starts from 0 (beta == 0), c (beta == 1) or beta·c. */
-typedef void (*micro_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta);
+ * chain of each element starts from 0 (beta == 0), c (beta == 1) or beta·c. `next` (or NULL) is the tile the
+ * driver computes next (same ldc): a hint to prefetch, never read as a value. */
+typedef void (*micro_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
+                             const float *next);
 /* Packing (see pack_a and pack_b): a path may move the data faster, never change a value. */
 typedef void (*packer_a)(const float *a, ptrdiff_t lda, int trans, ptrdiff_t i0, ptrdiff_t p0, ptrdiff_t rows,
                          ptrdiff_t kc, int mr, float alpha, float *ap);
@@ -89,7 +91,9 @@ static void pack_b(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t p0, ptrdi
 
 enum { MR_P = 4, NR_P = 16 };
 
-static void kernel_portable(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta) {
+static void kernel_portable(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
+                            const float *next) {
+    (void)next;
     float acc[MR_P][NR_P];
     for (int i = 0; i < MR_P; i++)
         for (int j = 0; j < NR_P; j++)
@@ -107,7 +111,9 @@ static void kernel_portable(ptrdiff_t kc, const float *ap, const float *bp, floa
 enum { MR_2 = 6, NR_2 = 16 };
 
 __attribute__((target("avx2,fma")))
-static void kernel_avx2(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta) {
+static void kernel_avx2(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
+                        const float *next) {
+    (void)next;
     __m256 acc[MR_2][2];
     const __m256 vb = _mm256_set1_ps(beta);
     for (int i = 0; i < MR_2; i++)
@@ -221,7 +227,8 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t p0, 
 enum { MR_5 = 12, NR_5 = 32 };
 
 __attribute__((target("avx512f,avx2,fma")))
-static void kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta) {
+static void kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
+                          const float *next) {
     __m512 acc[MR_5][2];
     const __m512 vb = _mm512_set1_ps(beta);
     for (int i = 0; i < MR_5; i++)
@@ -230,6 +237,9 @@ static void kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp, float 
             acc[i][j] = beta == 0 || beta == 1 ? v : _mm512_mul_ps(vb, v);
         }
     for (ptrdiff_t p = 0; p < kc; p++, ap += MR_5, bp += NR_5) {
+        /* The next tile's chains start from its C, often far beyond L2: fetch its 24 lines, one every 4 steps,
+         * while this tile computes (all at once would stall on the line-fill buffers). */
+        if (next && (p & 3) == 0 && p < 4 * 2 * MR_5) __builtin_prefetch(next + (p >> 3) * ldc + ((p >> 2) & 1) * 16, 1, 3);
         const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
         for (int i = 0; i < MR_5; i++) {
             const __m512 a = _mm512_set1_ps(ap[i]);
@@ -451,13 +461,16 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
                         float *ct = c + (ic + ir) * ldc + jc + jr;
                         const float *apanel = ap + ir * kc, *bpanel = bp + jr * kc;
                         if (rows == mr && cols == nr) {
-                            pt->kernel(kc, apanel, bpanel, ct, ldc, bt);
+                            /* the tile computed next: below this one, else the top of the next column */
+                            const float *next = ir + 2 * mr <= mcur ? ct + mr * ldc
+                                                : jr + 2 * nr <= nc ? c + ic * ldc + jc + jr + nr : NULL;
+                            pt->kernel(kc, apanel, bpanel, ct, ldc, bt, next);
                             continue;
                         }
                         memset(tile, 0, sizeof tile);
                         if (bt != 0)
                             for (ptrdiff_t i = 0; i < rows; i++) memcpy(tile + i * nr, ct + i * ldc, (size_t)cols * sizeof(float));
-                        pt->kernel(kc, apanel, bpanel, tile, nr, bt);
+                        pt->kernel(kc, apanel, bpanel, tile, nr, bt, NULL);
                         for (ptrdiff_t i = 0; i < rows; i++) memcpy(ct + i * ldc, tile + i * nr, (size_t)cols * sizeof(float));
                     }
                 }
