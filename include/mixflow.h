@@ -389,8 +389,9 @@ mixflow_status mixflow_slow_flow_lag(const double *t, const double *m, int64_t b
 
 /* Whether MixFlow post-training is expected to beat standard post-training (results/regimes): `endpoint_lags`
  * is the verdict of `mixflow_slow_flow_lag` on the endpoint measurement (0 or 1), `nearest_data_gamma` the
- * nearest-data suggest_gamma, or a negative value when not measured. `out_outlook`: 1 expected to help (at γ
- * 0.4-0.8), 0 expected to hurt, -1 undecided (no endpoint lag and no nearest-data γ). See docs/slow-flow.md.
+ * nearest-data suggest_gamma, or a negative value when not measured. `out_outlook`: 1 expected to help (the path
+ * lags; at γ 0.4-0.8), 0 expected to hurt (no lag, nearest-data γ below 0.3), -1 undecided (no lag, and the
+ * nearest-data γ not measured or at least 0.3, where MixFlow helped one base and hurt another). See docs/slow-flow.md.
  *
  * Returns: `MIXFLOW_OK` or `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, endpoint_lags not 0/1, γ NaN or above 1).
  */

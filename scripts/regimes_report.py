@@ -73,7 +73,7 @@ def advice_check(screen, post):
     """The advice `mixflow slowflow` prints (mixflow.slow_flow_outlook of the endpoint verdict and the nearest-data
     suggest_gamma), checked on every post-trained (base, setting, steps, lr, MixFlow arm): "expected to help" is
     right when the arms at gamma 0.4-0.8 (the range the advice names) beat standard, "expected to hurt" when every
-    MixFlow arm loses."""
+    MixFlow arm loses; "undecided" rows are listed with their outcome and not counted."""
     import mixflow
     from mixflow.slowflow import Lag
     outlook = {(r["base"], r["setting"]): mixflow.slow_flow_outlook(
@@ -83,8 +83,13 @@ def advice_check(screen, post):
            "|---|---|---|---|---|---|---|---|"]
     right = total = 0
     for key, g in sorted(paired_gains(post).items()):
-        helps = outlook.get((key[0], key[3]))
-        if helps is None or not key[4].startswith("mixflow ") or (helps and not 0.4 <= float(key[4].split()[1]) <= 0.8):
+        if (key[0], key[3]) not in outlook or not key[4].startswith("mixflow "):
+            continue
+        helps = outlook[(key[0], key[3])]
+        if helps is not False and not 0.4 <= float(key[4].split()[1]) <= 0.8:
+            continue
+        if helps is None:
+            out.append(f"| {' | '.join(key[:4])} | undecided | {key[4]} | {_mean_se(g)} | – |")
             continue
         ok = (np.mean(g) < 0) == helps
         right, total = right + ok, total + 1

@@ -52,7 +52,7 @@ import MixflowModels
         if out_trajectory != nil { _ = try checkedCount([Int64(s.outputTimes.count), batch, dim], "out_trajectory") }
         try requireFinite(UnsafeBufferPointer(start: noise, count: n), "noise")
         if UnsafePointer(out) != noise { out.update(from: noise, count: n) }
-        let nfe = try s.sample(model: NativeSamplerModel(main), guide: guide.map(NativeSamplerModel.init), labels: y, x: out,
+        let nfe = try s.sample(model: NativeSamplerModel(main), guide: guide.map { NativeSamplerModel($0) }, labels: y, x: out,
                                batch: b, dim: d, firstSample: first_sample, trajectory: out_trajectory)
         out_nfe?.pointee = Int64(nfe)
     }

@@ -87,11 +87,10 @@ struct MixFlowAdvice {
         let range = "\(fixed(MixFlowOutlook.helpfulGamma.lowerBound, 1))-\(fixed(MixFlowOutlook.helpfulGamma.upperBound, 1))"
         switch outlook {
         case .expectedToHelp:
-            let why = lag.lags ? "its sampling path lags behind its time labels"
-                : "its samples sit far from the data (nearest-data suggest_gamma >= \(fixed(MixFlowOutlook.farFromData, 1)))"
             return """
-                advice: MixFlow is expected to help: \(why) (\(measured)). Post-train with gamma \(range) and compare with \
-                standard post-training from the same weights. Evidence (results/regimes): such bases were early in training.
+                advice: MixFlow is expected to help: its sampling path lags behind its time labels (\(measured)). \
+                Post-train with gamma \(range) and compare with standard post-training from the same weights. \
+                Evidence (results/regimes): such bases were early in training.
                 """
         case .expectedToHurt:
             return """
@@ -100,9 +99,17 @@ struct MixFlowAdvice {
                 Post-train with standard flow matching (gamma 0).
                 """
         case .undecided:
+            guard nearestDataGamma != nil else {
+                return """
+                    advice: the path does not lag (\(path)); whether MixFlow helps also depends on how far the samples are from \
+                    the data: measure with --reference nearest-data.
+                    """
+            }
             return """
-                advice: the path does not lag (\(path)); whether MixFlow helps also depends on how far the samples are from \
-                the data: measure with --reference nearest-data.
+                advice: undecided: the path does not lag but the samples sit far from the data (\(measured), at least \
+                \(fixed(MixFlowOutlook.farFromData, 1))). In results/regimes MixFlow helped one \
+                such base and hurt another: compare both post-trainings from the same weights (mixflow posttrain \
+                does) before spending compute on it.
                 """
         }
     }

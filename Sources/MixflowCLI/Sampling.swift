@@ -245,7 +245,7 @@ func sampleImages(model: NativeModel, guide: NativeModel? = nil, sampler: Sample
     }
     let nfe = try labels.withUnsafeBufferPointer { y in
         try x.withUnsafeMutableBufferPointer { xb in
-            try sampler.sample(model: NativeSamplerModel(model), guide: guide.map(NativeSamplerModel.init), labels: y.baseAddress,
+            try sampler.sample(model: NativeSamplerModel(model), guide: guide.map { NativeSamplerModel($0) }, labels: y.baseAddress,
                                x: xb.baseAddress!, batch: n, dim: dim, firstSample: UInt64(firstSample), trajectory: trajectory)
         }
     }

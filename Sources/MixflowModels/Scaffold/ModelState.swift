@@ -97,8 +97,9 @@ extension ActivationSet {
     }
 }
 
-/// The training set (kept for backward) and the smaller inference set of one model, each rebuilt when the
-/// batch size changes (the old set is freed before the new one is allocated).
+/// The training set (kept for backward) and the smaller inference set of one model. The training set is
+/// rebuilt when the batch size changes, the inference set when it grows (a sampler's last, shorter chunk
+/// reuses it); the old set is freed before the new one is allocated.
 struct ActivationCache<A: ActivationSet> {
     private var training: A?
     private var inference: A?
@@ -120,7 +121,7 @@ struct ActivationCache<A: ActivationSet> {
             training = a
             return a
         }
-        if let a = inference, a.batch == b { return a }
+        if let a = inference, a.batch >= b { return a }   // every tensor of a set for B samples has room for b ≤ B
         inference = nil
         let a = try A(c, batch: b, training: false, arena: FloatArena(counting: false))
         inference = a

@@ -151,9 +151,10 @@ slow_flow_lag = lag
 
 def outlook(endpoint: Lag | SlowFlow, nearest_data_gamma: float | None = None) -> bool | None:
     """Whether MixFlow post-training is expected to beat standard post-training (results/regimes): True when the
-    endpoint path lags or the nearest-data suggest_gamma is large (samples far from the data), False when neither,
-    None when the path does not lag and ``nearest_data_gamma`` is not given. ``endpoint``: the endpoint
-    measurement or its ``slow_flow_lag``."""
+    endpoint path lags, False when it does not and the nearest-data suggest_gamma is below 0.3 (samples near the
+    data), None (undecided) when the path does not lag and ``nearest_data_gamma`` is not given or is 0.3 or more
+    (there MixFlow helped one measured base and hurt another). ``endpoint``: the endpoint measurement or its
+    ``slow_flow_lag``."""
     lags = (endpoint if isinstance(endpoint, Lag) else lag(endpoint)).lags
     out = ctypes.c_int32()
     check(lib.mixflow_slow_flow_outlook(int(lags), -1.0 if nearest_data_gamma is None else float(nearest_data_gamma),

@@ -193,13 +193,16 @@ def test_slow_flow_lag_matches_numpy_and_sees_a_known_slowdown():
 
 
 def test_slow_flow_outlook_is_the_documented_rule():
-    """docs/slow-flow.md: a lagging endpoint path, or a nearest-data suggest_gamma >= 0.3, means MixFlow is
-    expected to help; neither means it is expected to hurt; no lag and no nearest-data gamma is undecided."""
-    lagging, on_time = mixflow.slowflow.Lag(0.9, 0.97, True), mixflow.slowflow.Lag(0.2, 1.02, False)
+    """docs/slow-flow.md: a lagging endpoint path means MixFlow is expected to help; no lag and a nearest-data
+    suggest_gamma below 0.3 that it is expected to hurt; no lag and a nearest-data gamma of 0.3 or more (or none
+    measured) is undecided."""
+    from mixflow.slowflow import Lag
+    lagging, on_time = Lag(0.9, 0.97, True), Lag(0.2, 1.02, False)
     assert mixflow.slow_flow_outlook(lagging) is True and mixflow.slow_flow_outlook(lagging, 0.05) is True
     assert mixflow.slow_flow_outlook(on_time) is None
     assert mixflow.slow_flow_outlook(on_time, 0.29) is False and mixflow.slow_flow_outlook(on_time, 0.11) is False
-    assert mixflow.slow_flow_outlook(on_time, 0.3) is True and mixflow.slow_flow_outlook(on_time, 0.72) is True
+    assert mixflow.slow_flow_outlook(on_time, 0.3) is None and mixflow.slow_flow_outlook(on_time, 0.72) is None
+    assert mixflow.slow_flow_outlook(lagging, 0.72) is True
     with pytest.raises(mixflow.InvalidArgument):
         mixflow.slow_flow_outlook(on_time, float("nan"))
     with pytest.raises(mixflow.InvalidArgument):
