@@ -119,7 +119,7 @@ def gain_vs_lag(screen, post, path):
     gamma_nd = {(r["base"], r["setting"]): float(r["nearest_data_gamma"]) for r in screen}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
     arms = sorted({p[2][4] for p in points}, key=_arm_order)
-    markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP*"))
+    markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP*Xh<>dp8H"))   # one marker per base (zip would drop the rest)
     for ax, xof, xlabel, line in (
             (axes[0], lambda p: p[0], "endpoint Slow Flow: median m/t (< 1: the path lags)", 1.0),
             (axes[1], lambda p: gamma_nd[(p[2][0], p[2][3])], "nearest-data suggest_gamma (far from the data →)", 0.3)):
