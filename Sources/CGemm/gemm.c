@@ -29,10 +29,11 @@
 enum { KC = 256, NC = 1024, MR_MAX = 16, NR_MAX = 32, MC_PANELS = 16 };
 
 /* Multiplies the packed panels ap (MR×kc, k-major) and bp (kc×NR, k-major) into the MR×NR tile c. The
- * chain of each element starts from 0 (beta == 0), c (beta == 1) or beta·c. `next` (or NULL) is the tile the
- * driver computes next (same ldc): a hint to prefetch, never read as a value. */
-typedef void (*micro_kernel)(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
-                             const float *next);
+ * chain of element (i, j) starts from 0 (beta == 0), s[i·lds + j] (beta == 1) or beta·s[i·lds + j]: s is the
+ * tile itself (s = c, lds = ldc) or a bias row repeated (lds = 0). `next` (or NULL) is the tile the driver
+ * computes next (same ldc): a hint to prefetch, never read as a value. */
+typedef void (*micro_kernel)(ptrdiff_t kc, const float *ap, const float *bp, const float *s, ptrdiff_t lds,
+                             float beta, float *c, ptrdiff_t ldc, const float *next);
 /* Packing (see pack_a and pack_b): a path may move the data faster, never change a value. */
 typedef void (*packer_a)(const float *a, ptrdiff_t lda, int trans, ptrdiff_t i0, ptrdiff_t p0, ptrdiff_t rows,
                          ptrdiff_t kc, int mr, float alpha, float *ap);
@@ -91,13 +92,13 @@ static void pack_b(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t p0, ptrdi
 
 enum { MR_P = 4, NR_P = 16 };
 
-static void kernel_portable(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
-                            const float *next) {
+static void kernel_portable(ptrdiff_t kc, const float *ap, const float *bp, const float *s, ptrdiff_t lds,
+                            float beta, float *c, ptrdiff_t ldc, const float *next) {
     (void)next;
     float acc[MR_P][NR_P];
     for (int i = 0; i < MR_P; i++)
         for (int j = 0; j < NR_P; j++)
-            acc[i][j] = beta == 0 ? 0 : beta == 1 ? c[i * ldc + j] : beta * c[i * ldc + j];
+            acc[i][j] = beta == 0 ? 0 : beta == 1 ? s[i * lds + j] : beta * s[i * lds + j];
     for (ptrdiff_t p = 0; p < kc; p++, ap += MR_P, bp += NR_P)
         for (int i = 0; i < MR_P; i++)
             for (int j = 0; j < NR_P; j++) acc[i][j] = fmaf(ap[i], bp[j], acc[i][j]);
@@ -111,14 +112,14 @@ static void kernel_portable(ptrdiff_t kc, const float *ap, const float *bp, floa
 enum { MR_2 = 6, NR_2 = 16 };
 
 __attribute__((target("avx2,fma")))
-static void kernel_avx2(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
-                        const float *next) {
+static void kernel_avx2(ptrdiff_t kc, const float *ap, const float *bp, const float *s, ptrdiff_t lds, float beta,
+                        float *c, ptrdiff_t ldc, const float *next) {
     (void)next;
     __m256 acc[MR_2][2];
     const __m256 vb = _mm256_set1_ps(beta);
     for (int i = 0; i < MR_2; i++)
         for (int j = 0; j < 2; j++) {
-            __m256 v = beta == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * ldc + 8 * j);
+            __m256 v = beta == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(s + i * lds + 8 * j);
             acc[i][j] = beta == 0 || beta == 1 ? v : _mm256_mul_ps(vb, v);
         }
     for (ptrdiff_t p = 0; p < kc; p++, ap += MR_2, bp += NR_2) {
@@ -227,13 +228,13 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t p0, 
 enum { MR_5 = 12, NR_5 = 32 };
 
 __attribute__((target("avx512f,avx2,fma")))
-static void kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp, float *c, ptrdiff_t ldc, float beta,
-                          const float *next) {
+static void kernel_avx512(ptrdiff_t kc, const float *ap, const float *bp, const float *s, ptrdiff_t lds,
+                          float beta, float *c, ptrdiff_t ldc, const float *next) {
     __m512 acc[MR_5][2];
     const __m512 vb = _mm512_set1_ps(beta);
     for (int i = 0; i < MR_5; i++)
         for (int j = 0; j < 2; j++) {
-            __m512 v = beta == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(c + i * ldc + 16 * j);
+            __m512 v = beta == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(s + i * lds + 16 * j);
             acc[i][j] = beta == 0 || beta == 1 ? v : _mm512_mul_ps(vb, v);
         }
     for (ptrdiff_t p = 0; p < kc; p++, ap += MR_5, bp += NR_5) {
@@ -425,11 +426,12 @@ static float *workspace(size_t floats) {
 }
 
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-              const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+              const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, const float *bias, float *c,
+              ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return 0;
-    if (k <= 0) { /* an empty chain: C = beta·C (0 when beta == 0, whatever C held) */
+    if (k <= 0) { /* an empty chain: C = its start (bias, or beta·C: 0 when beta == 0, whatever C held) */
         for (ptrdiff_t i = 0; i < m; i++)
-            for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+            for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = bias ? bias[j] : beta == 0 ? 0 : beta * c[i * ldc + j];
         return 0;
     }
     const struct path *pt = &paths[path < 0 || path > MFX_GEMM_AVX512 ? 0 : path];
@@ -449,7 +451,9 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
         const ptrdiff_t nc = min_pd(nc_max, n - jc);
         for (ptrdiff_t pc = 0; pc < k; pc += KC) {
             const ptrdiff_t kc = min_pd(KC, k - pc);
-            const float bt = pc == 0 ? beta : 1; /* later K blocks continue the chain stored in C */
+            /* The first K block starts the chains from the bias row or beta·C; later ones continue from C. */
+            const int from_bias = pc == 0 && bias;
+            const float bt = from_bias || pc > 0 ? 1 : beta;
             pt->pack_b(b, ldb, trans_b, pc, jc, kc, nc, nr, bp);
             for (ptrdiff_t ic = 0; ic < m; ic += mc) {
                 const ptrdiff_t mcur = min_pd(mc, m - ic);
@@ -459,18 +463,20 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
                     for (ptrdiff_t ir = 0; ir < mcur; ir += mr) {
                         const ptrdiff_t rows = min_pd(mr, mcur - ir);
                         float *ct = c + (ic + ir) * ldc + jc + jr;
+                        const float *st = from_bias ? bias + jc + jr : ct;
+                        const ptrdiff_t lds = from_bias ? 0 : ldc;
                         const float *apanel = ap + ir * kc, *bpanel = bp + jr * kc;
                         if (rows == mr && cols == nr) {
                             /* the tile computed next: below this one, else the top of the next column */
                             const float *next = ir + 2 * mr <= mcur ? ct + mr * ldc
                                                 : jr + 2 * nr <= nc ? c + ic * ldc + jc + jr + nr : NULL;
-                            pt->kernel(kc, apanel, bpanel, ct, ldc, bt, next);
+                            pt->kernel(kc, apanel, bpanel, st, lds, bt, ct, ldc, next);
                             continue;
                         }
                         memset(tile, 0, sizeof tile);
                         if (bt != 0)
-                            for (ptrdiff_t i = 0; i < rows; i++) memcpy(tile + i * nr, ct + i * ldc, (size_t)cols * sizeof(float));
-                        pt->kernel(kc, apanel, bpanel, tile, nr, bt, NULL);
+                            for (ptrdiff_t i = 0; i < rows; i++) memcpy(tile + i * nr, st + i * lds, (size_t)cols * sizeof(float));
+                        pt->kernel(kc, apanel, bpanel, tile, nr, bt, tile, nr, NULL);
                         for (ptrdiff_t i = 0; i < rows; i++) memcpy(ct + i * ldc, tile + i * nr, (size_t)cols * sizeof(float));
                     }
                 }

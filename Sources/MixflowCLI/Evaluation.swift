@@ -18,13 +18,14 @@ struct Evaluation {
         self.net = net; self.reference = reference; self.samples = samples; self.seed = seed; self.threads = threads
     }
 
-    /// The FD and accuracy of a model's samples, on rank 0 (the other ranks sample their share and get nil).
-    func evaluate(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int) throws -> (fd: Double, accuracy: Double)? {
+    /// The FD and accuracy of a model's samples, and the samples (labels cycling over the classes), on rank 0
+    /// (the other ranks sample their share and get nil).
+    func evaluate(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int) throws -> (fd: Double, accuracy: Double, samples: [Float])? {
         guard let x = try sampleAcrossRanks(model: model, transport: transport, method: method, gridPoints: gridPoints,
                                             count: samples, seed: seed, threads: threads) else { return nil }
         let labels = try LabelSampling.cycle.labels(count: samples, numClasses: max(1, model.numClasses), seed: seed)
         let s = try score(x, convention: transport.convention, labels: labels)
-        return (s.fd, s.accuracy)
+        return (s.fd, s.accuracy, x)
     }
 
     /// FD against the reference, class accuracy and the features of `samples` generated images (raw model

@@ -157,19 +157,20 @@ struct PostTrainCommand: ParsableCommand {
         let progress = Progress(label: "evaluation", total: results.count * costs.reduce(0) { $0 + $1.2 })
         var done = 0
         for (name, model) in results {
-            var row = [name], accuracyRow = [name]
+            var row = [name], accuracyRow = [name], lastSamples: [Float]?
             for (m, n, cost) in costs {
                 let r = try table.evaluate(model: model, transport: baseTransport, method: m, gridPoints: n)   // nil on ranks > 0
                 row.append(r.map { fixed($0.fd, 2) } ?? "")
                 accuracyRow.append(r.map { fixed($0.accuracy, 3) } ?? "")
+                lastSamples = r?.samples
                 done += cost
                 progress.update(done, note: "\(name) \(m) \(n): FD \(row.last!)")
                 try exitIfInterrupted("the evaluation")
             }
             rows.append(row)
             accuracyRows.append(accuracyRow)
-            try writeGrid(model: model, transport: baseTransport, method: methods.last!, gridPoints: sizes.last!,
-                          path: "\(out)/\(name)-samples.png")
+            // The grid shows the first samples of the last (finest) evaluation rather than sampling again.
+            if let x = lastSamples { try writeGrid(x, model: model, path: "\(out)/\(name)-samples.png") }
         }
         progress.finish()
         let header = ["model"] + costs.map { "\($0.0) \($0.1)" }
@@ -283,10 +284,9 @@ struct PostTrainCommand: ParsableCommand {
         }
     }
 
-    func writeGrid(model: NativeModel, transport: TransportConfig, method: String, gridPoints: Int, path: String) throws {
-        let n = 100
-        guard let x = try sampleAcrossRanks(model: model, transport: transport, method: method, gridPoints: gridPoints,
-                                            count: n, seed: seed &+ 2, threads: threads) else { return }
+    /// A PNG of up to 100 samples, 10 per row: with labels cycling over 10 classes, one class per column.
+    func writeGrid(_ x: [Float], model: NativeModel, path: String) throws {
+        let n = min(100, x.count / model.sampleDim)
         let g = x.withUnsafeBufferPointer { PNG.grid($0, count: n, channels: model.inChannels, size: model.inputSize, columns: 10) }
         try PNG.write(path: path, pixels: g.pixels, width: g.width, height: g.height, channels: model.inChannels)
     }

@@ -5,7 +5,7 @@ import Glibc
 @testable import MixflowCore
 
 /// libmixflow's GEMM (BLAS.sgemm over Sources/CGemm): each element of C must be the sequential FMA chain
-/// `acc = beta·C; acc = fma(alpha·A[i,p], B[p,j], acc) for p = 0..<K`, whatever the instruction-set path,
+/// `acc = beta·C (or bias[j]); acc = fma(alpha·A[i,p], B[p,j], acc) for p = 0..<K`, whatever the instruction-set path,
 /// thread count, position of the row in the call or shape of the call; and close to a float64 product.
 /// The chain reference below is written independently with Swift's `addingProduct` (IEEE fusedMultiplyAdd).
 @Suite struct GEMMTests {
@@ -14,6 +14,8 @@ import Glibc
         var m, n, k: Int
         var alpha, beta: Float
         var a, b, c: [Float]
+        /// The chains' start row (n floats), replacing beta·C, or nil.
+        var bias: [Float]?
         var lda: Int { transA ? m : k }
         var ldb: Int { transB ? k : n }
 
@@ -26,6 +28,13 @@ import Glibc
             c = (0..<(m * n)).map { _ in g.uniform() }
         }
 
+        /// The same product with every chain starting from a bias row instead of beta·C.
+        func withBias(seed: UInt64) -> Problem {
+            var p = self, g = SplitMix(seed)
+            p.bias = (0..<n).map { _ in g.uniform() }
+            return p
+        }
+
         func opA(_ i: Int, _ p: Int) -> Float { transA ? a[p * lda + i] : a[i * lda + p] }
         func opB(_ p: Int, _ j: Int) -> Float { transB ? b[j * ldb + p] : b[p * ldb + j] }
 
@@ -33,7 +42,7 @@ import Glibc
         func chain() -> [Float] {
             var out = c
             for i in 0..<m { for j in 0..<n {
-                var acc: Float = beta == 0 ? 0 : beta == 1 ? c[i * n + j] : beta * c[i * n + j]
+                var acc: Float = bias?[j] ?? (beta == 0 ? 0 : beta == 1 ? c[i * n + j] : beta * c[i * n + j])
                 for p in 0..<k { acc = acc.addingProduct(alpha == 1 ? opA(i, p) : alpha * opA(i, p), opB(p, j)) }
                 out[i * n + j] = acc
             } }
@@ -44,7 +53,7 @@ import Glibc
         func float64() -> (value: [Double], magnitude: [Double]) {
             var v = [Double](repeating: 0, count: m * n), mag = v
             for i in 0..<m { for j in 0..<n {
-                var s = Double(beta) * Double(c[i * n + j]), t = abs(s)
+                var s = bias.map { Double($0[j]) } ?? Double(beta) * Double(c[i * n + j]), t = abs(s)
                 for p in 0..<k { let x = Double(alpha) * Double(opA(i, p)) * Double(opB(p, j)); s += x; t += abs(x) }
                 v[i * n + j] = s; mag[i * n + j] = t
             } }
@@ -53,9 +62,13 @@ import Glibc
 
         func run(path: BLAS.Path, threads: Int = 1, garbageC: Bool = false) -> [Float] {
             var out = garbageC ? [Float](repeating: .nan, count: m * n) : c
+            let biasRow = bias ?? []
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { cp in
-                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
-                           b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: n, threads: threads, path: path)
+                biasRow.withUnsafeBufferPointer { bias in
+                    BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
+                               b: bp.baseAddress!, ldb: ldb, beta: beta, bias: self.bias == nil ? nil : bias.baseAddress,
+                               c: cp.baseAddress!, ldc: n, threads: threads, path: path)
+                }
             } } }
             return out
         }
@@ -75,13 +88,15 @@ import Glibc
     @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
     func everyPathIsTheFMAChainAndCloseToFloat64(transposes: (Bool, Bool)) {
         for m in Self.edgeSizes { for n in [1, 17, 33, 65] { for k in [1, 7, 300] {
-            for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.125, 0.5)] {
-                let pr = Problem(transA: transposes.0, transB: transposes.1, m: m, n: n, k: k, alpha: alpha, beta: beta,
-                                 seed: UInt64(m * 1000 + n * 10 + k))
+            for (alpha, beta, bias) in [(Float(1), Float(0), false), (1, 1, false), (0.125, 0.5, false), (1, 0, true),
+                                        (0.125, 1, true)] {
+                let plain = Problem(transA: transposes.0, transB: transposes.1, m: m, n: n, k: k, alpha: alpha, beta: beta,
+                                    seed: UInt64(m * 1000 + n * 10 + k))
+                let pr = bias ? plain.withBias(seed: UInt64(n)) : plain
                 let expected = pr.chain()
                 for path in Self.paths {
                     let got = pr.run(path: path)
-                    #expect(got == expected, "path \(path.name) m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) \(transposes)")
+                    #expect(got == expected, "path \(path.name) m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) bias=\(bias) \(transposes)")
                 }
                 let (ref, mag) = pr.float64()
                 let got = pr.run(path: BLAS.path)
@@ -98,6 +113,8 @@ import Glibc
         for path in Self.paths {
             let pr = Problem(transA: false, transB: true, m: 17, n: 33, k: 65, beta: 0)
             #expect(pr.run(path: path, garbageC: true) == pr.chain())
+            let biased = pr.withBias(seed: 5)
+            #expect(biased.run(path: path, garbageC: true) == biased.chain())
         }
     }
 
@@ -107,6 +124,8 @@ import Glibc
             #expect(pr.run(path: path) == pr.c.map { 0.5 * $0 })
             pr.beta = 0
             #expect(pr.run(path: path, garbageC: true) == [Float](repeating: 0, count: 35))
+            let biased = pr.withBias(seed: 9)
+            #expect(biased.run(path: path, garbageC: true) == (0..<5).flatMap { _ in biased.bias! })
         }
     }
 
@@ -117,10 +136,14 @@ import Glibc
     @Test(arguments: [(530, 24, 520), (20, 1100, 300), (150, 140, 300), (140, 150, 300)])
     func blockedAndThreadedProductsAreTheChain(shape: (Int, Int, Int)) {
         for (ta, tb) in [(false, true), (true, false)] {
-            let pr = Problem(transA: ta, transB: tb, m: shape.0, n: shape.1, k: shape.2, alpha: 1, beta: 1, seed: 7)
-            let expected = pr.chain()
-            for path in Self.paths where path != .portable {
-                for threads in [1, 2, 3] { #expect(pr.run(path: path, threads: threads) == expected, "\(path.name) \(threads)") }
+            let plain = Problem(transA: ta, transB: tb, m: shape.0, n: shape.1, k: shape.2, alpha: 1, beta: 1, seed: 7)
+            for pr in [plain, plain.withBias(seed: 11)] {
+                let expected = pr.chain()
+                for path in Self.paths where path != .portable {
+                    for threads in [1, 2, 3] {
+                        #expect(pr.run(path: path, threads: threads) == expected, "\(path.name) \(threads) bias \(pr.bias != nil)")
+                    }
+                }
             }
         }
     }

@@ -3,8 +3,10 @@
  * C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C, row-major, op = identity or transpose.
  *
  * Every element of C is ONE sequential chain of fused multiply-adds over k = 0, 1, ..., K-1:
- *     acc = (beta == 0 ? 0 : beta == 1 ? C[i,j] : beta · C[i,j])
+ *     acc = (bias ? bias[j] : beta == 0 ? 0 : beta == 1 ? C[i,j] : beta · C[i,j])
  *     acc = fma(alpha · A[i,p], B[p,j], acc)    for p = 0 .. K-1, in order
+ * (a bias row is the chain's start value, as if it had been copied into every row of C with beta 1, without
+ * that pass over C).
  * K is never split into partial sums that are added afterwards: when K is blocked for the caches, the
  * accumulator is carried through C in memory, which holds exactly the float the register held. A row of C
  * therefore depends only on its row of A, the columns of B and K: not on the row's position in the call,
@@ -34,11 +36,12 @@ void mfx_gemm_tile(int path, int *rows, int *cols);
 
 /* The GEMM on `path` (which must be supported). Sizes are non-negative and the leading dimensions valid for
  * the row-major layout (lda >= k or m, ...); the caller checks them. beta == 0 overwrites C (C may hold
- * garbage). Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its
+ * garbage). `bias` (n floats) or NULL: when given, every row's chains start from it and beta is not used. Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its
  * next calls) cannot be allocated; C is then unchanged only if the failure happened before the first write, so
  * the caller treats -1 as fatal. */
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-              const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+              const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, const float *bias, float *c,
+              ptrdiff_t ldc);
 
 #ifdef __cplusplus
 }

@@ -5,19 +5,14 @@ import MixflowCore
 
 /// inp: [N, C], w: [OC, C], b: [OC] (may be nil) → out: [N, OC] (overwritten).
 ///
-/// The bias is written first and the product accumulated onto it (as addmm does): one pass over `out`
-/// fewer than adding it afterwards.
+/// The bias is the start value of every output's FMA chain (as addmm accumulates onto it), so it costs
+/// no pass over `out`.
 public func linearForward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     bias: UnsafePointer<Float>?, n: Int, c: Int, oc: Int, threads: Int
 ) {
-    if let bias {
-        parallelFor(n, threads: threads, grain: max(1, elementGrain / max(oc, 1))) { rows in
-            for r in rows { (out + r * oc).update(from: bias, count: oc) }
-        }
-    }
     BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: inp, lda: c, b: weight, ldb: c,
-               beta: bias == nil ? 0 : 1, c: out, ldc: oc, threads: threads)
+               beta: 0, bias: bias, c: out, ldc: oc, threads: threads)
 }
 
 /// dout: [N, OC] → dinp: [N, C] (+=, or overwritten with `overwriteInputGradient`; may be nil),
