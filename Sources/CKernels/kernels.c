@@ -4,6 +4,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 typedef float vf __attribute__((vector_size(64)));   /* the 16 lanes every build computes on */
 typedef int vi __attribute__((vector_size(64)));
@@ -22,6 +25,7 @@ enum { W = 16 };
 /* Register tiles of the attention products (attention_body.h): rows × 16-float vectors, sized to the build's
  * registers. The tile changes no bit, only the speed. */
 #define K_SUFFIX portable
+#define K_MASKED 0 /* row tails: memcpy (no masked moves) */
 #define ATT_MR 4
 #define ATT_NV 1
 #include "kernels_body.h"
@@ -29,12 +33,14 @@ enum { W = 16 };
 #undef ATT_MR
 #undef ATT_NV
 #undef K_SUFFIX
+#undef K_MASKED
 
 #if defined(__x86_64__)
 #define MFX_X86 1
 
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #define K_SUFFIX avx2
+#define K_MASKED 256 /* row tails: AVX2 masked moves */
 #define ATT_MR 6 /* 6 × 16 floats: 12 ymm accumulators */
 #define ATT_NV 1
 #include "kernels_body.h"
@@ -42,10 +48,12 @@ enum { W = 16 };
 #undef ATT_MR
 #undef ATT_NV
 #undef K_SUFFIX
+#undef K_MASKED
 #pragma clang attribute pop
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
 #define K_SUFFIX avx512
+#define K_MASKED 512 /* row tails: AVX-512 masked moves */
 #define ATT_MR 6 /* 6 × 64 floats: 24 zmm accumulators */
 #define ATT_NV 4
 #include "kernels_body.h"
@@ -53,6 +61,7 @@ enum { W = 16 };
 #undef ATT_MR
 #undef ATT_NV
 #undef K_SUFFIX
+#undef K_MASKED
 #pragma clang attribute pop
 #endif
 
