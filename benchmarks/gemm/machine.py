@@ -33,7 +33,9 @@ def gemm_peak(threads, path=None, seconds=0.5):
     raise RuntimeError("no GEMM path runs here")
 
 
-def header(lib, threads):
+def header(lib, threads, peak=None):
+    """The lines above, and the peak: measured here, or `peak` (GFLOP/s) when the caller measured it between its
+    own timings."""
     model, isa = gemm_bench.cpu_info()
     lines = [f"CPU: {model}; ISA flags: {' '.join(f for f in isa if f in USED_FLAGS)}"]
     if lib is not None:
@@ -43,6 +45,8 @@ def header(lib, threads):
         path = info.get("gemm", "").split(" ")[1] if info.get("gemm", "").startswith("libmixflow ") else None
     else:
         path = None
-    peak, used = gemm_peak(threads, path if path in PATH_NUMBERS else None)
-    lines.append(f"sgemm peak (libmixflow {used}, 1024^3, {threads} threads, this run): {peak:.1f} GFLOP/s")
+    measured, used = gemm_peak(threads, path if path in PATH_NUMBERS else None)
+    peak = max(peak or 0, measured)
+    lines.append(f"sgemm peak (libmixflow {used}, 1024^3, {threads} threads, this run, best of the run's "
+                 f"measurements): {peak:.1f} GFLOP/s")
     return "\n".join(lines), peak
