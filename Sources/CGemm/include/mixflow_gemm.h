@@ -36,8 +36,9 @@ void mfx_gemm_tile(int path, int *rows, int *cols);
 
 /* The GEMM on `path` (which must be supported). Sizes are non-negative and the leading dimensions valid for
  * the row-major layout (lda >= k or m, ...); the caller checks them. beta == 0 overwrites C (C may hold
- * garbage). `bias` (n floats) or NULL: when given, every row's chains start from it and beta is not used. Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its
- * next calls) cannot be allocated; C is then unchanged only if the failure happened before the first write, so
+ * garbage). `bias` (n floats) or NULL: when given, every row's chains start from it and beta is not used.
+ * Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its next calls)
+ * cannot be allocated; C is then unchanged only if the failure happened before the first write, so
  * the caller treats -1 as fatal. */
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, const float *bias, float *c,
