@@ -43,12 +43,14 @@ def _mean_se(v):
 
 def screen_table(screen):
     out = ["| base | setting | FD of the base | endpoint: slowed pairs | endpoint: median m/t | endpoint suggest_gamma "
-           "| nearest-data: slowed | nearest-data suggest_gamma | lags (endpoint) |", "|---|---|---|---|---|---|---|---|---|"]
+           "| nearest-data: slowed | nearest-data: median m/t | nearest-data suggest_gamma | lags (endpoint) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in screen:
         lag = r["endpoint_lags"] == "1"           # the library's verdict (mixflow.slow_flow_lag)
         out.append(f"| {r['base']} | {r['setting']} | {float(r['fd']):.1f} | {float(r['endpoint_slowed']):.2f} | "
                    f"{float(r['endpoint_median_m_over_t']):.3f} | {float(r['endpoint_gamma']):.3f} | "
-                   f"{float(r['nearest_data_slowed']):.2f} | {float(r['nearest_data_gamma']):.3f} | {'yes' if lag else 'no'} |")
+                   f"{float(r['nearest_data_slowed']):.2f} | {float(r['nearest_data_median_m_over_t']):.3f} | "
+                   f"{float(r['nearest_data_gamma']):.3f} | {'yes' if lag else 'no'} |")
     return out
 
 
@@ -98,6 +100,36 @@ def advice_check(screen, post):
     return out + ["", f"The advice was right on {right} of {total} (setting, arm) pairs."]
 
 
+# The three-band rule under test (results/regimes/predictions-deep.md), not the library's: fixed before the deep
+# run was trained, from the fifteen bases post-trained until then.
+BAND = (0.72, 0.85)
+
+
+def band_check(screen, post):
+    """Every base post-trained at Euler 10 (200 steps, lr 1e-4): its nearest-data median m/t, what the three-band
+    rule says, and the paired gains at gamma 0.4 and 0.8."""
+    row = {r["base"]: r for r in screen if r["setting"] == "euler10"}
+    gains = paired_gains(post)
+    out = ["| base | endpoint lags? | nearest-data median m/t | three-band rule | γ 0.4 | γ 0.8 | rule right? |",
+           "|---|---|---|---|---|---|---|"]
+    right = total = 0
+    bases = sorted({k[0] for k in gains if k[0] in row}, key=lambda b: float(row[b]["nearest_data_median_m_over_t"]))
+    for base in bases:
+        r = row[base]
+        lags, med = r["endpoint_lags"] == "1", float(r["nearest_data_median_m_over_t"])
+        says = "helps" if lags or med <= BAND[0] else "hurts" if med >= BAND[1] else "undecided"
+        g = [gains.get((base, "200", "0.0001", "euler10", f"mixflow {x}")) for x in ("0.4", "0.8")]
+        measured = [np.mean(v) for v in g if v]
+        verdict = "–"
+        if says != "undecided" and measured:
+            ok = all((m < 0) == (says == "helps") for m in measured)
+            right, total, verdict = right + ok, total + 1, "yes" if ok else "**no**"
+        out.append(f"| {base} | {'yes' if lags else 'no'} | {med:.3f} | {says} | "
+                   + " | ".join(_mean_se(v) if v else "–" for v in g) + f" | {verdict} |")
+    out += ["", f"Decided bases where the rule was right at every γ measured: {right} of {total}."]
+    return out
+
+
 def gain_vs_lag(screen, post, path):
     """One point per (base, steps, lr, setting, arm): mean paired gain against the setting's endpoint median m/t.
     Returns the points and Spearman's rank correlation per arm."""
@@ -116,23 +148,33 @@ def gain_vs_lag(screen, post, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return points, rho
-    gamma_nd = {(r["base"], r["setting"]): float(r["nearest_data_gamma"]) for r in screen}
+    nd_median = {(r["base"], r["setting"]): float(r["nearest_data_median_m_over_t"]) for r in screen}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
     arms = sorted({p[2][4] for p in points}, key=_arm_order)
-    markers = dict(zip(sorted({p[2][0] for p in points}), "osD^vP*Xh<>dp8H"))   # one marker per base (zip would drop the rest)
-    for ax, xof, xlabel, line in (
-            (axes[0], lambda p: p[0], "endpoint Slow Flow: median m/t (< 1: the path lags)", 1.0),
-            (axes[1], lambda p: gamma_nd[(p[2][0], p[2][3])], "nearest-data suggest_gamma (far from the data →)", 0.3)):
+    # Colour = arm, marker = the run a base comes from (its name before the step count): 22 bases would not fit
+    # one marker each.
+    family = lambda base: base.rsplit("-", 1)[0] if base[-1].isdigit() or base.endswith("k") else base  # noqa: E731
+    markers = {f: m for f, m in zip(sorted({family(p[2][0]) for p in points}), "osD^vP*Xh<>dp8H")}
+    for ax, xof, xlabel, band in (
+            (axes[0], lambda p: p[0], "endpoint Slow Flow: median m/t (< 1: the path lags)", (1.0, 1.0)),
+            (axes[1], lambda p: nd_median[(p[2][0], p[2][3])], "nearest-data Slow Flow: median m/t (far from the data ←)",
+             (0.72, 0.85))):
         for i, arm in enumerate(arms):
-            for base, m in markers.items():
-                sel = [p for p in points if p[2][4] == arm and p[2][0] == base]
+            for fam, m in markers.items():
+                sel = [p for p in points if p[2][4] == arm and family(p[2][0]) == fam]
                 if sel:
-                    ax.scatter([xof(p) for p in sel], [p[1] for p in sel], color=f"C{i}", marker=m, s=28,
-                               label=f"{arm}, {base}")
+                    ax.scatter([xof(p) for p in sel], [p[1] for p in sel], color=f"C{i}", marker=m, s=26, alpha=0.8)
         ax.axhline(0, color="k", lw=0.8)
-        ax.axvline(line, color="k", lw=0.5, ls="--")
+        if band[0] == band[1]:
+            ax.axvline(band[0], color="k", lw=0.5, ls="--")
+        else:
+            ax.axvspan(*band, color="0.85", zorder=0)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=f"C{i}", marker="o", ls="", label=arm) for i, arm in enumerate(arms)]
+    handles += [Line2D([], [], color="0.3", marker=m, ls="", label=f"{fam} run") for fam, m in markers.items()]
+    axes[1].legend(handles=handles, fontsize=6, ncol=2)
     axes[0].set_ylabel("FD(MixFlow) − FD(standard), paired\n(< 0: MixFlow helps)")
     axes[1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -149,6 +191,8 @@ def report(out: Path):
     lines += posttrain_table(post)
     lines += ["", "## The advice checked against every post-trained setting", ""]
     lines += advice_check(screen, post)
+    lines += ["", "## The three-band rule (nearest-data median m/t; under test, not shipped)", ""]
+    lines += band_check(screen, post)
     _, rho = gain_vs_lag(screen, post, out / "gain-vs-lag.png")
     lines += ["", "## Rank correlation of the gain with the lag (Spearman, over base x setting x steps x lr)", "",
               "| arm | rho(median m/t, FD gain) | points |", "|---|---|---|"]
