@@ -176,7 +176,6 @@ def gain_vs_lag(screen, post, path):
     handles += [Line2D([], [], color="0.3", marker=m, ls="", label=f"{fam} run") for fam, m in markers.items()]
     axes[1].legend(handles=handles, fontsize=6, ncol=2)
     axes[0].set_ylabel("FD(MixFlow) − FD(standard), paired\n(< 0: MixFlow helps)")
-    axes[1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
