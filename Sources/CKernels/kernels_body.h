@@ -12,40 +12,6 @@
 
 INLINE vf K(load)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 INLINE void K(store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* The first k (< 16) floats of p, the other lanes `pad`; never reads past p + k. Masked moves where the build
- * has them (a variable-length memcpy is a library call per row tail); pure data movement either way. */
-INLINE vf K(load_tail)(const float *p, ptrdiff_t k, float pad) {
-#if K_MASKED == 512
-    return (vf)_mm512_mask_loadu_ps(_mm512_set1_ps(pad), (__mmask16)((1u << k) - 1), p);
-#elif K_MASKED == 256
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i lo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), lane);
-    const __m256i hi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k - 8), lane);
-    const __m256 padv = _mm256_set1_ps(pad);
-    const __m256 a = _mm256_blendv_ps(padv, _mm256_maskload_ps(p, lo), _mm256_castsi256_ps(lo));
-    const __m256 b = _mm256_blendv_ps(padv, _mm256_maskload_ps(p + 8, hi), _mm256_castsi256_ps(hi));
-    return __builtin_shufflevector((v8)a, (v8)b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-#else
-    float t[W];
-    for (int i = 0; i < W; i++) t[i] = pad;
-    memcpy(t, p, (size_t)k * sizeof(float));
-    return K(load)(t);
-#endif
-}
-INLINE void K(store_tail)(float *p, vf v, ptrdiff_t k) {
-#if K_MASKED == 512
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
-#elif K_MASKED == 256
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), lane), (__m256)a);
-    _mm256_maskstore_ps(p + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k - 8), lane), (__m256)b);
-#else
-    float t[W];
-    K(store)(t, v);
-    memcpy(p, t, (size_t)k * sizeof(float));
-#endif
-}
 INLINE vf K(splat)(float x) { return (vf){0} + x; }
 /* mask ? a : b, lane-wise, with bit operations. */
 INLINE vf K(select)(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
@@ -53,6 +19,40 @@ INLINE vf K(select)(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b &
 INLINE vi K(below)(ptrdiff_t k) {
     vi lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     return lane < (int)k;
+}
+#if K_MASKED == 256
+/* Half h (0: lanes 0-7, 1: lanes 8-15) of a 16-lane mask, as the mask of an AVX2 masked move. */
+INLINE __m256i K(half_mask)(vi m, int h) {
+    return h ? (__m256i)__builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15)
+             : (__m256i)__builtin_shufflevector(m, m, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+#endif
+/* The first k (< 16) floats of p, the other lanes `pad`; never reads past p + k. Masked moves where the build
+ * has them (a variable-length memcpy is a library call per row tail); pure data movement either way. */
+INLINE vf K(load_tail)(const float *p, ptrdiff_t k, float pad) {
+    vf padv;
+    for (int i = 0; i < W; i++) padv[i] = pad;
+#if K_MASKED == 512
+    return (vf)_mm512_mask_loadu_ps((__m512)padv, (__mmask16)((1u << k) - 1), p);
+#elif K_MASKED == 256
+    const vi m = K(below)(k);
+    const v8 a = (v8)_mm256_maskload_ps(p, K(half_mask)(m, 0)), b = (v8)_mm256_maskload_ps(p + 8, K(half_mask)(m, 1));
+    return K(select)(m, __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), padv);
+#else
+    memcpy(&padv, p, (size_t)k * sizeof(float));
+    return padv;
+#endif
+}
+INLINE void K(store_tail)(float *p, vf v, ptrdiff_t k) {
+#if K_MASKED == 512
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
+#elif K_MASKED == 256
+    const vi m = K(below)(k);
+    _mm256_maskstore_ps(p, K(half_mask)(m, 0), (__m256)__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(p + 8, K(half_mask)(m, 1), (__m256)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+#else
+    memcpy(p, &v, (size_t)k * sizeof(float));
+#endif
 }
 /* Σ lanes in a fixed tree: halves added lane-wise until one lane is left. */
 INLINE float K(hsum)(vf v) {
