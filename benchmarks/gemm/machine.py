@@ -33,20 +33,33 @@ def gemm_peak(threads, path=None, seconds=0.5):
     raise RuntimeError("no GEMM path runs here")
 
 
+def blas_info(lib):
+    """mixflow_blas_info() as a dict ("gemm", "openblas", ...)."""
+    lib.mixflow_blas_info.restype = ctypes.c_char_p
+    return dict(l.split(": ", 1) for l in lib.mixflow_blas_info().decode().splitlines())
+
+
+def gemm_path(lib):
+    """The GEMM path libmixflow runs ("avx512", "avx2", "portable"), or None when it does not say."""
+    gemm = blas_info(lib).get("gemm", "")
+    path = gemm.split(" ")[1] if gemm.startswith("libmixflow ") else None
+    return path if path in PATH_NUMBERS else None
+
+
 def header(lib, threads, peak=None):
     """The lines above, and the peak: measured here, or `peak` (GFLOP/s) when the caller measured it between its
-    own timings."""
+    own timings (on `gemm_path(lib)`)."""
     model, isa = gemm_bench.cpu_info()
     lines = [f"CPU: {model}; ISA flags: {' '.join(f for f in isa if f in USED_FLAGS)}"]
+    path = None
     if lib is not None:
-        lib.mixflow_blas_info.restype = ctypes.c_char_p
-        info = dict(l.split(": ", 1) for l in lib.mixflow_blas_info().decode().splitlines())
+        info = blas_info(lib)
         lines.append(f"GEMM: {info.get('gemm', '?')}; OpenBLAS: {info.get('openblas', '?')}")
-        path = info.get("gemm", "").split(" ")[1] if info.get("gemm", "").startswith("libmixflow ") else None
+        path = gemm_path(lib)
+    if peak is None:
+        peak, used = gemm_peak(threads, path)
+        how = "this run"
     else:
-        path = None
-    measured, used = gemm_peak(threads, path if path in PATH_NUMBERS else None)
-    peak = max(peak or 0, measured)
-    lines.append(f"sgemm peak (libmixflow {used}, 1024^3, {threads} threads, this run, best of the run's "
-                 f"measurements): {peak:.1f} GFLOP/s")
+        used, how = path, "best of the run's measurements between its timings"
+    lines.append(f"sgemm peak (libmixflow {used}, 1024^3, {threads} threads, {how}): {peak:.1f} GFLOP/s")
     return "\n".join(lines), peak

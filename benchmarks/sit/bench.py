@@ -105,21 +105,20 @@ def step_flops(cfg, B):
     return fwd, 3 * fwd
 
 
-def best_interleaved(fns, repeats):
-    """The fastest of `repeats` calls of each function, the calls interleaved (after a warm-up of each): on a
-    shared VM the speed drifts by ±20 % within a minute, and interleaving makes every function see the same
-    machine. A function returning a number reports its own time (the sgemm peak's GFLOP/s, larger is better)."""
+def best_interleaved(fns, repeats, peak):
+    """The fastest of `repeats` calls of each function and the best of as many `peak()` runs (GFLOP/s), all
+    interleaved after a warm-up: on a shared VM the speed drifts by ±20 % within a minute, and interleaving makes
+    every measurement see the same machine."""
     for f in fns:
         f()
-    best = [None] * len(fns)
+    times, peaks = [[] for _ in fns], []
     for _ in range(repeats):
-        for i, f in enumerate(fns):
+        for f, ts in zip(fns, times):
             t0 = time.perf_counter()
-            r = f()
-            v = r if isinstance(r, float) else time.perf_counter() - t0
-            better = best[i] is None or (v > best[i] if isinstance(r, float) else v < best[i])
-            best[i] = v if better else best[i]
-    return best
+            f()
+            ts.append(time.perf_counter() - t0)
+        peaks.append(peak())
+    return [min(ts) for ts in times], max(peaks)
 
 
 def main():
@@ -174,12 +173,11 @@ def main():
         l = ((torch_sit(Pt, cfg, xt, tt, yt) - tgt) ** 2).mean()
         l.backward()
         return l
-    lib.mixflow_blas_info.restype = C.c_char_p
-    gemm_path = lib.mixflow_blas_info().decode().split("gemm: libmixflow ")[1].split(" ")[0]
-    mf_fwd, th_fwd, mf_step, th_time, peak = best_interleaved([
+    gemm_path = machine.gemm_path(lib)
+    (mf_fwd, th_fwd, mf_step, th_time), peak = best_interleaved([
         lambda: check(lib, lib.mixflow_model_forward(m, X, Tt, Y, B, O)), th_forward,
-        lambda: check(lib, lib.mixflow_model_gradients(m, X, Tt, Y, TG, B, C.byref(loss), DX)), th_step,
-        lambda: machine.gemm_peak(a.threads, gemm_path, seconds=0.3)[0]], a.repeats)
+        lambda: check(lib, lib.mixflow_model_gradients(m, X, Tt, Y, TG, B, C.byref(loss), DX)), th_step],
+        a.repeats, lambda: machine.gemm_peak(a.threads, gemm_path, seconds=0.3)[0])
     ref = th_forward()
     l_ref = th_step().item()
     about, peak = machine.header(lib, a.threads, peak)
