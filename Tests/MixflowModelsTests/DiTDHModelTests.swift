@@ -86,13 +86,14 @@ func tinyDiTDHModel(_ c: DiTDHConfig = tinyDiTDH, threads: Int = 2) throws -> Di
     let m1 = try tinyDiTDHModel(threads: 1), m2 = try tinyDiTDHModel(threads: 2)
     let b = 3, n = b * tinyDiTDH.sampleSize
     let x = randomArray(n, seed: 60), r = randomArray(n, seed: 61)
-    var o1 = [Float](repeating: 0, count: n), o2 = o1, d1 = o1, d2 = o1
-    for (m, o, d) in [(m1, UnsafeMutablePointer(mutating: &o1), UnsafeMutablePointer(mutating: &d1)),
-                      (m2, UnsafeMutablePointer(mutating: &o2), UnsafeMutablePointer(mutating: &d2))] {
-        try m.forward(x: x, t: [0.1, 0.5, 0.9], y: [0, 4, 5], batch: b, out: o)
+    func run(_ m: DiTDHModel) throws -> (out: [Float], dx: [Float]) {
+        var out = [Float](repeating: 0, count: n), dx = out
+        try m.forward(x: x, t: [0.1, 0.5, 0.9], y: [0, 4, 5], batch: b, out: &out)
         m.zeroGradients()
-        try m.backward(dout: r, batch: b, dx: d)
+        try m.backward(dout: r, batch: b, dx: &dx)
+        return (out, dx)
     }
+    let (o1, d1) = try run(m1), (o2, d2) = try run(m2)
     #expect(o1 == o2 && d1 == d2)
     #expect(memcmp(m1.grads, m2.grads, 4 * m1.table.count) == 0)
 }

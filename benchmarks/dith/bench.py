@@ -230,7 +230,8 @@ def run_torch(a, c, out_path):
     x, t, y, target = torch.from_numpy(xs), torch.from_numpy(ts), torch.from_numpy(ys.astype(np.int64)), torch.from_numpy(targets)
     with torch.no_grad():
         np.save(out_path, forward(x, t, y).numpy())
-        r = dict(side="pytorch", rss_base=base, params=sum(v.numel() for v in P.values()), torch=torch.__version__)
+        r = dict(side="pytorch", rss_base=base, params=sum(v.numel() for v in P.values()),
+                 torch=f"{torch.__version__} (kernels {machine.torch_isa(torch)})")
         r["forward"] = best(lambda: forward(x, t, y), a.repeats)
     trainable = [v for v in P.values() if v.requires_grad]
 
@@ -274,7 +275,7 @@ def forward_flops(c, b):
 def child(a, side, out_path):
     cmd = [sys.executable, __file__, "--child", side, "--out", out_path, "--arch", a.arch, "--input", str(a.input),
            "--channels", str(a.channels), "--batch", str(a.batch), "--threads", str(a.threads), "--repeats", str(a.repeats),
-           "--adamw", a.adamw, "--clock", a.clock]
+           "--adamw", a.adamw, "--clock", a.clock, "--isa", a.isa]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
@@ -302,7 +303,9 @@ def main():
                          "(PyTorch's OpenMP workers spin while waiting, which counts as CPU time)")
     ap.add_argument("--child", choices=["libmixflow", "pytorch"])
     ap.add_argument("--out")
+    machine.add_isa_argument(ap)
     a = ap.parse_args()
+    machine.limit_isa(a.isa)  # before a child imports torch or loads libmixflow (children inherit it)
     global CLOCK
     CLOCK = time.process_time if a.clock == "cpu" else time.perf_counter
     c = config(a)

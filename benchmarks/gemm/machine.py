@@ -6,7 +6,9 @@
 """
 import ctypes
 import functools
+import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,33 @@ import bench as gemm_bench
 # ISA flags that decide which builds libmixflow runs (the GEMM's and the kernels' paths).
 USED_FLAGS = ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma")
 PATH_NUMBERS = {"avx512": 2, "avx2": 1, "portable": 0}
+
+# `--isa avx2`: both sides of a comparison kept to AVX2 + FMA, as on an AMD Zen 2/3 or a Haswell..Alder Lake
+# Intel: libmixflow's GEMM and kernel builds, PyTorch's own kernels (ATen), MKL and oneDNN. Each library reads
+# its variable when it loads, so these are set before torch is imported and libmixflow is loaded (and are
+# inherited by a bench's child processes). What it cannot emulate: a vendor check (MKL on AMD), cache sizes.
+ISA_LIMITS = {
+    "native": {},
+    "avx2": {"MIXFLOW_DISABLE_AVX512": "1", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "ONEDNN_MAX_CPU_ISA": "AVX2"},
+}
+
+
+def add_isa_argument(ap):
+    ap.add_argument("--isa", choices=list(ISA_LIMITS), default="native",
+                    help="avx2: keep libmixflow and PyTorch (ATen, MKL, oneDNN) to AVX2 + FMA on an AVX-512 CPU")
+
+
+def limit_isa(isa):
+    """Sets the environment of ISA_LIMITS[isa]; refuses once torch is imported (its choice is already made)."""
+    if ISA_LIMITS[isa] and "torch" in sys.modules:
+        raise RuntimeError("limit_isa must run before torch is imported")
+    os.environ.update(ISA_LIMITS[isa])
+
+
+def torch_isa(torch):
+    """The ISA PyTorch's own kernels run (e.g. AVX512, AVX2)."""
+    return torch.backends.cpu.get_cpu_capability()
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,7 +1,7 @@
 """SiT forward and training-step (forward + MSE + backward, no optimiser) time: libmixflow through ctypes
 against PyTorch CPU on the same weights and batch, plus the sgemm peak of libmixflow's GEMM, all in the same run.
 
-    python3 benchmarks/sit/bench.py [--arch SiT-S/2] [--batch 16] [--threads 2] [--repeats 5]
+    python3 benchmarks/sit/bench.py [--arch SiT-S/2] [--batch 16] [--threads 2] [--repeats 5] [--isa avx2]
 
 Needs the release library (swift build -c release) and torch ('torch<2.14', CPU wheel). The ctypes
 declarations are local so that the timing covers exactly the C calls, with no wrapper in between.
@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+torch = F = None  # imported in main(), after --isa has set the environment PyTorch's CPU dispatch reads
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "gemm"))
 import machine  # noqa: E402  (CPU, ISA, GEMM kernel and sgemm peak of this run)
@@ -129,7 +128,12 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    machine.add_isa_argument(ap)
     a = ap.parse_args()
+    machine.limit_isa(a.isa)
+    global torch, F
+    import torch
+    import torch.nn.functional as F
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
     torch.set_num_threads(a.threads)
     lib, path = load_lib()
@@ -183,7 +187,8 @@ def main():
     about, peak = machine.header(lib, a.threads, peak)
     err = float(np.abs(out - ref.numpy()).max() / np.abs(ref.numpy()).max())
     ffwd, fstep = step_flops(cfg, B)
-    print(f"{a.arch} input {a.input}x{a.input}x{a.channels} batch {B}, {a.threads} threads, torch {torch.__version__}, lib {path}")
+    print(f"{a.arch} input {a.input}x{a.input}x{a.channels} batch {B}, {a.threads} threads, torch {torch.__version__} "
+          f"(kernels {machine.torch_isa(torch)}), lib {path}")
     print(f"check: forward max rel diff {err:.2e}; loss {loss.value:.6f} vs torch {l_ref:.6f}")
     print(about)
     print(f"forward : libmixflow {mf_fwd * 1e3:8.1f} ms  torch {th_fwd * 1e3:8.1f} ms  ratio {mf_fwd / th_fwd:.2f}x  "
