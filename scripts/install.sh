@@ -6,9 +6,12 @@
 #   lib/libmixflow.so.X.Y.Z, with the links libmixflow.so.X (the SONAME) and libmixflow.so
 #   include/mixflow.h, include/mixflow_types.h
 #   lib/pkgconfig/mixflow.pc        (`pkg-config --cflags --libs mixflow`)
-# The library is built with the Swift runtime linked in (-static-stdlib), in its own scratch folder
-# .build/static: it needs only system libraries (OpenBLAS, zlib, libonnx/libprotobuf, libstdc++, libc) and
-# runs on machines without the Swift toolchain. --destdir stages the files under DIR (for packagers); the
+#   bin/mixflow                     the command line (docs/cli.md)
+#   share/mixflow/                  what its defaults name: the feature net and reference statistics
+#                                   (featnet/), the Fashion-MNIST base and lagging models (models/)
+# The library and the command line are built with the Swift runtime linked in (-static-stdlib), in their own
+# scratch folder .build/static: they need only system libraries (OpenBLAS, zlib, libonnx/libprotobuf,
+# libstdc++, libc) and run on machines without the Swift toolchain. --destdir stages the files under DIR (for packagers); the
 # installed files still name --prefix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,7 @@ while (($#)); do
         --destdir) destdir=${2:?--destdir needs a folder}; shift 2 ;;
         --destdir=*) destdir=${1#*=}; shift ;;
         --uninstall) uninstall=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -33,12 +36,24 @@ version=$(sed -nE 's/^#define MIXFLOW_VERSION_STRING "([0-9.]+)"$/\1/p' include/
 major=${version%%.*}
 [[ -n "$version" ]] || { echo "install.sh: no MIXFLOW_VERSION_STRING in include/mixflow_types.h" >&2; exit 1; }
 lib=$destdir$prefix/lib inc=$destdir$prefix/include pc=$destdir$prefix/lib/pkgconfig
+bin=$destdir$prefix/bin share=$destdir$prefix/share/mixflow
+# The command line's data, as repository paths; installed under <prefix>/share/mixflow with share/ dropped
+# (share/featnet -> share/mixflow/featnet), where the CLI looks for them (repositoryPath in CLISupport.swift).
+data=(share/featnet/fmnist-cnn.mxfnet share/featnet/fmnist-test-stats.mxfstat share/featnet/README.md
+      models/fmnist-base/base.onnx models/fmnist-base/README.md
+      models/fmnist-lagging/small-1k.onnx models/fmnist-lagging/README.md)
+installed_data() { local f; for f in "${data[@]}"; do echo "$share/${f#share/}"; done; }
+mapfile -t data_files < <(installed_data)
 files=("$lib/libmixflow.so.$version" "$lib/libmixflow.so.$major" "$lib/libmixflow.so"
-       "$inc/mixflow.h" "$inc/mixflow_types.h" "$pc/mixflow.pc")
+       "$inc/mixflow.h" "$inc/mixflow_types.h" "$pc/mixflow.pc" "$bin/mixflow" "${data_files[@]}")
 
 if ((uninstall)); then
     for f in "${files[@]}"; do
         if [[ -e "$f" || -L "$f" ]]; then rm -f "$f"; echo "removed $f"; fi
+    done
+    # share/mixflow and its folders, where they are now empty (never a folder holding something else)
+    for d in "$share/featnet" "$share/models/fmnist-base" "$share/models/fmnist-lagging" "$share/models" "$share"; do
+        [[ -d "$d" ]] && rmdir --ignore-fail-on-non-empty "$d"
     done
     exit 0
 fi
@@ -51,7 +66,13 @@ if readelf -d "$built" | grep -q 'NEEDED.*libswift'; then
     echo "install.sh: $built still needs the Swift runtime:" >&2; readelf -d "$built" | grep NEEDED >&2; exit 1
 fi
 
-mkdir -p "$lib" "$inc" "$pc"
+swift build -c release --product mixflow-cli -Xswiftc -static-stdlib --scratch-path .build/static
+cli=.build/static/release/mixflow-cli
+if readelf -d "$cli" | grep -q 'NEEDED.*libswift'; then
+    echo "install.sh: $cli still needs the Swift runtime:" >&2; readelf -d "$cli" | grep NEEDED >&2; exit 1
+fi
+
+mkdir -p "$lib" "$inc" "$pc" "$bin"
 install -m 0755 "$built" "$lib/libmixflow.so.$version"
 strip --strip-debug "$lib/libmixflow.so.$version"   # DWARF only (17 -> 13 MB); symbols stay for backtraces
 ln -sfn "libmixflow.so.$version" "$lib/libmixflow.so.$major"
@@ -73,4 +94,7 @@ Libs.private: -lonnx_proto -lstdc++ -lm
 Cflags: -I\${includedir}
 EOF
 chmod 0644 "$pc/mixflow.pc"
+install -m 0755 "$cli" "$bin/mixflow"
+strip --strip-debug "$bin/mixflow"
+for f in "${data[@]}"; do install -D -m 0644 "$f" "$share/${f#share/}"; done
 for f in "${files[@]}"; do echo "installed $f"; done

@@ -4,7 +4,7 @@
 # LD_LIBRARY_PATH) and, where the kernel lets us (unshare), with /opt/swift hidden behind an empty folder.
 #   C:      install into a temporary prefix; check the files, links, SONAME and that no Swift runtime is needed;
 #           build an out-of-tree C program and the C examples with pkg-config only, and with docs/install.md's
-#           CMake snippet; run them; uninstall.
+#           CMake snippet; run them; run the installed `mixflow` (posttrain on its installed defaults); uninstall.
 #   Python: build the wheel after `swift build -c release`, install it into a fresh venv (numpy from pip),
 #           import it from another folder and run a transport call; the source tree stays clean.
 # Needs the release build. About 4-8 min on 2 cores, most of it the -static-stdlib build of the library.
@@ -53,10 +53,23 @@ no_swift cmake -S "$tmp/cmake" -B "$tmp/cmake/build" -DCMAKE_PREFIX_PATH="$prefi
 no_swift cmake --build "$tmp/cmake/build" >/dev/null
 no_swift "$tmp/cmake/build/app" | tail -n 1
 
+echo "-- CLI: the installed mixflow, run from another folder, its defaults found under share/mixflow"
+! "${clean[@]}" ldd "$prefix/bin/mixflow" | grep -qE 'not found|/opt/swift|libswift' || fail "the installed mixflow needs the toolchain"
+no_swift "$prefix/bin/mixflow" --version | head -n 1
+mkdir "$tmp/cli" && cd "$tmp/cli"
+# posttrain with its default --base (models/fmnist-base/base.onnx) and --featnet (share/featnet): both must resolve
+# to the install's share/mixflow, since neither exists in this folder.
+no_swift "$prefix/bin/mixflow" posttrain --out run --steps 2 --batch 8 --gamma 0.5 --eval-samples 20 --eval-steps 2 \
+    --eval-methods euler > log 2>&1 || { cat log >&2; fail "the installed mixflow posttrain failed"; }
+grep -q "share/mixflow/models/fmnist-base/base.onnx" log || { cat log >&2; fail "posttrain did not find the installed base model"; }
+grep -E "^(base:|mixflow ) " log | sed 's/^/   /'
+cd "$root"
+
 echo "-- C: scripts/install.sh --uninstall"
 scripts/install.sh --prefix "$prefix" --uninstall >/dev/null
 left=$(find "$prefix" -not -type d)
 [[ -z "$left" ]] || fail "--uninstall left: $left"
+[[ ! -e "$prefix/share/mixflow" ]] || fail "--uninstall left the folder $prefix/share/mixflow"
 
 echo "-- Python: wheel, fresh venv, import from another folder"
 before=$(git status --porcelain --ignored bindings/python)

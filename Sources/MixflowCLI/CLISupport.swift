@@ -92,8 +92,10 @@ func fixed(_ x: Double, _ digits: Int) -> String {
 
 /// A relative path to a file shipped in the repository (share/featnet, models/...): as given when it exists from
 /// the working directory, else under $MIXFLOW_ROOT, else under the nearest ancestor folder of the executable
-/// that has it (the repository it was built in: <root>/.build/<triple>/<config>/mixflow-cli), so the defaults
-/// work from any directory.
+/// that has it, as `<folder>/<path>` (the repository it was built in: <root>/.build/<triple>/<config>/mixflow-cli)
+/// or `<folder>/share/mixflow/<path>` (an install: <prefix>/bin/mixflow with the repository's models/ and share/
+/// files in <prefix>/share/mixflow, share/featnet as featnet; see scripts/install.sh), so the defaults work from
+/// any directory.
 func repositoryPath(_ path: String) -> String {
     guard !path.hasPrefix("/"), access(path, F_OK) != 0 else { return path }
     var roots: [String] = []
@@ -108,7 +110,12 @@ func repositoryPath(_ path: String) -> String {
             roots.append(parts.joined(separator: "/"))
         }
     }
-    for root in roots where access("\(root)/\(path)", F_OK) == 0 { return "\(root)/\(path)" }
+    let installed = path.hasPrefix("share/") ? String(path.dropFirst("share/".count)) : path
+    for root in roots {
+        for candidate in ["\(root)/\(path)", "\(root)/share/mixflow/\(installed)"] where access(candidate, F_OK) == 0 {
+            return candidate
+        }
+    }
     return path
 }
 

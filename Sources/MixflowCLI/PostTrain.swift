@@ -112,7 +112,7 @@ struct PostTrainCommand: ParsableCommand {
         let featnet = repositoryPath(self.featnet)
         let net = try FeatureNet(path: "\(featnet)/fmnist-cnn.mxfnet")
         let reference = try FeatureStats(path: "\(featnet)/fmnist-test-stats.mxfstat")
-        print("base: \(base) (\(baseModel.parameterCount) parameters), data: \(y.count) images\(cluster.isDistributed ? ", \(cluster.size) ranks x \(threads) threads" : "")  [\(clock)]")
+        print("base: \(repositoryPath(base)) (\(baseModel.parameterCount) parameters), data: \(y.count) images\(cluster.isDistributed ? ", \(cluster.size) ranks x \(threads) threads" : "")  [\(clock)]")
 
         // gamma: given, or the smallest interval covering 95 % of the measured slowed times (measured by rank 0).
         var g = 0.0
