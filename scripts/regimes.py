@@ -5,6 +5,7 @@ with coarse grids, the SDE sampler and classifier-free guidance.
     python3 scripts/regimes.py screen                       # Slow Flow (endpoint, nearest-data) + FD of every base x setting
     python3 scripts/regimes.py posttrain --base shipped --settings "euler5;euler10 cfg3" --seeds 0,1,2
     python3 scripts/regimes.py report                       # tables + gain-vs-lag figure into --out
+    python3 scripts/regimes.py grids --bases small-1k,early-4k --gammas 0.8   # samples of base / standard / MixFlow
 
 Bases (--runs holds what scripts/pretrain_base.py wrote; see results/regimes/README.md for the commands):
   shipped    models/fmnist-base/base.onnx (20k steps, converged)
@@ -178,12 +179,34 @@ def posttrain(args, x, y):
                 print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
 
 
+def grids(args, x, y):
+    """One PNG per base, grids-<base>.png: 10 rows (one class each) of 10 samples from the base, 10 after standard
+    post-training and 10 after MixFlow at the first of --gammas (seed 0 of the post-training protocol, the first
+    of --settings), white columns between the three; the same noise and labels for the three models."""
+    setting = (args.settings.split(";") if args.settings else ["euler10"])[0]
+    gamma = float(args.gammas.split(",")[0])
+    noise = np.random.default_rng([0, 4242]).standard_normal((100, 1, 28, 28)).astype(np.float32)
+    labels = np.repeat(np.arange(10, dtype=np.int32), 10)          # row k of the grid: class k
+    for base in args.bases.split(","):
+        models = {"base": load_base(base, args.runs)}
+        for name, transport in (("standard", mixflow.Transport(time_dist="uniform", gamma=0.0)),
+                                (f"mixflow {gamma:g}", mixflow.Transport(time_dist="beta21", gamma=gamma))):
+            models[name] = post_train(load_base(base, args.runs), transport, 0, args, x, y)
+        panels = [mixflow.to_uint8(sampler(setting).sample_model(m, noise, y=labels).x).reshape(10, 10, 28, 28, 1)
+                  for m in models.values()]
+        gap = np.full((10, 1, 28, 28, 1), 255, np.uint8)
+        rows = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)   # [10 classes, 32 columns, ...]
+        path = Path(args.out) / f"grids-{base}.png"
+        mixflow.save_png(path, rows.reshape(-1, 28, 28, 1), columns=rows.shape[1])
+        print(f"wrote {path}: {', '.join(models)} ({setting}, seed 0, {args.steps} steps)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["screen", "posttrain", "report"])
+    ap.add_argument("stage", choices=["screen", "posttrain", "report", "grids"])
     ap.add_argument("--out", default=str(ROOT / "results" / "regimes"))
     ap.add_argument("--runs", default="runs", help="where scripts/pretrain_base.py wrote the early and small runs")
-    ap.add_argument("--bases", default="shipped", help="screen: bases separated by commas")
+    ap.add_argument("--bases", default="shipped", help="screen, grids: bases separated by commas")
     ap.add_argument("--base", default="shipped", help="posttrain: the base")
     ap.add_argument("--settings", default="", help="settings separated by ';' (screen: default all)")
     ap.add_argument("--seeds", default="0,1,2")
@@ -204,6 +227,8 @@ def main():
     x = x[:, None]
     if args.stage == "screen":
         screen(args, x)
+    elif args.stage == "grids":
+        grids(args, x, y)
     else:
         posttrain(args, x, y)
 
