@@ -19,7 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-torch = F = None  # imported in main(), after --isa has set the environment PyTorch's CPU dispatch reads
+torch = F = None  # see load_torch
+
+
+def load_torch():
+    """Imports torch for this module's functions: after --isa has set the environment PyTorch's CPU dispatch
+    reads (main), or by a script that reuses torch_sit (memory.py)."""
+    global torch, F
+    import torch
+    import torch.nn.functional as F
+    return torch
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "gemm"))
 import machine  # noqa: E402  (CPU, ISA, GEMM kernel and sgemm peak of this run)
@@ -131,9 +141,7 @@ def main():
     machine.add_isa_argument(ap)
     a = ap.parse_args()
     machine.limit_isa(a.isa)
-    global torch, F
-    import torch
-    import torch.nn.functional as F
+    load_torch()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
     torch.set_num_threads(a.threads)
     lib, path = load_lib()

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
+
+torch = bench.load_torch()
 
 
 def best(fn, repeats):

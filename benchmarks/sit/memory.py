@@ -43,9 +43,9 @@ def mixflow_child(a):
 
 def torch_child(a):
     import numpy as np
-    import torch
     sys.path.insert(0, str(ROOT / "benchmarks/sit"))
-    from bench import torch_sit
+    from bench import load_torch, torch_sit
+    torch = load_torch()
     torch.set_num_threads(a.threads)
     sizes = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
     depth, d, heads = sizes[a.arch.split("-")[1].split("/")[0].upper()]
