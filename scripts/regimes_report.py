@@ -149,21 +149,26 @@ def gain_vs_lag(screen, post, path):
     except ImportError:
         return points, rho
     nd_median = {(r["base"], r["setting"]): float(r["nearest_data_median_m_over_t"]) for r in screen}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), dpi=120, sharey=True, layout="constrained")
     arms = sorted({p[2][4] for p in points}, key=_arm_order)
-    # Colour = arm, marker = the run a base comes from (its name before the step count): 22 bases would not fit
-    # one marker each.
+    # Colour = the MixFlow arm's γ on one colour scale (15 arms would repeat a cycle of 10 colours), the ablation
+    # arms in colours of their own; marker = the run a base comes from (its name before the step count): 40 bases
+    # would not fit one marker each.
+    gamma_scale = matplotlib.colors.Normalize(0.0, 0.8)
+    ablation_colours = iter(["tab:red", "tab:pink", "tab:brown", "tab:gray"])
+    colour = {arm: plt.get_cmap("viridis")(gamma_scale(float(arm.split()[1]))) if arm.startswith("mixflow ")
+              else next(ablation_colours) for arm in arms}
     family = lambda base: base.rsplit("-", 1)[0] if base[-1].isdigit() or base.endswith("k") else base  # noqa: E731
     markers = {f: m for f, m in zip(sorted({family(p[2][0]) for p in points}), "osD^vP*Xh<>dp8H")}
     for ax, xof, xlabel, band in (
             (axes[0], lambda p: p[0], "endpoint Slow Flow: median m/t (< 1: the path lags)", (1.0, 1.0)),
             (axes[1], lambda p: nd_median[(p[2][0], p[2][3])], "nearest-data Slow Flow: median m/t (far from the data ←)",
              (0.72, 0.85))):
-        for i, arm in enumerate(arms):
+        for arm in arms:
             for fam, m in markers.items():
                 sel = [p for p in points if p[2][4] == arm and family(p[2][0]) == fam]
                 if sel:
-                    ax.scatter([xof(p) for p in sel], [p[1] for p in sel], color=f"C{i}", marker=m, s=26, alpha=0.8)
+                    ax.scatter([xof(p) for p in sel], [p[1] for p in sel], color=colour[arm], marker=m, s=26, alpha=0.8)
         ax.axhline(0, color="k", lw=0.8)
         if band[0] == band[1]:
             ax.axvline(band[0], color="k", lw=0.5, ls="--")
@@ -172,11 +177,13 @@ def gain_vs_lag(screen, post, path):
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
-    handles = [Line2D([], [], color=f"C{i}", marker="o", ls="", label=arm) for i, arm in enumerate(arms)]
+    handles = [Line2D([], [], color=colour[arm], marker="o", ls="", label=arm) for arm in arms
+               if not arm.startswith("mixflow ")]
     handles += [Line2D([], [], color="0.3", marker=m, ls="", label=f"{fam} run") for fam, m in markers.items()]
     axes[1].legend(handles=handles, fontsize=6, ncol=2)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=gamma_scale, cmap="viridis"), ax=axes, label="MixFlow γ",
+                 fraction=0.03, pad=0.01, aspect=30)
     axes[0].set_ylabel("FD(MixFlow) − FD(standard), paired\n(< 0: MixFlow helps)")
-    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return points, rho

@@ -1,10 +1,10 @@
 /// Whether MixFlow post-training is expected to beat standard post-training on a model, from two Slow Flow
 /// measurements of the model's own sampling trajectories. The rule is the one measured in results/regimes
-/// (Fashion-MNIST, SiTs of 0.18-1.3 M parameters, four sizes, 20 bases post-trained):
+/// (Fashion-MNIST, SiTs of 0.18-1.3 M parameters, four sizes, 24 bases post-trained):
 /// - the path lags (endpoint definition): MixFlow at γ 0.4-0.8 lowered the FD on every such base (four; on a
 ///   fifth that lags only just, endpoint median m/t 0.997, γ 0.4 helped and γ 0.8 hurt);
 /// - the path does not lag and the samples sit near the data (nearest-data suggest_gamma below
-///   `farFromData`): MixFlow raised the FD at every γ on every such base (nine, six predicted beforehand);
+///   `farFromData`): MixFlow raised the FD at every γ on every such base (13, ten predicted beforehand);
 /// - the path does not lag but the samples sit far from the data: such bases gained or lost with no measured
 ///   summary ordering them (two threshold rules placed there failed out of sample), so the rule does not
 ///   decide there.
