@@ -42,8 +42,7 @@ bin=$destdir$prefix/bin share=$destdir$prefix/share/mixflow
 data=(share/featnet/fmnist-cnn.mxfnet share/featnet/fmnist-test-stats.mxfstat share/featnet/README.md
       models/fmnist-base/base.onnx models/fmnist-base/README.md
       models/fmnist-lagging/small-1k.onnx models/fmnist-lagging/README.md)
-installed_data() { local f; for f in "${data[@]}"; do echo "$share/${f#share/}"; done; }
-mapfile -t data_files < <(installed_data)
+data_files=("${data[@]#share/}") && data_files=("${data_files[@]/#/$share/}")   # data[i] is installed as data_files[i]
 files=("$lib/libmixflow.so.$version" "$lib/libmixflow.so.$major" "$lib/libmixflow.so"
        "$inc/mixflow.h" "$inc/mixflow_types.h" "$pc/mixflow.pc" "$bin/mixflow" "${data_files[@]}")
 
@@ -51,26 +50,23 @@ if ((uninstall)); then
     for f in "${files[@]}"; do
         if [[ -e "$f" || -L "$f" ]]; then rm -f "$f"; echo "removed $f"; fi
     done
-    # share/mixflow and its folders, where they are now empty (never a folder holding something else)
-    for d in "$share/featnet" "$share/models/fmnist-base" "$share/models/fmnist-lagging" "$share/models" "$share"; do
-        [[ -d "$d" ]] && rmdir --ignore-fail-on-non-empty "$d"
-    done
+    # share/mixflow and the folders under it that are now empty (never a folder holding something else)
+    if [[ -d "$share" ]]; then find "$share" -depth -type d -empty -delete; fi
     exit 0
 fi
 
-swift build -c release --product mixflow -Xswiftc -static-stdlib --scratch-path .build/static
-built=.build/static/release/libmixflow.so
+# Builds a product with the Swift runtime linked in and refuses it if it still needs the runtime's libraries.
+build_static() {
+    swift build -c release --product "$1" -Xswiftc -static-stdlib --scratch-path .build/static
+    if readelf -d "$2" | grep -q 'NEEDED.*libswift'; then
+        echo "install.sh: $2 still needs the Swift runtime:" >&2; readelf -d "$2" | grep NEEDED >&2; exit 1
+    fi
+}
+built=.build/static/release/libmixflow.so cli=.build/static/release/mixflow-cli
+build_static mixflow "$built"
 soname=$(readelf -d "$built" | sed -nE 's/.*\(SONAME\).*\[(.*)\]/\1/p')
 [[ "$soname" == "libmixflow.so.$major" ]] || { echo "install.sh: $built has SONAME '$soname', expected libmixflow.so.$major (Package.swift)" >&2; exit 1; }
-if readelf -d "$built" | grep -q 'NEEDED.*libswift'; then
-    echo "install.sh: $built still needs the Swift runtime:" >&2; readelf -d "$built" | grep NEEDED >&2; exit 1
-fi
-
-swift build -c release --product mixflow-cli -Xswiftc -static-stdlib --scratch-path .build/static
-cli=.build/static/release/mixflow-cli
-if readelf -d "$cli" | grep -q 'NEEDED.*libswift'; then
-    echo "install.sh: $cli still needs the Swift runtime:" >&2; readelf -d "$cli" | grep NEEDED >&2; exit 1
-fi
+build_static mixflow-cli "$cli"
 
 mkdir -p "$lib" "$inc" "$pc" "$bin"
 install -m 0755 "$built" "$lib/libmixflow.so.$version"
@@ -96,5 +92,5 @@ EOF
 chmod 0644 "$pc/mixflow.pc"
 install -m 0755 "$cli" "$bin/mixflow"
 strip --strip-debug "$bin/mixflow"
-for f in "${data[@]}"; do install -D -m 0644 "$f" "$share/${f#share/}"; done
+for i in "${!data[@]}"; do install -D -m 0644 "${data[$i]}" "${data_files[$i]}"; done
 for f in "${files[@]}"; do echo "installed $f"; done
