@@ -142,13 +142,20 @@ def post_train(model, transport, seed, args, x, y):
     return trainer.ema_model()
 
 
-def arms(args):
-    """"standard" (the base's own objective: uniform t, no mixture), MixFlow (t ~ Beta(2,1), m ~ U[(1-gamma)t, t])
-    at each --gammas, and with --ablations the paper's ablations at the largest gamma: uniform t, and m ~ U[0,1]."""
+def standard_and_mixflow(gammas):
+    """The arms "standard" (the base's own objective: uniform t, no mixture) and "mixflow <gamma>" (t ~ Beta(2,1),
+    m ~ U[(1-gamma)t, t]) for each of `gammas`."""
     out = {"standard": mixflow.Transport(time_dist="uniform", gamma=0.0)}
-    gammas = [float(v) for v in args.gammas.split(",") if v]
     for g in gammas:
         out[f"mixflow {g:g}"] = mixflow.Transport(time_dist="beta21", gamma=g)
+    return out
+
+
+def arms(args):
+    """standard_and_mixflow at each --gammas, and with --ablations the paper's ablations at the largest gamma:
+    uniform t, and m ~ U[0,1]."""
+    gammas = [float(v) for v in args.gammas.split(",") if v]
+    out = standard_and_mixflow(gammas)
     if args.ablations:
         out[f"t~U, gamma {max(gammas):g}"] = mixflow.Transport(time_dist="uniform", gamma=max(gammas))
         out["t~Beta, m~U[0,1]"] = mixflow.Transport(time_dist="beta21", mixture="uniform")
@@ -189,8 +196,7 @@ def grids(args, x, y):
     labels = np.repeat(np.arange(10, dtype=np.int32), 10)          # row k of the grid: class k
     for base in args.bases.split(","):
         models = {"base": load_base(base, args.runs)}
-        for name, transport in (("standard", mixflow.Transport(time_dist="uniform", gamma=0.0)),
-                                (f"mixflow {gamma:g}", mixflow.Transport(time_dist="beta21", gamma=gamma))):
+        for name, transport in standard_and_mixflow([gamma]).items():
             models[name] = post_train(load_base(base, args.runs), transport, 0, args, x, y)
         panels = [mixflow.to_uint8(sampler(setting).sample_model(m, noise, y=labels).x).reshape(10, 10, 28, 28, 1)
                   for m in models.values()]
