@@ -68,9 +68,10 @@ def blas_info(lib):
     return dict(l.split(": ", 1) for l in lib.mixflow_blas_info().decode().splitlines())
 
 
-def gemm_path(lib):
-    """The GEMM path libmixflow runs ("avx512", "avx2", "portable"), or None when it does not say."""
-    gemm = blas_info(lib).get("gemm", "")
+def gemm_path(lib, info=None):
+    """The GEMM path libmixflow runs ("avx512", "avx2", "portable"), or None when it does not say; `info`: the
+    caller's blas_info(lib), if it has one."""
+    gemm = (info or blas_info(lib)).get("gemm", "")
     path = gemm.split(" ")[1] if gemm.startswith("libmixflow ") else None
     return path if path in PATH_NUMBERS else None
 
@@ -84,7 +85,7 @@ def header(lib, threads, peak=None):
     if lib is not None:
         info = blas_info(lib)
         lines.append(f"GEMM: {info.get('gemm', '?')}; OpenBLAS: {info.get('openblas', '?')}")
-        path = gemm_path(lib)
+        path = gemm_path(lib, info)
     if peak is None:
         peak, used = gemm_peak(threads, path)
         how = "this run"

@@ -24,7 +24,7 @@ torch = F = None  # see load_torch
 
 def load_torch():
     """Imports torch for this module's functions: after --isa has set the environment PyTorch's CPU dispatch
-    reads (main), or by a script that reuses torch_sit (memory.py)."""
+    reads (main), or by a script that reuses them (memory.py, cputime.py)."""
     global torch, F
     import torch
     import torch.nn.functional as F
