@@ -24,9 +24,10 @@
 #endif
 
 /* Cache blocking: a KC×NR panel of B (32 KiB for AVX-512) stays in L1 while the MC×KC block of A (MC =
- * MC_PANELS·MR rows) streams from L2. N is cut into equal blocks of at most NC columns (1152 → 2 × 576, not
- * 1024 + 128). Measured on a Xeon (AVX-512): KC 192..384 and NC 1024..2048 are within noise. */
-enum { KC = 256, NC = 1024, MR_MAX = 16, NR_MAX = 32, MC_PANELS = 16 };
+ * MC_PANELS·MR rows) streams from L2. N is cut into equal blocks of at most NC columns (2048 → 2 × 1024, not
+ * 1536 + 512); A is packed once per N block, so NC covers the widest layers of the models (1536: SiT-S's
+ * qkv and fc1 pack A once, not twice; forward −1.5 % on a Xeon). KC 192..384 measured within noise. */
+enum { KC = 256, NC = 1536, MR_MAX = 16, NR_MAX = 32, MC_PANELS = 16 };
 
 /* Multiplies the packed panels ap (MR×kc, k-major) and bp (kc×NR, k-major) into the MR×NR tile c. The
  * chain of element (i, j) starts from 0 (beta == 0), s[i·lds + j] (beta == 1) or beta·s[i·lds + j]: s is the
@@ -427,11 +428,12 @@ static float *workspace(size_t floats) {
 
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, const float *bias, float *c,
-              ptrdiff_t ldc) {
+              ptrdiff_t ldc, mfx_epilogue_fn epilogue, const void *ctx, ptrdiff_t row0, ptrdiff_t col0) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) { /* an empty chain: C = its start (bias, or beta·C: 0 when beta == 0, whatever C held) */
         for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = bias ? bias[j] : beta == 0 ? 0 : beta * c[i * ldc + j];
+        if (epilogue) epilogue(ctx, c, ldc, row0, col0, m, n);
         return 0;
     }
     const struct path *pt = &paths[path < 0 || path > MFX_GEMM_AVX512 ? 0 : path];
@@ -480,6 +482,8 @@ int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrd
                         for (ptrdiff_t i = 0; i < rows; i++) memcpy(ct + i * ldc, tile + i * nr, (size_t)cols * sizeof(float));
                     }
                 }
+                /* The last K block finished this block of C (mcur × nc, in L2): hand it on. */
+                if (epilogue && pc + kc == k) epilogue(ctx, c + ic * ldc + jc, ldc, row0 + ic, col0 + jc, mcur, nc);
             }
         }
     }

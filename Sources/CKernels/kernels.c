@@ -113,6 +113,21 @@ void mfx_swiglu_backward(int isa, float *dinp, const float *dout, const float *i
     DISPATCH(isa, swiglu_backward, (dinp, dout, inp, rows, h));
 }
 void mfx_multiply(int isa, float *y, const float *x, ptrdiff_t n) { DISPATCH(isa, multiply, (y, x, n)); }
+void mfx_gated_residual(int isa, float *out, const float *x, const float *g, const float *y, ptrdiff_t n) {
+    DISPATCH(isa, gated_residual, (out, x, g, y, n));
+}
+void mfx_gelu_epilogue(const void *ctx, const float *c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0, ptrdiff_t rows,
+                       ptrdiff_t cols) {
+    const mfx_gelu_epilogue_ctx *e = ctx;
+    for (ptrdiff_t r = 0; r < rows; r++) mfx_gelu_forward(e->isa, e->out + (i0 + r) * e->ldo + j0, c + r * ldc, cols);
+}
+void mfx_gated_residual_epilogue(const void *ctx, const float *c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0,
+                                 ptrdiff_t rows, ptrdiff_t cols) {
+    const mfx_gated_residual_epilogue_ctx *e = ctx;
+    for (ptrdiff_t r = 0, i = i0; r < rows; r++, i++)
+        mfx_gated_residual(e->isa, e->out + i * e->ld + j0, e->x + i * e->ld + j0,
+                           e->gate + i / e->tokens * e->gate_stride + j0, c + r * ldc, cols);
+}
 void mfx_softmax_rows(int isa, float *p, ptrdiff_t rows, ptrdiff_t n) { DISPATCH(isa, softmax_rows, (p, rows, n)); }
 void mfx_softmax_backward_rows(int isa, float *dp, const float *p, ptrdiff_t rows, ptrdiff_t n) {
     DISPATCH(isa, softmax_backward_rows, (dp, p, rows, n));

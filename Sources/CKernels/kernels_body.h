@@ -171,6 +171,10 @@ static void K(multiply)(float *y, const float *x, ptrdiff_t n) {
     ELEMENTWISE(n, { STOREn(y, LOADn(y) * LOADn(x)); });
 }
 
+static void K(gated_residual)(float *out, const float *x, const float *g, const float *y, ptrdiff_t n) {
+    ELEMENTWISE(n, { STOREn(out, LOADn(x) + LOADn(g) * LOADn(y)); });
+}
+
 /* ---- softmax ---- */
 
 static void K(softmax_rows)(float *p, ptrdiff_t rows, ptrdiff_t n) {

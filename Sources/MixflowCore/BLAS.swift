@@ -39,18 +39,30 @@ public enum BLAS {
     /// The path `sgemm` uses: the best the CPU supports and the environment allows (`ISALevel.allowed`).
     public static let path: Path = ISALevel.best(supports)
 
+    /// Work the GEMM does on finished blocks of C while they are in cache, instead of a second pass over C
+    /// (see `mfx_epilogue_fn` in Sources/CGemm/include/mixflow_gemm.h): `apply(context, block, ldc, i0, j0,
+    /// rows, cols)` is called once for every element of C, a block at a time, with the block's position in the
+    /// whole product; it reads the block and writes elsewhere. The context must outlive the `sgemm` call.
+    public struct Epilogue {
+        public typealias Apply = @convention(c) (UnsafeRawPointer?, UnsafePointer<Float>?, Int, Int, Int, Int, Int) -> Void
+        public var apply: Apply
+        public var context: UnsafeRawPointer
+        public init(apply: Apply, context: UnsafeRawPointer) { self.apply = apply; self.context = context }
+    }
+
     /// - Parameters:
     ///   - transA/transB: use Aᵀ / Bᵀ. A is stored [m, k] (or [k, m] when transposed) with row stride lda.
     ///   - beta: 0 overwrites C (C may hold garbage), 1 accumulates.
     ///   - bias: n floats or nil; when given, every row's chains start from it (as if it had been copied into
     ///     each row of C and accumulated onto with beta 1, without that pass) and beta is not used.
     ///   - threads: workers sharing the product (1 = the calling thread only).
+    ///   - epilogue: work on the finished blocks of C (nil: none).
     ///   - path: the instruction set (tests compare paths; it must be supported).
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1,
-        path: Path = BLAS.path
+        epilogue: Epilogue? = nil, path: Path = BLAS.path
     ) {
         guard m > 0, n > 0 else { return }
         precondition(supports(path), "BLAS.sgemm: path \(path.name) is not supported by this CPU")
@@ -61,7 +73,7 @@ public enum BLAS {
         let enough = Int(min(Double(m) * Double(n) * Double(max(k, 1)) / Double(workPerThread), Double(units)))
         let parts = max(1, min(threads, enough))
         if parts == 1 {
-            call(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc)
+            call(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, epilogue, 0, 0)
             return
         }
         let chunk = (units + parts - 1) / parts * unit
@@ -71,10 +83,10 @@ public enum BLAS {
                 guard len > 0 else { continue }
                 if splitRows {
                     call(path, transA, transB, len, n, k, alpha, transA ? a + lo : a + lo * lda, lda, b, ldb,
-                         beta, bias, c + lo * ldc, ldc)
+                         beta, bias, c + lo * ldc, ldc, epilogue, lo, 0)
                 } else {
                     call(path, transA, transB, m, len, k, alpha, a, lda, transB ? b + lo * ldb : b + lo, ldb,
-                         beta, bias.map { $0 + lo }, c + lo, ldc)
+                         beta, bias.map { $0 + lo }, c + lo, ldc, epilogue, 0, lo)
                 }
             }
         }
@@ -82,8 +94,10 @@ public enum BLAS {
 
     static func call(_ path: Path, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                     _ beta: Float, _ bias: UnsafePointer<Float>?, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        let status = mfx_sgemm(path.rawValue, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc)
+                     _ beta: Float, _ bias: UnsafePointer<Float>?, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                     _ epilogue: Epilogue?, _ row0: Int, _ col0: Int) {
+        let status = mfx_sgemm(path.rawValue, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc,
+                               epilogue?.apply, epilogue?.context, row0, col0)
         // The packing buffers are at most ~1.2 MiB; failing to get them is out of memory, as a Swift allocation.
         precondition(status == 0, "BLAS.sgemm: out of memory for the packing buffers")
     }

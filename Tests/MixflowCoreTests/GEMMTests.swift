@@ -165,6 +165,69 @@ import Glibc
     }
 }
 
+/// The epilogue contract (BLAS.Epilogue): with an epilogue, C is the same chain, and the epilogue is handed every
+/// element of C exactly once, already complete, with its position in the whole product (row and column splits,
+/// several K and N blocks, partial tiles, an empty K).
+@Suite struct GEMMEpilogueTests {
+    /// What the epilogue saw: the value handed for each element of C and how many times it was handed.
+    final class Record {
+        let m: Int, n: Int
+        let seen: UnsafeMutablePointer<Float>, visits: UnsafeMutablePointer<Int32>
+        /// Set when a block's pointer does not lie at (i0, j0) of the product's C.
+        let misplaced: UnsafeMutablePointer<Int32>
+        let c: UnsafePointer<Float>
+        init(m: Int, n: Int, c: UnsafePointer<Float>) {
+            self.m = m; self.n = n; self.c = c
+            seen = .allocate(capacity: m * n); seen.initialize(repeating: .nan, count: m * n)
+            visits = .allocate(capacity: m * n); visits.initialize(repeating: 0, count: m * n)
+            misplaced = .allocate(capacity: 1); misplaced.initialize(to: 0)
+        }
+        deinit { seen.deallocate(); visits.deallocate(); misplaced.deallocate() }
+    }
+
+    /// Copies each handed block into the record (blocks of different workers are disjoint).
+    static let record: BLAS.Epilogue.Apply = { context, block, ldc, i0, j0, rows, cols in
+        let r = Unmanaged<Record>.fromOpaque(context!).takeUnretainedValue()
+        if block! != r.c + i0 * ldc + j0 { r.misplaced.pointee = 1 }
+        for i in 0..<rows { for j in 0..<cols {
+            r.seen[(i0 + i) * r.n + j0 + j] = block![i * ldc + j]
+            r.visits[(i0 + i) * r.n + j0 + j] += 1
+        } }
+    }
+
+    static func check(_ pr: GEMMTests.Problem, path: BLAS.Path, threads: Int) {
+        var out = pr.c
+        let expected = pr.chain()
+        out.withUnsafeMutableBufferPointer { cp in
+            let rec = Record(m: pr.m, n: pr.n, c: cp.baseAddress!)
+            let ctx = Unmanaged.passUnretained(rec).toOpaque()
+            pr.a.withUnsafeBufferPointer { ap in pr.b.withUnsafeBufferPointer { bp in
+                BLAS.sgemm(transA: pr.transA, transB: pr.transB, m: pr.m, n: pr.n, k: pr.k, alpha: pr.alpha,
+                           a: ap.baseAddress!, lda: pr.lda, b: bp.baseAddress!, ldb: pr.ldb, beta: pr.beta,
+                           c: cp.baseAddress!, ldc: pr.n, threads: threads,
+                           epilogue: BLAS.Epilogue(apply: record, context: ctx), path: path)
+            } }
+            let label = "\(path.name) \(pr.m)x\(pr.n)x\(pr.k) threads \(threads)"
+            #expect((0..<(pr.m * pr.n)).allSatisfy { rec.visits[$0] == 1 }, "\(label): not every element handed once")
+            #expect((0..<(pr.m * pr.n)).allSatisfy { rec.seen[$0].bitPattern == expected[$0].bitPattern },
+                    "\(label): an element was handed before its chain was complete")
+            #expect(rec.misplaced.pointee == 0, "\(label): a block's position is not where it lies in C")
+            withExtendedLifetime(rec) {}
+        }
+        #expect(out == expected, "C itself is the chain")
+    }
+
+    @Test(arguments: [(530, 24, 520), (20, 1700, 300), (150, 140, 300), (37, 45, 0), (13, 33, 7)])
+    func epilogueSeesEveryFinishedElementOnce(shape: (Int, Int, Int)) {
+        for (ta, tb) in [(false, true), (true, false)] {
+            let pr = GEMMTests.Problem(transA: ta, transB: tb, m: shape.0, n: shape.1, k: shape.2, beta: 1, seed: 13)
+            for path in GEMMTests.paths where path != .portable || shape.0 * shape.1 * shape.2 < 1 << 20 {
+                for threads in [1, 2, 3] { Self.check(pr, path: path, threads: threads) }
+            }
+        }
+    }
+}
+
 /// A deterministic uniform generator in [-1, 1) for test matrices (splitmix64).
 struct SplitMix {
     var state: UInt64

@@ -50,6 +50,9 @@ let oddSizes = [1, 7, 15, 16, 17, 33, 384, 1000, 4099]
         expectSameBitsOnEveryBuild("multiply n=\(n)") { isa in
             var y = acc; mfx_multiply(isa, &y, x, n); return y
         }
+        expectSameBitsOnEveryBuild("gated_residual n=\(n)") { isa in
+            var o = [Float](repeating: 0, count: n); mfx_gated_residual(isa, &o, acc, dout, x, n); return o
+        }
     }
     for h in [1, 17, 64, 100] {
         let rows = 3

@@ -34,15 +34,24 @@ int mfx_gemm_supported(int path);
 /* The micro-kernel's register tile of `path`: rows × columns of C computed at once. */
 void mfx_gemm_tile(int path, int *rows, int *cols);
 
+/* A GEMM epilogue: work done on finished parts of C while they are still in cache, instead of in a second pass
+ * over C after the product (GELU of a linear layer's output, a gated residual). `apply` is called exactly once
+ * for every element of C, a block at a time: rows × cols at `c` (row stride ldc), every chain in the block
+ * complete; (i0, j0) is the block's position in the whole product (the offsets `row0`, `col0` of a split call
+ * added). It reads the block and writes elsewhere; it must not write C. `ctx` is passed through. */
+typedef void (*mfx_epilogue_fn)(const void *ctx, const float *c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0,
+                                ptrdiff_t rows, ptrdiff_t cols);
+
 /* The GEMM on `path` (which must be supported). Sizes are non-negative and the leading dimensions valid for
  * the row-major layout (lda >= k or m, ...); the caller checks them. beta == 0 overwrites C (C may hold
  * garbage). `bias` (n floats) or NULL: when given, every row's chains start from it and beta is not used.
+ * `epilogue` (or NULL) with `ctx`, `row0`, `col0`: see mfx_epilogue_fn.
  * Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its next calls)
  * cannot be allocated; C is then unchanged only if the failure happened before the first write, so
  * the caller treats -1 as fatal. */
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, const float *bias, float *c,
-              ptrdiff_t ldc);
+              ptrdiff_t ldc, mfx_epilogue_fn epilogue, const void *ctx, ptrdiff_t row0, ptrdiff_t col0);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,30 @@ void mfx_swiglu_backward(int isa, float *dinp, const float *dout, const float *i
 
 /* y = y ⊙ x over n floats. */
 void mfx_multiply(int isa, float *y, const float *x, ptrdiff_t n);
+/* out = x + g ⊙ y over n floats: the adaLN gated residual of one token row (out may alias x). */
+void mfx_gated_residual(int isa, float *out, const float *x, const float *g, const float *y, ptrdiff_t n);
+
+/* GEMM epilogues (mfx_epilogue_fn, Sources/CGemm/include/mixflow_gemm.h): a kernel above applied to a finished
+ * block of a linear layer's output C while the GEMM has it in cache, instead of in a pass of its own over C.
+ * Each output element is computed from the same inputs by the same operations as the kernel, so the bits are
+ * the kernel's. `ctx` points to the struct named after the function. */
+typedef struct mfx_gelu_epilogue_ctx {
+    int isa;
+    float *out; /* [rows of C, columns of C], row stride ldo: out = g(C) */
+    ptrdiff_t ldo;
+} mfx_gelu_epilogue_ctx;
+void mfx_gelu_epilogue(const void *ctx, const float *c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0, ptrdiff_t rows,
+                       ptrdiff_t cols);
+typedef struct mfx_gated_residual_epilogue_ctx {
+    int isa;
+    float *out;       /* out = x + gate ⊙ C, row stride ld (may alias x) */
+    const float *x;   /* row stride ld */
+    ptrdiff_t ld;
+    const float *gate; /* row i of C reads gate row i / tokens, rows gate_stride apart */
+    ptrdiff_t gate_stride, tokens;
+} mfx_gated_residual_epilogue_ctx;
+void mfx_gated_residual_epilogue(const void *ctx, const float *c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0,
+                                 ptrdiff_t rows, ptrdiff_t cols);
 
 /* In-place softmax of each of `rows` rows of n floats (max subtracted). */
 void mfx_softmax_rows(int isa, float *p, ptrdiff_t rows, ptrdiff_t n);

@@ -114,16 +114,16 @@ public final class DiTDHModel: NativeArchitecture, CachedActivations {
         ropeApply(qkv: s.qkv, cos: param(g.cos), sin: param(g.sin), b: b, t: config.tokens, d: d, heads: g.heads,
                   inverse: false, threads: th)
         attentionForward(out: s.att, qkv: s.qkv, b: b, t: config.tokens, d: d, heads: g.heads, threads: th)
-        linearForward(out: s.attProj, inp: s.att, weight: w(T.projW), bias: w(T.projB), n: r, c: d, oc: d, threads: th)
-        gatedResidualForward(out: s.mid, x: x, y: s.attProj, mod: s.mod, stride: 6 * d, gate: 2 * d,
-                             b: g.mb, t: g.mt, d: d, threads: th)
+        // The gated residuals are done by the GEMMs on their output blocks (LinearEpilogue).
+        let gate = { (column: Int) in LinearEpilogue.Gate(mod: s.mod, stride: 6 * d, column: column, tokens: g.mt) }
+        linearForward(out: s.attProj, inp: s.att, weight: w(T.projW), bias: w(T.projB), n: r, c: d, oc: d, threads: th,
+                      then: .gatedResidual(res: s.mid, x: x, gate: gate(2 * d)))
         rmsNormModulateForward(out: a.modulated, rstd: s.rstd2, x: s.mid, weight: w(T.norm2),
                                modulation: Modulation(mod: s.mod, stride: 6 * d, shift: 3 * d, scale: 4 * d),
                                b: g.mb, t: g.mt, d: d, threads: th)
         linearForward(out: s.w12, inp: a.modulated, weight: w(T.w12W), bias: w(T.w12B), n: r, c: d, oc: 2 * g.hs, threads: th)
         swigluForward(out: a.hidden, inp: s.w12, n: r, hidden: g.hs, threads: th)
-        linearForward(out: s.w3, inp: a.hidden, weight: w(T.w3W), bias: w(T.w3B), n: r, c: g.hs, oc: d, threads: th)
-        gatedResidualForward(out: out, x: s.mid, y: s.w3, mod: s.mod, stride: 6 * d, gate: 5 * d,
-                             b: g.mb, t: g.mt, d: d, threads: th)
+        linearForward(out: s.w3, inp: a.hidden, weight: w(T.w3W), bias: w(T.w3B), n: r, c: g.hs, oc: d, threads: th,
+                      then: .gatedResidual(res: out, x: s.mid, gate: gate(5 * d)))
     }
 }

@@ -70,11 +70,7 @@ public func gatedResidualForward(
 ) {
     parallelFor(b * t, threads: threads, grain: max(1, elementGrain / d)) { rows in
         for row in rows {
-            let g = mod + (row / t) * stride + gate
-            let o = out + row * d, xr = x + row * d, yr = y + row * d
-            var i = 0
-            while i + 8 <= d { o.store8(xr.simd8(i) + g.simd8(i) * yr.simd8(i), i); i += 8 }
-            while i < d { o[i] = xr[i] + g[i] * yr[i]; i += 1 }
+            mfx_gated_residual(kernelISA, out + row * d, x + row * d, mod + (row / t) * stride + gate, y + row * d, d)
         }
     }
 }

@@ -115,16 +115,16 @@ public final class SiTModel: NativeArchitecture, CachedActivations {
                                  b: b, t: tk, d: d, threads: th)
         linearForward(out: a.qkv[s], inp: a.modulated, weight: w(T.qkvW), bias: w(T.qkvB), n: bt, c: d, oc: 3 * d, threads: th)
         attentionForward(out: a.att[s], qkv: a.qkv[s], b: b, t: tk, d: d, heads: c.heads, threads: th)
-        linearForward(out: a.attProj[s], inp: a.att[s], weight: w(T.projW), bias: w(T.projB), n: bt, c: d, oc: d, threads: th)
-        gatedResidualForward(out: a.mids[s], x: xIn, y: a.attProj[s], mod: a.mods[s], stride: 6 * d, gate: 2 * d,
-                             b: b, t: tk, d: d, threads: th)
+        // The GELU and the gated residuals are done by the GEMMs on their output blocks (LinearEpilogue).
+        let gate = { (column: Int) in LinearEpilogue.Gate(mod: a.mods[s], stride: 6 * d, column: column, tokens: tk) }
+        linearForward(out: a.attProj[s], inp: a.att[s], weight: w(T.projW), bias: w(T.projB), n: bt, c: d, oc: d, threads: th,
+                      then: .gatedResidual(res: a.mids[s], x: xIn, gate: gate(2 * d)))
         layerNormModulateForward(out: a.modulated, mean: a.mean2[s], rstd: a.rstd2[s], x: a.mids[s],
                                  modulation: Modulation(mod: a.mods[s], stride: 6 * d, shift: 3 * d, scale: 4 * d),
                                  b: b, t: tk, d: d, threads: th)
-        linearForward(out: a.fc1[s], inp: a.modulated, weight: w(T.fc1W), bias: w(T.fc1B), n: bt, c: d, oc: m, threads: th)
-        geluForward(out: a.hiddenAct, inp: a.fc1[s], count: bt * m, threads: th)
-        linearForward(out: a.fc2[s], inp: a.hiddenAct, weight: w(T.fc2W), bias: w(T.fc2B), n: bt, c: m, oc: d, threads: th)
-        gatedResidualForward(out: xOut, x: a.mids[s], y: a.fc2[s], mod: a.mods[s], stride: 6 * d, gate: 5 * d,
-                             b: b, t: tk, d: d, threads: th)
+        linearForward(out: a.fc1[s], inp: a.modulated, weight: w(T.fc1W), bias: w(T.fc1B), n: bt, c: d, oc: m, threads: th,
+                      then: .gelu(act: a.hiddenAct))
+        linearForward(out: a.fc2[s], inp: a.hiddenAct, weight: w(T.fc2W), bias: w(T.fc2B), n: bt, c: m, oc: d, threads: th,
+                      then: .gatedResidual(res: xOut, x: a.mids[s], gate: gate(5 * d)))
     }
 }
