@@ -382,7 +382,7 @@ void mfx_gemm_tile(int path, int *rows, int *cols) {
 
 static ptrdiff_t min_pd(ptrdiff_t x, ptrdiff_t y) { return x < y ? x : y; }
 
-/* Each thread keeps its packing buffers (at most ~1.2 MiB) from call to call: a training step makes thousands
+/* Each thread keeps its packing buffers (at most ~1.7 MiB) from call to call: a training step makes thousands
  * of calls, and a fresh buffer per call cost an mmap, page faults and the kernel clearing pages every time.
  * Grown on demand; freed when the thread exits (the key's destructor). */
 struct workspace {

@@ -98,7 +98,7 @@ public enum BLAS {
                      _ epilogue: Epilogue?, _ row0: Int, _ col0: Int) {
         let status = mfx_sgemm(path.rawValue, ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc,
                                epilogue?.apply, epilogue?.context, row0, col0)
-        // The packing buffers are at most ~1.2 MiB; failing to get them is out of memory, as a Swift allocation.
+        // The packing buffers are at most ~1.7 MiB; failing to get them is out of memory, as a Swift allocation.
         precondition(status == 0, "BLAS.sgemm: out of memory for the packing buffers")
     }
 

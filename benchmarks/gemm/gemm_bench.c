@@ -36,10 +36,10 @@ static void run_job(const struct job *j) {
     const long lda = j->ta ? j->m : j->k, ldb = j->tb ? j->k : j->n, ldc = j->n;
     if (j->split_rows)
         mfx_sgemm(j->path, j->ta, j->tb, j->len, j->n, j->k, j->alpha, j->ta ? j->a + j->lo : j->a + j->lo * lda, lda,
-                  j->b, ldb, 0, NULL, j->c + j->lo * ldc, ldc);
+                  j->b, ldb, 0, NULL, j->c + j->lo * ldc, ldc, NULL, NULL, 0, 0);
     else
         mfx_sgemm(j->path, j->ta, j->tb, j->m, j->len, j->k, j->alpha, j->a, lda,
-                  j->tb ? j->b + j->lo * ldb : j->b + j->lo, ldb, 0, NULL, j->c + j->lo, ldc);
+                  j->tb ? j->b + j->lo * ldb : j->b + j->lo, ldb, 0, NULL, j->c + j->lo, ldc, NULL, NULL, 0, 0);
 }
 
 /* Persistent workers (as libdispatch's): each keeps its packing buffers between calls. */

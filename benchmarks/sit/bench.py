@@ -76,6 +76,37 @@ def state_dict(lib, m):
     return out
 
 
+def sit_model(lib, arch, input_size, channels, threads, P=None, rng=None):
+    """A SiT in `lib` (arch such as "SiT-S/2") and its weights as a state dict: `P` when given, else the
+    library's initial weights with adaLN and the final layer drawn from `rng` (the official init zeroes them,
+    which would make parts of the network trivial on both sides). Returns (model handle, P)."""
+    p = ModelParams()
+    check(lib, lib.mixflow_model_default_params(C.byref(p), C.sizeof(p)))
+    p.arch, p.input_size, p.in_channels, p.num_threads, p.seed = arch.encode(), input_size, channels, threads, 1
+    m = C.c_void_p()
+    check(lib, lib.mixflow_model_create(C.byref(p), C.byref(m)))
+    if P is None:
+        P = state_dict(lib, m)
+        for k in P:
+            if "adaLN" in k or k.startswith("final_layer"):
+                P[k] = torch.from_numpy(rng.standard_normal(P[k].shape).astype(np.float32) * 0.02)
+    fp = C.POINTER(C.c_float)
+    lib.mixflow_model_set_tensor.argtypes = [C.c_void_p, C.c_char_p, fp, C.POINTER(C.c_int64), C.c_int32]
+    for k, v in P.items():
+        arr = np.ascontiguousarray(v.numpy())
+        check(lib, lib.mixflow_model_set_tensor(m, k.encode(), arr.ctypes.data_as(fp), (C.c_int64 * arr.ndim)(*arr.shape),
+                                                arr.ndim))
+    return m, P
+
+
+def sit_batch(rng, batch, channels, input_size):
+    """x, t, labels and a regression target for one batch (float32 / int32 numpy arrays)."""
+    x = rng.standard_normal((batch, channels, input_size, input_size)).astype(np.float32)
+    t = rng.uniform(0, 1, batch).astype(np.float32)
+    y = rng.integers(0, 1000, batch).astype(np.int32)
+    return x, t, y, rng.standard_normal(x.shape).astype(np.float32)
+
+
 def torch_sit(P, cfg, x, t, y):
     """The same SiT in plain PyTorch ops (fast paths: F.linear, F.layer_norm, SDPA)."""
     d, H, p, Cc = cfg["hidden"], cfg["heads"], cfg["patch"], cfg["channels"]
@@ -145,32 +176,15 @@ def main():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
     torch.set_num_threads(a.threads)
     lib, path = load_lib()
-    p = ModelParams()
-    check(lib, lib.mixflow_model_default_params(C.byref(p), C.sizeof(p)))
-    p.arch, p.input_size, p.in_channels, p.num_threads, p.seed = a.arch.encode(), a.input, a.channels, a.threads, 1
-    m = C.c_void_p()
-    check(lib, lib.mixflow_model_create(C.byref(p), C.byref(m)))
+    rng = np.random.default_rng(0)
+    m, P = sit_model(lib, a.arch, a.input, a.channels, a.threads, rng=rng)
     sizes = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
     depth, hidden, heads = sizes[a.arch.split("-")[1].split("/")[0].upper()]
     cfg = dict(depth=depth, hidden=hidden, heads=heads, patch=int(a.arch.split("/")[1]), input=a.input, channels=a.channels)
-    P = state_dict(lib, m)
-    rng = np.random.default_rng(0)
-    # The official init zeroes adaLN and the final layer; give them values so both sides do real work.
-    for k in P:
-        if "adaLN" in k or k.startswith("final_layer"):
-            P[k] = torch.from_numpy(rng.standard_normal(P[k].shape).astype(np.float32) * 0.02)
     B = a.batch
-    x = rng.standard_normal((B, a.channels, a.input, a.input)).astype(np.float32)
-    t = rng.uniform(0, 1, B).astype(np.float32)
-    y = rng.integers(0, 1000, B).astype(np.int32)
-    target = rng.standard_normal(x.shape).astype(np.float32)
+    x, t, y, target = sit_batch(rng, B, a.channels, a.input)
     out, dx, loss = np.empty_like(x), np.empty_like(x), C.c_float()
     fp, ip = C.POINTER(C.c_float), C.POINTER(C.c_int32)
-    # Upload the modified tensors.
-    lib.mixflow_model_set_tensor.argtypes = [C.c_void_p, C.c_char_p, fp, C.POINTER(C.c_int64), C.c_int32]
-    for k, v in P.items():
-        arr = np.ascontiguousarray(v.numpy())
-        check(lib, lib.mixflow_model_set_tensor(m, k.encode(), arr.ctypes.data_as(fp), (C.c_int64 * arr.ndim)(*arr.shape), arr.ndim))
     X, Tt, Y, TG, O, DX = (v.ctypes.data_as(fp if v.dtype == np.float32 else ip) for v in (x, t, y, target, out, dx))
     Pt = {k: v.clone().requires_grad_(k != "pos_embed") for k, v in P.items()}
     xt, tt, yt, tgt = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(y.astype(np.int64)), torch.from_numpy(target)

@@ -43,30 +43,13 @@ def main():
     torch.set_num_threads(a.threads)
     B, fp, ip = 16, C.POINTER(C.c_float), C.POINTER(C.c_int32)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((B, 4, 32, 32)).astype(np.float32)
-    t = rng.uniform(0, 1, B).astype(np.float32)
-    y = rng.integers(0, 1000, B).astype(np.int32)
-    tg = rng.standard_normal(x.shape).astype(np.float32)
-    results, P = {}, None
+    results, P, batch = {}, None, None
     for path in a.libraries or [None]:
         if path:
             os.environ["MIXFLOW_LIBRARY"] = path
         lib, path = bench.load_lib()
-        p = bench.ModelParams()
-        bench.check(lib, lib.mixflow_model_default_params(C.byref(p), C.sizeof(p)))
-        p.arch, p.input_size, p.in_channels, p.num_threads, p.seed = b"SiT-S/2", 32, 4, a.threads, 1
-        m = C.c_void_p()
-        bench.check(lib, lib.mixflow_model_create(C.byref(p), C.byref(m)))
-        lib.mixflow_model_set_tensor.argtypes = [C.c_void_p, C.c_char_p, fp, C.POINTER(C.c_int64), C.c_int32]
-        if P is None:  # the first library's initial weights, adaLN and final layer made non-zero (as bench.py)
-            P = bench.state_dict(lib, m)
-            for k in P:
-                if "adaLN" in k or k.startswith("final_layer"):
-                    P[k] = torch.from_numpy(rng.standard_normal(P[k].shape).astype(np.float32) * 0.02)
-        for k, v in P.items():
-            w = np.ascontiguousarray(v.numpy())
-            bench.check(lib, lib.mixflow_model_set_tensor(m, k.encode(), w.ctypes.data_as(fp),
-                                                          (C.c_int64 * w.ndim)(*w.shape), w.ndim))
+        m, P = bench.sit_model(lib, "SiT-S/2", 32, 4, a.threads, P=P, rng=rng)  # the first library's weights for all
+        x, t, y, tg = batch = batch or bench.sit_batch(rng, B, 4, 32)
         out, dx, loss = np.empty_like(x), np.empty_like(x), C.c_float()
         X, T, Y, TG, O, DX = (v.ctypes.data_as(fp if v.dtype == np.float32 else ip) for v in (x, t, y, tg, out, dx))
         results[path] = (best(lambda: bench.check(lib, lib.mixflow_model_forward(m, X, T, Y, B, O)), a.repeats),

@@ -46,7 +46,7 @@ typedef void (*mfx_epilogue_fn)(const void *ctx, const float *c, ptrdiff_t ldc, 
  * the row-major layout (lda >= k or m, ...); the caller checks them. beta == 0 overwrites C (C may hold
  * garbage). `bias` (n floats) or NULL: when given, every row's chains start from it and beta is not used.
  * `epilogue` (or NULL) with `ctx`, `row0`, `col0`: see mfx_epilogue_fn.
- * Returns 0, or -1 when the packing buffers (at most ~1.2 MiB, kept by the calling thread for its next calls)
+ * Returns 0, or -1 when the packing buffers (at most ~1.7 MiB, kept by the calling thread for its next calls)
  * cannot be allocated; C is then unchanged only if the failure happened before the first write, so
  * the caller treats -1 as fatal. */
 int mfx_sgemm(int path, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
