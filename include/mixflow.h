@@ -398,6 +398,16 @@ mixflow_status mixflow_slow_flow_lag(const double *t, const double *m, int64_t b
 mixflow_status mixflow_slow_flow_outlook(int32_t endpoint_lags, double nearest_data_gamma,
     int32_t *out_outlook) MIXFLOW_WARN_UNUSED_RESULT;
 
+/* The constants of `mixflow_slow_flow_outlook`'s rule, so that a caller can say what the advice means:
+ * `out_helpful_gamma_min`..`out_helpful_gamma_max` is the γ range at which MixFlow helped where it helped (the
+ * range "expected to help" refers to), `out_far_from_data` the nearest-data suggest_gamma from which samples
+ * count as far from the data (no lag and at least this: undecided). Any output may be NULL (not written).
+ *
+ * Returns: `MIXFLOW_OK`.
+ */
+mixflow_status mixflow_slow_flow_outlook_rule(double *out_helpful_gamma_min, double *out_helpful_gamma_max,
+    double *out_far_from_data) MIXFLOW_WARN_UNUSED_RESULT;
+
 /* Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
  *
  * Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.

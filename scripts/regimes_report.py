@@ -74,10 +74,11 @@ def posttrain_table(post):
 def advice_check(screen, post):
     """The advice `mixflow slowflow` prints (mixflow.slow_flow_outlook of the endpoint verdict and the nearest-data
     suggest_gamma), checked on every post-trained (base, setting, steps, lr, MixFlow arm): "expected to help" is
-    right when the arms at gamma 0.4-0.8 (the range the advice names) beat standard, "expected to hurt" when every
-    MixFlow arm loses; "undecided" rows are listed with their outcome and not counted."""
+    right when the arms in the gamma range the advice names (mixflow.slow_flow_outlook_rule: 0.4-0.8) beat standard,
+    "expected to hurt" when every MixFlow arm loses; "undecided" rows are listed with their outcome and not counted."""
     import mixflow
     from mixflow.slowflow import Lag
+    lo, hi = mixflow.slow_flow_outlook_rule().helpful_gamma
     outlook = {(r["base"], r["setting"]): mixflow.slow_flow_outlook(
         Lag(float(r["endpoint_slowed"]), float(r["endpoint_median_m_over_t"]), r["endpoint_lags"] == "1"),
         float(r["nearest_data_gamma"])) for r in screen}
@@ -88,7 +89,7 @@ def advice_check(screen, post):
         if (key[0], key[3]) not in outlook or not key[4].startswith("mixflow "):
             continue
         helps = outlook[(key[0], key[3])]
-        if helps is not False and not 0.4 <= float(key[4].split()[1]) <= 0.8:
+        if helps is not False and not lo <= float(key[4].split()[1]) <= hi:
             continue
         if helps is None:
             out.append(f"| {' | '.join(key[:4])} | undecided | {key[4]} | {_mean_se(g)} | – |")

@@ -148,6 +148,23 @@ func finiteDoubles(_ p: UnsafePointer<Double>, _ n: Int, _ name: String, range: 
     }
 }
 
+/// The constants of `mixflow_slow_flow_outlook`'s rule, so that a caller can say what the advice means:
+/// `out_helpful_gamma_min`..`out_helpful_gamma_max` is the γ range at which MixFlow helped where it helped (the
+/// range "expected to help" refers to), `out_far_from_data` the nearest-data suggest_gamma from which samples
+/// count as far from the data (no lag and at least this: undecided). Any output may be NULL (not written).
+///
+/// - Returns: `MIXFLOW_OK`.
+@c public func mixflow_slow_flow_outlook_rule(
+    _ out_helpful_gamma_min: UnsafeMutablePointer<Double>?, _ out_helpful_gamma_max: UnsafeMutablePointer<Double>?,
+    _ out_far_from_data: UnsafeMutablePointer<Double>?
+) -> mixflow_status {
+    capi("mixflow_slow_flow_outlook_rule") {
+        out_helpful_gamma_min?.pointee = MixFlowOutlook.helpfulGamma.lowerBound
+        out_helpful_gamma_max?.pointee = MixFlowOutlook.helpfulGamma.upperBound
+        out_far_from_data?.pointee = MixFlowOutlook.farFromData
+    }
+}
+
 /// Writes the statistics as CSV (header row = column names) or JSON, atomically (temporary file, fsync, rename).
 ///
 /// - Returns: `MIXFLOW_OK`, `MIXFLOW_ERR_INVALID_ARGUMENT` (NULL, bad size, unknown enum, NaN) or `MIXFLOW_ERR_IO`.

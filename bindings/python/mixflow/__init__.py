@@ -23,6 +23,7 @@ _LAZY = {
     "Sampler": "sampler", "SampleResult": "sampler", "sample": "sampler", "save_npz": "sampler", "to_uint8": "sampler",
     "equal_labels": "sampler", "save_png": "sampler", "pixel_shuffle": "sampler", "pixel_unshuffle": "sampler",
     "SlowFlow": "slowflow", "slow_flow": "slowflow", "slow_flow_measure": "slowflow", "suggest_gamma": "slowflow", "slow_flow_lag": "slowflow", "slow_flow_outlook": "slowflow",
+    "slow_flow_outlook_rule": "slowflow",
     # ---- data and evaluation ----
     "load_idx": "data", "fashion_mnist": "data",
     "FeatureNet": "metrics", "feature_stats": "metrics", "frechet_distance": "metrics", "kid": "metrics",

@@ -140,6 +140,7 @@ _api("mixflow_slow_flow_stats", [DP, DP, c_int64, c_int64, DP], c_int)
 _api("mixflow_slow_flow_suggest_gamma", [DP, DP, c_int64, c_int64, c_double, DP], c_int)
 _api("mixflow_slow_flow_lag", [DP, DP, c_int64, c_int64, c_int32, DP, DP, POINTER(c_int32)], c_int)
 _api("mixflow_slow_flow_outlook", [c_int32, c_double, POINTER(c_int32)], c_int)
+_api("mixflow_slow_flow_outlook_rule", [POINTER(c_double), POINTER(c_double), POINTER(c_double)], c_int)
 _api("mixflow_status_name", [c_int], c_char_p)
 # ---- model ----------------------------------------------------------------------------------------------
 _api("mixflow_model_create", [POINTER(T.ModelParams), POINTER(MD)], c_int)

@@ -163,3 +163,21 @@ def outlook(endpoint: Lag | SlowFlow, nearest_data_gamma: float | None = None) -
 
 
 slow_flow_outlook = outlook
+
+
+class OutlookRule(NamedTuple):
+    """The constants of ``outlook``'s rule: ``helpful_gamma`` the (min, max) γ range at which MixFlow helped where
+    it helped (what "expected to help" refers to), ``far_from_data`` the nearest-data suggest_gamma from which the
+    samples count as far from the data (no lag and at least this: undecided)."""
+    helpful_gamma: tuple[float, float]
+    far_from_data: float
+
+
+def outlook_rule() -> OutlookRule:
+    """The constants of ``outlook``'s rule, as the library applies them."""
+    lo, hi, far = ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+    check(lib.mixflow_slow_flow_outlook_rule(ctypes.byref(lo), ctypes.byref(hi), ctypes.byref(far)))
+    return OutlookRule((lo.value, hi.value), far.value)
+
+
+slow_flow_outlook_rule = outlook_rule

@@ -209,6 +209,18 @@ def test_slow_flow_outlook_is_the_documented_rule():
         mixflow.slow_flow_outlook(on_time, 1.5)
 
 
+def test_slow_flow_outlook_rule_reports_the_constants_the_rule_applies():
+    """docs/slow-flow.md: "expected to help" refers to gamma 0.4-0.8; samples count as far from the data from a
+    nearest-data gamma of 0.3. The reported threshold is the one outlook() switches at."""
+    from mixflow.slowflow import Lag
+    rule = mixflow.slow_flow_outlook_rule()
+    assert rule.helpful_gamma == (0.4, 0.8) and rule.far_from_data == 0.3
+    on_time = Lag(0.2, 1.02, False)
+    below = float(np.nextafter(rule.far_from_data, 0))
+    assert mixflow.slow_flow_outlook(on_time, below) is False
+    assert mixflow.slow_flow_outlook(on_time, rule.far_from_data) is None
+
+
 def test_npz_is_readable_by_numpy_with_each_uint8_rule(tmp_path):
     x = np.random.default_rng(6).uniform(-1.2, 1.2, (3, 3, 4, 5)).astype(np.float32)
     rules = {"sit": np.clip(127.5 * x + 128, 0, 255), "rae": np.clip(x, 0, 1) * 255,
