@@ -284,6 +284,40 @@ def test_slowflow_advice_rests_on_the_endpoint_lag(base):
     assert r.returncode == 0 and ("measure with --reference nearest-data" in r.stdout) == (not lag.lags)
 
 
+@pytest.mark.parametrize("velocity", [0.0, 0.5, 2.0])
+def test_slowflow_advice_on_constant_velocity_fields(tmp_path, velocity):
+    """A SiT whose weights are zero except the final bias outputs the constant velocity c. Its Euler path from x0
+    is x0 + t*c, which is exactly the interpolation at m = t between x0 and its endpoint x0 + c: for c != 0 the
+    path does not lag (no pair slowed, median m/t 1) and the samples sit far from the data (pixels in [-1, 1]
+    shifted by c), so the advice is "undecided", with the threshold of slow_flow_outlook_rule; for c = 0 the
+    samples never leave the noise (m = 0 everywhere): the path lags and MixFlow is "expected to help"."""
+    import re
+    m = mixflow.Model.create(None, depth=1, hidden=32, heads=2, patch=7, input_size=28, in_channels=1, num_classes=10)
+    state = {k: np.zeros_like(v) for k, v in m.state_dict().items()}
+    state["final_layer.linear.bias"][:] = velocity
+    m.load_state_dict(state)
+    m.save_onnx(tmp_path / "constant.onnx")
+    r = subprocess.run([CLI, "slowflow", "--checkpoint", tmp_path / "constant.onnx", "--n", "32", "--steps", "10",
+                        "--method", "euler", "--reference", "nearest-data", "--data-points", "500"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    advice = [line for line in r.stdout.splitlines() if line.startswith("advice:")]
+    assert len(advice) == 1
+    pct, median = re.search(r"(\d+) % of \(sample, t\) pairs slowed, median m/t ([0-9.]+)", advice[0]).groups()
+    gamma = float(r.stdout.split("suggested gamma (nearest-data, coverage 0.95): ")[1].split()[0])
+    rule = mixflow.slow_flow_outlook_rule()
+    if velocity == 0:
+        assert (pct, median) == ("100", "0.000")
+        assert advice[0].startswith("advice: MixFlow is expected to help")
+        lo, hi = rule.helpful_gamma
+        assert f"gamma {lo:.1f}-{hi:.1f}" in advice[0]
+    else:
+        assert (pct, median) == ("0", "1.000") and gamma >= rule.far_from_data
+        assert mixflow.slow_flow_outlook(mixflow.slowflow.Lag(0.0, 1.0, False), gamma) is None
+        assert advice[0].startswith("advice: undecided: the path does not lag but the samples sit far from the data")
+        assert f"nearest-data suggest_gamma {gamma:.2f}, at least {rule.far_from_data:.1f}" in advice[0]
+
+
 # ---- RAE sampling of a DiT^DH: RAE grid, equal labels, autoguidance, depth-to-space, converted checkpoints ----
 
 @pytest.fixture(scope="module")
