@@ -26,7 +26,8 @@
 /* Cache blocking: a KC×NR panel of B (32 KiB for AVX-512) stays in L1 while the MC×KC block of A (MC =
  * MC_PANELS·MR rows) streams from L2. N is cut into equal blocks of at most NC columns (2048 → 2 × 1024, not
  * 1536 + 512); A is packed once per N block, so NC covers the widest layers of the models (1536: SiT-S's
- * qkv and fc1 pack A once, not twice; forward −1.5 % on a Xeon). KC 192..384 measured within noise. */
+ * qkv and fc1 pack A once, not twice: SiT-S/2 forward −3.2 % at 1 thread, −1.3 % at 2 on a Xeon). KC 192..384
+ * measured within noise. */
 enum { KC = 256, NC = 1536, MR_MAX = 16, NR_MAX = 32, MC_PANELS = 16 };
 
 /* Multiplies the packed panels ap (MR×kc, k-major) and bp (kc×NR, k-major) into the MR×NR tile c. The
