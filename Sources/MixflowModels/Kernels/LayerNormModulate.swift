@@ -68,9 +68,13 @@ public func gatedResidualForward(
     out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
     mod: UnsafePointer<Float>, stride: Int, gate: Int, b: Int, t: Int, d: Int, threads: Int
 ) {
-    parallelFor(b * t, threads: threads, grain: max(1, elementGrain / d)) { rows in
-        for row in rows {
-            mfx_gated_residual(kernelISA, out + row * d, x + row * d, mod + (row / t) * stride + gate, y + row * d, d)
+    // The GEMM epilogue of the same name does this on a linear layer's output blocks: one place maps a row to
+    // its gate row.
+    var ctx = mfx_gated_residual_epilogue_ctx(isa: kernelISA, out: out, x: x, ld: d, gate: mod + gate,
+                                              gate_stride: stride, tokens: t)
+    withUnsafePointer(to: &ctx) { ctx in
+        parallelFor(b * t, threads: threads, grain: max(1, elementGrain / d)) { rows in
+            mfx_gated_residual_epilogue(ctx, y + rows.lowerBound * d, d, rows.lowerBound, 0, rows.count, d)
         }
     }
 }
