@@ -36,17 +36,24 @@ public enum Parallel {
     /// Which thread runs a range varies from call to call, so `body` must make each item's result
     /// independent of that (per-item outputs, reductions in a fixed order afterwards).
     public static func forDynamicRanges(_ count: Int, threads: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        forDynamicRanges(count, threads: threads, grain: grain) { _, range in body(range) }
+    }
+
+    /// As above, and `body` also gets the index of the worker running the range (0..<threads): one worker's
+    /// ranges run one after another on one thread, so per-worker state (scratch, a model replica) needs no lock.
+    public static func forDynamicRanges(_ count: Int, threads: Int, grain: Int,
+                                        _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         guard count > 0 else { return }
         let grain = max(grain, 1)
         let parts = max(1, min(threads, (count + grain - 1) / grain))
-        if parts == 1 { body(0..<count); return }
+        if parts == 1 { body(0, 0..<count); return }
         let next = WorkCounter()
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: parts) { _ in
+            DispatchQueue.concurrentPerform(iterations: parts) { worker in
                 while true {
                     let lo = next.value.wrappingAdd(grain, ordering: .relaxed).oldValue
                     if lo >= count { break }
-                    body(lo..<min(lo + grain, count))
+                    body(worker, lo..<min(lo + grain, count))
                 }
             }
         }

@@ -17,6 +17,11 @@ public protocol NativeModel: TrainableModel {
     func zeroGradients()
     /// A new, independent model of the same architecture (official init for `seed`, same thread count).
     func sibling(seed: UInt64) throws -> NativeModel
+    /// Another model object over this model's parameter memory (shared, not copied: it sees every later change
+    /// of the weights), with its own activations and `threads`, so that forward passes can run on several
+    /// threads at once (a sampler's workers: one replica each). Inference only: a saving forward throws.
+    /// A replica keeps the parameter memory alive.
+    func inferenceReplica(threads: Int) throws -> NativeModel
 }
 
 /// What the scaffold reads from every architecture's configuration.
@@ -43,7 +48,7 @@ public protocol NativeArchitecture: NativeModel {
     var config: Config { get }
     /// Parameters, gradients and their layout.
     var state: ModelState { get }
-    init(_ config: Config, seed: UInt64, threads: Int) throws
+    init(_ config: Config, parameters: ParameterSource, threads: Int) throws
     /// The validated configuration a `model.*` description (`architectureMetadata`) names.
     /// - Throws: `.format` naming the missing, malformed or out-of-range key.
     static func config(fromMetadata meta: [(key: String, value: String)]) throws -> Config
@@ -76,7 +81,15 @@ extension NativeArchitecture {
     @inline(__always) func param(_ index: Int) -> UnsafeMutablePointer<Float> { state.param(index) }
     @inline(__always) func grad(_ index: Int) -> UnsafeMutablePointer<Float> { state.grad(index) }
 
+    /// A model with fresh parameters, the official from-scratch initialisation for `seed`; `threads` 0 means every core.
+    public init(_ config: Config, seed: UInt64, threads: Int = 0) throws {
+        try self.init(config, parameters: .seed(seed), threads: threads)
+    }
+
     public func sibling(seed: UInt64) throws -> NativeModel { try Self(config, seed: seed, threads: threads) }
+    public func inferenceReplica(threads: Int) throws -> NativeModel {
+        try Self(config, parameters: .shared(state), threads: threads)
+    }
 
     /// Rebuilds the architecture from `architectureMetadata` (weights are loaded separately).
     public static func fromMetadata(_ meta: [(key: String, value: String)], threads: Int = 0) throws -> Self {

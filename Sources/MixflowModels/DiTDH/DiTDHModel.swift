@@ -17,12 +17,12 @@ public final class DiTDHModel: NativeArchitecture, CachedActivations {
     public let state: ModelState
     var acts = ActivationCache<DiTDHActivations>()
 
-    public init(_ config: DiTDHConfig, seed: UInt64, threads: Int = 0) throws {
+    public init(_ config: DiTDHConfig, parameters: ParameterSource, threads: Int) throws {
         try config.validate()
         self.config = config
         table = DiTDHParameterTable(config)
-        state = try ModelState(table.layout, threads: threads)
-        initialize(seed: seed)
+        state = try ModelState(table.layout, parameters: parameters, threads: threads)
+        if case .seed(let seed) = parameters { initialize(seed: seed) }
     }
 
     // MARK: - Forward

@@ -40,14 +40,14 @@ public final class REPAModel: NativeArchitecture, FeatureAlignedModel, TokenTap 
     public var state: ModelState { trunk.state }
     var afterBlock: Int { config.encoderDepth }
 
-    public init(_ config: REPAConfig, seed: UInt64, threads: Int = 0) throws {
+    public init(_ config: REPAConfig, parameters: ParameterSource, threads: Int) throws {
         try config.validate()
         self.config = config
         var first = 0
         trunk = try SiTModel(config.sit, beforeFinal: { layout in
             first = layout.entries.count
             REPAModel.addProjectors(config, to: &layout)
-        }, seed: seed, threads: threads)
+        }, parameters: parameters, threads: threads)
         firstProjector = first
         trunk.state.tap = self
     }

@@ -3,6 +3,15 @@ import Glibc
 #endif
 import MixflowCore
 
+/// Where a new model's parameters come from.
+public enum ParameterSource {
+    /// Fresh memory, filled with the architecture's official from-scratch initialisation for this seed.
+    case seed(UInt64)
+    /// The parameter memory of an existing model of the same layout, shared, not copied: an inference replica
+    /// (see `NativeModel.inferenceReplica`).
+    case shared(ModelState)
+}
+
 /// What every native model owns besides its architecture: the parameter layout, the flat parameter buffer and
 /// its parallel gradient buffer, and the batch of the last forward pass that saved activations.
 public final class ModelState {
@@ -11,6 +20,10 @@ public final class ModelState {
     public let params: UnsafeMutablePointer<Float>
     /// Flat gradients, same layout; backward accumulates into it; fixed tensors' slots stay 0.
     public let grads: UnsafeMutablePointer<Float>
+    /// The state whose parameter and gradient memory this one uses (kept alive by this reference), or nil
+    /// when this state owns its buffers. A state with an owner belongs to an inference replica: its forward
+    /// passes refuse to save activations, so it never runs backward or writes the gradients.
+    public let owner: ModelState?
     /// Batch size of the last forward pass that saved activations (0 before any, and after a failed pass);
     /// backward applies to it.
     public internal(set) var lastBatch = 0
@@ -19,11 +32,24 @@ public final class ModelState {
     /// The head attached to the residual stream, if any (see `TokenTap`); its owner keeps it alive.
     weak var tap: TokenTap?
 
-    /// Allocates both buffers (parameters uninitialised, gradients zero); `threads` 0 means every core.
-    /// - Throws: `.outOfMemory`.
-    public init(_ layout: ParameterLayout, threads: Int) throws {
+    /// `.seed`: allocates both buffers (parameters uninitialised — the architecture fills them —, gradients
+    /// zero); `.shared`: uses those of the given state, whose layout must have the same size. `threads` 0 means
+    /// every core.
+    /// - Throws: `.outOfMemory`; `.invalidArgument` when a shared state's layout differs in size.
+    public init(_ layout: ParameterLayout, parameters: ParameterSource, threads: Int) throws {
         self.layout = layout
         self.threads = Parallel.threads(threads)
+        if case .shared(let other) = parameters {
+            let root = other.owner ?? other
+            guard root.layout.count == layout.count else {
+                throw MixflowError.invalidArgument("shared parameters: \(root.layout.count) floats, the layout has \(layout.count)")
+            }
+            owner = root
+            params = root.params
+            grads = root.grads
+            return
+        }
+        owner = nil
         let bytes = layout.count * MemoryLayout<Float>.stride
         guard let p = malloc(max(bytes, 1)) else { throw MixflowError.outOfMemory("\(bytes) bytes of parameters") }
         guard let g = calloc(max(layout.count, 1), MemoryLayout<Float>.stride) else {
@@ -33,7 +59,7 @@ public final class ModelState {
         grads = g.bindMemory(to: Float.self, capacity: layout.count)
     }
 
-    deinit { free(params); free(grads) }
+    deinit { if owner == nil { free(params); free(grads) } }
 
     @inline(__always) public func param(_ index: Int) -> UnsafeMutablePointer<Float> { params + layout.entries[index].offset }
     @inline(__always) public func grad(_ index: Int) -> UnsafeMutablePointer<Float> { grads + layout.entries[index].offset }
@@ -148,6 +174,9 @@ extension CachedActivations {
     /// probability `classDropout` under `dropout`, else as given).
     func beginForward(y: UnsafePointer<Int32>, batch b: Int, dropout: LabelDropout?,
                       saveForBackward: Bool) throws -> Activations {
+        if saveForBackward, state.owner != nil {
+            throw MixflowError.invalidArgument("an inference replica cannot save activations for backward")
+        }
         let a = try acts.get(config, batch: b, training: saveForBackward)
         if saveForBackward { state.lastBatch = 0 }
         try checkClassLabels(y, count: b, numClasses: numClasses)

@@ -36,18 +36,19 @@ public final class SiTModel: NativeArchitecture, CachedActivations {
     /// Activations of the last training forward (what backward reads) and the smaller inference set.
     var acts = ActivationCache<SiTActivations>()
 
-    public convenience init(_ config: SiTConfig, seed: UInt64, threads: Int = 0) throws {
-        try self.init(config, beforeFinal: { _ in }, seed: seed, threads: threads)
+    public convenience init(_ config: SiTConfig, parameters: ParameterSource, threads: Int) throws {
+        try self.init(config, beforeFinal: { _ in }, parameters: parameters, threads: threads)
     }
 
     /// A SiT whose table has extra tensors between the blocks and the final layer (see `SiTParameterTable`):
     /// the trunk of an architecture that attaches a `TokenTap`.
-    init(_ config: SiTConfig, beforeFinal: (inout ParameterLayout) -> Void, seed: UInt64, threads: Int) throws {
+    init(_ config: SiTConfig, beforeFinal: (inout ParameterLayout) -> Void, parameters: ParameterSource,
+         threads: Int) throws {
         try config.validate()
         self.config = config
         table = SiTParameterTable(config, beforeFinal: beforeFinal)
-        state = try ModelState(table.layout, threads: threads)
-        initialize(seed: seed)
+        state = try ModelState(table.layout, parameters: parameters, threads: threads)
+        if case .seed(let seed) = parameters { initialize(seed: seed) }
     }
 
     public static func config(fromMetadata meta: [(key: String, value: String)]) throws -> SiTConfig {
