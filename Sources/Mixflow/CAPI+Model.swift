@@ -13,6 +13,10 @@ final class Model {
     /// Set by mixflow_model_load_onnx: the file's metadata and the initializers it skipped.
     var fileMetadata: [(key: String, value: String)]?
     var ignoredTensors: [String] = []
+    /// How forward passes without a backward run (mixflow_model_forward, the samplers): in cache-sized chunks,
+    /// at once on one inference replica per thread when the batch allows. Built at first use; kept, so that the
+    /// replicas' activation buffers are reused from call to call.
+    private(set) lazy var inference = NativeSamplerModel(model)
     init(_ settings: ModelSettings) throws {
         model = try settings.shape.make(seed: settings.seed, threads: settings.threads)
         self.settings = settings
@@ -259,7 +263,7 @@ private func checkInputs(_ box: Model, _ x: UnsafePointer<Float>?, _ t: UnsafePo
     capi("mixflow_model_forward") {
         let box = try modelBox(model)
         let (x, t, y, b, _) = try checkInputs(box, x, t, y, batch)
-        try box.model.forward(x: x, t: t, y: y, batch: b, out: try require(out, "out"), dropout: nil, saveForBackward: false)
+        try box.inference.evaluate(x: x, t: t, y: y, batch: b, dim: box.model.sampleDim, out: try require(out, "out"))
     }
 }
 

@@ -25,8 +25,8 @@ import MixflowModels
 ) -> mixflow_status {
     capi("mixflow_sample_model") {
         let s = try Handle.get(sampler, kind: .sampler, "sampler", as: Sampler.self)
-        let main = try modelBox(model).model
-        let guide = try guide_model.map { try modelBox($0).model }
+        let mainBox = try modelBox(model), main = mainBox.model
+        let guideBox = try guide_model.map { try modelBox($0) }, guide = guideBox?.model
         let noise = try require(noise, "noise")
         let (b, d, n) = try matrixShape(batch, dim)
         let out = try require(out_x, "out_x")
@@ -52,7 +52,7 @@ import MixflowModels
         if out_trajectory != nil { _ = try checkedCount([Int64(s.outputTimes.count), batch, dim], "out_trajectory") }
         try requireFinite(UnsafeBufferPointer(start: noise, count: n), "noise")
         if UnsafePointer(out) != noise { out.update(from: noise, count: n) }
-        let nfe = try s.sample(model: NativeSamplerModel(main), guide: guide.map { NativeSamplerModel($0) }, labels: y, x: out,
+        let nfe = try s.sample(model: mainBox.inference, guide: guideBox?.inference, labels: y, x: out,
                                batch: b, dim: d, firstSample: first_sample, trajectory: out_trajectory)
         out_nfe?.pointee = Int64(nfe)
     }
