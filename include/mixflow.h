@@ -519,7 +519,9 @@ mixflow_status mixflow_model_get_grad(mixflow_model *model, const char *name, co
 
 /* Runs the model in evaluation mode (labels as given, no class dropout): out = v(x, t, y), the first C
  * channels of the head (the learn_sigma half is dropped, as upstream). Keeps no activations for a
- * backward pass, so it needs about 1/depth of the memory of `mixflow_model_gradients`.
+ * backward pass: the batch runs in chunks of samples sized to the caches (at least 4), and with several
+ * threads and at least 4 samples per thread the chunks run at once, one per thread, on replicas of the model
+ * that share its weights. The same bits whatever the batch, chunking or thread count.
  *
  * Parameters:
  *   x: [batch, in_channels, input_size, input_size], finite.
