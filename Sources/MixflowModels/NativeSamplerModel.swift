@@ -39,14 +39,15 @@ public final class NativeSamplerModel: SamplerModel {
     /// that every worker gets the same share; otherwise one worker runs them in turn with every layer split.
     static func plan(batch: Int, chunk: Int, threads: Int) -> (calls: Int, workers: Int) {
         let calls = (batch + chunk - 1) / chunk
-        guard threads > 1, batch >= threads * minChunk else { return (calls, 1) }
+        guard threads > 1, batch / threads >= minChunk else { return (calls, 1) }
         return (min(batch, (calls + threads - 1) / threads * threads), threads)
     }
 
     public func evaluate(x: UnsafePointer<Float>, t: UnsafePointer<Float>, y: UnsafePointer<Int32>?, batch: Int, dim: Int,
                   out: UnsafeMutablePointer<Float>) throws {
         if y == nil, nullLabels.count < batch { nullLabels = [Int32](repeating: Int32(model.numClasses), count: batch) }
-        let (calls, workers) = Self.plan(batch: batch, chunk: chunk, threads: model.threads)
+        // More workers than cores would only add replicas (a thread count is a bound, and may be INT32_MAX).
+        let (calls, workers) = Self.plan(batch: batch, chunk: chunk, threads: min(model.threads, Parallel.coreCount))
         if workers > 1, replicas.count != workers {
             replicas = try (0..<workers).map { _ in try model.inferenceReplica(threads: 1) }
         }

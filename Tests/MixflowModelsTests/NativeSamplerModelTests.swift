@@ -67,6 +67,7 @@ func samplerChunksGiveTheWholeBatchBits(arch: String, threads: Int) throws {
             }
         }
     }
+    #expect(NativeSamplerModel.plan(batch: 1 << 40, chunk: 4, threads: Int.max) == (1 << 38, 1))   // no overflow
 }
 
 /// An inference replica reads the parameter memory of its model (a later change of a weight shows in both),
