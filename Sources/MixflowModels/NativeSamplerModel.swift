@@ -10,8 +10,8 @@ import MixflowCore
 /// waiting on it). With several threads and enough samples (`plan`), the calls run at once, one per thread, each
 /// on an inference replica of the model at one thread, instead of one after another with every layer split
 /// between the threads: the threads then never wait for each other inside a forward pass (on that base, 2
-/// threads sampled 1.4× as fast as 1 with split layers; see docs/performance.md). Neither changes a bit: a
-/// sample's output does not depend on the batch around it nor on the thread count.
+/// threads sample 1.89× as fast as 1 this way, 1.39× with split layers; benchmarks/sampler/threads.py). Neither
+/// changes a bit: a sample's output does not depend on the batch around it nor on the thread count.
 public final class NativeSamplerModel: SamplerModel {
     public let model: NativeModel
     var nullLabels: [Int32] = []
