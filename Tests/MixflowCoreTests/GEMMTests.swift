@@ -148,6 +148,32 @@ import Glibc
         }
     }
 
+    /// Row-major A with alpha 1 is read in place by the AVX2 path (only a last partial row panel is packed): with
+    /// rows longer than K (lda > k, as for a slice of a wider activation) and NaN in the gap, the result is still
+    /// the chain, so only A's own elements are read, each at its row's stride, in every K block and row block.
+    @Test(arguments: [(6, 16, 5), (7, 33, 300), (13, 17, 257), (200, 40, 520)])
+    func rowMajorAWithAWideStrideIsTheChain(shape: (Int, Int, Int)) {
+        let (m, n, k) = shape, lda = k + 3
+        for pr in [Problem(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, beta: 1, seed: 5),
+                   Problem(transA: false, transB: false, m: m, n: n, k: k, seed: 6).withBias(seed: 8)] {
+            var wide = [Float](repeating: .nan, count: m * lda)
+            for i in 0..<m { for p in 0..<k { wide[i * lda + p] = pr.a[i * k + p] } }
+            let expected = pr.chain()
+            for path in Self.paths { for threads in [1, 2] {
+                var out = pr.c
+                let biasRow = pr.bias ?? []
+                wide.withUnsafeBufferPointer { ap in pr.b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { cp in
+                    biasRow.withUnsafeBufferPointer { bias in
+                        BLAS.sgemm(transA: false, transB: pr.transB, m: m, n: n, k: k, alpha: 1, a: ap.baseAddress!, lda: lda,
+                                   b: bp.baseAddress!, ldb: pr.ldb, beta: pr.beta, bias: pr.bias == nil ? nil : bias.baseAddress,
+                                   c: cp.baseAddress!, ldc: n, threads: threads, path: path)
+                    }
+                } } }
+                #expect(out == expected, "\(path.name) m=\(m) n=\(n) k=\(k) threads \(threads) bias \(pr.bias != nil)")
+            } }
+        }
+    }
+
     /// A row's bits do not depend on where it sits in the call or on how many rows the call has (the property
     /// OpenBLAS lacks): rows [o, o + len) of a product of A equal the product of A[o ..< o + len].
     @Test func rowsDoNotDependOnPositionOrBatchSplit() {
