@@ -5,7 +5,8 @@
 #   1. the shipped, converged base (models/fmnist-base): its sampling path does not lag, MixFlow hurts;
 #   2. a base whose path lags (models/fmnist-lagging: a small SiT after 1000 steps): MixFlow helps.
 # `mixflow posttrain` prints the Slow Flow advice for each (results/regimes: when MixFlow helps). 3.5 min
-# on 2 idle cores (AVX-512 Xeon, packages installed, library built); outputs in runs/posttrain and runs/posttrain-lagging
+# on 2 idle cores of an AVX-512 Xeon, 7 min on an AMD EPYC Zen 1 (packages installed, library built); outputs in
+# runs/posttrain and runs/posttrain-lagging
 # (rerunning resumes; Ctrl-C saves). Extra
 # arguments go to the first `mixflow posttrain` (see `scripts/mixflow posttrain --help`).
 set -euo pipefail
